@@ -1,0 +1,194 @@
+//! Duplicate emission: one model call reported twice (a wrapper instrumentation and the provider
+//! SDK's own spans, often in two traces, or a client retrying an export) counts once.
+//!
+//! A call is a duplicate of one seen before when, in order:
+//! 1. it has the same trace id and span id (a retried export), or
+//! 2. it has the same provider response id (`chatcmpl-…`, `msg_…`) under the same provider, or
+//! 3. at least one of the two has no response id, and they share
+//!    the service, normalized model and identical token usage, their time ranges overlap, and they
+//!    come from different instrumentation scopes (two instrumentations of one call; two identical
+//!    calls made by one instrumentation are both kept).
+//!
+//! Memory is bounded: at most `max_entries` calls are remembered, oldest forgotten first.
+
+use crate::record::{LlmCall, SpanRole, Usage};
+use std::collections::{HashMap, VecDeque};
+
+/// Why a call was found to be a duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateReason {
+    /// Same trace id and span id.
+    SpanId,
+    /// Same provider response id.
+    ResponseId,
+    /// Same service, model and usage, overlapping in time, from another instrumentation.
+    Fingerprint,
+}
+
+impl DuplicateReason {
+    /// Stable name for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DuplicateReason::SpanId => "span_id",
+            DuplicateReason::ResponseId => "response_id",
+            DuplicateReason::Fingerprint => "fingerprint",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Fingerprint {
+    service: String,
+    model: String,
+    usage: Usage,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    start: u64,
+    end: u64,
+    scope: String,
+    has_response_id: bool,
+}
+
+/// Remembers recent model calls and answers whether a new one was already counted.
+#[derive(Debug)]
+pub struct Deduplicator {
+    max_entries: usize,
+    spans: HashMap<([u8; 16], [u8; 8]), ()>,
+    responses: HashMap<(String, String), ()>,
+    fingerprints: HashMap<Fingerprint, Vec<Seen>>,
+    order: VecDeque<Key>,
+}
+
+#[derive(Debug)]
+enum Key {
+    Span([u8; 16], [u8; 8]),
+    Response(String, String),
+    Print(Fingerprint),
+}
+
+impl Deduplicator {
+    /// A deduplicator remembering at most `max_entries` calls (at least 1).
+    pub fn new(max_entries: usize) -> Self {
+        Deduplicator {
+            max_entries: max_entries.max(1),
+            spans: HashMap::new(),
+            responses: HashMap::new(),
+            fingerprints: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Number of remembered keys (for self-monitoring).
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Checks a call and remembers it. Returns the reason when it duplicates one seen before.
+    /// Only model calls are checked; other roles are never duplicates.
+    pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
+        if call.role != SpanRole::ModelCall {
+            return None;
+        }
+        let span_key = (call.trace_id, call.span_id);
+        if self.spans.contains_key(&span_key) {
+            return Some(DuplicateReason::SpanId);
+        }
+        let response_key = call
+            .response_id
+            .as_ref()
+            .map(|id| (call.provider.clone().unwrap_or_default(), id.clone()));
+        if let Some(k) = &response_key {
+            if self.responses.contains_key(k) {
+                self.remember(Key::Span(call.trace_id, call.span_id));
+                return Some(DuplicateReason::ResponseId);
+            }
+        }
+        let print = match (&call.usage, &call.normalized_model) {
+            (Some(usage), Some(model)) if usage.total() > 0 => {
+                Some(Fingerprint { service: call.service_name.clone(), model: model.clone(), usage: *usage })
+            }
+            _ => None,
+        };
+        if let Some(p) = &print {
+            if let Some(seen) = self.fingerprints.get(p) {
+                let dup = seen.iter().any(|s| {
+                    s.scope != call.scope_name
+                        && !(s.has_response_id && response_key.is_some())
+                        && s.start <= call.end_unix_nano
+                        && call.start_unix_nano <= s.end
+                });
+                if dup {
+                    self.remember(Key::Span(call.trace_id, call.span_id));
+                    if let Some(k) = response_key {
+                        self.remember(Key::Response(k.0, k.1));
+                    }
+                    return Some(DuplicateReason::Fingerprint);
+                }
+            }
+        }
+        self.remember(Key::Span(call.trace_id, call.span_id));
+        if let Some(k) = response_key {
+            self.remember(Key::Response(k.0, k.1));
+        }
+        if let Some(p) = print {
+            self.fingerprints.entry(p.clone()).or_default().push(Seen {
+                start: call.start_unix_nano,
+                end: call.end_unix_nano,
+                scope: call.scope_name.clone(),
+                has_response_id: call.response_id.is_some(),
+            });
+            self.order.push_back(Key::Print(p));
+            self.evict();
+        }
+        None
+    }
+
+    fn remember(&mut self, key: Key) {
+        match &key {
+            Key::Span(t, s) => {
+                if self.spans.insert((*t, *s), ()).is_some() {
+                    return;
+                }
+            }
+            Key::Response(p, id) => {
+                if self.responses.insert((p.clone(), id.clone()), ()).is_some() {
+                    return;
+                }
+            }
+            Key::Print(_) => {}
+        }
+        self.order.push_back(key);
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.order.len() > self.max_entries {
+            match self.order.pop_front() {
+                Some(Key::Span(t, s)) => {
+                    self.spans.remove(&(t, s));
+                }
+                Some(Key::Response(p, id)) => {
+                    self.responses.remove(&(p, id));
+                }
+                Some(Key::Print(p)) => {
+                    if let Some(v) = self.fingerprints.get_mut(&p) {
+                        if !v.is_empty() {
+                            v.remove(0);
+                        }
+                        if v.is_empty() {
+                            self.fingerprints.remove(&p);
+                        }
+                    }
+                }
+                None => break,
+            }
+        }
+    }
+}

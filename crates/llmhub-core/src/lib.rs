@@ -1,0 +1,22 @@
+//! Pure logic shared by every part of llmhub: the canonical LLM call record, the GenAI attribute
+//! dialects and their normalization, token arithmetic, error classification and duplicate detection.
+//!
+//! No I/O lives here: the processor and the SQL extension both depend on this crate, so a call is
+//! read, bucketed and classified the same way everywhere.
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod dedup;
+pub mod dialect;
+pub mod error_class;
+pub mod keys;
+pub mod normalize;
+pub mod provider;
+pub mod record;
+pub mod span;
+pub mod timefmt;
+pub mod usage;
+
+pub use dialect::Dialect;
+pub use normalize::{normalize, NormalizeOptions, Normalized, Outcome};
+pub use record::{AgentContext, CallStatus, ErrorClass, LlmCall, SpanRole, Timings, Usage};

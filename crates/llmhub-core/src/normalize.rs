@@ -1,0 +1,670 @@
+//! Normalization: one span of any dialect in, one canonical [`LlmCall`] out.
+//!
+//! Steps: validate ids; recognise the dialect; read every key of the attribute table
+//! ([`crate::keys::KEY_RULES`]) plus the structured keys and span events, keeping per field the
+//! candidate of lowest rank; decide the span's role; bucket tokens; derive timings and the error
+//! class; sanitize strings. Nothing here allocates per attribute beyond what the record keeps.
+
+use crate::dialect;
+use crate::error_class::{self, ErrorSignals};
+use crate::keys::{rules_by_key, Field, Unit, FIELD_COUNT};
+use crate::provider::{canonical_provider, normalize_model};
+use crate::record::{AgentContext, CallStatus, LlmCall, SpanRole, Timings};
+use crate::span::{find, Attribute, ContextView, SpanView, StatusCode, Value};
+use crate::timefmt::rfc3339_to_unix_nanos;
+use crate::usage::{input_convention, to_buckets, InputConvention, RawUsage, MAX_TOKENS};
+
+/// Options of normalization.
+#[derive(Debug, Clone)]
+pub struct NormalizeOptions {
+    /// Longest string kept in a record field, in bytes; longer values are cut at a character
+    /// boundary and reported.
+    pub max_value_len: usize,
+    /// Attribute keys that name the tenant, looked up on the span first, then on the resource.
+    pub tenant_keys: Vec<String>,
+}
+
+impl Default for NormalizeOptions {
+    fn default() -> Self {
+        NormalizeOptions { max_value_len: 256, tenant_keys: vec!["tenant.id".to_owned()] }
+    }
+}
+
+/// A span read as a model, agent or tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    /// The canonical record.
+    pub call: LlmCall,
+    /// Problems found and worked around (values ignored or cut), one sentence each, naming the
+    /// attribute. Receivers return them to the client as a partial-success message.
+    pub warnings: Vec<String>,
+    /// Fields for which two keys of the span disagreed (the higher-precedence key won).
+    pub conflicts: Vec<Field>,
+}
+
+/// What normalization made of a span.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A GenAI span.
+    Call(Box<Normalized>),
+    /// A span with no GenAI attributes: not an LLM call, passed over.
+    NotGenAi,
+    /// A span that cannot be accepted (invalid ids); the reason names the problem.
+    Rejected(String),
+}
+
+/// A candidate value for one field.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+struct Candidate<'a> {
+    rank: u8,
+    key: &'a str,
+    value: Scalar<'a>,
+    /// Set when the source states its input convention (Langfuse usage details are disjoint).
+    exclusive_input: bool,
+}
+
+struct Fields<'a> {
+    best: [Option<Candidate<'a>>; FIELD_COUNT],
+    conflicts: Vec<Field>,
+}
+
+impl<'a> Fields<'a> {
+    fn new() -> Self {
+        Fields { best: std::array::from_fn(|_| None), conflicts: Vec::new() }
+    }
+
+    fn offer(&mut self, field: Field, rank: u8, key: &'a str, value: Scalar<'a>) {
+        self.offer_full(field, Candidate { rank, key, value, exclusive_input: false });
+    }
+
+    fn offer_full(&mut self, field: Field, cand: Candidate<'a>) {
+        let slot = &mut self.best[field.index()];
+        match slot {
+            None => *slot = Some(cand),
+            Some(cur) => {
+                if !same_value(&cur.value, &cand.value) && !self.conflicts.contains(&field) {
+                    self.conflicts.push(field);
+                }
+                if cand.rank < cur.rank {
+                    *slot = Some(cand);
+                }
+            }
+        }
+    }
+
+    fn get(&self, field: Field) -> Option<&Candidate<'a>> {
+        self.best[field.index()].as_ref()
+    }
+
+    fn str(&self, field: Field) -> Option<&'a str> {
+        match self.get(field)?.value {
+            Scalar::Str(s) if !s.trim().is_empty() => Some(s),
+            _ => None,
+        }
+    }
+}
+
+fn same_value(a: &Scalar<'_>, b: &Scalar<'_>) -> bool {
+    match (a, b) {
+        (Scalar::Num(x), Scalar::Num(y)) => (x - y).abs() < 1e-9 || x == y,
+        (Scalar::Str(x), Scalar::Str(y)) => x == y,
+        (Scalar::Str(x), Scalar::List(l)) | (Scalar::List(l), Scalar::Str(x)) => l.len() == 1 && l[0] == *x,
+        _ => a == b,
+    }
+}
+
+fn to_scalar<'a>(v: &Value<'a>, unit: Unit) -> Option<Scalar<'a>> {
+    let scale = |x: f64| if unit == Unit::Millis { x / 1000.0 } else { x };
+    match v {
+        Value::Str(s) => {
+            let t = s.trim();
+            if unit == Unit::Millis {
+                t.parse::<f64>().ok().map(|x| Scalar::Num(scale(x)))
+            } else {
+                Some(Scalar::Str(s))
+            }
+        }
+        Value::Int(i) => Some(Scalar::Num(scale(*i as f64))),
+        Value::Double(d) => Some(Scalar::Num(scale(*d))),
+        Value::Bool(b) => Some(Scalar::Bool(*b)),
+        Value::Array(items) => Some(Scalar::List(
+            items.iter().filter_map(|i| i.as_str()).map(str::to_owned).collect(),
+        )),
+        Value::Other => None,
+    }
+}
+
+/// Reads a count: a non-negative integral number up to [`MAX_TOKENS`], given as a number or a
+/// numeric string.
+fn token_count(c: &Candidate<'_>) -> Result<u64, String> {
+    let x = match &c.value {
+        Scalar::Num(x) => *x,
+        Scalar::Str(s) => s.trim().parse::<f64>().map_err(|_| format!("{} = {:?} is not a number", c.key, s))?,
+        other => return Err(format!("{} = {:?} is not a number", c.key, other)),
+    };
+    if !x.is_finite() || x < 0.0 || x.fract() != 0.0 || x > MAX_TOKENS as f64 {
+        return Err(format!("{} = {} is not a token count (a whole number from 0 to {})", c.key, x, MAX_TOKENS));
+    }
+    Ok(x as u64)
+}
+
+fn number(c: &Candidate<'_>) -> Option<f64> {
+    match &c.value {
+        Scalar::Num(x) => Some(*x),
+        Scalar::Str(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+fn boolean(c: &Candidate<'_>) -> Option<bool> {
+    match &c.value {
+        Scalar::Bool(b) => Some(*b),
+        Scalar::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        Scalar::Num(x) => Some(*x != 0.0),
+        Scalar::List(_) => None,
+    }
+}
+
+/// Longest accepted duration (time to first token, time per token): one day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+fn seconds(c: &Candidate<'_>, warnings: &mut Vec<String>) -> Option<f64> {
+    let x = number(c)?;
+    if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) {
+        Some(x)
+    } else {
+        warnings.push(format!("{} = {} is not a duration from 0 to {} s; ignored", c.key, x, MAX_SECONDS));
+        None
+    }
+}
+
+/// Keys of Langfuse `usage_details` JSON, by field. Langfuse usage buckets are disjoint.
+static LANGFUSE_USAGE_KEYS: &[(&str, Field)] = &[
+    ("input", Field::InputTokens),
+    ("prompt_tokens", Field::InputTokens),
+    ("input_tokens", Field::InputTokens),
+    ("output", Field::OutputTokens),
+    ("completion_tokens", Field::OutputTokens),
+    ("output_tokens", Field::OutputTokens),
+    ("cache_read_input_tokens", Field::CacheReadTokens),
+    ("input_cached_tokens", Field::CacheReadTokens),
+    ("input_cache_read", Field::CacheReadTokens),
+    ("cache_creation_input_tokens", Field::CacheWriteTokens),
+    ("input_cache_creation", Field::CacheWriteTokens),
+    ("output_reasoning_tokens", Field::ReasoningTokens),
+    ("output_reasoning", Field::ReasoningTokens),
+    ("reasoning_tokens", Field::ReasoningTokens),
+];
+
+/// Rank given to values read from structured keys and events: below every plain key.
+const STRUCTURED_RANK: u8 = 20;
+
+fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: &mut Fields<'a>) {
+    match key {
+        "langfuse.observation.usage_details" => {
+            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+                return;
+            };
+            let Some(map) = obj.as_object() else { return };
+            for (k, v) in map {
+                if let (Some((_, field)), Some(n)) =
+                    (LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k), v.as_f64())
+                {
+                    let cand = Candidate { rank: STRUCTURED_RANK, key, value: Scalar::Num(n), exclusive_input: true };
+                    f.offer_full(*field, cand);
+                }
+            }
+        }
+        "langfuse.observation.cost_details" => {
+            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+                return;
+            };
+            let total = obj.get("total").and_then(|t| t.as_f64()).or_else(|| {
+                obj.as_object().map(|m| m.values().filter_map(|v| v.as_f64()).sum::<f64>())
+            });
+            if let Some(t) = total {
+                f.offer(Field::SdkCost, STRUCTURED_RANK, key, Scalar::Num(t));
+            }
+        }
+        "langfuse.observation.completion_start_time" => {
+            if let Some(t) = value.as_str().and_then(rfc3339_to_unix_nanos) {
+                if t >= span.start_unix_nano {
+                    let s = (t - span.start_unix_nano) as f64 / 1e9;
+                    f.offer(Field::Ttft, STRUCTURED_RANK, key, Scalar::Num(s));
+                }
+            }
+        }
+        "llm.invocation_parameters" => {
+            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+                return;
+            };
+            if let Some(b) = obj.get("stream").and_then(|v| v.as_bool()) {
+                f.offer(Field::Streaming, STRUCTURED_RANK, key, Scalar::Bool(b));
+            }
+        }
+        _ => {
+            // OpenLLMetry: gen_ai.completion.<n>.finish_reason
+            if let Some(rest) = key.strip_prefix("gen_ai.completion.") {
+                if let Some((idx, "finish_reason")) = rest.split_once('.') {
+                    if idx.bytes().all(|b| b.is_ascii_digit()) {
+                        if let Some(s) = value.as_str() {
+                            let mut list = match f.get(Field::FinishReasons) {
+                                Some(Candidate { rank: STRUCTURED_RANK, value: Scalar::List(l), .. }) => l.clone(),
+                                _ => Vec::new(),
+                            };
+                            list.push(s.to_owned());
+                            if f.get(Field::FinishReasons).is_none_or(|c| c.rank == STRUCTURED_RANK) {
+                                f.best[Field::FinishReasons.index()] = Some(Candidate {
+                                    rank: STRUCTURED_RANK,
+                                    key,
+                                    value: Scalar::List(list),
+                                    exclusive_input: false,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Role markers of the dialects, read before the operation name.
+fn role_from_markers(attrs: &[Attribute<'_>], span_name: &str) -> Option<SpanRole> {
+    if let Some(op) = find(attrs, "ai.operationId").and_then(Value::as_str) {
+        return Some(if op == "ai.toolCall" {
+            SpanRole::Tool
+        } else if op.ends_with(".doGenerate") || op.ends_with(".doStream") || op.ends_with(".doEmbed") {
+            SpanRole::ModelCall
+        } else {
+            SpanRole::Workflow
+        });
+    }
+    if let Some(kind) = find(attrs, "openinference.span.kind").and_then(Value::as_str) {
+        return Some(match kind.to_ascii_uppercase().as_str() {
+            "LLM" | "EMBEDDING" | "RERANKER" => SpanRole::ModelCall,
+            "AGENT" => SpanRole::Agent,
+            "TOOL" => SpanRole::Tool,
+            _ => SpanRole::Workflow,
+        });
+    }
+    if let Some(kind) = find(attrs, "traceloop.span.kind").and_then(Value::as_str) {
+        return Some(match kind.to_ascii_lowercase().as_str() {
+            "agent" => SpanRole::Agent,
+            "tool" => SpanRole::Tool,
+            _ => SpanRole::Workflow,
+        });
+    }
+    if let Some(kind) = find(attrs, "langfuse.observation.type").and_then(Value::as_str) {
+        return Some(match kind.to_ascii_lowercase().as_str() {
+            "generation" | "embedding" => SpanRole::ModelCall,
+            "agent" => SpanRole::Agent,
+            "tool" => SpanRole::Tool,
+            _ => SpanRole::Workflow,
+        });
+    }
+    if span_name == "agent run" {
+        return Some(SpanRole::Agent);
+    }
+    if span_name == "running tool" || span_name.starts_with("running tool:") {
+        return Some(SpanRole::Tool);
+    }
+    None
+}
+
+fn role_from_operation(op: &str) -> SpanRole {
+    match op {
+        "invoke_agent" | "create_agent" => SpanRole::Agent,
+        "execute_tool" => SpanRole::Tool,
+        "invoke_workflow" | "workflow" | "task" => SpanRole::Workflow,
+        _ => SpanRole::ModelCall,
+    }
+}
+
+/// Maps the dialects' operation spellings to OpenTelemetry operation names.
+fn canonical_operation(op: &str) -> String {
+    match op.trim().to_ascii_lowercase().as_str() {
+        "completion" | "completions" | "text_completion" => "text_completion".to_owned(),
+        "embedding" | "embeddings" | "embed" => "embeddings".to_owned(),
+        "chat" | "chat_completion" => "chat".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn default_operation(role: SpanRole, attrs: &[Attribute<'_>]) -> &'static str {
+    match role {
+        SpanRole::Agent => "invoke_agent",
+        SpanRole::Tool => "execute_tool",
+        SpanRole::Workflow => "workflow",
+        SpanRole::ModelCall => {
+            let embedding = find(attrs, "openinference.span.kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| k.eq_ignore_ascii_case("EMBEDDING"))
+                || find(attrs, "langfuse.observation.type").and_then(Value::as_str) == Some("embedding")
+                || find(attrs, "ai.operationId").and_then(Value::as_str).is_some_and(|o| o.ends_with(".doEmbed"));
+            if embedding {
+                "embeddings"
+            } else {
+                "chat"
+            }
+        }
+    }
+}
+
+fn id16(b: &[u8]) -> Option<[u8; 16]> {
+    let a: [u8; 16] = b.try_into().ok()?;
+    (a != [0; 16]).then_some(a)
+}
+
+fn id8(b: &[u8]) -> Option<[u8; 8]> {
+    let a: [u8; 8] = b.try_into().ok()?;
+    (a != [0; 8]).then_some(a)
+}
+
+/// Cuts a string to at most `max` bytes at a character boundary, reporting the cut.
+fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
+    let s = s.trim();
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    warnings.push(format!("{what} is {} bytes long; cut to {max} bytes", s.len()));
+    s[..end].to_owned()
+}
+
+/// Normalizes one span. See the module documentation.
+pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOptions) -> Outcome {
+    let Some(trace_id) = id16(span.trace_id) else {
+        return Outcome::Rejected(format!(
+            "span {:?}: trace_id must be 16 bytes and not all zero, got {} bytes",
+            span.name,
+            span.trace_id.len()
+        ));
+    };
+    let Some(span_id) = id8(span.span_id) else {
+        return Outcome::Rejected(format!(
+            "span {:?}: span_id must be 8 bytes and not all zero, got {} bytes",
+            span.name,
+            span.span_id.len()
+        ));
+    };
+    let Some(dialect) = dialect::detect(&span.attributes, ctx.scope_name) else {
+        return Outcome::NotGenAi;
+    };
+
+    let mut warnings = Vec::new();
+    let max = opts.max_value_len;
+    let parent_span_id = if span.parent_span_id.is_empty() {
+        None
+    } else {
+        let p = id8(span.parent_span_id);
+        if p.is_none() {
+            warnings.push(format!("parent_span_id has {} bytes, expected 8; ignored", span.parent_span_id.len()));
+        }
+        p
+    };
+
+    // Read every known key, keeping the best candidate per field.
+    let rules = rules_by_key();
+    let mut f = Fields::new();
+    for (key, value) in &span.attributes {
+        if let Some(rule) = rules.get(key) {
+            if let Some(s) = to_scalar(value, rule.unit) {
+                f.offer(rule.field, rule.rank, key, s);
+            }
+        } else {
+            read_structured(key, value, span, &mut f);
+        }
+    }
+
+    // Events: exceptions, first-token events; other events (content events) are tolerated.
+    let mut error_texts: Vec<&str> = Vec::new();
+    let mut has_exception = false;
+    for ev in &span.events {
+        match ev.name {
+            "exception" => {
+                has_exception = true;
+                for k in ["exception.type", "exception.message"] {
+                    if let Some(s) = find(&ev.attributes, k).and_then(Value::as_str) {
+                        error_texts.push(s);
+                    }
+                }
+            }
+            "First Token Stream Event" | "ai.stream.firstChunk" => {
+                let ms = find(&ev.attributes, "ai.response.msToFirstChunk")
+                    .or_else(|| find(&ev.attributes, "ai.stream.msToFirstChunk"))
+                    .and_then(|v| to_scalar(v, Unit::Millis));
+                if let Some(s) = ms {
+                    f.offer(Field::Ttft, STRUCTURED_RANK + 1, ev.name, s);
+                } else if ev.time_unix_nano >= span.start_unix_nano && span.start_unix_nano > 0 {
+                    let s = (ev.time_unix_nano - span.start_unix_nano) as f64 / 1e9;
+                    f.offer(Field::Ttft, STRUCTURED_RANK + 2, ev.name, Scalar::Num(s));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // Role and operation.
+    let op_raw = f.str(Field::Operation);
+    let role = role_from_markers(&span.attributes, span.name)
+        .or_else(|| op_raw.map(|o| role_from_operation(&canonical_operation(o))))
+        .unwrap_or_else(|| {
+            let has_model = f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
+            let has_usage = f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
+            if has_model || has_usage {
+                SpanRole::ModelCall
+            } else if f.get(Field::ToolName).is_some() {
+                SpanRole::Tool
+            } else if f.get(Field::AgentName).is_some() {
+                SpanRole::Agent
+            } else {
+                SpanRole::ModelCall
+            }
+        });
+    let operation = match op_raw {
+        Some(o) => keep(&canonical_operation(o), max, "operation name", &mut warnings),
+        None => default_operation(role, &span.attributes).to_owned(),
+    };
+
+    // Provider and models.
+    let provider = f.str(Field::Provider).map(|p| keep(&canonical_provider(p), max, "provider name", &mut warnings));
+    let request_model = f.str(Field::RequestModel).map(|m| keep(m, max, "request model", &mut warnings));
+    let response_model = f.str(Field::ResponseModel).map(|m| keep(m, max, "response model", &mut warnings));
+    let normalized_model = response_model.as_deref().or(request_model.as_deref()).map(normalize_model);
+
+    // Usage.
+    let mut raw = RawUsage::default();
+    let mut usage_valid = true;
+    let mut exclusive_hint = false;
+    for (field, slot) in [
+        (Field::InputTokens, &mut raw.input),
+        (Field::OutputTokens, &mut raw.output),
+        (Field::CacheReadTokens, &mut raw.cache_read),
+        (Field::CacheWriteTokens, &mut raw.cache_write),
+        (Field::ReasoningTokens, &mut raw.reasoning),
+    ] {
+        if let Some(c) = f.get(field) {
+            match token_count(c) {
+                Ok(n) => *slot = Some(n),
+                Err(e) => {
+                    warnings.push(format!("{e}; usage of this span ignored"));
+                    usage_valid = false;
+                }
+            }
+            if field == Field::InputTokens {
+                exclusive_hint = c.exclusive_input;
+            }
+        }
+    }
+    let convention = if exclusive_hint {
+        InputConvention::Exclusive
+    } else {
+        input_convention(dialect, provider.as_deref())
+    };
+    let usage = if usage_valid { to_buckets(raw, convention) } else { None };
+
+    // Timings.
+    let duration_s = if span.end_unix_nano >= span.start_unix_nano && span.start_unix_nano > 0 {
+        Some((span.end_unix_nano - span.start_unix_nano) as f64 / 1e9)
+    } else {
+        warnings.push(format!(
+            "span end time {} is before its start time {} (or start is 0); duration ignored",
+            span.end_unix_nano, span.start_unix_nano
+        ));
+        None
+    };
+    let ttft_s = f.get(Field::Ttft).and_then(|c| seconds(c, &mut warnings));
+    let output_total = usage.map(|u| u.output_total());
+    let gen_time = match (duration_s, ttft_s) {
+        (Some(d), Some(t)) if d > t => Some(d - t),
+        (Some(d), None) => Some(d),
+        _ => None,
+    };
+    let tpot_s = f.get(Field::Tpot).and_then(|c| seconds(c, &mut warnings)).or_else(|| match (ttft_s, gen_time, output_total) {
+        (Some(_), Some(g), Some(n)) if n > 1 && g > 0.0 => Some(g / (n - 1) as f64),
+        _ => None,
+    });
+    let output_tokens_per_s = match (gen_time, output_total) {
+        (Some(g), Some(n)) if g > 0.0 && n > 0 => Some(n as f64 / g),
+        _ => None,
+    };
+
+    // Streaming.
+    let streaming = f.get(Field::Streaming).and_then(boolean).or_else(|| {
+        let op = find(&span.attributes, "ai.operationId").and_then(Value::as_str)?;
+        Some(op.ends_with(".doStream"))
+    });
+
+    // Finish reasons.
+    let finish_reasons: Vec<String> = match f.get(Field::FinishReasons).map(|c| &c.value) {
+        Some(Scalar::List(l)) => l.iter().map(|s| keep(s, max, "finish reason", &mut warnings)).collect(),
+        Some(Scalar::Str(s)) => {
+            let t = s.trim();
+            if t.starts_with('[') {
+                serde_json::from_str::<Vec<String>>(t).unwrap_or_default()
+            } else if t.is_empty() {
+                Vec::new()
+            } else {
+                vec![keep(t, max, "finish reason", &mut warnings)]
+            }
+        }
+        _ => Vec::new(),
+    };
+
+    // Errors.
+    let langfuse_error = find(&span.attributes, "langfuse.observation.level")
+        .and_then(Value::as_str)
+        .is_some_and(|l| l.eq_ignore_ascii_case("ERROR"));
+    if langfuse_error {
+        if let Some(m) = find(&span.attributes, "langfuse.observation.status_message").and_then(Value::as_str) {
+            error_texts.push(m);
+        }
+    }
+    let status_error = span.status_code == StatusCode::Error || langfuse_error;
+    if status_error && !span.status_message.is_empty() {
+        error_texts.push(span.status_message);
+    }
+    let error_type_raw = f.str(Field::ErrorType);
+    let http_status = f.get(Field::HttpStatus).and_then(number).map(|x| x as i64);
+    let signals = ErrorSignals {
+        status_error: status_error || has_exception,
+        error_type: error_type_raw,
+        texts: error_texts,
+        http_status,
+        finish_reasons: &finish_reasons,
+    };
+    let error_class = error_class::classify(&signals);
+    let error_type = error_class.and_then(|_| {
+        error_type_raw
+            .map(|t| keep(t, max, "error.type", &mut warnings))
+            .or_else(|| http_status.filter(|c| *c >= 400).map(|c| c.to_string()))
+    });
+    let status = match span.status_code {
+        StatusCode::Error => CallStatus::Error,
+        _ if error_class.is_some() && error_class != Some(crate::record::ErrorClass::ContentFiltered) => {
+            CallStatus::Error
+        }
+        StatusCode::Ok => CallStatus::Ok,
+        StatusCode::Unset => CallStatus::Unset,
+    };
+
+    // Context.
+    let service_name = find(&ctx.resource, "service.name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| keep(s, max, "service.name", &mut warnings))
+        .unwrap_or_else(|| "unknown_service".to_owned());
+    let environment = find(&ctx.resource, "deployment.environment.name")
+        .or_else(|| find(&ctx.resource, "deployment.environment"))
+        .and_then(Value::as_str)
+        .or_else(|| f.str(Field::Environment))
+        .map(|s| keep(s, max, "deployment environment", &mut warnings));
+    let tenant = opts
+        .tenant_keys
+        .iter()
+        .find_map(|k| find(&span.attributes, k).or_else(|| find(&ctx.resource, k)).and_then(Value::as_str))
+        .map(|s| keep(s, max, "tenant", &mut warnings));
+
+    let mut text = |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
+    let agent = AgentContext {
+        agent_id: text(Field::AgentId, "gen_ai.agent.id"),
+        agent_name: text(Field::AgentName, "agent name"),
+        workflow_name: text(Field::WorkflowName, "workflow name"),
+        conversation_id: text(Field::ConversationId, "conversation id"),
+        tool_name: text(Field::ToolName, "tool name"),
+        tool_call_id: text(Field::ToolCallId, "tool call id"),
+    };
+    let response_id = text(Field::ResponseId, "response id");
+    let server_address = text(Field::ServerAddress, "server.address");
+    let server_port = f.get(Field::ServerPort).and_then(number).filter(|p| (1.0..=65535.0).contains(p)).map(|p| p as u16);
+    let sdk_reported_cost_usd = f.get(Field::SdkCost).and_then(number).filter(|c| c.is_finite() && *c >= 0.0);
+
+    let call = LlmCall {
+        trace_id,
+        span_id,
+        parent_span_id,
+        start_unix_nano: span.start_unix_nano,
+        end_unix_nano: span.end_unix_nano,
+        tenant,
+        service_name,
+        environment,
+        dialect,
+        scope_name: keep(ctx.scope_name, max, "instrumentation scope name", &mut warnings),
+        role,
+        operation,
+        provider,
+        request_model,
+        response_model,
+        normalized_model,
+        response_id,
+        streaming,
+        finish_reasons,
+        status,
+        error_class,
+        error_type,
+        server_address,
+        server_port,
+        counts_usage: role == SpanRole::ModelCall,
+        usage,
+        timings: Timings { duration_s, ttft_s, tpot_s, output_tokens_per_s },
+        sdk_reported_cost_usd,
+        agent,
+    };
+    Outcome::Call(Box::new(Normalized { call, warnings, conflicts: f.conflicts }))
+}

@@ -1,0 +1,231 @@
+//! The canonical LLM call record: one per model call (or agent/tool step), whatever dialect it was
+//! read from. Every exporter and the SQL extension consume this shape.
+
+use crate::dialect::Dialect;
+
+/// What a span describes, decided from the dialect's span-kind markers and the operation name.
+///
+/// Only [`SpanRole::ModelCall`] spans count tokens: agent, workflow and chain spans often carry the
+/// sum of their children's usage, and counting it again would double every figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpanRole {
+    /// A leaf call to a model (chat, completion, embeddings, ...). Its usage counts.
+    ModelCall,
+    /// An agent invocation (`invoke_agent`, OpenInference `AGENT`, ...). Usage, if any, is an aggregate.
+    Agent,
+    /// A tool execution (`execute_tool`, OpenInference `TOOL`, ...).
+    Tool,
+    /// A workflow, chain or task that groups other steps. Usage, if any, is an aggregate.
+    Workflow,
+}
+
+impl SpanRole {
+    /// Stable lower-case name used in metrics and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanRole::ModelCall => "model_call",
+            SpanRole::Agent => "agent",
+            SpanRole::Tool => "tool",
+            SpanRole::Workflow => "workflow",
+        }
+    }
+}
+
+/// The class of a failed call, derived from span status, `error.type`, exception events, HTTP
+/// status codes and finish reasons. See `docs/normalization.md` for the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorClass {
+    /// HTTP 429, provider rate limit or quota errors.
+    RateLimited,
+    /// The prompt did not fit the model's context window.
+    ContextLengthExceeded,
+    /// The provider's safety system blocked the request or the response.
+    ContentFiltered,
+    /// Client or server timeout.
+    Timeout,
+    /// Authentication or permission failure (401/403).
+    Auth,
+    /// The request was rejected as invalid (400/404/422).
+    InvalidRequest,
+    /// Provider-side failure (5xx, overloaded).
+    ServerError,
+    /// The caller cancelled the request.
+    Cancelled,
+    /// An error that matched no other class.
+    Other,
+}
+
+impl ErrorClass {
+    /// All classes, in documentation order.
+    pub const ALL: [ErrorClass; 9] = [
+        ErrorClass::RateLimited,
+        ErrorClass::ContextLengthExceeded,
+        ErrorClass::ContentFiltered,
+        ErrorClass::Timeout,
+        ErrorClass::Auth,
+        ErrorClass::InvalidRequest,
+        ErrorClass::ServerError,
+        ErrorClass::Cancelled,
+        ErrorClass::Other,
+    ];
+
+    /// Stable snake_case name used in metrics and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::ContextLengthExceeded => "context_length_exceeded",
+            ErrorClass::ContentFiltered => "content_filtered",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Auth => "auth",
+            ErrorClass::InvalidRequest => "invalid_request",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::Cancelled => "cancelled",
+            ErrorClass::Other => "other",
+        }
+    }
+}
+
+/// Token usage in disjoint buckets: every token is in exactly one bucket, so sums never count a
+/// token twice, whatever convention the instrumentation used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Usage {
+    /// Input tokens read neither from nor into the provider's prompt cache.
+    pub input_uncached: u64,
+    /// Input tokens served from the prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written into the prompt cache.
+    pub cache_write: u64,
+    /// Output tokens that are not reasoning tokens.
+    pub output: u64,
+    /// Reasoning ("thinking") output tokens.
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// All input tokens: uncached + cache read + cache write.
+    pub fn input_total(&self) -> u64 {
+        self.input_uncached
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_write)
+    }
+
+    /// All output tokens: visible output + reasoning.
+    pub fn output_total(&self) -> u64 {
+        self.output.saturating_add(self.reasoning)
+    }
+
+    /// Input plus output.
+    pub fn total(&self) -> u64 {
+        self.input_total().saturating_add(self.output_total())
+    }
+}
+
+/// Durations derived for a call. All in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timings {
+    /// End minus start of the span; `None` when the span's times are invalid (end before start).
+    pub duration_s: Option<f64>,
+    /// Time to first token (or first chunk) of a streamed response.
+    pub ttft_s: Option<f64>,
+    /// Time per output token after the first: (duration - ttft) / (output tokens - 1).
+    pub tpot_s: Option<f64>,
+    /// Output tokens (including reasoning) per second of generation time.
+    pub output_tokens_per_s: Option<f64>,
+}
+
+/// Agent, workflow and tool context of a span.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentContext {
+    /// `gen_ai.agent.id`.
+    pub agent_id: Option<String>,
+    /// `gen_ai.agent.name` or the dialect's equivalent.
+    pub agent_name: Option<String>,
+    /// Workflow or chain name (`traceloop.workflow.name`, Vercel `ai.telemetry.functionId`, ...).
+    pub workflow_name: Option<String>,
+    /// `gen_ai.conversation.id` or a session id.
+    pub conversation_id: Option<String>,
+    /// Tool name for tool spans.
+    pub tool_name: Option<String>,
+    /// Tool call id for tool spans.
+    pub tool_call_id: Option<String>,
+}
+
+/// Status of the span as OTLP reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    /// Status unset.
+    Unset,
+    /// Status OK.
+    Ok,
+    /// Status ERROR (or an error derived from attributes).
+    Error,
+}
+
+/// The canonical record of one model call (or one agent or tool step).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmCall {
+    /// 16-byte trace id.
+    pub trace_id: [u8; 16],
+    /// 8-byte span id.
+    pub span_id: [u8; 8],
+    /// Parent span id, when the span has one.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// Start time, nanoseconds since the Unix epoch.
+    pub start_unix_nano: u64,
+    /// End time, nanoseconds since the Unix epoch.
+    pub end_unix_nano: u64,
+
+    /// Tenant, from the configured resource or span attribute.
+    pub tenant: Option<String>,
+    /// `service.name` of the resource (`unknown_service` when absent, as the SDKs default).
+    pub service_name: String,
+    /// Deployment environment (`deployment.environment.name`, older `deployment.environment`, ...).
+    pub environment: Option<String>,
+    /// The dialect the span was read from.
+    pub dialect: Dialect,
+    /// Instrumentation scope name, used to tell two instrumentations of one call apart.
+    pub scope_name: String,
+
+    /// What the span describes.
+    pub role: SpanRole,
+    /// Operation name in OpenTelemetry terms (`chat`, `embeddings`, `execute_tool`, ...).
+    pub operation: String,
+    /// Provider, mapped to the current well-known `gen_ai.provider.name` value.
+    pub provider: Option<String>,
+    /// The model the caller asked for.
+    pub request_model: Option<String>,
+    /// The model the provider says answered.
+    pub response_model: Option<String>,
+    /// Response model if known, else request model; lower-cased, provider prefix removed.
+    pub normalized_model: Option<String>,
+    /// The provider's response id (`chatcmpl-...`, `msg_...`), used to find duplicate emissions.
+    pub response_id: Option<String>,
+    /// Whether the response was streamed, when the instrumentation says.
+    pub streaming: Option<bool>,
+    /// Finish reasons, one per choice.
+    pub finish_reasons: Vec<String>,
+    /// Span status.
+    pub status: CallStatus,
+    /// Error class, when the call failed.
+    pub error_class: Option<ErrorClass>,
+    /// The raw error type (`error.type`, exception type or HTTP status), when the call failed.
+    pub error_type: Option<String>,
+    /// `server.address`.
+    pub server_address: Option<String>,
+    /// `server.port`.
+    pub server_port: Option<u16>,
+
+    /// Token usage; `None` when the span reported no usage at all (never read as zero).
+    pub usage: Option<Usage>,
+    /// Whether this span's usage counts. False for aggregate spans (agents, workflows) whose usage
+    /// sums their children.
+    pub counts_usage: bool,
+    /// Durations.
+    pub timings: Timings,
+    /// Cost in USD as reported by the instrumenting SDK (OpenLIT `gen_ai.usage.cost`, ...). Kept apart
+    /// from catalog pricing and never used in its place.
+    pub sdk_reported_cost_usd: Option<f64>,
+
+    /// Agent, workflow and tool context.
+    pub agent: AgentContext,
+}
