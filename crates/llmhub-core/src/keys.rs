@@ -161,8 +161,10 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("ai.model.id", RequestModel, 3, VA),
     rule("langfuse.observation.model.name", RequestModel, 4, LF),
     rule("model_name", RequestModel, 5, PY),
+    rule("llm.request.model_name", RequestModel, 6, OI),
     rule("gen_ai.response.model", ResponseModel, 0, OT),
     rule("ai.response.model", ResponseModel, 1, VA),
+    rule("llm.response.model_name", ResponseModel, 2, OI),
     rule("gen_ai.response.id", ResponseId, 0, OT),
     rule("ai.response.id", ResponseId, 1, VA),
     // Operation
@@ -175,6 +177,7 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("llm.usage.prompt_tokens", InputTokens, 3, TL),
     rule("ai.usage.inputTokens", InputTokens, 4, VA),
     rule("ai.usage.promptTokens", InputTokens, 5, VA),
+    rule("ai.usage.tokens", InputTokens, 6, VA),
     // Output tokens
     rule("gen_ai.usage.output_tokens", OutputTokens, 0, OT),
     rule("gen_ai.usage.completion_tokens", OutputTokens, 1, OT),
@@ -186,20 +189,22 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.usage.cache_read.input_tokens", CacheReadTokens, 0, OT),
     rule("gen_ai.usage.cache_read_input_tokens", CacheReadTokens, 1, TL),
     rule("llm.token_count.prompt_details.cache_read", CacheReadTokens, 2, OI),
-    rule("ai.usage.cachedInputTokens", CacheReadTokens, 3, VA),
-    rule("gen_ai.usage.details.cache_read_tokens", CacheReadTokens, 4, PY),
-    rule("gen_ai.usage.details.cached_tokens", CacheReadTokens, 5, PY),
+    rule("ai.usage.inputTokenDetails.cacheReadTokens", CacheReadTokens, 3, VA),
+    rule("ai.usage.cachedInputTokens", CacheReadTokens, 4, VA),
+    rule("gen_ai.usage.details.cache_read_tokens", CacheReadTokens, 5, PY),
     // Cache write
     rule("gen_ai.usage.cache_creation.input_tokens", CacheWriteTokens, 0, OT),
     rule("gen_ai.usage.cache_creation_input_tokens", CacheWriteTokens, 1, TL),
     rule("llm.token_count.prompt_details.cache_write", CacheWriteTokens, 2, OI),
-    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 3, PY),
+    rule("ai.usage.inputTokenDetails.cacheWriteTokens", CacheWriteTokens, 3, VA),
+    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 4, PY),
     // Reasoning
     rule("gen_ai.usage.reasoning.output_tokens", ReasoningTokens, 0, OT),
     rule("gen_ai.usage.reasoning_tokens", ReasoningTokens, 1, TL),
     rule("llm.token_count.completion_details.reasoning", ReasoningTokens, 2, OI),
-    rule("ai.usage.reasoningTokens", ReasoningTokens, 3, VA),
-    rule("gen_ai.usage.details.reasoning_tokens", ReasoningTokens, 4, PY),
+    rule("ai.usage.outputTokenDetails.reasoningTokens", ReasoningTokens, 3, VA),
+    rule("ai.usage.reasoningTokens", ReasoningTokens, 4, VA),
+    rule("gen_ai.usage.details.reasoning_tokens", ReasoningTokens, 5, PY),
     // Streaming
     rule("gen_ai.request.stream", Streaming, 0, OT),
     rule("gen_ai.is_streaming", Streaming, 1, TL),
@@ -207,10 +212,11 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.request.is_stream", Streaming, 3, OL),
     // Time to first token
     rule("gen_ai.response.time_to_first_chunk", Ttft, 0, OT),
-    rule("gen_ai.server.time_to_first_token", Ttft, 1, OL),
-    rule("gen_ai.server.ttft", Ttft, 2, OL),
-    millis("ai.response.msToFirstChunk", Ttft, 3, VA),
-    millis("ai.stream.msToFirstChunk", Ttft, 4, VA),
+    rule("gen_ai.client.operation.time_to_first_chunk", Ttft, 1, PY),
+    rule("gen_ai.server.time_to_first_token", Ttft, 2, OL),
+    rule("gen_ai.server.ttft", Ttft, 3, OL),
+    millis("ai.response.msToFirstChunk", Ttft, 4, VA),
+    millis("ai.stream.msToFirstChunk", Ttft, 5, VA),
     // Time per output token
     rule("gen_ai.server.time_per_output_token", Tpot, 0, OL),
     rule("gen_ai.server.tbt", Tpot, 1, OL),
@@ -218,6 +224,7 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.response.finish_reasons", FinishReasons, 0, OT),
     rule("ai.response.finishReason", FinishReasons, 1, VA),
     rule("llm.response.finish_reason", FinishReasons, 2, TL),
+    rule("llm.finish_reason", FinishReasons, 3, OI),
     // Errors
     rule("error.type", ErrorType, 0, OT),
     rule("http.response.status_code", HttpStatus, 0, OT),
@@ -229,9 +236,11 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.agent.id", AgentId, 0, OT),
     rule("gen_ai.agent.name", AgentName, 0, OT),
     rule("agent_name", AgentName, 1, PY),
-    rule("traceloop.workflow.name", WorkflowName, 0, TL),
-    rule("ai.telemetry.functionId", WorkflowName, 1, VA),
-    rule("langfuse.trace.name", WorkflowName, 2, LF),
+    rule("agent.name", AgentName, 2, OI),
+    rule("gen_ai.workflow.name", WorkflowName, 0, OT),
+    rule("traceloop.workflow.name", WorkflowName, 1, TL),
+    rule("ai.telemetry.functionId", WorkflowName, 2, VA),
+    rule("langfuse.trace.name", WorkflowName, 3, LF),
     rule("gen_ai.conversation.id", ConversationId, 0, OT),
     rule("session.id", ConversationId, 1, OI),
     rule("langfuse.session.id", ConversationId, 2, LF),
@@ -243,9 +252,12 @@ pub static KEY_RULES: &[KeyRule] = &[
     // SDK-reported cost
     rule("gen_ai.usage.cost", SdkCost, 0, OL),
     rule("operation.cost", SdkCost, 1, PY),
+    rule("llm.cost.total", SdkCost, 2, OI),
     // Environment on the span (the resource's deployment.environment.name comes first)
-    rule("gen_ai.environment", Environment, 0, OL),
-    rule("langfuse.environment", Environment, 1, LF),
+    rule("deployment.environment.name", Environment, 0, OT),
+    rule("deployment.environment", Environment, 1, OL),
+    rule("gen_ai.environment", Environment, 2, OL),
+    rule("langfuse.environment", Environment, 3, LF),
 ];
 
 /// The table as a map from key to rule, built once.

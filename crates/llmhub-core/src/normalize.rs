@@ -67,8 +67,6 @@ struct Candidate<'a> {
     rank: u8,
     key: &'a str,
     value: Scalar<'a>,
-    /// Set when the source states its input convention (Langfuse usage details are disjoint).
-    exclusive_input: bool,
 }
 
 struct Fields<'a> {
@@ -82,10 +80,7 @@ impl<'a> Fields<'a> {
     }
 
     fn offer(&mut self, field: Field, rank: u8, key: &'a str, value: Scalar<'a>) {
-        self.offer_full(field, Candidate { rank, key, value, exclusive_input: false });
-    }
-
-    fn offer_full(&mut self, field: Field, cand: Candidate<'a>) {
+        let cand = Candidate { rank, key, value };
         let slot = &mut self.best[field.index()];
         match slot {
             None => *slot = Some(cand),
@@ -190,22 +185,21 @@ fn seconds(c: &Candidate<'_>, warnings: &mut Vec<String>) -> Option<f64> {
     }
 }
 
-/// Keys of Langfuse `usage_details` JSON, by field. Langfuse usage buckets are disjoint.
+/// Keys of Langfuse `usage_details` JSON, by field. Langfuse buckets are disjoint (`input` excludes
+/// cache reads and writes, `output` excludes reasoning); they are summed here into the inclusive
+/// totals the rest of normalization expects.
 static LANGFUSE_USAGE_KEYS: &[(&str, Field)] = &[
     ("input", Field::InputTokens),
-    ("prompt_tokens", Field::InputTokens),
-    ("input_tokens", Field::InputTokens),
     ("output", Field::OutputTokens),
-    ("completion_tokens", Field::OutputTokens),
-    ("output_tokens", Field::OutputTokens),
-    ("cache_read_input_tokens", Field::CacheReadTokens),
     ("input_cached_tokens", Field::CacheReadTokens),
     ("input_cache_read", Field::CacheReadTokens),
-    ("cache_creation_input_tokens", Field::CacheWriteTokens),
+    ("cache_read_input_tokens", Field::CacheReadTokens),
     ("input_cache_creation", Field::CacheWriteTokens),
+    ("input_cache_creation_5m", Field::CacheWriteTokens),
+    ("input_cache_creation_1h", Field::CacheWriteTokens),
+    ("cache_creation_input_tokens", Field::CacheWriteTokens),
     ("output_reasoning_tokens", Field::ReasoningTokens),
     ("output_reasoning", Field::ReasoningTokens),
-    ("reasoning_tokens", Field::ReasoningTokens),
 ];
 
 /// Rank given to values read from structured keys and events: below every plain key.
@@ -218,12 +212,35 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 return;
             };
             let Some(map) = obj.as_object() else { return };
+            // Sums per field: input, output, cache read, cache write, reasoning.
+            let mut sums: [Option<f64>; 5] = [None; 5];
+            let slot = |field: Field| match field {
+                Field::InputTokens => 0,
+                Field::OutputTokens => 1,
+                Field::CacheReadTokens => 2,
+                Field::CacheWriteTokens => 3,
+                _ => 4,
+            };
             for (k, v) in map {
                 if let (Some((_, field)), Some(n)) =
                     (LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k), v.as_f64())
                 {
-                    let cand = Candidate { rank: STRUCTURED_RANK, key, value: Scalar::Num(n), exclusive_input: true };
-                    f.offer_full(*field, cand);
+                    let s = &mut sums[slot(*field)];
+                    *s = Some(s.unwrap_or(0.0) + n);
+                }
+            }
+            let [input, output, cache_read, cache_write, reasoning] = sums;
+            let cached = cache_read.unwrap_or(0.0) + cache_write.unwrap_or(0.0);
+            let fields = [
+                (Field::InputTokens, input.map(|i| i + cached)),
+                (Field::OutputTokens, output.map(|o| o + reasoning.unwrap_or(0.0))),
+                (Field::CacheReadTokens, cache_read),
+                (Field::CacheWriteTokens, cache_write),
+                (Field::ReasoningTokens, reasoning),
+            ];
+            for (field, value) in fields {
+                if let Some(n) = value {
+                    f.offer(field, STRUCTURED_RANK, key, Scalar::Num(n));
                 }
             }
         }
@@ -270,7 +287,6 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                                     rank: STRUCTURED_RANK,
                                     key,
                                     value: Scalar::List(list),
-                                    exclusive_input: false,
                                 });
                             }
                         }
@@ -324,12 +340,17 @@ fn role_from_markers(attrs: &[Attribute<'_>], span_name: &str) -> Option<SpanRol
     None
 }
 
+/// Operation names of calls to a model. Other operations (retrieval, memory, vector database,
+/// workflow and framework steps) are neither counted as model calls nor as agent or tool steps.
+pub static MODEL_OPERATIONS: &[&str] =
+    &["chat", "text_completion", "generate_content", "embeddings", "rerank", "image", "audio", "generate"];
+
 fn role_from_operation(op: &str) -> SpanRole {
     match op {
-        "invoke_agent" | "create_agent" => SpanRole::Agent,
+        "invoke_agent" | "create_agent" | "agent" => SpanRole::Agent,
         "execute_tool" => SpanRole::Tool,
-        "invoke_workflow" | "workflow" | "task" => SpanRole::Workflow,
-        _ => SpanRole::ModelCall,
+        o if MODEL_OPERATIONS.contains(&o) => SpanRole::ModelCall,
+        _ => SpanRole::Workflow,
     }
 }
 
@@ -491,7 +512,6 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Usage.
     let mut raw = RawUsage::default();
     let mut usage_valid = true;
-    let mut exclusive_hint = false;
     for (field, slot) in [
         (Field::InputTokens, &mut raw.input),
         (Field::OutputTokens, &mut raw.output),
@@ -507,16 +527,12 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
                     usage_valid = false;
                 }
             }
-            if field == Field::InputTokens {
-                exclusive_hint = c.exclusive_input;
-            }
         }
     }
-    let convention = if exclusive_hint {
-        InputConvention::Exclusive
-    } else {
-        input_convention(dialect, provider.as_deref())
-    };
+    // Vercel AI SDK v6 reports inclusive totals with a breakdown; earlier versions pass the
+    // provider's own count through.
+    let vercel_v6 = find(&span.attributes, "ai.usage.inputTokenDetails.noCacheTokens").is_some();
+    let convention = if vercel_v6 { InputConvention::Inclusive } else { input_convention(dialect, provider.as_deref()) };
     let usage = if usage_valid { to_buckets(raw, convention) } else { None };
 
     // Timings.
@@ -529,14 +545,21 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         ));
         None
     };
-    let ttft_s = f.get(Field::Ttft).and_then(|c| seconds(c, &mut warnings));
+    // Streaming first, since time to first token means nothing for a call that did not stream
+    // (OpenLIT reports the whole duration as "time to first token" there).
+    let streaming = f.get(Field::Streaming).and_then(boolean).or_else(|| {
+        let op = find(&span.attributes, "ai.operationId").and_then(Value::as_str)?;
+        Some(op.ends_with(".doStream"))
+    });
+    let not_streamed = streaming == Some(false);
+    let ttft_s = f.get(Field::Ttft).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings));
     let output_total = usage.map(|u| u.output_total());
     let gen_time = match (duration_s, ttft_s) {
         (Some(d), Some(t)) if d > t => Some(d - t),
         (Some(d), None) => Some(d),
         _ => None,
     };
-    let tpot_s = f.get(Field::Tpot).and_then(|c| seconds(c, &mut warnings)).or_else(|| match (ttft_s, gen_time, output_total) {
+    let tpot_s = f.get(Field::Tpot).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings)).or_else(|| match (ttft_s, gen_time, output_total) {
         (Some(_), Some(g), Some(n)) if n > 1 && g > 0.0 => Some(g / (n - 1) as f64),
         _ => None,
     });
@@ -544,12 +567,6 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         (Some(g), Some(n)) if g > 0.0 && n > 0 => Some(n as f64 / g),
         _ => None,
     };
-
-    // Streaming.
-    let streaming = f.get(Field::Streaming).and_then(boolean).or_else(|| {
-        let op = find(&span.attributes, "ai.operationId").and_then(Value::as_str)?;
-        Some(op.ends_with(".doStream"))
-    });
 
     // Finish reasons.
     let finish_reasons: Vec<String> = match f.get(Field::FinishReasons).map(|c| &c.value) {
@@ -607,6 +624,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Context.
     let service_name = find(&ctx.resource, "service.name")
         .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty() && !s.starts_with("unknown_service"))
+        .or_else(|| find(&span.attributes, "service.name").and_then(Value::as_str))
+        .or_else(|| find(&ctx.resource, "service.name").and_then(Value::as_str))
         .filter(|s| !s.trim().is_empty())
         .map(|s| keep(s, max, "service.name", &mut warnings))
         .unwrap_or_else(|| "unknown_service".to_owned());

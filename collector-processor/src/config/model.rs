@@ -1,0 +1,226 @@
+//! The configuration schema. Defaults live here, in one place; `docs/configuration.md` shows the
+//! full default document.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where spans come in.
+    pub receivers: Receivers,
+    /// What is done to them.
+    pub processors: Processors,
+    /// Where results go.
+    pub exporters: Exporters,
+    /// Pipelines and llmhub's own telemetry.
+    pub service: Service,
+}
+
+/// Receivers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Receivers {
+    /// The OTLP receiver.
+    pub otlp: OtlpReceiver,
+}
+
+/// The OTLP receiver.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpReceiver {
+    /// The transports it listens on.
+    pub protocols: Protocols,
+}
+
+/// OTLP transports. Set one to `null` to turn it off.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protocols {
+    /// OTLP/gRPC.
+    pub grpc: Option<GrpcProtocol>,
+    /// OTLP/HTTP (protobuf and JSON).
+    pub http: Option<HttpProtocol>,
+}
+
+impl Default for Protocols {
+    fn default() -> Self {
+        Protocols { grpc: Some(GrpcProtocol::default()), http: Some(HttpProtocol::default()) }
+    }
+}
+
+/// OTLP/gRPC listener.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcProtocol {
+    /// `host:port` to listen on; port 0 picks a free port (logged at start).
+    pub endpoint: String,
+    /// Largest request message accepted, after decompression, in MiB.
+    pub max_recv_msg_size_mib: u64,
+}
+
+impl Default for GrpcProtocol {
+    fn default() -> Self {
+        GrpcProtocol { endpoint: "0.0.0.0:4317".to_owned(), max_recv_msg_size_mib: 16 }
+    }
+}
+
+/// OTLP/HTTP listener.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpProtocol {
+    /// `host:port` to listen on; port 0 picks a free port (logged at start).
+    pub endpoint: String,
+    /// Largest request body accepted as sent (possibly compressed), in MiB.
+    pub max_request_body_size_mib: u64,
+    /// Largest request body accepted after decompression, in MiB (guards against gzip bombs).
+    pub max_decompressed_body_size_mib: u64,
+}
+
+impl Default for HttpProtocol {
+    fn default() -> Self {
+        HttpProtocol {
+            endpoint: "0.0.0.0:4318".to_owned(),
+            max_request_body_size_mib: 16,
+            max_decompressed_body_size_mib: 64,
+        }
+    }
+}
+
+/// Processors.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Processors {
+    /// GenAI normalization and enrichment.
+    pub genai: GenAiProcessor,
+}
+
+/// GenAI normalization and enrichment.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenAiProcessor {
+    /// Attribute keys naming the tenant, looked up on the span, then on the resource.
+    pub tenant_attributes: Vec<String>,
+    /// Longest string value kept in a record (model names, ids...), in bytes.
+    pub max_attribute_value_length: usize,
+    /// Duplicate-emission detection.
+    pub dedup: DedupConfig,
+}
+
+impl Default for GenAiProcessor {
+    fn default() -> Self {
+        GenAiProcessor { tenant_attributes: vec!["tenant.id".to_owned()], max_attribute_value_length: 256, dedup: DedupConfig::default() }
+    }
+}
+
+/// Duplicate-emission detection (see docs/normalization.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Count a call reported twice only once.
+    pub enabled: bool,
+    /// How many recent calls are remembered.
+    pub max_entries: usize,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig { enabled: true, max_entries: 100_000 }
+    }
+}
+
+/// Exporters.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exporters {
+    /// The Prometheus pull endpoint (also serves /healthz and /readyz).
+    pub prometheus: PrometheusExporter,
+}
+
+/// The Prometheus pull endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusExporter {
+    /// `host:port` to listen on; port 0 picks a free port (logged at start).
+    pub endpoint: String,
+    /// Cardinality limits.
+    pub cardinality: CardinalityConfig,
+}
+
+impl Default for PrometheusExporter {
+    fn default() -> Self {
+        PrometheusExporter { endpoint: "0.0.0.0:9464".to_owned(), cardinality: CardinalityConfig::default() }
+    }
+}
+
+/// Cardinality limits of the metrics state.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CardinalityConfig {
+    /// Most label sets one metric may hold; further ones go to the overflow series.
+    pub max_series_per_metric: usize,
+    /// Most distinct values one label key may take; further ones become `__overflow__`.
+    pub max_values_per_label: usize,
+}
+
+impl Default for CardinalityConfig {
+    fn default() -> Self {
+        CardinalityConfig { max_series_per_metric: 10_000, max_values_per_label: 1_000 }
+    }
+}
+
+/// Service section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// Pipelines.
+    pub pipelines: Pipelines,
+    /// llmhub's own telemetry.
+    pub telemetry: Telemetry,
+}
+
+/// Pipelines. Only `traces` exists.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipelines {
+    /// The traces pipeline.
+    pub traces: Pipeline,
+}
+
+/// One pipeline: component names, in order.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Receivers feeding the pipeline.
+    pub receivers: Vec<String>,
+    /// Processors, in order.
+    pub processors: Vec<String>,
+    /// Exporters fed by the pipeline.
+    pub exporters: Vec<String>,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            receivers: vec!["otlp".to_owned()],
+            processors: vec!["genai".to_owned()],
+            exporters: vec!["prometheus".to_owned()],
+        }
+    }
+}
+
+/// llmhub's own telemetry.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telemetry {
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive).
+    pub log_level: String,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry { log_level: "info".to_owned(), log_format: "text".to_owned() }
+    }
+}

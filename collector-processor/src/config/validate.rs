@@ -1,0 +1,114 @@
+//! Validation without I/O. Every problem is reported at once, each naming the key's path, the value
+//! received and the accepted form.
+
+use super::{Config, ConfigError};
+
+/// Checks a parsed configuration.
+pub fn validate(c: &Config) -> Result<(), ConfigError> {
+    let mut errors = Vec::new();
+    let p = &c.receivers.otlp.protocols;
+    if let Some(g) = &p.grpc {
+        endpoint("receivers.otlp.protocols.grpc.endpoint", &g.endpoint, &mut errors);
+        positive("receivers.otlp.protocols.grpc.max_recv_msg_size_mib", g.max_recv_msg_size_mib, 1024, &mut errors);
+    }
+    if let Some(h) = &p.http {
+        endpoint("receivers.otlp.protocols.http.endpoint", &h.endpoint, &mut errors);
+        positive("receivers.otlp.protocols.http.max_request_body_size_mib", h.max_request_body_size_mib, 1024, &mut errors);
+        positive(
+            "receivers.otlp.protocols.http.max_decompressed_body_size_mib",
+            h.max_decompressed_body_size_mib,
+            4096,
+            &mut errors,
+        );
+    }
+    if p.grpc.is_none() && p.http.is_none() {
+        errors.push("receivers.otlp.protocols: both grpc and http are off; enable at least one, e.g. `grpc: {endpoint: 0.0.0.0:4317}`".to_owned());
+    }
+    let g = &c.processors.genai;
+    if !(16..=65_536).contains(&g.max_attribute_value_length) {
+        errors.push(format!(
+            "processors.genai.max_attribute_value_length: got {}, expected a number of bytes from 16 to 65536, e.g. 256",
+            g.max_attribute_value_length
+        ));
+    }
+    if g.tenant_attributes.iter().any(|k| k.trim().is_empty()) {
+        errors.push("processors.genai.tenant_attributes: contains an empty key; expected attribute keys, e.g. [tenant.id]".to_owned());
+    }
+    if g.dedup.enabled && !(1..=10_000_000).contains(&g.dedup.max_entries) {
+        errors.push(format!(
+            "processors.genai.dedup.max_entries: got {}, expected 1 to 10000000, e.g. 100000",
+            g.dedup.max_entries
+        ));
+    }
+    let prom = &c.exporters.prometheus;
+    endpoint("exporters.prometheus.endpoint", &prom.endpoint, &mut errors);
+    let card = &prom.cardinality;
+    if !(1..=1_000_000).contains(&card.max_series_per_metric) {
+        errors.push(format!(
+            "exporters.prometheus.cardinality.max_series_per_metric: got {}, expected 1 to 1000000, e.g. 10000",
+            card.max_series_per_metric
+        ));
+    }
+    if !(1..=1_000_000).contains(&card.max_values_per_label) {
+        errors.push(format!(
+            "exporters.prometheus.cardinality.max_values_per_label: got {}, expected 1 to 1000000, e.g. 1000",
+            card.max_values_per_label
+        ));
+    }
+    let t = &c.service.pipelines.traces;
+    for r in &t.receivers {
+        if r != "otlp" {
+            errors.push(format!("service.pipelines.traces.receivers: unknown receiver {r:?}; available: otlp"));
+        }
+    }
+    if t.receivers.is_empty() {
+        errors.push("service.pipelines.traces.receivers: empty; expected [otlp]".to_owned());
+    }
+    for r in &t.processors {
+        if r != "genai" {
+            errors.push(format!("service.pipelines.traces.processors: unknown processor {r:?}; available: genai"));
+        }
+    }
+    for r in &t.exporters {
+        if r != "prometheus" {
+            errors.push(format!("service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus"));
+        }
+    }
+    let tel = &c.service.telemetry;
+    if tracing_subscriber::EnvFilter::try_new(&tel.log_level).is_err() {
+        errors.push(format!(
+            "service.telemetry.log_level: got {:?}, expected error, warn, info, debug, trace or a filter such as `llmhub=debug`",
+            tel.log_level
+        ));
+    }
+    if !matches!(tel.log_format.as_str(), "text" | "json") {
+        errors.push(format!("service.telemetry.log_format: got {:?}, expected text or json", tel.log_format));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(errors))
+    }
+}
+
+fn endpoint(path: &str, value: &str, errors: &mut Vec<String>) {
+    let ok = match value.rsplit_once(':') {
+        Some((host, port)) => {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            port.parse::<u16>().is_ok()
+                && (host == "localhost" || host.parse::<std::net::IpAddr>().is_ok())
+        }
+        None => false,
+    };
+    if !ok {
+        errors.push(format!(
+            "{path}: got {value:?}, expected host:port with an IP address or localhost, e.g. 0.0.0.0:4317 (port 0 picks a free port)"
+        ));
+    }
+}
+
+fn positive(path: &str, value: u64, max: u64, errors: &mut Vec<String>) {
+    if value == 0 || value > max {
+        errors.push(format!("{path}: got {value}, expected 1 to {max}"));
+    }
+}
