@@ -553,6 +553,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     });
     let not_streamed = streaming == Some(false);
     let ttft_s = f.get(Field::Ttft).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings));
+    let server_reported = [Field::Ttft, Field::Tpot]
+        .iter()
+        .any(|fld| f.get(*fld).is_some_and(|c| c.key.starts_with("gen_ai.server.")) && !not_streamed);
     let output_total = usage.map(|u| u.output_total());
     let gen_time = match (duration_s, ttft_s) {
         (Some(d), Some(t)) if d > t => Some(d - t),
@@ -682,7 +685,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         server_port,
         counts_usage: role == SpanRole::ModelCall,
         usage,
-        timings: Timings { duration_s, ttft_s, tpot_s, output_tokens_per_s },
+        timings: Timings { duration_s, ttft_s, tpot_s, output_tokens_per_s, server_reported },
         sdk_reported_cost_usd,
         agent,
     };

@@ -131,6 +131,9 @@ pub struct Timings {
     pub tpot_s: Option<f64>,
     /// Output tokens (including reasoning) per second of generation time.
     pub output_tokens_per_s: Option<f64>,
+    /// True when time to first token or time per output token came from `gen_ai.server.*`
+    /// attributes (OpenLIT), which also feed the `gen_ai.server.*` instruments.
+    pub server_reported: bool,
 }
 
 /// Agent, workflow and tool context of a span.

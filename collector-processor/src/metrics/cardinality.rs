@@ -1,0 +1,133 @@
+//! Cardinality limits: a bound on distinct values per label key and on label sets per metric, so
+//! the metrics state never grows without bound whatever the input.
+//!
+//! - A label value beyond `max_values_per_label` distinct values of its key becomes
+//!   [`OVERFLOW_VALUE`].
+//! - A label set beyond `max_series_per_metric` for its metric is replaced by the metric's overflow
+//!   series: every label set to [`OVERFLOW_VALUE`] and `otel_metric_overflow="true"`, as the
+//!   OpenTelemetry SDKs do.
+//!
+//! Both events are counted in `llmhub.cardinality.overflow` (by metric and label).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// Value that replaces a label value past the limits.
+pub const OVERFLOW_VALUE: &str = "__overflow__";
+
+/// A label set: keys are static, values owned.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The limiter. One per metrics state; shared by all instruments.
+#[derive(Debug)]
+pub struct CardinalityLimiter {
+    max_series: usize,
+    max_values: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    values: HashMap<&'static str, HashSet<String>>,
+    series: HashMap<&'static str, HashSet<Labels>>,
+}
+
+/// What the limiter did to a label set.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// Label keys whose value was replaced by the overflow value.
+    pub overflowed_labels: Vec<&'static str>,
+    /// True when the whole label set went to the overflow series.
+    pub overflowed_series: bool,
+}
+
+impl CardinalityLimiter {
+    /// A limiter with the given bounds (each at least 1).
+    pub fn new(max_series_per_metric: usize, max_values_per_label: usize) -> Self {
+        CardinalityLimiter {
+            max_series: max_series_per_metric.max(1),
+            max_values: max_values_per_label.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Applies the limits to `labels` for `metric`, in place.
+    pub fn admit(&self, metric: &'static str, labels: &mut Labels) -> Admission {
+        let mut adm = Admission::default();
+        let mut inner = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (key, value) in labels.iter_mut() {
+            if value.is_empty() {
+                continue;
+            }
+            let set = inner.values.entry(key).or_default();
+            if !set.contains(value.as_str()) {
+                if set.len() >= self.max_values {
+                    *value = OVERFLOW_VALUE.to_owned();
+                    adm.overflowed_labels.push(key);
+                } else {
+                    set.insert(value.clone());
+                }
+            }
+        }
+        let series = inner.series.entry(metric).or_default();
+        if !series.contains(labels) {
+            if series.len() >= self.max_series {
+                for (_, v) in labels.iter_mut() {
+                    *v = OVERFLOW_VALUE.to_owned();
+                }
+                labels.push(("otel_metric_overflow", "true".to_owned()));
+                adm.overflowed_series = true;
+            } else {
+                series.insert(labels.clone());
+            }
+        }
+        adm
+    }
+
+    /// Number of label sets held for a metric.
+    pub fn series_count(&self, metric: &'static str) -> usize {
+        let inner = match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        inner.series.get(metric).map_or(0, HashSet::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_past_the_limit_overflow() {
+        let l = CardinalityLimiter::new(100, 2);
+        for (i, want) in ["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE].iter().enumerate() {
+            let v = ["a", "b", "c", "a", "d"][i];
+            let mut labels = vec![("model", v.to_owned())];
+            l.admit("m", &mut labels);
+            assert_eq!(labels[0].1, *want, "value {v}");
+        }
+    }
+
+    #[test]
+    fn series_past_the_limit_go_to_the_overflow_series() {
+        let l = CardinalityLimiter::new(2, 100);
+        let mut last = Admission::default();
+        for v in ["x", "y", "z"] {
+            let mut labels = vec![("model", v.to_owned())];
+            last = l.admit("m", &mut labels);
+            if v == "z" {
+                assert_eq!(labels, vec![("model", OVERFLOW_VALUE.to_owned()), ("otel_metric_overflow", "true".to_owned())]);
+            }
+        }
+        assert!(last.overflowed_series);
+        // The overflow series itself is not counted against the limit again and again.
+        assert_eq!(l.series_count("m"), 2);
+        // Other metrics have their own budget.
+        let mut labels = vec![("model", "x".to_owned())];
+        assert_eq!(l.admit("other", &mut labels), Admission::default());
+    }
+}

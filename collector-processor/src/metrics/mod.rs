@@ -1,0 +1,383 @@
+//! The metrics state: GenAI semantic-convention instruments and llmhub's own metrics, fed by the
+//! processor, read by the Prometheus exporter. Every metric is declared once in [`CATALOGUE`], which
+//! also feeds `docs/metrics.md` (a test keeps the two equal).
+
+pub mod cardinality;
+
+use cardinality::{CardinalityLimiter, Labels};
+use llmhub_core::dedup::DuplicateReason;
+use llmhub_core::{LlmCall, SpanRole};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+/// `gen_ai.client.token.usage` advisory buckets (semantic conventions v1.41).
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+/// `gen_ai.client.operation.duration` and `gen_ai.client.operation.time_to_first_chunk` buckets.
+pub const DURATION_BUCKETS: [f64; 14] =
+    [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+/// `gen_ai.server.time_to_first_token` buckets.
+pub const SERVER_TTFT_BUCKETS: [f64; 16] =
+    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+/// `gen_ai.server.time_per_output_token` buckets.
+pub const SERVER_TPOT_BUCKETS: [f64; 13] = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
+/// Buckets of llmhub's own request latency.
+pub const REQUEST_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+/// Instrument type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Monotonic counter (Prometheus adds `_total`).
+    Counter,
+    /// Histogram.
+    Histogram,
+}
+
+/// One metric of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricDef {
+    /// OpenTelemetry name (dotted).
+    pub name: &'static str,
+    /// UCUM unit.
+    pub unit: &'static str,
+    /// Instrument type.
+    pub kind: Kind,
+    /// Attribute keys, OpenTelemetry spelling.
+    pub attributes: &'static [&'static str],
+    /// What it measures.
+    pub help: &'static str,
+}
+
+impl MetricDef {
+    /// The name Prometheus shows: dots to underscores, unit suffix for seconds, `_total` for counters.
+    pub fn prometheus_name(&self) -> String {
+        let mut n = self.name.replace('.', "_");
+        if self.unit == "s" {
+            n.push_str("_seconds");
+        }
+        if self.kind == Kind::Counter {
+            n.push_str("_total");
+        }
+        n
+    }
+}
+
+const GENAI: &[&str] = &[
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "service.name",
+    "deployment.environment.name",
+];
+
+macro_rules! attrs {
+    ($($extra:literal),*) => {
+        &[
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "gen_ai.response.model",
+            "service.name",
+            "deployment.environment.name",
+            $($extra),*
+        ]
+    };
+}
+
+/// Every metric llmhub exposes.
+pub static CATALOGUE: &[MetricDef] = &[
+    MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
+        help: "Input and output tokens per model call (semantic conventions; reasoning is part of output, cache reads and writes part of input)." },
+    MetricDef { name: "gen_ai.client.operation.duration", unit: "s", kind: Kind::Histogram, attributes: attrs!("error.type"),
+        help: "Duration of GenAI operations: model calls, agent invocations and tool executions." },
+    MetricDef { name: "gen_ai.client.operation.time_to_first_chunk", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+        help: "Time to the first chunk of a streamed response, from any dialect's attribute or event." },
+    MetricDef { name: "gen_ai.server.time_to_first_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+        help: "Time to first token as reported by gen_ai.server.* span attributes (OpenLIT)." },
+    MetricDef { name: "gen_ai.server.time_per_output_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+        help: "Time per output token after the first, as reported by gen_ai.server.* span attributes (OpenLIT)." },
+    MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.token.bucket"),
+        help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write, output, reasoning." },
+    MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: GENAI,
+        help: "Model calls, counted once each (duplicate emissions removed)." },
+    MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("error.type"),
+        help: "Failed model calls by error class (rate_limited, context_length_exceeded, content_filtered, timeout, auth, invalid_request, server_error, cancelled, other)." },
+    MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
+        help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
+    MetricDef { name: "llmhub.output_tokens_per_second", unit: "{token}/s", kind: Kind::Histogram, attributes: GENAI,
+        help: "Output tokens per second of generation time (after the first token when known)." },
+    MetricDef { name: "llmhub.calls.duplicate", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.duplicate.reason", "service.name"],
+        help: "Model calls reported more than once (retried export, wrapper plus provider SDK) and counted once." },
+    MetricDef { name: "llmhub.agent.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.agent.name", "service.name", "deployment.environment.name", "error.type"],
+        help: "Duration of agent invocations; its count is the number of invocations." },
+    MetricDef { name: "llmhub.tool.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.tool.name", "service.name", "deployment.environment.name", "error.type"],
+        help: "Duration of tool executions; its count is the number of tool calls." },
+    MetricDef { name: "llmhub.receiver.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
+        help: "Spans received, by transport (grpc, http_protobuf, http_json)." },
+    MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+        help: "Spans refused (reported back as rejected), by reason." },
+    MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
+        help: "Accepted spans by what they describe: model_call, agent, tool, workflow, or not_genai (passed over)." },
+    MetricDef { name: "llmhub.processor.warnings", unit: "{warning}", kind: Kind::Counter, attributes: &[],
+        help: "Values ignored or cut during normalization (absurd token counts, invalid durations, oversized strings)." },
+    MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
+        help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
+    MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
+        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large)." },
+    MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
+        help: "Time to decode and process one export request." },
+    MetricDef { name: "llmhub.cardinality.overflow", unit: "{event}", kind: Kind::Counter, attributes: &["llmhub.metric", "llmhub.label"],
+        help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
+];
+
+fn register(registry: &mut Registry, def: &MetricDef, metric: impl prometheus_client::registry::Metric) {
+    let base = def.name.replace('.', "_");
+    if def.unit == "s" {
+        registry.register_with_unit(base, def.help, Unit::Seconds, metric);
+    } else {
+        registry.register(base, def.help, metric);
+    }
+}
+
+type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+const TOKEN_HIST: fn() -> Histogram = || Histogram::new(TOKEN_BUCKETS);
+const DURATION_HIST: fn() -> Histogram = || Histogram::new(DURATION_BUCKETS);
+const SERVER_TTFT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TTFT_BUCKETS);
+const SERVER_TPOT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TPOT_BUCKETS);
+const REQUEST_HIST: fn() -> Histogram = || Histogram::new(REQUEST_BUCKETS);
+/// Output-tokens-per-second buckets.
+const TPS_HIST: fn() -> Histogram =
+    || Histogram::new([1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0]);
+
+/// The live metrics.
+pub struct Metrics {
+    limiter: CardinalityLimiter,
+    token_usage: HistFamily,
+    duration: HistFamily,
+    ttfc: HistFamily,
+    server_ttft: HistFamily,
+    server_tpot: HistFamily,
+    tokens: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    usage_missing: Family<Labels, Counter>,
+    tps: HistFamily,
+    duplicates: Family<Labels, Counter>,
+    agent_duration: HistFamily,
+    tool_duration: HistFamily,
+    spans_received: Family<Labels, Counter>,
+    spans_refused: Family<Labels, Counter>,
+    spans_by_role: Family<Labels, Counter>,
+    warnings: Counter,
+    conflicts: Family<Labels, Counter>,
+    requests_in: Family<Labels, Counter>,
+    request_duration: HistFamily,
+    overflow: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    /// Creates the instruments and registers them in `registry`.
+    pub fn new(registry: &mut Registry, max_series_per_metric: usize, max_values_per_label: usize) -> Self {
+        let m = Metrics {
+            limiter: CardinalityLimiter::new(max_series_per_metric, max_values_per_label),
+            token_usage: Family::new_with_constructor(TOKEN_HIST),
+            duration: Family::new_with_constructor(DURATION_HIST),
+            ttfc: Family::new_with_constructor(DURATION_HIST),
+            server_ttft: Family::new_with_constructor(SERVER_TTFT_HIST),
+            server_tpot: Family::new_with_constructor(SERVER_TPOT_HIST),
+            tokens: Family::default(),
+            requests: Family::default(),
+            errors: Family::default(),
+            usage_missing: Family::default(),
+            tps: Family::new_with_constructor(TPS_HIST),
+            duplicates: Family::default(),
+            agent_duration: Family::new_with_constructor(DURATION_HIST),
+            tool_duration: Family::new_with_constructor(DURATION_HIST),
+            spans_received: Family::default(),
+            spans_refused: Family::default(),
+            spans_by_role: Family::default(),
+            warnings: Counter::default(),
+            conflicts: Family::default(),
+            requests_in: Family::default(),
+            request_duration: Family::new_with_constructor(REQUEST_HIST),
+            overflow: Family::default(),
+        };
+        for def in CATALOGUE {
+            let r = &mut *registry;
+            match def.name {
+                "gen_ai.client.token.usage" => register(r, def, m.token_usage.clone()),
+                "gen_ai.client.operation.duration" => register(r, def, m.duration.clone()),
+                "gen_ai.client.operation.time_to_first_chunk" => register(r, def, m.ttfc.clone()),
+                "gen_ai.server.time_to_first_token" => register(r, def, m.server_ttft.clone()),
+                "gen_ai.server.time_per_output_token" => register(r, def, m.server_tpot.clone()),
+                "llmhub.tokens" => register(r, def, m.tokens.clone()),
+                "llmhub.requests" => register(r, def, m.requests.clone()),
+                "llmhub.errors" => register(r, def, m.errors.clone()),
+                "llmhub.usage.missing" => register(r, def, m.usage_missing.clone()),
+                "llmhub.output_tokens_per_second" => register(r, def, m.tps.clone()),
+                "llmhub.calls.duplicate" => register(r, def, m.duplicates.clone()),
+                "llmhub.agent.duration" => register(r, def, m.agent_duration.clone()),
+                "llmhub.tool.duration" => register(r, def, m.tool_duration.clone()),
+                "llmhub.receiver.spans" => register(r, def, m.spans_received.clone()),
+                "llmhub.receiver.spans.refused" => register(r, def, m.spans_refused.clone()),
+                "llmhub.processor.spans" => register(r, def, m.spans_by_role.clone()),
+                "llmhub.processor.warnings" => register(r, def, m.warnings.clone()),
+                "llmhub.processor.conflicts" => register(r, def, m.conflicts.clone()),
+                "llmhub.receiver.requests" => register(r, def, m.requests_in.clone()),
+                "llmhub.receiver.request.duration" => register(r, def, m.request_duration.clone()),
+                "llmhub.cardinality.overflow" => register(r, def, m.overflow.clone()),
+                other => unreachable!("catalogue entry {other} has no instrument"),
+            }
+        }
+        m
+    }
+
+    fn admit(&self, metric: &'static str, mut labels: Labels) -> Labels {
+        let adm = self.limiter.admit(metric, &mut labels);
+        for label in adm.overflowed_labels {
+            self.overflow.get_or_create(&vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", label.to_owned())]).inc();
+        }
+        if adm.overflowed_series {
+            self.overflow.get_or_create(&vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", String::new())]).inc();
+        }
+        labels
+    }
+
+    fn genai_labels(call: &LlmCall) -> Labels {
+        vec![
+            ("gen_ai_operation_name", call.operation.clone()),
+            ("gen_ai_provider_name", call.provider.clone().unwrap_or_default()),
+            ("gen_ai_request_model", call.request_model.clone().unwrap_or_default()),
+            ("gen_ai_response_model", call.response_model.clone().unwrap_or_default()),
+            ("service_name", call.service_name.clone()),
+            ("deployment_environment_name", call.environment.clone().unwrap_or_default()),
+        ]
+    }
+
+    fn with(mut labels: Labels, key: &'static str, value: impl Into<String>) -> Labels {
+        labels.push((key, value.into()));
+        labels
+    }
+
+    /// Records one normalized call (already deduplicated).
+    pub fn record_call(&self, call: &LlmCall) {
+        let error = call.error_class.map(|c| c.as_str()).unwrap_or("");
+        self.spans_by_role.get_or_create(&vec![("llmhub_span_role", call.role.as_str().to_owned())]).inc();
+        let env = call.environment.clone().unwrap_or_default();
+        match call.role {
+            SpanRole::ModelCall => {}
+            SpanRole::Agent | SpanRole::Tool => {
+                let (family, metric, key, name) = if call.role == SpanRole::Agent {
+                    (&self.agent_duration, "llmhub.agent.duration", "gen_ai_agent_name", &call.agent.agent_name)
+                } else {
+                    (&self.tool_duration, "llmhub.tool.duration", "gen_ai_tool_name", &call.agent.tool_name)
+                };
+                if let Some(d) = call.timings.duration_s {
+                    let labels = vec![
+                        (key, name.clone().unwrap_or_default()),
+                        ("service_name", call.service_name.clone()),
+                        ("deployment_environment_name", env),
+                        ("error_type", error.to_owned()),
+                    ];
+                    family.get_or_create(&self.admit(metric, labels)).observe(d);
+                    let labels = Self::with(Self::genai_labels(call), "error_type", error);
+                    self.duration.get_or_create(&self.admit("gen_ai.client.operation.duration", labels)).observe(d);
+                }
+                return;
+            }
+            SpanRole::Workflow => return,
+        }
+        let base = Self::genai_labels(call);
+        self.requests.get_or_create(&self.admit("llmhub.requests", base.clone())).inc();
+        if !error.is_empty() {
+            let labels = Self::with(base.clone(), "error_type", error);
+            self.errors.get_or_create(&self.admit("llmhub.errors", labels)).inc();
+        }
+        if let Some(d) = call.timings.duration_s {
+            let labels = Self::with(base.clone(), "error_type", error);
+            self.duration.get_or_create(&self.admit("gen_ai.client.operation.duration", labels)).observe(d);
+        }
+        if let Some(t) = call.timings.ttft_s {
+            self.ttfc.get_or_create(&self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone())).observe(t);
+            if call.timings.server_reported {
+                self.server_ttft.get_or_create(&self.admit("gen_ai.server.time_to_first_token", base.clone())).observe(t);
+            }
+        }
+        if let (Some(t), true) = (call.timings.tpot_s, call.timings.server_reported) {
+            self.server_tpot.get_or_create(&self.admit("gen_ai.server.time_per_output_token", base.clone())).observe(t);
+        }
+        if let Some(t) = call.timings.output_tokens_per_s {
+            self.tps.get_or_create(&self.admit("llmhub.output_tokens_per_second", base.clone())).observe(t);
+        }
+        match (&call.usage, call.counts_usage) {
+            (Some(u), true) => {
+                for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
+                    let labels = Self::with(base.clone(), "gen_ai_token_type", kind);
+                    self.token_usage.get_or_create(&self.admit("gen_ai.client.token.usage", labels)).observe(n as f64);
+                }
+                for (bucket, n) in [
+                    ("input_uncached", u.input_uncached),
+                    ("cache_read", u.cache_read),
+                    ("cache_write", u.cache_write),
+                    ("output", u.output),
+                    ("reasoning", u.reasoning),
+                ] {
+                    let labels = Self::with(base.clone(), "llmhub_token_bucket", bucket);
+                    self.tokens.get_or_create(&self.admit("llmhub.tokens", labels)).inc_by(n);
+                }
+            }
+            (None, true) => {
+                let labels = Self::with(base, "llmhub_dialect", call.dialect.as_str());
+                self.usage_missing.get_or_create(&self.admit("llmhub.usage.missing", labels)).inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a duplicate emission.
+    pub fn record_duplicate(&self, reason: DuplicateReason, service: &str) {
+        let labels = vec![("llmhub_duplicate_reason", reason.as_str().to_owned()), ("service_name", service.to_owned())];
+        self.duplicates.get_or_create(&self.admit("llmhub.calls.duplicate", labels)).inc();
+    }
+
+    /// Records spans received on a transport.
+    pub fn record_received(&self, transport: &'static str, n: u64) {
+        self.spans_received.get_or_create(&vec![("llmhub_transport", transport.to_owned())]).inc_by(n);
+    }
+
+    /// Records refused spans.
+    pub fn record_refused(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.spans_refused.get_or_create(&vec![("llmhub_reason", reason.to_owned())]).inc_by(n);
+        }
+    }
+
+    /// Records spans with no GenAI attributes.
+    pub fn record_not_genai(&self, n: u64) {
+        if n > 0 {
+            self.spans_by_role.get_or_create(&vec![("llmhub_span_role", "not_genai".to_owned())]).inc_by(n);
+        }
+    }
+
+    /// Records normalization warnings and conflicts.
+    pub fn record_normalization(&self, warnings: usize, conflicts: &[llmhub_core::keys::Field]) {
+        self.warnings.inc_by(warnings as u64);
+        for f in conflicts {
+            self.conflicts.get_or_create(&vec![("llmhub_field", f.name().to_owned())]).inc();
+        }
+    }
+
+    /// Records one export request.
+    pub fn record_request(&self, transport: &'static str, outcome: &'static str, seconds: f64) {
+        self.requests_in
+            .get_or_create(&vec![("llmhub_transport", transport.to_owned()), ("llmhub_outcome", outcome.to_owned())])
+            .inc();
+        self.request_duration.get_or_create(&vec![("llmhub_transport", transport.to_owned())]).observe(seconds);
+    }
+}

@@ -1,0 +1,109 @@
+//! The GenAI processor: every span of an export request normalized, deduplicated and recorded into
+//! the metrics state. Shared by all receivers, so a span counts the same whatever transport it
+//! came on.
+
+use crate::config::GenAiProcessor as GenAiConfig;
+use crate::metrics::Metrics;
+use crate::receivers::otlp::view;
+use llmhub_core::dedup::Deduplicator;
+use llmhub_core::span::ContextView;
+use llmhub_core::{normalize, NormalizeOptions, Outcome};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::sync::{Arc, Mutex};
+
+/// At most this many problems are listed in one response message; the rest are counted.
+const MAX_MESSAGES: usize = 5;
+
+/// What became of one export request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Spans in the request.
+    pub received: u64,
+    /// Spans refused (reported to the client as `rejected_spans`).
+    pub rejected: u64,
+    /// Problems, one sentence each, for the partial-success message; empty when all was clean.
+    pub message: String,
+}
+
+/// The processor.
+pub struct GenAiProcessor {
+    opts: NormalizeOptions,
+    dedup: Option<Mutex<Deduplicator>>,
+    metrics: Arc<Metrics>,
+}
+
+impl GenAiProcessor {
+    /// Builds the processor from its validated config.
+    pub fn new(cfg: &GenAiConfig, metrics: Arc<Metrics>) -> Self {
+        GenAiProcessor {
+            opts: NormalizeOptions {
+                max_value_len: cfg.max_attribute_value_length,
+                tenant_keys: cfg.tenant_attributes.clone(),
+            },
+            dedup: cfg.dedup.enabled.then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
+            metrics,
+        }
+    }
+
+    /// The metrics state it records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Processes one decoded export request.
+    pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
+        let mut summary = ExportSummary::default();
+        let mut problems: Vec<String> = Vec::new();
+        let mut more_problems = 0usize;
+        let mut note = |problems: &mut Vec<String>, msg: String| {
+            if problems.len() < MAX_MESSAGES {
+                problems.push(msg);
+            } else {
+                more_problems += 1;
+            }
+        };
+        let mut not_genai = 0u64;
+        for (ri, rs) in req.resource_spans.iter().enumerate() {
+            let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+            for (si, ss) in rs.scope_spans.iter().enumerate() {
+                let ctx = ContextView {
+                    resource: resource.clone(),
+                    scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+                };
+                for (pi, span) in ss.spans.iter().enumerate() {
+                    summary.received += 1;
+                    let sv = view::span(span);
+                    match normalize(&ctx, &sv, &self.opts) {
+                        Outcome::NotGenAi => not_genai += 1,
+                        Outcome::Rejected(reason) => {
+                            summary.rejected += 1;
+                            note(&mut problems, format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] rejected: {reason}"));
+                        }
+                        Outcome::Call(n) => {
+                            for w in &n.warnings {
+                                note(&mut problems, format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}", span.name));
+                            }
+                            self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
+                            let duplicate = self.dedup.as_ref().and_then(|d| match d.lock() {
+                                Ok(mut g) => g.check(&n.call),
+                                Err(poisoned) => poisoned.into_inner().check(&n.call),
+                            });
+                            match duplicate {
+                                Some(reason) => self.metrics.record_duplicate(reason, &n.call.service_name),
+                                None => self.metrics.record_call(&n.call),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.metrics.record_received(transport, summary.received);
+        self.metrics.record_refused("invalid_span", summary.rejected);
+        self.metrics.record_not_genai(not_genai);
+        if more_problems > 0 {
+            problems.push(format!("and {more_problems} more"));
+        }
+        summary.message = problems.join("; ");
+        summary
+    }
+}

@@ -1,0 +1,3 @@
+//! Processors: what is done to spans between receiving and exporting.
+
+pub mod genai;

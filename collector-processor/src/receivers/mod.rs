@@ -1,0 +1,3 @@
+//! Receivers: where spans come in.
+
+pub mod otlp;

@@ -1,0 +1,194 @@
+//! OTLP/gRPC: the trace, metrics and logs `Export` services on one tonic server.
+//!
+//! Requests are decoded here rather than by tonic's generated code so that a malformed message is
+//! answered with `INVALID_ARGUMENT` naming the problem (the generated code answers `INTERNAL`), and
+//! an oversized one with `RESOURCE_EXHAUSTED` (tonic's `OUT_OF_RANGE` is retryable in OTLP, and a
+//! client would resend the same oversized message forever).
+
+use super::answer::{self, Signal};
+use crate::processors::genai::GenAiProcessor;
+use bytes::{Buf, Bytes};
+use prost::Message;
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tonic::body::Body;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Request, Response, Status};
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'static>>;
+
+/// A codec whose requests are raw bytes and whose responses are prost messages.
+struct RawCodec<T>(PhantomData<T>);
+
+struct RawDecoder;
+struct ProstEncoder<T>(PhantomData<T>);
+
+impl<T: Message + Send + 'static> Codec for RawCodec<T> {
+    type Encode = T;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl<T: Message> Encoder for ProstEncoder<T> {
+    type Item = T;
+    type Error = Status;
+    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response failed: {e}")))
+    }
+}
+
+/// One OTLP signal's gRPC service.
+pub trait GrpcSignal: Send + Sync + 'static {
+    /// Fully qualified service name.
+    const SERVICE: &'static str;
+    /// The `Export` method path.
+    const PATH: &'static str;
+    /// Response message.
+    type Response: Message + Default + Send + 'static;
+    /// Handles one request body.
+    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status>;
+}
+
+/// The trace service.
+pub struct Traces;
+/// The metrics service (answered, not ingested).
+pub struct Metrics;
+/// The logs service (answered, not ingested).
+pub struct Logs;
+
+impl GrpcSignal for Traces {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    type Response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
+        let started = std::time::Instant::now();
+        let result = answer::traces_protobuf(p, &body, "grpc");
+        let outcome = match &result {
+            Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
+            Ok(_) => "ok",
+            Err(_) => "invalid",
+        };
+        p.metrics().record_request("grpc", outcome, started.elapsed().as_secs_f64());
+        result.map_err(Status::invalid_argument)
+    }
+}
+
+impl GrpcSignal for Metrics {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
+        let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
+        p.metrics().record_request("grpc", "not_ingested", 0.0);
+        Ok(answer::metrics_response(n))
+    }
+}
+
+impl GrpcSignal for Logs {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    type Response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
+        let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
+        p.metrics().record_request("grpc", "not_ingested", 0.0);
+        Ok(answer::logs_response(n))
+    }
+}
+
+/// A tower service answering one signal's `Export`.
+pub struct GrpcService<S> {
+    processor: Arc<GenAiProcessor>,
+    max_message_bytes: usize,
+    _signal: PhantomData<S>,
+}
+
+impl<S> Clone for GrpcService<S> {
+    fn clone(&self) -> Self {
+        GrpcService { processor: self.processor.clone(), max_message_bytes: self.max_message_bytes, _signal: PhantomData }
+    }
+}
+
+impl<S: GrpcSignal> GrpcService<S> {
+    /// A service over the processor, accepting messages up to `max_message_bytes` after
+    /// decompression.
+    pub fn new(processor: Arc<GenAiProcessor>, max_message_bytes: usize) -> Self {
+        GrpcService { processor, max_message_bytes, _signal: PhantomData }
+    }
+}
+
+impl<S: GrpcSignal> NamedService for GrpcService<S> {
+    const NAME: &'static str = S::SERVICE;
+}
+
+struct Unary<S>(Arc<GenAiProcessor>, PhantomData<S>);
+
+impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<Response<S::Response>, Status>;
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let p = self.0.clone();
+        Box::pin(async move { S::handle(&p, request.into_inner()).map(Response::new) })
+    }
+}
+
+impl<S, B> tower::Service<http::Request<B>> for GrpcService<S>
+where
+    S: GrpcSignal,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != S::PATH {
+            return Box::pin(async move { Ok(Status::unimplemented("unknown method; only Export is served").into_http()) });
+        }
+        let processor = self.processor.clone();
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let codec = RawCodec::<S::Response>(PhantomData);
+            let mut grpc = tonic::server::Grpc::new(codec)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX);
+            let mut resp = grpc.unary(Unary::<S>(processor, PhantomData), req).await;
+            // An oversized message is final for the client: say RESOURCE_EXHAUSTED (not retryable
+            // without RetryInfo) instead of tonic's OUT_OF_RANGE (retryable).
+            let out_of_range = resp
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|v| v.as_bytes() == b"11");
+            if out_of_range {
+                resp.headers_mut().insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            Ok(resp)
+        })
+    }
+}

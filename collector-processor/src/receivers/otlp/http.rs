@@ -1,0 +1,263 @@
+//! OTLP/HTTP: `POST /v1/traces` (protobuf or JSON, optionally gzip), and `/v1/metrics`,
+//! `/v1/logs` answered as the specification says.
+//!
+//! Status codes: 200 with the export response (partial success when spans were rejected); 400 with
+//! a `google.rpc.Status` body for a malformed request; 413 when the body is larger than allowed
+//! before or after decompression; 415 for an unsupported content type or encoding; 405 for a method
+//! other than POST. Error bodies use the request's encoding (JSON or protobuf).
+
+use super::answer::{self, Signal};
+use super::json;
+use crate::processors::genai::GenAiProcessor;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use prost::Message;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Shared state of the HTTP receiver.
+pub struct HttpState {
+    /// The processor.
+    pub processor: Arc<GenAiProcessor>,
+    /// Largest body accepted as sent, in bytes.
+    pub max_body: usize,
+    /// Largest body accepted after decompression, in bytes.
+    pub max_decompressed: usize,
+}
+
+/// The receiver's routes.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(metrics))
+        .route("/v1/logs", post(logs))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// gRPC code INVALID_ARGUMENT, used in `google.rpc.Status` bodies.
+const INVALID_ARGUMENT: i32 = 3;
+/// gRPC code RESOURCE_EXHAUSTED.
+const RESOURCE_EXHAUSTED: i32 = 8;
+
+fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Response {
+    let body = match enc {
+        Encoding::Json => serde_json::json!({ "code": code, "message": message }).to_string().into_bytes(),
+        Encoding::Protobuf => RpcStatus { code, message }.encode_to_vec(),
+    };
+    (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+}
+
+/// Reads the content type; `Err` is the 415 response.
+#[allow(clippy::result_large_err)]
+fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
+    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
+        "application/json" => Ok(Encoding::Json),
+        _ => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Encoding::Json,
+            INVALID_ARGUMENT,
+            format!("unsupported Content-Type {raw:?}: send application/x-protobuf or application/json"),
+        )),
+    }
+}
+
+/// Reads and decompresses the body within the limits.
+async fn read_body(st: &HttpState, headers: &HeaderMap, body: Body, enc: Encoding) -> Result<Vec<u8>, (Response, &'static str)> {
+    let raw = axum::body::to_bytes(body, st.max_body).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
+            || e.to_string().contains("length limit");
+        if too_large {
+            (
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    enc,
+                    RESOURCE_EXHAUSTED,
+                    format!("request body is larger than the {} byte limit (receivers.otlp.protocols.http.max_request_body_size_mib); send smaller batches", st.max_body),
+                ),
+                "too_large",
+            )
+        } else {
+            (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("cannot read request body: {e}")), "invalid")
+        }
+    })?;
+    let content_encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match content_encoding.as_str() {
+        "" | "identity" => Ok(raw.to_vec()),
+        "gzip" | "x-gzip" => gunzip(&raw, st.max_decompressed).map_err(|e| match e {
+            GunzipError::TooLarge => (
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    enc,
+                    RESOURCE_EXHAUSTED,
+                    format!("request body decompresses to more than the {} byte limit (receivers.otlp.protocols.http.max_decompressed_body_size_mib)", st.max_decompressed),
+                ),
+                "too_large",
+            ),
+            GunzipError::Invalid(m) => {
+                (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("invalid gzip body: {m}")), "invalid")
+            }
+        }),
+        other => Err((
+            error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                enc,
+                INVALID_ARGUMENT,
+                format!("unsupported Content-Encoding {other:?}: send gzip or identity"),
+            ),
+            "unsupported",
+        )),
+    }
+}
+
+enum GunzipError {
+    TooLarge,
+    Invalid(String),
+}
+
+fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
+    let mut out = Vec::new();
+    let mut reader = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
+    reader.read_to_end(&mut out).map_err(|e| GunzipError::Invalid(e.to_string()))?;
+    if out.len() > limit {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
+}
+
+async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let (resp, transport, outcome) = traces_inner(&st, &headers, body).await;
+    st.processor.metrics().record_request(transport, outcome, started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+    let enc = match encoding(headers) {
+        Ok(e) => e,
+        Err(r) => return (r, "http", "unsupported"),
+    };
+    let transport = match enc {
+        Encoding::Protobuf => "http_protobuf",
+        Encoding::Json => "http_json",
+    };
+    let bytes = match read_body(st, headers, body, enc).await {
+        Ok(b) => b,
+        Err((r, outcome)) => return (r, transport, outcome),
+    };
+    let decoded = match enc {
+        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport),
+        Encoding::Json => json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport)),
+    };
+    match decoded {
+        Ok(resp) => {
+            let outcome = if resp.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0) { "partial" } else { "ok" };
+            let body = match enc {
+                Encoding::Protobuf => resp.encode_to_vec(),
+                Encoding::Json => trace_response_json(&resp),
+            };
+            ((StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response(), transport, outcome)
+        }
+        Err(m) => (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m), transport, "invalid"),
+    }
+}
+
+fn trace_response_json(r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse) -> Vec<u8> {
+    let v = match &r.partial_success {
+        Some(p) => serde_json::json!({
+            "partialSuccess": { "rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message }
+        }),
+        None => serde_json::json!({}),
+    };
+    v.to_string().into_bytes()
+}
+
+async fn metrics(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    not_ingested(&st, &headers, body, Signal::Metrics).await
+}
+
+async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    not_ingested(&st, &headers, body, Signal::Logs).await
+}
+
+/// Metrics and logs: decoded to check and count them, then answered with every item rejected and
+/// the reason, so exporters log a clear message instead of failing on a 404.
+async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+    let enc = match encoding(headers) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let bytes = match read_body(st, headers, body, enc).await {
+        Ok(b) => b,
+        Err((r, _)) => return r,
+    };
+    let count = match enc {
+        Encoding::Protobuf => answer::count_protobuf(&bytes, signal),
+        Encoding::Json => json::count_items(&bytes, signal),
+    };
+    let n = match count {
+        Ok(n) => n,
+        Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
+    };
+    st.processor.metrics().record_request("http", "not_ingested", 0.0);
+    let body = match (signal, enc) {
+        (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
+        (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),
+        (Signal::Metrics, Encoding::Json) => {
+            let r = answer::metrics_response(n);
+            match r.partial_success {
+                Some(p) => serde_json::json!({"partialSuccess": {"rejectedDataPoints": p.rejected_data_points.to_string(), "errorMessage": p.error_message}}),
+                None => serde_json::json!({}),
+            }
+            .to_string()
+            .into_bytes()
+        }
+        (Signal::Logs, Encoding::Json) => {
+            let r = answer::logs_response(n);
+            match r.partial_success {
+                Some(p) => serde_json::json!({"partialSuccess": {"rejectedLogRecords": p.rejected_log_records.to_string(), "errorMessage": p.error_message}}),
+                None => serde_json::json!({}),
+            }
+            .to_string()
+            .into_bytes()
+        }
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+}

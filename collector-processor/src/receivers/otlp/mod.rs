@@ -1,0 +1,8 @@
+//! The OTLP receiver: gRPC on 4317 and HTTP (protobuf and JSON) on 4318, per the OTLP
+//! specification.
+
+pub mod answer;
+pub mod grpc;
+pub mod http;
+pub mod json;
+pub mod view;

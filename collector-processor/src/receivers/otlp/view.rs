@@ -1,0 +1,51 @@
+//! Borrowed views of decoded OTLP protobuf messages, the input of normalization.
+
+use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// Deepest array nesting read; deeper values read as [`Value::Other`].
+const MAX_DEPTH: usize = 4;
+
+/// Views one attribute value.
+pub fn value(v: Option<&AnyValue>) -> Value<'_> {
+    value_at(v, 0)
+}
+
+fn value_at(v: Option<&AnyValue>, depth: usize) -> Value<'_> {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Value::Str(s),
+        Some(any_value::Value::IntValue(i)) => Value::Int(*i),
+        Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::ArrayValue(a)) if depth < MAX_DEPTH => {
+            Value::Array(a.values.iter().map(|x| value_at(Some(x), depth + 1)).collect())
+        }
+        _ => Value::Other,
+    }
+}
+
+/// Views a list of attributes.
+pub fn attributes(kvs: &[KeyValue]) -> Vec<Attribute<'_>> {
+    kvs.iter().map(|kv| (kv.key.as_str(), value(kv.value.as_ref()))).collect()
+}
+
+/// Views one span.
+pub fn span(s: &Span) -> SpanView<'_> {
+    SpanView {
+        trace_id: &s.trace_id,
+        span_id: &s.span_id,
+        parent_span_id: &s.parent_span_id,
+        name: &s.name,
+        start_unix_nano: s.start_time_unix_nano,
+        end_unix_nano: s.end_time_unix_nano,
+        attributes: attributes(&s.attributes),
+        events: s
+            .events
+            .iter()
+            .map(|e| EventView { name: &e.name, time_unix_nano: e.time_unix_nano, attributes: attributes(&e.attributes) })
+            .collect(),
+        status_code: StatusCode::from_i32(s.status.as_ref().map_or(0, |st| st.code)),
+        status_message: s.status.as_ref().map_or("", |st| st.message.as_str()),
+    }
+}

@@ -1,0 +1,170 @@
+//! Builds the pipeline from a validated config and runs it: binds every listener, serves until
+//! cancelled, then stops accepting and drains within a deadline.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::processors::genai::GenAiProcessor;
+use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
+use crate::receivers::otlp::http::{router as http_router, HttpState};
+use anyhow::Context as _;
+use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const MIB: u64 = 1024 * 1024;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running llmhub.
+pub struct Running {
+    /// Bound OTLP/gRPC address, if enabled.
+    pub grpc_addr: Option<SocketAddr>,
+    /// Bound OTLP/HTTP address, if enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// Bound metrics address.
+    pub metrics_addr: SocketAddr,
+    /// The processor (tests read its metrics).
+    pub processor: Arc<GenAiProcessor>,
+    shutdown: CancellationToken,
+    ready: Arc<Readiness>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(endpoint).await.with_context(|| format!("cannot listen on {endpoint} for {what}"))
+}
+
+/// Binds the listeners and starts serving. Returns once every listener is bound.
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let mut registry = Registry::default();
+    let card = &config.exporters.prometheus.cardinality;
+    let metrics = Arc::new(Metrics::new(&mut registry, card.max_series_per_metric, card.max_values_per_label));
+    let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, metrics));
+    let shutdown = CancellationToken::new();
+    let ready = Arc::new(Readiness::default());
+    let mut tasks = Vec::new();
+
+    // Bind everything first, so a port conflict fails the start before anything serves.
+    let protocols = &config.receivers.otlp.protocols;
+    let grpc_listener = match &protocols.grpc {
+        Some(g) => Some((bind("OTLP/gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib)),
+        None => None,
+    };
+    let http_listener = match &protocols.http {
+        Some(h) => Some((bind("OTLP/HTTP", &h.endpoint).await?, h)),
+        None => None,
+    };
+    let metrics_listener = bind("metrics", &config.exporters.prometheus.endpoint).await?;
+
+    let mut grpc_addr = None;
+    if let Some((listener, max_mib)) = grpc_listener {
+        let addr = listener.local_addr()?;
+        grpc_addr = Some(addr);
+        let max = (max_mib * MIB) as usize;
+        let token = shutdown.clone();
+        let router = tonic::transport::Server::builder()
+            .add_service(GrpcService::<Traces>::new(processor.clone(), max))
+            .add_service(GrpcService::<MetricsSignal>::new(processor.clone(), max))
+            .add_service(GrpcService::<Logs>::new(processor.clone(), max));
+        tracing::info!(%addr, "OTLP/gRPC receiver listening");
+        tasks.push((
+            "otlp-grpc",
+            tokio::spawn(async move {
+                router
+                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), token.cancelled_owned())
+                    .await
+                    .context("OTLP/gRPC server failed")
+            }),
+        ));
+    }
+
+    let mut http_addr = None;
+    if let Some((listener, h)) = http_listener {
+        let addr = listener.local_addr()?;
+        http_addr = Some(addr);
+        let state = Arc::new(HttpState {
+            processor: processor.clone(),
+            max_body: (h.max_request_body_size_mib * MIB) as usize,
+            max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
+        });
+        tracing::info!(%addr, "OTLP/HTTP receiver listening");
+        tasks.push(("otlp-http", serve_axum(listener, http_router(state), shutdown.clone())));
+    }
+
+    let metrics_addr = metrics_listener.local_addr()?;
+    let prom = Arc::new(PrometheusState { registry: Arc::new(registry), ready: ready.clone() });
+    tracing::info!(addr = %metrics_addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
+    tasks.push(("metrics", serve_axum(metrics_listener, prom_router(prom), shutdown.clone())));
+
+    ready.set(true);
+    Ok(Running { grpc_addr, http_addr, metrics_addr, processor, shutdown, ready, tasks })
+}
+
+fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationToken) -> JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("HTTP server failed")
+    })
+}
+
+impl Running {
+    /// A token that stops the service when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, drains in-flight requests within [`DRAIN_DEADLINE`], and returns the first
+    /// error any server reported.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.ready.set(false);
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the service stops (after its shutdown token is cancelled or a server fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let token = self.shutdown.clone();
+        let ready = self.ready.clone();
+        let mut first_err = None;
+        let mut handles: Vec<_> = self.tasks.into_iter().collect();
+        // Wait for cancellation or any server ending on its own (an error).
+        let any_ended = async {
+            loop {
+                if handles.iter().any(|(_, h)| h.is_finished()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = any_ended => { token.cancel(); }
+        }
+        ready.set(false);
+        for (name, h) in handles.drain(..) {
+            match tokio::time::timeout(DRAIN_DEADLINE, h).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::error!(server = name, error = %e, "server stopped with an error");
+                    first_err.get_or_insert(e);
+                }
+                Ok(Err(join)) => {
+                    first_err.get_or_insert_with(|| anyhow::anyhow!("{name} task failed: {join}"));
+                }
+                Err(_) => tracing::warn!(server = name, "did not drain within the deadline; stopped"),
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
