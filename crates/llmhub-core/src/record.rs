@@ -232,3 +232,71 @@ pub struct LlmCall {
     /// Agent, workflow and tool context.
     pub agent: AgentContext,
 }
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+impl LlmCall {
+    /// The record as JSON, fields in a fixed order, ids in lowercase hex. Used by golden files and
+    /// debugging output; the database sink writes the same fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let usage = self.usage.map(|u| {
+            json!({
+                "input_uncached": u.input_uncached,
+                "cache_read": u.cache_read,
+                "cache_write": u.cache_write,
+                "output": u.output,
+                "reasoning": u.reasoning,
+            })
+        });
+        let t = &self.timings;
+        json!({
+            "trace_id": hex(&self.trace_id),
+            "span_id": hex(&self.span_id),
+            "parent_span_id": self.parent_span_id.map(|p| hex(&p)),
+            "start_unix_nano": self.start_unix_nano,
+            "end_unix_nano": self.end_unix_nano,
+            "tenant": self.tenant,
+            "service_name": self.service_name,
+            "environment": self.environment,
+            "dialect": self.dialect.as_str(),
+            "scope_name": self.scope_name,
+            "role": self.role.as_str(),
+            "operation": self.operation,
+            "provider": self.provider,
+            "request_model": self.request_model,
+            "response_model": self.response_model,
+            "normalized_model": self.normalized_model,
+            "response_id": self.response_id,
+            "streaming": self.streaming,
+            "finish_reasons": self.finish_reasons,
+            "status": match self.status { CallStatus::Unset => "unset", CallStatus::Ok => "ok", CallStatus::Error => "error" },
+            "error_class": self.error_class.map(|c| c.as_str()),
+            "error_type": self.error_type,
+            "server_address": self.server_address,
+            "server_port": self.server_port,
+            "usage": usage,
+            "counts_usage": self.counts_usage,
+            "duration_s": t.duration_s,
+            "ttft_s": t.ttft_s,
+            "tpot_s": t.tpot_s,
+            "output_tokens_per_s": t.output_tokens_per_s,
+            "server_reported_timings": t.server_reported,
+            "sdk_reported_cost_usd": self.sdk_reported_cost_usd,
+            "agent_id": self.agent.agent_id,
+            "agent_name": self.agent.agent_name,
+            "workflow_name": self.agent.workflow_name,
+            "conversation_id": self.agent.conversation_id,
+            "tool_name": self.agent.tool_name,
+            "tool_call_id": self.agent.tool_call_id,
+        })
+    }
+}
