@@ -1,0 +1,297 @@
+//! Bad input over real loopback connections: each malformed or hostile request gets the OTLP status
+//! and a message naming the problem, and good spans in the same request still count.
+
+mod common;
+
+use bytes::{Buf, BufMut, Bytes};
+use common::{chat, d, i, request, s, scrape, span, start, sum, loopback_config};
+use flate2::write::GzEncoder;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use std::io::Write;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Status};
+
+const JSON: &str = "application/json";
+const PROTO: &str = "application/x-protobuf";
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+async fn post(url: &str, ctype: &str, encoding: Option<&str>, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    let client = reqwest::Client::new();
+    let mut req = client.post(url).header("content-type", ctype).body(body);
+    if let Some(e) = encoding {
+        req = req.header("content-encoding", e);
+    }
+    let resp = req.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+    (status, ct, resp.bytes().await.expect("body").to_vec())
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
+    let mut cfg = loopback_config();
+    {
+        let h = cfg.receivers.otlp.protocols.http.as_mut().expect("http");
+        h.max_request_body_size_mib = 1;
+        h.max_decompressed_body_size_mib = 2;
+    }
+    let running = start(&cfg).await;
+    let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+
+    // Malformed protobuf: 400 with a protobuf google.rpc.Status naming the message type.
+    let (status, ct, body) = post(&url, PROTO, None, vec![0xff, 0xff, 0xff, 0x01, 0x02]).await;
+    assert_eq!(status, 400);
+    assert_eq!(ct, PROTO);
+    let st = RpcStatus::decode(&body[..]).expect("Status body");
+    assert_eq!(st.code, 3);
+    assert!(st.message.contains("malformed ExportTraceServiceRequest"), "{}", st.message);
+
+    // Malformed JSON: 400 with a JSON Status.
+    let (status, ct, body) = post(&url, JSON, None, b"{\"resourceSpans\": [".to_vec()).await;
+    assert_eq!((status, ct.as_str()), (400, JSON));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(v["code"], 3);
+    assert!(v["message"].as_str().expect("message").starts_with("invalid OTLP/JSON"), "{v}");
+
+    // A field of the wrong type: the message names its path.
+    let (status, _, body) = post(&url, JSON, None, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#.to_vec()).await;
+    assert_eq!(status, 400);
+    let msg = String::from_utf8_lossy(&body).to_string();
+    assert!(msg.contains("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"), "{msg}");
+
+    // Wrong content type and encoding: 415.
+    let (status, _, body) = post(&url, "text/plain", None, b"hello".to_vec()).await;
+    assert_eq!(status, 415);
+    assert!(String::from_utf8_lossy(&body).contains("application/x-protobuf or application/json"));
+    let (status, _, body) = post(&url, PROTO, Some("br"), vec![1, 2, 3]).await;
+    assert_eq!(status, 415);
+    assert!(String::from_utf8_lossy(&body).contains("Content-Encoding"));
+
+    // Oversized body (1 MiB limit): 413.
+    let (status, _, body) = post(&url, PROTO, None, vec![0u8; 2 * 1024 * 1024]).await;
+    assert_eq!(status, 413);
+    assert!(RpcStatus::decode(&body[..]).expect("status").message.contains("max_request_body_size_mib"));
+
+    // A gzip bomb: 64 KiB on the wire, 64 MiB inflated, limit 2 MiB: 413, never inflated whole.
+    let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
+    assert!(bomb.len() < 1024 * 1024);
+    let (status, _, body) = post(&url, PROTO, Some("gzip"), bomb).await;
+    assert_eq!(status, 413);
+    assert!(RpcStatus::decode(&body[..]).expect("status").message.contains("decompresses"));
+
+    // Not gzip at all: 400.
+    let (status, _, _) = post(&url, PROTO, Some("gzip"), b"not gzip".to_vec()).await;
+    assert_eq!(status, 400);
+
+    // GET is not allowed: 405.
+    let status = reqwest::get(&url).await.expect("get").status().as_u16();
+    assert_eq!(status, 405);
+
+    // Nothing above counted as a call.
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(sum(&m, "llmhub_requests_total", &[]), 0.0);
+    assert_eq!(sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "invalid")]), 4.0);
+    assert_eq!(sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "too_large")]), 2.0);
+    running.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_logs_are_answered_not_404() {
+    let running = start(&loopback_config()).await;
+    let base = format!("http://{}", running.http_addr.expect("http"));
+    let metrics = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[{"asDouble":1},{"asDouble":2}]}}]}]}]}"#;
+    let (status, _, body) = post(&format!("{base}/v1/metrics"), JSON, None, metrics.to_vec()).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["partialSuccess"]["rejectedDataPoints"], "2");
+    assert!(v["partialSuccess"]["errorMessage"].as_str().expect("msg").contains("traces only"));
+
+    let logs = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                log_records: vec![Default::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let (status, _, body) = post(&format!("{base}/v1/logs"), PROTO, None, logs.encode_to_vec()).await;
+    assert_eq!(status, 200);
+    let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&body[..]).expect("response");
+    assert_eq!(r.partial_success.expect("partial").rejected_log_records, 3);
+    running.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_values_are_sanitized_and_good_spans_still_count() {
+    let running = start(&loopback_config()).await;
+    let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    let huge_model = "m".repeat(1024 * 1024);
+    let mut backwards = chat(3, "gpt-4o", 10, 10);
+    std::mem::swap(&mut backwards.start_time_unix_nano, &mut backwards.end_time_unix_nano);
+    let mut bad_id = chat(6, "gpt-4o", 1, 1);
+    bad_id.trace_id = vec![1, 2, 3];
+    let spans = vec![
+        chat(1, "gpt-4o", 100, 20),                   // good
+        chat(2, "gpt-4o", -5, 10),                    // negative tokens
+        backwards,                                    // end before start
+        chat(4, "gpt-4o", 1_000_000_000_000_000_000, 1), // 1e18 tokens
+        chat(5, &huge_model, 7, 3),                   // 1 MB model name
+        bad_id,                                       // invalid trace id: rejected
+        span(7, "chat gpt-4o", 100, vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.request.model", "gpt-4o"),
+            i("gen_ai.usage.input_tokens", 1),
+            d("gen_ai.response.time_to_first_chunk", f64::NAN),
+        ]),
+    ];
+    let (status, _, body) = post(&url, PROTO, None, request("absurd", spans).encode_to_vec()).await;
+    assert_eq!(status, 200);
+    let resp = ExportTraceServiceResponse::decode(&body[..]).expect("response");
+    let ps = resp.partial_success.expect("partial success with the problems");
+    assert_eq!(ps.rejected_spans, 1);
+    for needle in ["trace_id must be 16 bytes", "gen_ai.usage.input_tokens = -5", "end time", "is not a token count", "cut to 256 bytes"] {
+        assert!(ps.error_message.contains(needle), "message lacks {needle:?}: {}", ps.error_message);
+    }
+
+    let m = scrape(running.metrics_addr).await;
+    let svc = ("service_name", "absurd");
+    // Good calls: span 1 (100/20), span 3 (10/10, duration ignored), span 5 (7/3), span 7 (1/0).
+    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "input_uncached")]), 118.0);
+    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "output")]), 33.0);
+    // Spans 2 and 4 count as calls with missing usage, never as zero or 1e18 tokens.
+    assert_eq!(sum(&m, "llmhub_usage_missing_total", &[svc]), 2.0);
+    assert_eq!(sum(&m, "llmhub_requests_total", &[svc]), 6.0);
+    // The backwards span has no duration observation; the NaN TTFT was dropped.
+    assert_eq!(sum(&m, "gen_ai_client_operation_duration_seconds_count", &[svc]), 5.0);
+    assert_eq!(sum(&m, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &[svc]), 0.0);
+    // The 1 MB model name is cut to 256 bytes in labels.
+    let cut = "m".repeat(256);
+    assert_eq!(sum(&m, "llmhub_requests_total", &[svc, ("gen_ai_request_model", &cut)]), 1.0);
+    assert_eq!(sum(&m, "llmhub_receiver_spans_refused_total", &[("llmhub_reason", "invalid_span")]), 1.0);
+    running.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
+    let running = start(&loopback_config()).await;
+    let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    let client = reqwest::Client::new();
+    for batch in 0..10u64 {
+        let spans = (0..10_000u64).map(|k| {
+            let n = batch * 10_000 + k;
+            chat(n, &format!("model-{n}"), 1, 1)
+        });
+        let body = request("cardinality", spans.collect()).encode_to_vec();
+        let resp = client.post(&url).header("content-type", PROTO).body(body).send().await.expect("send");
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let m = scrape(running.metrics_addr).await;
+    let svc = ("service_name", "cardinality");
+    // Every call still counts...
+    assert_eq!(sum(&m, "llmhub_requests_total", &[svc]), 100_000.0);
+    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "input_uncached")]), 100_000.0);
+    // ...but at most 1000 model values (the default) exist, the rest under __overflow__.
+    let series = m.iter().filter(|x| x.name == "llmhub_requests_total").count();
+    assert!(series <= 1001, "{series} series");
+    assert_eq!(sum(&m, "llmhub_requests_total", &[svc, ("gen_ai_request_model", "__overflow__")]), 99_000.0);
+    assert!(sum(&m, "llmhub_cardinality_overflow_total", &[("llmhub_label", "gen_ai_request_model")]) >= 99_000.0);
+    running.stop().await.expect("stop");
+}
+
+/// A gRPC codec that sends raw bytes and reads the raw response.
+#[derive(Clone, Default)]
+struct RawCodec;
+struct RawEnc;
+struct RawDec;
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Bytes;
+    type Encoder = RawEnc;
+    type Decoder = RawDec;
+    fn encoder(&mut self) -> RawEnc {
+        RawEnc
+    }
+    fn decoder(&mut self) -> RawDec {
+        RawDec
+    }
+}
+impl Encoder for RawEnc {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+impl Decoder for RawDec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+async fn raw_grpc(addr: std::net::SocketAddr, path: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    grpc.unary(tonic::Request::new(body), http::uri::PathAndQuery::from_static(path), RawCodec)
+        .await
+        .map(|r| r.into_inner())
+}
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_statuses_follow_the_otlp_specification() {
+    let mut cfg = loopback_config();
+    cfg.receivers.otlp.protocols.grpc.as_mut().expect("grpc").max_recv_msg_size_mib = 1;
+    let running = start(&cfg).await;
+    let addr = running.grpc_addr.expect("grpc");
+
+    // Malformed protobuf: INVALID_ARGUMENT naming the message.
+    let err = raw_grpc(addr, TRACE_EXPORT, vec![0xff, 0xff, 0xff, 0x01]).await.expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("malformed ExportTraceServiceRequest"), "{}", err.message());
+
+    // Oversized: RESOURCE_EXHAUSTED (not the retryable OUT_OF_RANGE).
+    let big = request("big", vec![span(1, &"x".repeat(2 * 1024 * 1024), 1, vec![])]).encode_to_vec();
+    let err = raw_grpc(addr, TRACE_EXPORT, big).await.expect_err("refused");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    // Partial success through the generated client: one bad span, one good.
+    let mut bad = chat(2, "gpt-4o", 5, 5);
+    bad.span_id = vec![];
+    let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.expect("connect");
+    let resp = client.export(request("grpc-partial", vec![chat(1, "gpt-4o", 40, 2), bad])).await.expect("ok").into_inner();
+    let ps = resp.partial_success.expect("partial");
+    assert_eq!(ps.rejected_spans, 1);
+    assert!(ps.error_message.contains("span_id must be 8 bytes"), "{}", ps.error_message);
+
+    // Metrics service is answered.
+    let metrics = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
+    let raw = raw_grpc(addr, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", metrics.encode_to_vec())
+        .await
+        .expect("answered");
+    assert!(raw.is_empty(), "no data points, empty response");
+
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(sum(&m, "llmhub_tokens_total", &[("service_name", "grpc-partial"), ("llmhub_token_bucket", "input_uncached")]), 40.0);
+    running.stop().await.expect("stop");
+}
