@@ -72,7 +72,11 @@ fn apply_overrides(mut c: Config, a: &ServeArgs) -> Config {
 fn init_logging(c: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLMHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.service.telemetry.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if c.service.telemetry.log_format == "json" {
         builder.json().init();
     } else {

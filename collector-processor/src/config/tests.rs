@@ -1,1 +1,111 @@
-//! Config tests.
+//! Config tests: defaults, env expansion, unknown keys and validation messages.
+
+use super::expand::expand_str;
+use super::*;
+
+#[test]
+fn empty_document_is_the_default_config() {
+    assert_eq!(from_yaml_str("").unwrap(), Config::default());
+    assert_eq!(from_yaml_str("{}").unwrap(), Config::default());
+    let c = Config::default();
+    assert_eq!(c.receivers.otlp.protocols.grpc.as_ref().unwrap().endpoint, "0.0.0.0:4317");
+    assert_eq!(c.receivers.otlp.protocols.http.as_ref().unwrap().endpoint, "0.0.0.0:4318");
+    assert_eq!(c.exporters.prometheus.endpoint, "0.0.0.0:9464");
+}
+
+#[test]
+fn collector_shaped_config_parses() {
+    let c = from_yaml_str(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: "127.0.0.1:14317" }
+      http: null
+processors:
+  genai:
+    tenant_attributes: [tenant.id, org.id]
+    dedup: { enabled: false }
+exporters:
+  prometheus:
+    endpoint: "127.0.0.1:19464"
+    cardinality: { max_series_per_metric: 500 }
+service:
+  pipelines:
+    traces: { receivers: [otlp], processors: [genai], exporters: [prometheus] }
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.receivers.otlp.protocols.grpc.unwrap().endpoint, "127.0.0.1:14317");
+    assert!(c.receivers.otlp.protocols.http.is_none());
+    assert_eq!(c.processors.genai.tenant_attributes, vec!["tenant.id", "org.id"]);
+    assert!(!c.processors.genai.dedup.enabled);
+    assert_eq!(c.exporters.prometheus.cardinality.max_series_per_metric, 500);
+    assert_eq!(c.exporters.prometheus.cardinality.max_values_per_label, 1000, "unset fields keep defaults");
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_path() {
+    let err = from_yaml_str("receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: 1.2.3.4:1\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("receivers.otlp.protocols.grpc"), "{msg}");
+    assert!(msg.contains("unknown field `endpont`"), "{msg}");
+    assert!(msg.contains("endpoint"), "the accepted keys are listed: {msg}");
+}
+
+#[test]
+fn wrong_type_names_the_path() {
+    let msg = from_yaml_str("exporters:\n  prometheus:\n    cardinality:\n      max_series_per_metric: many\n").unwrap_err().to_string();
+    assert!(msg.starts_with("exporters.prometheus.cardinality.max_series_per_metric"), "{msg}");
+}
+
+#[test]
+fn env_references_expand_and_can_fill_numbers() {
+    let lookup = |n: &str| match n {
+        "PORT" => Some("4999".to_owned()),
+        "HOST" => Some("127.0.0.1".to_owned()),
+        _ => None,
+    };
+    assert_eq!(expand_str("${env:HOST}:${env:PORT}", &lookup).unwrap(), "127.0.0.1:4999");
+    assert_eq!(expand_str("${env:MISSING:-9464}", &lookup).unwrap(), "9464");
+    assert_eq!(expand_str("cost is $$5", &lookup).unwrap(), "cost is $5");
+    let err = expand_str("${env:MISSING}", &lookup).unwrap_err().to_string();
+    assert!(err.contains("MISSING is not set"), "{err}");
+    assert!(expand_str("${env:BAD-NAME}", &lookup).is_err());
+
+    let mut doc: serde_yaml::Value = serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
+    expand::expand_env(&mut doc, &lookup).unwrap();
+    assert_eq!(doc["a"], serde_yaml::Value::Number(4999.into()), "a whole reference re-reads as a number");
+    assert_eq!(doc["b"], serde_yaml::Value::String("x-4999".into()));
+}
+
+#[test]
+fn validation_reports_every_problem_at_once() {
+    let err = from_yaml_str(
+        r#"
+receivers: { otlp: { protocols: { grpc: { endpoint: "nowhere" }, http: { max_request_body_size_mib: 0 } } } }
+exporters: { prometheus: { endpoint: "0.0.0.0:99999", cardinality: { max_values_per_label: 0 } } }
+service: { pipelines: { traces: { exporters: [postgres] } }, telemetry: { log_format: xml } }
+"#,
+    )
+    .unwrap_err();
+    let ConfigError::Invalid(list) = err else { panic!("expected validation errors, got {err}") };
+    let all = list.join("\n");
+    for needle in [
+        "receivers.otlp.protocols.grpc.endpoint: got \"nowhere\", expected host:port",
+        "receivers.otlp.protocols.http.max_request_body_size_mib: got 0",
+        "exporters.prometheus.endpoint: got \"0.0.0.0:99999\"",
+        "exporters.prometheus.cardinality.max_values_per_label: got 0",
+        "service.pipelines.traces.exporters: unknown exporter \"postgres\"",
+        "service.telemetry.log_format: got \"xml\"",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(list.len(), 6, "{all}");
+}
+
+#[test]
+fn default_config_round_trips_through_yaml() {
+    let text = serde_yaml::to_string(&Config::default()).unwrap();
+    assert_eq!(from_yaml_str(&text).unwrap(), Config::default());
+}
