@@ -548,8 +548,16 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Streaming first, since time to first token means nothing for a call that did not stream
     // (OpenLIT reports the whole duration as "time to first token" there).
     let streaming = f.get(Field::Streaming).and_then(boolean).or_else(|| {
+        // Vercel AI SDK: ai.streamText, ai.streamObject and their doStream steps stream;
+        // generate and embed operations do not; tool calls say nothing.
         let op = find(&span.attributes, "ai.operationId").and_then(Value::as_str)?;
-        Some(op.ends_with(".doStream"))
+        if op.starts_with("ai.stream") {
+            Some(true)
+        } else if op.starts_with("ai.generate") || op.starts_with("ai.embed") {
+            Some(false)
+        } else {
+            None
+        }
     });
     let not_streamed = streaming == Some(false);
     let ttft_s = f.get(Field::Ttft).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings));
@@ -644,13 +652,32 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .find_map(|k| find(&span.attributes, k).or_else(|| find(&ctx.resource, k)).and_then(Value::as_str))
         .map(|s| keep(s, max, "tenant", &mut warnings));
 
+    // Agent and tool spans are named after their agent or tool when no attribute says it:
+    // Traceloop's entity name, else the span name without its operation prefix.
+    let step_name = |prefix: &str| {
+        find(&span.attributes, "traceloop.entity.name")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| span.name.strip_prefix(prefix).unwrap_or(span.name))
+    };
+    let agent_name = match (f.str(Field::AgentName), role) {
+        (Some(a), _) => Some(a),
+        (None, SpanRole::Agent) => Some(step_name("invoke_agent ")),
+        _ => None,
+    }
+    .map(|a| keep(a, max, "agent name", &mut warnings));
+    let tool_name = match (f.str(Field::ToolName), role) {
+        (Some(t), _) => Some(t),
+        (None, SpanRole::Tool) => Some(step_name("execute_tool ")),
+        _ => None,
+    }
+    .map(|t| keep(t, max, "tool name", &mut warnings));
     let mut text = |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
     let agent = AgentContext {
         agent_id: text(Field::AgentId, "gen_ai.agent.id"),
-        agent_name: text(Field::AgentName, "agent name"),
+        agent_name,
         workflow_name: text(Field::WorkflowName, "workflow name"),
         conversation_id: text(Field::ConversationId, "conversation id"),
-        tool_name: text(Field::ToolName, "tool name"),
+        tool_name,
         tool_call_id: text(Field::ToolCallId, "tool call id"),
     };
     let response_id = text(Field::ResponseId, "response id");

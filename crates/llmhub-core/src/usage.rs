@@ -3,7 +3,8 @@
 //!
 //! Two conventions exist for input tokens. *Inclusive* (OpenTelemetry GenAI, OpenAI, and most
 //! wrappers): the input count already contains cache reads and cache writes. *Exclusive*
-//! (Anthropic's and Bedrock's raw usage, Langfuse usage details): the input count is the uncached
+//! (Anthropic's and Bedrock's raw usage as OpenLIT and the Vercel AI SDK before v6 pass it on): the
+//! input count is the uncached
 //! remainder and the cache counts come on top. [`input_convention`] picks the convention from the
 //! dialect and provider; when the counts prove it wrong (cache tokens larger than an "inclusive"
 //! input), the exclusive reading is used, since an inclusive total can never be smaller than a part.
@@ -28,8 +29,9 @@ pub enum InputConvention {
 }
 
 /// (dialect, provider) pairs known to report exclusive input counts. `None` matches any provider.
+/// (Langfuse usage details are disjoint too, but normalization sums them into inclusive totals
+/// when it reads them.)
 pub static EXCLUSIVE_INPUT: &[(Dialect, Option<&str>)] = &[
-    (Dialect::Langfuse, None),
     (Dialect::OpenLit, Some("anthropic")),
     (Dialect::VercelAi, Some("anthropic")),
     (Dialect::VercelAi, Some("aws.bedrock")),
