@@ -1,1 +1,76 @@
-fn main(){}
+//! Per-span cost of the ingest path on one core, beside its baseline in the same run:
+//! - `decode_protobuf/512` is the bare prost decode of a 512-span realistic request (the baseline);
+//! - `decode_process_protobuf/512` decodes and runs the GenAI processor (normalize, deduplicate,
+//!   record into the metrics state), which is what `llmhub serve` does per request;
+//! - the same two for OTLP/JSON.
+//!
+//! `cargo bench -p llmhub --bench normalize`; figures in BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use llmhub::config::GenAiProcessor as GenAiConfig;
+use llmhub::metrics::Metrics;
+use llmhub::processors::genai::GenAiProcessor;
+use llmhub::receivers::otlp::{answer, json};
+use llmhub::testkit::realistic_request;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use std::sync::Arc;
+
+const SPANS: usize = 512;
+
+fn processor() -> GenAiProcessor {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(Metrics::new(&mut registry, 10_000, 1_000));
+    GenAiProcessor::new(&GenAiConfig::default(), metrics)
+}
+
+fn benches(c: &mut Criterion) {
+    // Distinct requests so deduplication sees new spans, as in production.
+    let requests: Vec<ExportTraceServiceRequest> =
+        (0..64).map(|seed| realistic_request(SPANS, seed)).collect();
+    let protobuf: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
+    let jsons: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| serde_json::to_vec(r).expect("OTLP/JSON"))
+        .collect();
+
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(SPANS as u64));
+    let mut k = 0usize;
+    g.bench_function("decode_protobuf/512", |b| {
+        b.iter(|| {
+            k = (k + 1) % protobuf.len();
+            ExportTraceServiceRequest::decode(&protobuf[k][..]).expect("decodes")
+        })
+    });
+    let p = processor();
+    g.bench_function("decode_process_protobuf/512", |b| {
+        b.iter_batched(
+            || {
+                k = (k + 1) % protobuf.len();
+                &protobuf[k]
+            },
+            |body| answer::traces_protobuf(&p, body, "grpc").expect("processed"),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("decode_json/512", |b| {
+        b.iter(|| {
+            k = (k + 1) % jsons.len();
+            json::decode_traces(&jsons[k]).expect("decodes")
+        })
+    });
+    let p = processor();
+    g.bench_function("decode_process_json/512", |b| {
+        b.iter(|| {
+            k = (k + 1) % jsons.len();
+            let req = json::decode_traces(&jsons[k]).expect("decodes");
+            answer::process(&p, &req, "http_json")
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(name = ingest; config = Criterion::default().sample_size(30); targets = benches);
+criterion_main!(ingest);

@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod processors;
 pub mod receivers;
 pub mod service;
+pub mod testkit;

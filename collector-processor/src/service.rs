@@ -37,14 +37,20 @@ pub struct Running {
 }
 
 async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(endpoint).await.with_context(|| format!("cannot listen on {endpoint} for {what}"))
+    TcpListener::bind(endpoint)
+        .await
+        .with_context(|| format!("cannot listen on {endpoint} for {what}"))
 }
 
 /// Binds the listeners and starts serving. Returns once every listener is bound.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let card = &config.exporters.prometheus.cardinality;
-    let metrics = Arc::new(Metrics::new(&mut registry, card.max_series_per_metric, card.max_values_per_label));
+    let metrics = Arc::new(Metrics::new(
+        &mut registry,
+        card.max_series_per_metric,
+        card.max_values_per_label,
+    ));
     let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, metrics));
     let shutdown = CancellationToken::new();
     let ready = Arc::new(Readiness::default());
@@ -53,7 +59,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // Bind everything first, so a port conflict fails the start before anything serves.
     let protocols = &config.receivers.otlp.protocols;
     let grpc_listener = match &protocols.grpc {
-        Some(g) => Some((bind("OTLP/gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib)),
+        Some(g) => Some((
+            bind("OTLP/gRPC", &g.endpoint).await?,
+            g.max_recv_msg_size_mib,
+        )),
         None => None,
     };
     let http_listener = match &protocols.http {
@@ -77,7 +86,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             "otlp-grpc",
             tokio::spawn(async move {
                 router
-                    .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), token.cancelled_owned())
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        token.cancelled_owned(),
+                    )
                     .await
                     .context("OTLP/gRPC server failed")
             }),
@@ -94,19 +106,40 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
         });
         tracing::info!(%addr, "OTLP/HTTP receiver listening");
-        tasks.push(("otlp-http", serve_axum(listener, http_router(state), shutdown.clone())));
+        tasks.push((
+            "otlp-http",
+            serve_axum(listener, http_router(state), shutdown.clone()),
+        ));
     }
 
     let metrics_addr = metrics_listener.local_addr()?;
-    let prom = Arc::new(PrometheusState { registry: Arc::new(registry), ready: ready.clone() });
+    let prom = Arc::new(PrometheusState {
+        registry: Arc::new(registry),
+        ready: ready.clone(),
+    });
     tracing::info!(addr = %metrics_addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
-    tasks.push(("metrics", serve_axum(metrics_listener, prom_router(prom), shutdown.clone())));
+    tasks.push((
+        "metrics",
+        serve_axum(metrics_listener, prom_router(prom), shutdown.clone()),
+    ));
 
     ready.set(true);
-    Ok(Running { grpc_addr, http_addr, metrics_addr, processor, shutdown, ready, tasks })
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        metrics_addr,
+        processor,
+        shutdown,
+        ready,
+        tasks,
+    })
 }
 
-fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationToken) -> JoinHandle<anyhow::Result<()>> {
+fn serve_axum(
+    listener: TcpListener,
+    router: axum::Router,
+    token: CancellationToken,
+) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(token.cancelled_owned())
@@ -159,7 +192,9 @@ impl Running {
                 Ok(Err(join)) => {
                     first_err.get_or_insert_with(|| anyhow::anyhow!("{name} task failed: {join}"));
                 }
-                Err(_) => tracing::warn!(server = name, "did not drain within the deadline; stopped"),
+                Err(_) => {
+                    tracing::warn!(server = name, "did not drain within the deadline; stopped")
+                }
             }
         }
         match first_err {

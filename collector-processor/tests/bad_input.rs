@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::{Buf, BufMut, Bytes};
-use common::{chat, d, i, request, s, scrape, span, start, sum, loopback_config};
+use common::{chat, d, i, loopback_config, request, s, scrape, span, start, sum};
 use flate2::write::GzEncoder;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -24,7 +24,12 @@ struct RpcStatus {
     message: String,
 }
 
-async fn post(url: &str, ctype: &str, encoding: Option<&str>, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+async fn post(
+    url: &str,
+    ctype: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Vec<u8>) {
     let client = reqwest::Client::new();
     let mut req = client.post(url).header("content-type", ctype).body(body);
     if let Some(e) = encoding {
@@ -32,7 +37,11 @@ async fn post(url: &str, ctype: &str, encoding: Option<&str>, body: Vec<u8>) -> 
     }
     let resp = req.send().await.expect("request sent");
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned()).unwrap_or_default();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
     (status, ct, resp.bytes().await.expect("body").to_vec())
 }
 
@@ -59,20 +68,40 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
     assert_eq!(ct, PROTO);
     let st = RpcStatus::decode(&body[..]).expect("Status body");
     assert_eq!(st.code, 3);
-    assert!(st.message.contains("malformed ExportTraceServiceRequest"), "{}", st.message);
+    assert!(
+        st.message.contains("malformed ExportTraceServiceRequest"),
+        "{}",
+        st.message
+    );
 
     // Malformed JSON: 400 with a JSON Status.
     let (status, ct, body) = post(&url, JSON, None, b"{\"resourceSpans\": [".to_vec()).await;
     assert_eq!((status, ct.as_str()), (400, JSON));
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json body");
     assert_eq!(v["code"], 3);
-    assert!(v["message"].as_str().expect("message").starts_with("invalid OTLP/JSON"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .expect("message")
+            .starts_with("invalid OTLP/JSON"),
+        "{v}"
+    );
 
     // A field of the wrong type: the message names its path.
-    let (status, _, body) = post(&url, JSON, None, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#.to_vec()).await;
+    let (status, _, body) = post(
+        &url,
+        JSON,
+        None,
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#
+            .to_vec(),
+    )
+    .await;
     assert_eq!(status, 400);
     let msg = String::from_utf8_lossy(&body).to_string();
-    assert!(msg.contains("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"), "{msg}");
+    assert!(
+        msg.contains("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"),
+        "{msg}"
+    );
 
     // Wrong content type and encoding: 415.
     let (status, _, body) = post(&url, "text/plain", None, b"hello".to_vec()).await;
@@ -85,14 +114,20 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
     // Oversized body (1 MiB limit): 413.
     let (status, _, body) = post(&url, PROTO, None, vec![0u8; 2 * 1024 * 1024]).await;
     assert_eq!(status, 413);
-    assert!(RpcStatus::decode(&body[..]).expect("status").message.contains("max_request_body_size_mib"));
+    assert!(RpcStatus::decode(&body[..])
+        .expect("status")
+        .message
+        .contains("max_request_body_size_mib"));
 
     // A gzip bomb: 64 KiB on the wire, 64 MiB inflated, limit 2 MiB: 413, never inflated whole.
     let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
     assert!(bomb.len() < 1024 * 1024);
     let (status, _, body) = post(&url, PROTO, Some("gzip"), bomb).await;
     assert_eq!(status, 413);
-    assert!(RpcStatus::decode(&body[..]).expect("status").message.contains("decompresses"));
+    assert!(RpcStatus::decode(&body[..])
+        .expect("status")
+        .message
+        .contains("decompresses"));
 
     // Not gzip at all: 400.
     let (status, _, _) = post(&url, PROTO, Some("gzip"), b"not gzip".to_vec()).await;
@@ -105,8 +140,22 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
     // Nothing above counted as a call.
     let m = scrape(running.metrics_addr).await;
     assert_eq!(sum(&m, "llmhub_requests_total", &[]), 0.0);
-    assert_eq!(sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "invalid")]), 4.0);
-    assert_eq!(sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "too_large")]), 2.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_requests_total",
+            &[("llmhub_outcome", "invalid")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_requests_total",
+            &[("llmhub_outcome", "too_large")]
+        ),
+        2.0
+    );
     running.stop().await.expect("stop");
 }
 
@@ -119,7 +168,10 @@ async fn metrics_and_logs_are_answered_not_404() {
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v["partialSuccess"]["rejectedDataPoints"], "2");
-    assert!(v["partialSuccess"]["errorMessage"].as_str().expect("msg").contains("traces only"));
+    assert!(v["partialSuccess"]["errorMessage"]
+        .as_str()
+        .expect("msg")
+        .contains("traces only"));
 
     let logs = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
@@ -130,9 +182,18 @@ async fn metrics_and_logs_are_answered_not_404() {
             ..Default::default()
         }],
     };
-    let (status, _, body) = post(&format!("{base}/v1/logs"), PROTO, None, logs.encode_to_vec()).await;
+    let (status, _, body) = post(
+        &format!("{base}/v1/logs"),
+        PROTO,
+        None,
+        logs.encode_to_vec(),
+    )
+    .await;
     assert_eq!(status, 200);
-    let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&body[..]).expect("response");
+    let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
+        &body[..],
+    )
+    .expect("response");
     assert_eq!(r.partial_success.expect("partial").rejected_log_records, 3);
     running.stop().await.expect("stop");
 }
@@ -143,47 +204,105 @@ async fn absurd_values_are_sanitized_and_good_spans_still_count() {
     let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
     let huge_model = "m".repeat(1024 * 1024);
     let mut backwards = chat(3, "gpt-4o", 10, 10);
-    std::mem::swap(&mut backwards.start_time_unix_nano, &mut backwards.end_time_unix_nano);
+    std::mem::swap(
+        &mut backwards.start_time_unix_nano,
+        &mut backwards.end_time_unix_nano,
+    );
     let mut bad_id = chat(6, "gpt-4o", 1, 1);
     bad_id.trace_id = vec![1, 2, 3];
     let spans = vec![
-        chat(1, "gpt-4o", 100, 20),                   // good
-        chat(2, "gpt-4o", -5, 10),                    // negative tokens
-        backwards,                                    // end before start
+        chat(1, "gpt-4o", 100, 20),                      // good
+        chat(2, "gpt-4o", -5, 10),                       // negative tokens
+        backwards,                                       // end before start
         chat(4, "gpt-4o", 1_000_000_000_000_000_000, 1), // 1e18 tokens
-        chat(5, &huge_model, 7, 3),                   // 1 MB model name
-        bad_id,                                       // invalid trace id: rejected
-        span(7, "chat gpt-4o", 100, vec![
-            s("gen_ai.operation.name", "chat"),
-            s("gen_ai.request.model", "gpt-4o"),
-            i("gen_ai.usage.input_tokens", 1),
-            d("gen_ai.response.time_to_first_chunk", f64::NAN),
-        ]),
+        chat(5, &huge_model, 7, 3),                      // 1 MB model name
+        bad_id,                                          // invalid trace id: rejected
+        span(
+            7,
+            "chat gpt-4o",
+            100,
+            vec![
+                s("gen_ai.operation.name", "chat"),
+                s("gen_ai.request.model", "gpt-4o"),
+                i("gen_ai.usage.input_tokens", 1),
+                d("gen_ai.response.time_to_first_chunk", f64::NAN),
+            ],
+        ),
     ];
     let (status, _, body) = post(&url, PROTO, None, request("absurd", spans).encode_to_vec()).await;
     assert_eq!(status, 200);
     let resp = ExportTraceServiceResponse::decode(&body[..]).expect("response");
-    let ps = resp.partial_success.expect("partial success with the problems");
+    let ps = resp
+        .partial_success
+        .expect("partial success with the problems");
     assert_eq!(ps.rejected_spans, 1);
-    for needle in ["trace_id must be 16 bytes", "gen_ai.usage.input_tokens = -5", "end time", "is not a token count", "cut to 256 bytes"] {
-        assert!(ps.error_message.contains(needle), "message lacks {needle:?}: {}", ps.error_message);
+    for needle in [
+        "trace_id must be 16 bytes",
+        "gen_ai.usage.input_tokens = -5",
+        "end time",
+        "is not a token count",
+        "cut to 256 bytes",
+    ] {
+        assert!(
+            ps.error_message.contains(needle),
+            "message lacks {needle:?}: {}",
+            ps.error_message
+        );
     }
 
     let m = scrape(running.metrics_addr).await;
     let svc = ("service_name", "absurd");
     // Good calls: span 1 (100/20), span 3 (10/10, duration ignored), span 5 (7/3), span 7 (1/0).
-    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "input_uncached")]), 118.0);
-    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "output")]), 33.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_tokens_total",
+            &[svc, ("llmhub_token_bucket", "input_uncached")]
+        ),
+        118.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_tokens_total",
+            &[svc, ("llmhub_token_bucket", "output")]
+        ),
+        33.0
+    );
     // Spans 2 and 4 count as calls with missing usage, never as zero or 1e18 tokens.
     assert_eq!(sum(&m, "llmhub_usage_missing_total", &[svc]), 2.0);
     assert_eq!(sum(&m, "llmhub_requests_total", &[svc]), 6.0);
     // The backwards span has no duration observation; the NaN TTFT was dropped.
-    assert_eq!(sum(&m, "gen_ai_client_operation_duration_seconds_count", &[svc]), 5.0);
-    assert_eq!(sum(&m, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &[svc]), 0.0);
+    assert_eq!(
+        sum(&m, "gen_ai_client_operation_duration_seconds_count", &[svc]),
+        5.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "gen_ai_client_operation_time_to_first_chunk_seconds_count",
+            &[svc]
+        ),
+        0.0
+    );
     // The 1 MB model name is cut to 256 bytes in labels.
     let cut = "m".repeat(256);
-    assert_eq!(sum(&m, "llmhub_requests_total", &[svc, ("gen_ai_request_model", &cut)]), 1.0);
-    assert_eq!(sum(&m, "llmhub_receiver_spans_refused_total", &[("llmhub_reason", "invalid_span")]), 1.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_requests_total",
+            &[svc, ("gen_ai_request_model", &cut)]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_refused_total",
+            &[("llmhub_reason", "invalid_span")]
+        ),
+        1.0
+    );
     running.stop().await.expect("stop");
 }
 
@@ -198,19 +317,48 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
             chat(n, &format!("model-{n}"), 1, 1)
         });
         let body = request("cardinality", spans.collect()).encode_to_vec();
-        let resp = client.post(&url).header("content-type", PROTO).body(body).send().await.expect("send");
+        let resp = client
+            .post(&url)
+            .header("content-type", PROTO)
+            .body(body)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(resp.status().as_u16(), 200);
     }
     let m = scrape(running.metrics_addr).await;
     let svc = ("service_name", "cardinality");
     // Every call still counts...
     assert_eq!(sum(&m, "llmhub_requests_total", &[svc]), 100_000.0);
-    assert_eq!(sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "input_uncached")]), 100_000.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_tokens_total",
+            &[svc, ("llmhub_token_bucket", "input_uncached")]
+        ),
+        100_000.0
+    );
     // ...but at most 1000 model values (the default) exist, the rest under __overflow__.
-    let series = m.iter().filter(|x| x.name == "llmhub_requests_total").count();
+    let series = m
+        .iter()
+        .filter(|x| x.name == "llmhub_requests_total")
+        .count();
     assert!(series <= 1001, "{series} series");
-    assert_eq!(sum(&m, "llmhub_requests_total", &[svc, ("gen_ai_request_model", "__overflow__")]), 99_000.0);
-    assert!(sum(&m, "llmhub_cardinality_overflow_total", &[("llmhub_label", "gen_ai_request_model")]) >= 99_000.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_requests_total",
+            &[svc, ("gen_ai_request_model", "__overflow__")]
+        ),
+        99_000.0
+    );
+    assert!(
+        sum(
+            &m,
+            "llmhub_cardinality_overflow_total",
+            &[("llmhub_label", "gen_ai_request_model")]
+        ) >= 99_000.0
+    );
     running.stop().await.expect("stop");
 }
 
@@ -247,13 +395,25 @@ impl Decoder for RawDec {
     }
 }
 
-async fn raw_grpc(addr: std::net::SocketAddr, path: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("uri").connect().await.expect("connect");
+async fn raw_grpc(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    body: Vec<u8>,
+) -> Result<Bytes, Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
-    grpc.unary(tonic::Request::new(body), http::uri::PathAndQuery::from_static(path), RawCodec)
-        .await
-        .map(|r| r.into_inner())
+    grpc.unary(
+        tonic::Request::new(body),
+        http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .map(|r| r.into_inner())
 }
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -261,37 +421,81 @@ const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_statuses_follow_the_otlp_specification() {
     let mut cfg = loopback_config();
-    cfg.receivers.otlp.protocols.grpc.as_mut().expect("grpc").max_recv_msg_size_mib = 1;
+    cfg.receivers
+        .otlp
+        .protocols
+        .grpc
+        .as_mut()
+        .expect("grpc")
+        .max_recv_msg_size_mib = 1;
     let running = start(&cfg).await;
     let addr = running.grpc_addr.expect("grpc");
 
     // Malformed protobuf: INVALID_ARGUMENT naming the message.
-    let err = raw_grpc(addr, TRACE_EXPORT, vec![0xff, 0xff, 0xff, 0x01]).await.expect_err("refused");
+    let err = raw_grpc(addr, TRACE_EXPORT, vec![0xff, 0xff, 0xff, 0x01])
+        .await
+        .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("malformed ExportTraceServiceRequest"), "{}", err.message());
+    assert!(
+        err.message()
+            .contains("malformed ExportTraceServiceRequest"),
+        "{}",
+        err.message()
+    );
 
     // Oversized: RESOURCE_EXHAUSTED (not the retryable OUT_OF_RANGE).
-    let big = request("big", vec![span(1, &"x".repeat(2 * 1024 * 1024), 1, vec![])]).encode_to_vec();
-    let err = raw_grpc(addr, TRACE_EXPORT, big).await.expect_err("refused");
+    let big = request(
+        "big",
+        vec![span(1, &"x".repeat(2 * 1024 * 1024), 1, vec![])],
+    )
+    .encode_to_vec();
+    let err = raw_grpc(addr, TRACE_EXPORT, big)
+        .await
+        .expect_err("refused");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
     // Partial success through the generated client: one bad span, one good.
     let mut bad = chat(2, "gpt-4o", 5, 5);
     bad.span_id = vec![];
-    let mut client = TraceServiceClient::connect(format!("http://{addr}")).await.expect("connect");
-    let resp = client.export(request("grpc-partial", vec![chat(1, "gpt-4o", 40, 2), bad])).await.expect("ok").into_inner();
+    let mut client = TraceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect");
+    let resp = client
+        .export(request("grpc-partial", vec![chat(1, "gpt-4o", 40, 2), bad]))
+        .await
+        .expect("ok")
+        .into_inner();
     let ps = resp.partial_success.expect("partial");
     assert_eq!(ps.rejected_spans, 1);
-    assert!(ps.error_message.contains("span_id must be 8 bytes"), "{}", ps.error_message);
+    assert!(
+        ps.error_message.contains("span_id must be 8 bytes"),
+        "{}",
+        ps.error_message
+    );
 
     // Metrics service is answered.
-    let metrics = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
-    let raw = raw_grpc(addr, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", metrics.encode_to_vec())
-        .await
-        .expect("answered");
+    let metrics =
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
+    let raw = raw_grpc(
+        addr,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        metrics.encode_to_vec(),
+    )
+    .await
+    .expect("answered");
     assert!(raw.is_empty(), "no data points, empty response");
 
     let m = scrape(running.metrics_addr).await;
-    assert_eq!(sum(&m, "llmhub_tokens_total", &[("service_name", "grpc-partial"), ("llmhub_token_bucket", "input_uncached")]), 40.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_tokens_total",
+            &[
+                ("service_name", "grpc-partial"),
+                ("llmhub_token_bucket", "input_uncached")
+            ]
+        ),
+        40.0
+    );
     running.stop().await.expect("stop");
 }

@@ -23,10 +23,23 @@ fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
     let mut lines = BufReader::new(stderr).lines();
     let mut addrs = Vec::new();
     while addrs.len() < 3 {
-        let line = lines.next().expect("a log line before exit").expect("utf-8");
+        let line = lines
+            .next()
+            .expect("a log line before exit")
+            .expect("utf-8");
         if let Some(pos) = line.find("addr=") {
-            let addr = line[pos + 5..].split_whitespace().next().expect("addr").to_owned();
-            let what = if line.contains("gRPC") { "grpc" } else if line.contains("HTTP") { "http" } else { "metrics" };
+            let addr = line[pos + 5..]
+                .split_whitespace()
+                .next()
+                .expect("addr")
+                .to_owned();
+            let what = if line.contains("gRPC") {
+                "grpc"
+            } else if line.contains("HTTP") {
+                "http"
+            } else {
+                "metrics"
+            };
             addrs.push((what.to_owned(), addr));
         }
     }
@@ -36,29 +49,62 @@ fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
 }
 
 fn get(addr: &str, path: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async { reqwest::get(format!("http://{addr}{path}")).await.map(|r| r.status().as_u16()).unwrap_or(0) })
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
     assert!(ok.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
             return status;
         }
-        assert!(Instant::now() < deadline, "llmhub did not stop within 15 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "llmhub did not stop within 15 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 #[test]
 fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
-    let (mut child, addrs) = serve(&["--bind", "127.0.0.1", "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"]);
-    let metrics = addrs.iter().find(|(w, _)| w == "metrics").expect("metrics addr").1.clone();
-    let http = addrs.iter().find(|(w, _)| w == "http").expect("http addr").1.clone();
+    let (mut child, addrs) = serve(&[
+        "--bind",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--metrics-port",
+        "0",
+    ]);
+    let metrics = addrs
+        .iter()
+        .find(|(w, _)| w == "metrics")
+        .expect("metrics addr")
+        .1
+        .clone();
+    let http = addrs
+        .iter()
+        .find(|(w, _)| w == "http")
+        .expect("http addr")
+        .1
+        .clone();
     assert_eq!(get(&metrics, "/healthz"), 200);
     assert_eq!(get(&metrics, "/readyz"), 200);
     assert_eq!(get(&metrics, "/metrics"), 200);
@@ -68,8 +114,16 @@ fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
     // Start again on the very same ports: nothing was left bound.
     let http_port = http.rsplit(':').next().expect("port").to_owned();
     let metrics_port = metrics.rsplit(':').next().expect("port").to_owned();
-    let (mut again, _) =
-        serve(&["--bind", "127.0.0.1", "--grpc-port", "0", "--http-port", &http_port, "--metrics-port", &metrics_port]);
+    let (mut again, _) = serve(&[
+        "--bind",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--http-port",
+        &http_port,
+        "--metrics-port",
+        &metrics_port,
+    ]);
     assert_eq!(get(&metrics, "/readyz"), 200);
     assert!(terminate(&mut again).success());
 }
@@ -79,12 +133,25 @@ fn a_busy_port_fails_the_start_with_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
     let out = bin()
-        .args(["serve", "--bind", "127.0.0.1", "--grpc-port", &port, "--http-port", "0", "--metrics-port", "0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--grpc-port",
+            &port,
+            "--http-port",
+            "0",
+            "--metrics-port",
+            "0",
+        ])
         .output()
         .expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("cannot listen on 127.0.0.1:{port} for OTLP/gRPC")), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port} for OTLP/gRPC")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,9 +159,17 @@ fn check_config_accepts_a_valid_file_and_names_the_bad_key_of_an_invalid_one() {
     let dir = std::env::temp_dir().join(format!("llmhub-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let good = dir.join("good.yaml");
-    std::fs::write(&good, "exporters:\n  prometheus:\n    endpoint: ${env:LLMHUB_TEST_METRICS:-127.0.0.1:9999}\n").expect("write");
+    std::fs::write(
+        &good,
+        "exporters:\n  prometheus:\n    endpoint: ${env:LLMHUB_TEST_METRICS:-127.0.0.1:9999}\n",
+    )
+    .expect("write");
     let out = bin().arg("check-config").arg(&good).output().expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("endpoint: 127.0.0.1:9999"));
 
     let bad = dir.join("bad.yaml");
@@ -102,9 +177,16 @@ fn check_config_accepts_a_valid_file_and_names_the_bad_key_of_an_invalid_one() {
     let out = bin().arg("check-config").arg(&bad).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("processors.genai.dedupe: unknown field `dedupe`, expected one of"), "{err}");
+    assert!(
+        err.contains("processors.genai.dedupe: unknown field `dedupe`, expected one of"),
+        "{err}"
+    );
 
-    let out = bin().arg("check-config").arg(dir.join("missing.yaml")).output().expect("runs");
+    let out = bin()
+        .arg("check-config")
+        .arg(dir.join("missing.yaml"))
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
 }
@@ -118,7 +200,13 @@ fn help_lists_the_commands() {
     }
     let out = bin().args(["serve", "--help"]).output().expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--config", "--grpc-port", "--http-port", "--metrics-port", "--bind"] {
+    for flag in [
+        "--config",
+        "--grpc-port",
+        "--http-port",
+        "--metrics-port",
+        "--bind",
+    ] {
         assert!(text.contains(flag), "{text}");
     }
 }

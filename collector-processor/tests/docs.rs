@@ -6,7 +6,9 @@ use llmhub::metrics::{Kind, CATALOGUE};
 use std::path::PathBuf;
 
 fn doc(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name)
 }
 
 fn check_section(name: &str, begin: &str, end: &str, generated: &str) {
@@ -15,10 +17,18 @@ fn check_section(name: &str, begin: &str, end: &str, generated: &str) {
     let start = text.find(begin).expect("begin marker") + begin.len();
     let stop = text.find(end).expect("end marker");
     if std::env::var_os("LLMHUB_BLESS").is_some() {
-        std::fs::write(&path, format!("{}{}{}", &text[..start], generated, &text[stop..])).expect("write");
+        std::fs::write(
+            &path,
+            format!("{}{}{}", &text[..start], generated, &text[stop..]),
+        )
+        .expect("write");
         return;
     }
-    assert_eq!(&text[start..stop], generated, "docs/{name} is stale: run LLMHUB_BLESS=1 cargo test -p llmhub --test docs");
+    assert_eq!(
+        &text[start..stop],
+        generated,
+        "docs/{name} is stale: run LLMHUB_BLESS=1 cargo test -p llmhub --test docs"
+    );
 }
 
 #[test]
@@ -29,14 +39,37 @@ fn metrics_doc_lists_the_catalogue() {
             Kind::Counter => "counter",
             Kind::Histogram => "histogram",
         };
-        let attrs = m.attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
-        t.push_str(&format!("| `{}` | `{}` | {} | `{}` | {} | {} |\n", m.name, m.prometheus_name(), kind, m.unit, attrs, m.help));
+        let attrs = m
+            .attributes
+            .iter()
+            .map(|a| format!("`{a}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        t.push_str(&format!(
+            "| `{}` | `{}` | {} | `{}` | {} | {} |\n",
+            m.name,
+            m.prometheus_name(),
+            kind,
+            m.unit,
+            attrs,
+            m.help
+        ));
     }
-    check_section("metrics.md", "<!-- BEGIN METRIC TABLE -->\n", "<!-- END METRIC TABLE -->", &t);
+    check_section(
+        "metrics.md",
+        "<!-- BEGIN METRIC TABLE -->\n",
+        "<!-- END METRIC TABLE -->",
+        &t,
+    );
 }
 
 #[test]
 fn configuration_doc_shows_the_defaults() {
     let yaml = serde_yaml::to_string(&Config::default()).expect("yaml");
-    check_section("configuration.md", "<!-- BEGIN DEFAULTS -->\n```yaml\n", "```\n<!-- END DEFAULTS -->", &yaml);
+    check_section(
+        "configuration.md",
+        "<!-- BEGIN DEFAULTS -->\n```yaml\n",
+        "```\n<!-- END DEFAULTS -->",
+        &yaml,
+    );
 }

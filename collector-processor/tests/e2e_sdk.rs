@@ -4,10 +4,14 @@
 
 mod common;
 
-use common::{count, scrape, start, sum, loopback_config};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
+use common::{count, loopback_config, scrape, start, sum};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
 use opentelemetry::{Array, Context, KeyValue, Value};
-use opentelemetry_otlp::{Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_otlp::{
+    Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use std::time::{Duration, SystemTime};
@@ -60,7 +64,10 @@ fn emit(provider: &SdkTracerProvider) {
             KeyValue::new("gen_ai.usage.cache_read.input_tokens", 800i64),
             KeyValue::new("gen_ai.usage.output_tokens", 300i64),
             KeyValue::new("gen_ai.usage.reasoning.output_tokens", 100i64),
-            KeyValue::new("gen_ai.response.finish_reasons", Value::Array(Array::String(vec!["stop".into()]))),
+            KeyValue::new(
+                "gen_ai.response.finish_reasons",
+                Value::Array(Array::String(vec!["stop".into()])),
+            ),
         ])
         .start_with_context(&tracer, &cx);
     chat.end_with_timestamp(t(2100));
@@ -123,8 +130,18 @@ async fn flush(provider: SdkTracerProvider) {
 fn check_scenario(m: &[common::Sample], service: &str) {
     let svc = ("service_name", service);
     // Tokens by disjoint bucket: only the chat and embeddings calls, never the agent's sum.
-    let tok = |bucket: &str| sum(m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", bucket)]);
-    assert_eq!(tok("input_uncached"), 200.0 + 64.0, "{service}: uncached input");
+    let tok = |bucket: &str| {
+        sum(
+            m,
+            "llmhub_tokens_total",
+            &[svc, ("llmhub_token_bucket", bucket)],
+        )
+    };
+    assert_eq!(
+        tok("input_uncached"),
+        200.0 + 64.0,
+        "{service}: uncached input"
+    );
     assert_eq!(tok("cache_read"), 800.0, "{service}: cache read");
     assert_eq!(tok("cache_write"), 0.0, "{service}: cache write");
     assert_eq!(tok("output"), 200.0, "{service}: visible output");
@@ -132,25 +149,57 @@ fn check_scenario(m: &[common::Sample], service: &str) {
 
     // gen_ai.client.token.usage: input 1000 and 64, output 300 and 0.
     let usage = "gen_ai_client_token_usage_sum";
-    assert_eq!(sum(m, usage, &[svc, ("gen_ai_token_type", "input")]), 1064.0);
-    assert_eq!(sum(m, usage, &[svc, ("gen_ai_token_type", "output")]), 300.0);
-    let chat_in = [svc, ("gen_ai_token_type", "input"), ("gen_ai_request_model", "gpt-4o")];
+    assert_eq!(
+        sum(m, usage, &[svc, ("gen_ai_token_type", "input")]),
+        1064.0
+    );
+    assert_eq!(
+        sum(m, usage, &[svc, ("gen_ai_token_type", "output")]),
+        300.0
+    );
+    let chat_in = [
+        svc,
+        ("gen_ai_token_type", "input"),
+        ("gen_ai_request_model", "gpt-4o"),
+    ];
     let bucket = |le: &str| {
         let mut w = chat_in.to_vec();
         w.push(("le", le));
         sum(m, "gen_ai_client_token_usage_bucket", &w)
     };
     assert_eq!(bucket("256.0"), 0.0, "1000 tokens is above the 256 bucket");
-    assert_eq!(bucket("1024.0"), 1.0, "1000 tokens falls in the 1024 bucket");
+    assert_eq!(
+        bucket("1024.0"),
+        1.0,
+        "1000 tokens falls in the 1024 bucket"
+    );
 
     // Requests: three model calls; one error classed rate_limited; one without usage.
     assert_eq!(sum(m, "llmhub_requests_total", &[svc]), 3.0);
-    assert_eq!(sum(m, "llmhub_errors_total", &[svc, ("error_type", "rate_limited")]), 1.0);
-    assert_eq!(sum(m, "llmhub_usage_missing_total", &[svc, ("gen_ai_request_model", "claude-sonnet-4")]), 1.0);
+    assert_eq!(
+        sum(
+            m,
+            "llmhub_errors_total",
+            &[svc, ("error_type", "rate_limited")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            m,
+            "llmhub_usage_missing_total",
+            &[svc, ("gen_ai_request_model", "claude-sonnet-4")]
+        ),
+        1.0
+    );
 
     // Durations: the chat call took 2.0 s (bucket 2.56, not 1.28); agent and tool have their own.
     let dur = "gen_ai_client_operation_duration_seconds";
-    let chat = [svc, ("gen_ai_request_model", "gpt-4o"), ("gen_ai_operation_name", "chat")];
+    let chat = [
+        svc,
+        ("gen_ai_request_model", "gpt-4o"),
+        ("gen_ai_operation_name", "chat"),
+    ];
     let with_le = |le: &'static str| {
         let mut w = chat.to_vec();
         w.push(("le", le));
@@ -159,20 +208,66 @@ fn check_scenario(m: &[common::Sample], service: &str) {
     assert_eq!(sum(m, &format!("{dur}_bucket"), &with_le("1.28")), 0.0);
     assert_eq!(sum(m, &format!("{dur}_bucket"), &with_le("2.56")), 1.0);
     assert!((sum(m, &format!("{dur}_sum"), &chat) - 2.0).abs() < 1e-9);
-    assert_eq!(sum(m, &format!("{dur}_count"), &[svc, ("gen_ai_operation_name", "invoke_agent")]), 1.0);
-    assert_eq!(sum(m, "llmhub_tool_duration_seconds_count", &[svc, ("gen_ai_tool_name", "get_weather")]), 1.0);
-    assert!((sum(m, "llmhub_tool_duration_seconds_sum", &[svc, ("gen_ai_tool_name", "get_weather")]) - 0.5).abs() < 1e-9);
-    assert_eq!(sum(m, "llmhub_agent_duration_seconds_count", &[svc, ("gen_ai_agent_name", "planner")]), 1.0);
+    assert_eq!(
+        sum(
+            m,
+            &format!("{dur}_count"),
+            &[svc, ("gen_ai_operation_name", "invoke_agent")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            m,
+            "llmhub_tool_duration_seconds_count",
+            &[svc, ("gen_ai_tool_name", "get_weather")]
+        ),
+        1.0
+    );
+    assert!(
+        (sum(
+            m,
+            "llmhub_tool_duration_seconds_sum",
+            &[svc, ("gen_ai_tool_name", "get_weather")]
+        ) - 0.5)
+            .abs()
+            < 1e-9
+    );
+    assert_eq!(
+        sum(
+            m,
+            "llmhub_agent_duration_seconds_count",
+            &[svc, ("gen_ai_agent_name", "planner")]
+        ),
+        1.0
+    );
 
     // Time to first chunk: 0.25 s, in the 0.32 bucket and not the 0.16 one.
     let ttfc = "gen_ai_client_operation_time_to_first_chunk_seconds";
     assert_eq!(sum(m, &format!("{ttfc}_count"), &[svc]), 1.0);
-    assert_eq!(sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.16")]), 0.0);
-    assert_eq!(sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.32")]), 1.0);
-    // Labels carry the environment and the response model.
-    assert_eq!(count(m, "llmhub_requests_total", &[svc, ("deployment_environment_name", "test")]), 3);
     assert_eq!(
-        sum(m, "llmhub_requests_total", &[svc, ("gen_ai_response_model", "gpt-4o-2024-08-06")]),
+        sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.16")]),
+        0.0
+    );
+    assert_eq!(
+        sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.32")]),
+        1.0
+    );
+    // Labels carry the environment and the response model.
+    assert_eq!(
+        count(
+            m,
+            "llmhub_requests_total",
+            &[svc, ("deployment_environment_name", "test")]
+        ),
+        3
+    );
+    assert_eq!(
+        sum(
+            m,
+            "llmhub_requests_total",
+            &[svc, ("gen_ai_response_model", "gpt-4o-2024-08-06")]
+        ),
         1.0
     );
 }
@@ -190,22 +285,32 @@ async fn sdk_exporters_over_grpc_and_http_produce_exact_metrics() {
         .with_compression(Compression::Gzip)
         .build()
         .expect("grpc exporter");
-    let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource("svc-grpc")).build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource("svc-grpc"))
+        .build();
     emit(&provider);
     flush(provider).await;
 
     // HTTP protobuf (gzip) and HTTP JSON; the blocking HTTP client is built off the runtime.
-    for (service, protocol, gzip) in
-        [("svc-http-proto", Protocol::HttpBinary, true), ("svc-http-json", Protocol::HttpJson, false)]
-    {
+    for (service, protocol, gzip) in [
+        ("svc-http-proto", Protocol::HttpBinary, true),
+        ("svc-http-json", Protocol::HttpJson, false),
+    ] {
         let endpoint = format!("http://{http}/v1/traces");
         let provider = tokio::task::spawn_blocking(move || {
-            let mut b = SpanExporter::builder().with_http().with_protocol(protocol).with_endpoint(endpoint);
+            let mut b = SpanExporter::builder()
+                .with_http()
+                .with_protocol(protocol)
+                .with_endpoint(endpoint);
             if gzip {
                 b = b.with_compression(Compression::Gzip);
             }
             let exporter = b.build().expect("http exporter");
-            SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service)).build()
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(resource(service))
+                .build()
         })
         .await
         .expect("build provider");
@@ -218,9 +323,37 @@ async fn sdk_exporters_over_grpc_and_http_produce_exact_metrics() {
         check_scenario(&m, service);
     }
     // Each transport saw its six spans; the HTTP span was passed over three times.
-    assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[("llmhub_transport", "grpc")]), 6.0);
-    assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[("llmhub_transport", "http_protobuf")]), 6.0);
-    assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[("llmhub_transport", "http_json")]), 6.0);
-    assert_eq!(sum(&m, "llmhub_processor_spans_total", &[("llmhub_span_role", "not_genai")]), 3.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_total",
+            &[("llmhub_transport", "grpc")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_total",
+            &[("llmhub_transport", "http_protobuf")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_total",
+            &[("llmhub_transport", "http_json")]
+        ),
+        6.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_processor_spans_total",
+            &[("llmhub_span_role", "not_genai")]
+        ),
+        3.0
+    );
     running.stop().await.expect("clean stop");
 }

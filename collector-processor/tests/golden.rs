@@ -30,13 +30,19 @@ fn normalize_fixture(path: &Path) -> Value {
     let opts = NormalizeOptions::default();
     let mut out = Vec::new();
     for rs in &req.resource_spans {
-        let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+        let resource =
+            view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
         for ss in &rs.scope_spans {
-            let ctx = ContextView { resource: resource.clone(), scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()) };
+            let ctx = ContextView {
+                resource: resource.clone(),
+                scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+            };
             for span in &ss.spans {
                 let entry = match normalize(&ctx, &view::span(span), &opts) {
                     Outcome::NotGenAi => json!({ "span": span.name, "outcome": "not_genai" }),
-                    Outcome::Rejected(r) => json!({ "span": span.name, "outcome": "rejected", "reason": r }),
+                    Outcome::Rejected(r) => {
+                        json!({ "span": span.name, "outcome": "rejected", "reason": r })
+                    }
                     Outcome::Call(n) => json!({
                         "span": span.name,
                         "outcome": "call",
@@ -55,7 +61,11 @@ fn normalize_fixture(path: &Path) -> Value {
 #[test]
 fn every_dialect_fixture_matches_its_golden_file() {
     let fixtures = fixtures();
-    assert!(fixtures.len() >= 10, "expected a fixture per dialect, found {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 10,
+        "expected a fixture per dialect, found {}",
+        fixtures.len()
+    );
     let bless = std::env::var_os("LLMHUB_BLESS").is_some();
     let mut failures = Vec::new();
     for f in &fixtures {
@@ -72,12 +82,24 @@ fn every_dialect_fixture_matches_its_golden_file() {
             Ok(want) if want == pretty => {}
             Ok(want) => {
                 let want: Value = serde_json::from_str(&want).expect("golden is JSON");
-                failures.push(format!("{}: differs from its golden file:\n{}", f.display(), diff(&want, &got)));
+                failures.push(format!(
+                    "{}: differs from its golden file:\n{}",
+                    f.display(),
+                    diff(&want, &got)
+                ));
             }
-            Err(_) => failures.push(format!("{}: no golden file {}", f.display(), expected_path.display())),
+            Err(_) => failures.push(format!(
+                "{}: no golden file {}",
+                f.display(),
+                expected_path.display()
+            )),
         }
     }
-    assert!(failures.is_empty(), "{}\n(regenerate with LLMHUB_BLESS=1 and review the diff)", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{}\n(regenerate with LLMHUB_BLESS=1 and review the diff)",
+        failures.join("\n")
+    );
 }
 
 /// A short description of the first differences between two JSON values.
@@ -92,12 +114,22 @@ fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
-                walk(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), out);
+                walk(
+                    &format!("{path}.{k}"),
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) => {
             for i in 0..x.len().max(y.len()) {
-                walk(&format!("{path}[{i}]"), x.get(i).unwrap_or(&Value::Null), y.get(i).unwrap_or(&Value::Null), out);
+                walk(
+                    &format!("{path}[{i}]"),
+                    x.get(i).unwrap_or(&Value::Null),
+                    y.get(i).unwrap_or(&Value::Null),
+                    out,
+                );
             }
         }
         _ if a != b => out.push(format!("  {path}: expected {a}, got {b}")),

@@ -50,7 +50,11 @@ async fn metrics(State(st): State<Arc<PrometheusState>>) -> Response {
     let mut out = String::with_capacity(64 * 1024);
     match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
         Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics failed: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics failed: {e}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -6,7 +6,10 @@ use super::ConfigError;
 use serde_yaml::Value;
 
 /// Expands every string in the document in place. `lookup` returns a variable's value.
-pub fn expand_env(doc: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+pub fn expand_env(
+    doc: &mut Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
     match doc {
         Value::String(s) => {
             if s.contains('$') {
@@ -46,14 +49,17 @@ pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
             rest = r;
         } else if let Some(body) = after.strip_prefix("${env:") {
             let Some(end) = body.find('}') else {
-                return Err(ConfigError::Env(format!("unterminated reference in {s:?}: expected ${{env:NAME}}")));
+                return Err(ConfigError::Env(format!(
+                    "unterminated reference in {s:?}: expected ${{env:NAME}}"
+                )));
             };
             let inner = &body[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(ConfigError::Env(format!(
                     "invalid environment variable name {name:?} in {s:?}: use letters, digits and _, e.g. ${{env:OTLP_PORT}}"

@@ -43,14 +43,22 @@ pub enum ConfigError {
 
 /// Parses a YAML document into a [`Config`] (after `${env:…}` expansion) and validates it.
 pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
     if doc.is_null() {
         doc = serde_yaml::Value::Mapping(Default::default());
     }
     expand::expand_env(&mut doc, &|name| std::env::var(name).ok())?;
     let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::Schema { path: if path == "." { "(top level)".to_owned() } else { path }, message: e.into_inner().to_string() }
+        ConfigError::Schema {
+            path: if path == "." {
+                "(top level)".to_owned()
+            } else {
+                path
+            },
+            message: e.into_inner().to_string(),
+        }
     })?;
     validate(&config)?;
     Ok(config)
@@ -58,8 +66,10 @@ pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
 
 /// Reads, expands, parses and validates a config file.
 pub fn load_file(path: &std::path::Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     from_yaml_str(&text)
 }
 

@@ -45,7 +45,10 @@ pub struct Protocols {
 
 impl Default for Protocols {
     fn default() -> Self {
-        Protocols { grpc: Some(GrpcProtocol::default()), http: Some(HttpProtocol::default()) }
+        Protocols {
+            grpc: Some(GrpcProtocol::default()),
+            http: Some(HttpProtocol::default()),
+        }
     }
 }
 
@@ -61,7 +64,10 @@ pub struct GrpcProtocol {
 
 impl Default for GrpcProtocol {
     fn default() -> Self {
-        GrpcProtocol { endpoint: "0.0.0.0:4317".to_owned(), max_recv_msg_size_mib: 16 }
+        GrpcProtocol {
+            endpoint: "0.0.0.0:4317".to_owned(),
+            max_recv_msg_size_mib: 16,
+        }
     }
 }
 
@@ -109,7 +115,11 @@ pub struct GenAiProcessor {
 
 impl Default for GenAiProcessor {
     fn default() -> Self {
-        GenAiProcessor { tenant_attributes: vec!["tenant.id".to_owned()], max_attribute_value_length: 256, dedup: DedupConfig::default() }
+        GenAiProcessor {
+            tenant_attributes: vec!["tenant.id".to_owned()],
+            max_attribute_value_length: 256,
+            dedup: DedupConfig::default(),
+        }
     }
 }
 
@@ -125,7 +135,10 @@ pub struct DedupConfig {
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        DedupConfig { enabled: true, max_entries: 100_000 }
+        DedupConfig {
+            enabled: true,
+            max_entries: 100_000,
+        }
     }
 }
 
@@ -149,7 +162,10 @@ pub struct PrometheusExporter {
 
 impl Default for PrometheusExporter {
     fn default() -> Self {
-        PrometheusExporter { endpoint: "0.0.0.0:9464".to_owned(), cardinality: CardinalityConfig::default() }
+        PrometheusExporter {
+            endpoint: "0.0.0.0:9464".to_owned(),
+            cardinality: CardinalityConfig::default(),
+        }
     }
 }
 
@@ -165,7 +181,10 @@ pub struct CardinalityConfig {
 
 impl Default for CardinalityConfig {
     fn default() -> Self {
-        CardinalityConfig { max_series_per_metric: 10_000, max_values_per_label: 1_000 }
+        CardinalityConfig {
+            max_series_per_metric: 10_000,
+            max_values_per_label: 1_000,
+        }
     }
 }
 
@@ -221,6 +240,9 @@ pub struct Telemetry {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Telemetry { log_level: "info".to_owned(), log_format: "text".to_owned() }
+        Telemetry {
+            log_level: "info".to_owned(),
+            log_format: "text".to_owned(),
+        }
     }
 }

@@ -8,8 +8,14 @@ fn empty_document_is_the_default_config() {
     assert_eq!(from_yaml_str("").unwrap(), Config::default());
     assert_eq!(from_yaml_str("{}").unwrap(), Config::default());
     let c = Config::default();
-    assert_eq!(c.receivers.otlp.protocols.grpc.as_ref().unwrap().endpoint, "0.0.0.0:4317");
-    assert_eq!(c.receivers.otlp.protocols.http.as_ref().unwrap().endpoint, "0.0.0.0:4318");
+    assert_eq!(
+        c.receivers.otlp.protocols.grpc.as_ref().unwrap().endpoint,
+        "0.0.0.0:4317"
+    );
+    assert_eq!(
+        c.receivers.otlp.protocols.http.as_ref().unwrap().endpoint,
+        "0.0.0.0:4318"
+    );
     assert_eq!(c.exporters.prometheus.endpoint, "0.0.0.0:9464");
 }
 
@@ -36,27 +42,52 @@ service:
 "#,
     )
     .unwrap();
-    assert_eq!(c.receivers.otlp.protocols.grpc.unwrap().endpoint, "127.0.0.1:14317");
+    assert_eq!(
+        c.receivers.otlp.protocols.grpc.unwrap().endpoint,
+        "127.0.0.1:14317"
+    );
     assert!(c.receivers.otlp.protocols.http.is_none());
-    assert_eq!(c.processors.genai.tenant_attributes, vec!["tenant.id", "org.id"]);
+    assert_eq!(
+        c.processors.genai.tenant_attributes,
+        vec!["tenant.id", "org.id"]
+    );
     assert!(!c.processors.genai.dedup.enabled);
-    assert_eq!(c.exporters.prometheus.cardinality.max_series_per_metric, 500);
-    assert_eq!(c.exporters.prometheus.cardinality.max_values_per_label, 1000, "unset fields keep defaults");
+    assert_eq!(
+        c.exporters.prometheus.cardinality.max_series_per_metric,
+        500
+    );
+    assert_eq!(
+        c.exporters.prometheus.cardinality.max_values_per_label, 1000,
+        "unset fields keep defaults"
+    );
 }
 
 #[test]
 fn unknown_key_is_rejected_with_its_path() {
-    let err = from_yaml_str("receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: 1.2.3.4:1\n").unwrap_err();
+    let err = from_yaml_str(
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: 1.2.3.4:1\n",
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("receivers.otlp.protocols.grpc"), "{msg}");
     assert!(msg.contains("unknown field `endpont`"), "{msg}");
-    assert!(msg.contains("endpoint"), "the accepted keys are listed: {msg}");
+    assert!(
+        msg.contains("endpoint"),
+        "the accepted keys are listed: {msg}"
+    );
 }
 
 #[test]
 fn wrong_type_names_the_path() {
-    let msg = from_yaml_str("exporters:\n  prometheus:\n    cardinality:\n      max_series_per_metric: many\n").unwrap_err().to_string();
-    assert!(msg.starts_with("exporters.prometheus.cardinality.max_series_per_metric"), "{msg}");
+    let msg = from_yaml_str(
+        "exporters:\n  prometheus:\n    cardinality:\n      max_series_per_metric: many\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.starts_with("exporters.prometheus.cardinality.max_series_per_metric"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -66,16 +97,26 @@ fn env_references_expand_and_can_fill_numbers() {
         "HOST" => Some("127.0.0.1".to_owned()),
         _ => None,
     };
-    assert_eq!(expand_str("${env:HOST}:${env:PORT}", &lookup).unwrap(), "127.0.0.1:4999");
+    assert_eq!(
+        expand_str("${env:HOST}:${env:PORT}", &lookup).unwrap(),
+        "127.0.0.1:4999"
+    );
     assert_eq!(expand_str("${env:MISSING:-9464}", &lookup).unwrap(), "9464");
     assert_eq!(expand_str("cost is $$5", &lookup).unwrap(), "cost is $5");
-    let err = expand_str("${env:MISSING}", &lookup).unwrap_err().to_string();
+    let err = expand_str("${env:MISSING}", &lookup)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("MISSING is not set"), "{err}");
     assert!(expand_str("${env:BAD-NAME}", &lookup).is_err());
 
-    let mut doc: serde_yaml::Value = serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
+    let mut doc: serde_yaml::Value =
+        serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
     expand::expand_env(&mut doc, &lookup).unwrap();
-    assert_eq!(doc["a"], serde_yaml::Value::Number(4999.into()), "a whole reference re-reads as a number");
+    assert_eq!(
+        doc["a"],
+        serde_yaml::Value::Number(4999.into()),
+        "a whole reference re-reads as a number"
+    );
     assert_eq!(doc["b"], serde_yaml::Value::String("x-4999".into()));
 }
 
@@ -89,7 +130,9 @@ service: { pipelines: { traces: { exporters: [postgres] } }, telemetry: { log_fo
 "#,
     )
     .unwrap_err();
-    let ConfigError::Invalid(list) = err else { panic!("expected validation errors, got {err}") };
+    let ConfigError::Invalid(list) = err else {
+        panic!("expected validation errors, got {err}")
+    };
     let all = list.join("\n");
     for needle in [
         "receivers.otlp.protocols.grpc.endpoint: got \"nowhere\", expected host:port",

@@ -8,12 +8,30 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
     let p = &c.receivers.otlp.protocols;
     if let Some(g) = &p.grpc {
-        endpoint("receivers.otlp.protocols.grpc.endpoint", &g.endpoint, &mut errors);
-        positive("receivers.otlp.protocols.grpc.max_recv_msg_size_mib", g.max_recv_msg_size_mib, 1024, &mut errors);
+        endpoint(
+            "receivers.otlp.protocols.grpc.endpoint",
+            &g.endpoint,
+            &mut errors,
+        );
+        positive(
+            "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
+            g.max_recv_msg_size_mib,
+            1024,
+            &mut errors,
+        );
     }
     if let Some(h) = &p.http {
-        endpoint("receivers.otlp.protocols.http.endpoint", &h.endpoint, &mut errors);
-        positive("receivers.otlp.protocols.http.max_request_body_size_mib", h.max_request_body_size_mib, 1024, &mut errors);
+        endpoint(
+            "receivers.otlp.protocols.http.endpoint",
+            &h.endpoint,
+            &mut errors,
+        );
+        positive(
+            "receivers.otlp.protocols.http.max_request_body_size_mib",
+            h.max_request_body_size_mib,
+            1024,
+            &mut errors,
+        );
         positive(
             "receivers.otlp.protocols.http.max_decompressed_body_size_mib",
             h.max_decompressed_body_size_mib,
@@ -58,7 +76,9 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     let t = &c.service.pipelines.traces;
     for r in &t.receivers {
         if r != "otlp" {
-            errors.push(format!("service.pipelines.traces.receivers: unknown receiver {r:?}; available: otlp"));
+            errors.push(format!(
+                "service.pipelines.traces.receivers: unknown receiver {r:?}; available: otlp"
+            ));
         }
     }
     if t.receivers.is_empty() {
@@ -66,12 +86,16 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     for r in &t.processors {
         if r != "genai" {
-            errors.push(format!("service.pipelines.traces.processors: unknown processor {r:?}; available: genai"));
+            errors.push(format!(
+                "service.pipelines.traces.processors: unknown processor {r:?}; available: genai"
+            ));
         }
     }
     for r in &t.exporters {
         if r != "prometheus" {
-            errors.push(format!("service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus"));
+            errors.push(format!(
+                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus"
+            ));
         }
     }
     let tel = &c.service.telemetry;
@@ -82,7 +106,10 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     if !matches!(tel.log_format.as_str(), "text" | "json") {
-        errors.push(format!("service.telemetry.log_format: got {:?}, expected text or json", tel.log_format));
+        errors.push(format!(
+            "service.telemetry.log_format: got {:?}, expected text or json",
+            tel.log_format
+        ));
     }
     if errors.is_empty() {
         Ok(())

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn values_past_the_limit_overflow() {
         let l = CardinalityLimiter::new(100, 2);
-        for (i, want) in ["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE].iter().enumerate() {
+        for (i, want) in ["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE]
+            .iter()
+            .enumerate()
+        {
             let v = ["a", "b", "c", "a", "d"][i];
             let mut labels = vec![("model", v.to_owned())];
             l.admit("m", &mut labels);
@@ -120,7 +123,13 @@ mod tests {
             let mut labels = vec![("model", v.to_owned())];
             last = l.admit("m", &mut labels);
             if v == "z" {
-                assert_eq!(labels, vec![("model", OVERFLOW_VALUE.to_owned()), ("otel_metric_overflow", "true".to_owned())]);
+                assert_eq!(
+                    labels,
+                    vec![
+                        ("model", OVERFLOW_VALUE.to_owned()),
+                        ("otel_metric_overflow", "true".to_owned())
+                    ]
+                );
             }
         }
         assert!(last.overflowed_series);

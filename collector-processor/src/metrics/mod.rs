@@ -14,19 +14,25 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// `gen_ai.client.token.usage` advisory buckets (semantic conventions v1.41).
 pub const TOKEN_BUCKETS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
-    67108864.0,
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
 ];
 /// `gen_ai.client.operation.duration` and `gen_ai.client.operation.time_to_first_chunk` buckets.
-pub const DURATION_BUCKETS: [f64; 14] =
-    [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
 /// `gen_ai.server.time_to_first_token` buckets.
-pub const SERVER_TTFT_BUCKETS: [f64; 16] =
-    [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub const SERVER_TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 /// `gen_ai.server.time_per_output_token` buckets.
-pub const SERVER_TPOT_BUCKETS: [f64; 13] = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
+pub const SERVER_TPOT_BUCKETS: [f64; 13] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
 /// Buckets of llmhub's own request latency.
-pub const REQUEST_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub const REQUEST_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// Instrument type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +141,11 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
 ];
 
-fn register(registry: &mut Registry, def: &MetricDef, metric: impl prometheus_client::registry::Metric) {
+fn register(
+    registry: &mut Registry,
+    def: &MetricDef,
+    metric: impl prometheus_client::registry::Metric,
+) {
     let base = def.name.replace('.', "_");
     if def.unit == "s" {
         registry.register_with_unit(base, def.help, Unit::Seconds, metric);
@@ -152,8 +162,11 @@ const SERVER_TTFT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TTFT_BUCKET
 const SERVER_TPOT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TPOT_BUCKETS);
 const REQUEST_HIST: fn() -> Histogram = || Histogram::new(REQUEST_BUCKETS);
 /// Output-tokens-per-second buckets.
-const TPS_HIST: fn() -> Histogram =
-    || Histogram::new([1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0]);
+const TPS_HIST: fn() -> Histogram = || {
+    Histogram::new([
+        1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0,
+    ])
+};
 
 /// The live metrics.
 pub struct Metrics {
@@ -183,7 +196,11 @@ pub struct Metrics {
 
 impl Metrics {
     /// Creates the instruments and registers them in `registry`.
-    pub fn new(registry: &mut Registry, max_series_per_metric: usize, max_values_per_label: usize) -> Self {
+    pub fn new(
+        registry: &mut Registry,
+        max_series_per_metric: usize,
+        max_values_per_label: usize,
+    ) -> Self {
         let m = Metrics {
             limiter: CardinalityLimiter::new(max_series_per_metric, max_values_per_label),
             token_usage: Family::new_with_constructor(TOKEN_HIST),
@@ -241,10 +258,20 @@ impl Metrics {
     fn admit(&self, metric: &'static str, mut labels: Labels) -> Labels {
         let adm = self.limiter.admit(metric, &mut labels);
         for label in adm.overflowed_labels {
-            self.overflow.get_or_create(&vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", label.to_owned())]).inc();
+            self.overflow
+                .get_or_create(&vec![
+                    ("llmhub_metric", metric.to_owned()),
+                    ("llmhub_label", label.to_owned()),
+                ])
+                .inc();
         }
         if adm.overflowed_series {
-            self.overflow.get_or_create(&vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", String::new())]).inc();
+            self.overflow
+                .get_or_create(&vec![
+                    ("llmhub_metric", metric.to_owned()),
+                    ("llmhub_label", String::new()),
+                ])
+                .inc();
         }
         labels
     }
@@ -252,11 +279,23 @@ impl Metrics {
     fn genai_labels(call: &LlmCall) -> Labels {
         vec![
             ("gen_ai_operation_name", call.operation.clone()),
-            ("gen_ai_provider_name", call.provider.clone().unwrap_or_default()),
-            ("gen_ai_request_model", call.request_model.clone().unwrap_or_default()),
-            ("gen_ai_response_model", call.response_model.clone().unwrap_or_default()),
+            (
+                "gen_ai_provider_name",
+                call.provider.clone().unwrap_or_default(),
+            ),
+            (
+                "gen_ai_request_model",
+                call.request_model.clone().unwrap_or_default(),
+            ),
+            (
+                "gen_ai_response_model",
+                call.response_model.clone().unwrap_or_default(),
+            ),
             ("service_name", call.service_name.clone()),
-            ("deployment_environment_name", call.environment.clone().unwrap_or_default()),
+            (
+                "deployment_environment_name",
+                call.environment.clone().unwrap_or_default(),
+            ),
         ]
     }
 
@@ -268,15 +307,27 @@ impl Metrics {
     /// Records one normalized call (already deduplicated).
     pub fn record_call(&self, call: &LlmCall) {
         let error = call.error_class.map(|c| c.as_str()).unwrap_or("");
-        self.spans_by_role.get_or_create(&vec![("llmhub_span_role", call.role.as_str().to_owned())]).inc();
+        self.spans_by_role
+            .get_or_create(&vec![("llmhub_span_role", call.role.as_str().to_owned())])
+            .inc();
         let env = call.environment.clone().unwrap_or_default();
         match call.role {
             SpanRole::ModelCall => {}
             SpanRole::Agent | SpanRole::Tool => {
                 let (family, metric, key, name) = if call.role == SpanRole::Agent {
-                    (&self.agent_duration, "llmhub.agent.duration", "gen_ai_agent_name", &call.agent.agent_name)
+                    (
+                        &self.agent_duration,
+                        "llmhub.agent.duration",
+                        "gen_ai_agent_name",
+                        &call.agent.agent_name,
+                    )
                 } else {
-                    (&self.tool_duration, "llmhub.tool.duration", "gen_ai_tool_name", &call.agent.tool_name)
+                    (
+                        &self.tool_duration,
+                        "llmhub.tool.duration",
+                        "gen_ai_tool_name",
+                        &call.agent.tool_name,
+                    )
                 };
                 if let Some(d) = call.timings.duration_s {
                     let labels = vec![
@@ -287,39 +338,59 @@ impl Metrics {
                     ];
                     family.get_or_create(&self.admit(metric, labels)).observe(d);
                     let labels = Self::with(Self::genai_labels(call), "error_type", error);
-                    self.duration.get_or_create(&self.admit("gen_ai.client.operation.duration", labels)).observe(d);
+                    self.duration
+                        .get_or_create(&self.admit("gen_ai.client.operation.duration", labels))
+                        .observe(d);
                 }
                 return;
             }
             SpanRole::Workflow => return,
         }
         let base = Self::genai_labels(call);
-        self.requests.get_or_create(&self.admit("llmhub.requests", base.clone())).inc();
+        self.requests
+            .get_or_create(&self.admit("llmhub.requests", base.clone()))
+            .inc();
         if !error.is_empty() {
             let labels = Self::with(base.clone(), "error_type", error);
-            self.errors.get_or_create(&self.admit("llmhub.errors", labels)).inc();
+            self.errors
+                .get_or_create(&self.admit("llmhub.errors", labels))
+                .inc();
         }
         if let Some(d) = call.timings.duration_s {
             let labels = Self::with(base.clone(), "error_type", error);
-            self.duration.get_or_create(&self.admit("gen_ai.client.operation.duration", labels)).observe(d);
+            self.duration
+                .get_or_create(&self.admit("gen_ai.client.operation.duration", labels))
+                .observe(d);
         }
         if let Some(t) = call.timings.ttft_s {
-            self.ttfc.get_or_create(&self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone())).observe(t);
+            self.ttfc
+                .get_or_create(
+                    &self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone()),
+                )
+                .observe(t);
             if call.timings.server_reported {
-                self.server_ttft.get_or_create(&self.admit("gen_ai.server.time_to_first_token", base.clone())).observe(t);
+                self.server_ttft
+                    .get_or_create(&self.admit("gen_ai.server.time_to_first_token", base.clone()))
+                    .observe(t);
             }
         }
         if let (Some(t), true) = (call.timings.tpot_s, call.timings.server_reported) {
-            self.server_tpot.get_or_create(&self.admit("gen_ai.server.time_per_output_token", base.clone())).observe(t);
+            self.server_tpot
+                .get_or_create(&self.admit("gen_ai.server.time_per_output_token", base.clone()))
+                .observe(t);
         }
         if let Some(t) = call.timings.output_tokens_per_s {
-            self.tps.get_or_create(&self.admit("llmhub.output_tokens_per_second", base.clone())).observe(t);
+            self.tps
+                .get_or_create(&self.admit("llmhub.output_tokens_per_second", base.clone()))
+                .observe(t);
         }
         match (&call.usage, call.counts_usage) {
             (Some(u), true) => {
                 for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
                     let labels = Self::with(base.clone(), "gen_ai_token_type", kind);
-                    self.token_usage.get_or_create(&self.admit("gen_ai.client.token.usage", labels)).observe(n as f64);
+                    self.token_usage
+                        .get_or_create(&self.admit("gen_ai.client.token.usage", labels))
+                        .observe(n as f64);
                 }
                 for (bucket, n) in [
                     ("input_uncached", u.input_uncached),
@@ -329,12 +400,16 @@ impl Metrics {
                     ("reasoning", u.reasoning),
                 ] {
                     let labels = Self::with(base.clone(), "llmhub_token_bucket", bucket);
-                    self.tokens.get_or_create(&self.admit("llmhub.tokens", labels)).inc_by(n);
+                    self.tokens
+                        .get_or_create(&self.admit("llmhub.tokens", labels))
+                        .inc_by(n);
                 }
             }
             (None, true) => {
                 let labels = Self::with(base, "llmhub_dialect", call.dialect.as_str());
-                self.usage_missing.get_or_create(&self.admit("llmhub.usage.missing", labels)).inc();
+                self.usage_missing
+                    .get_or_create(&self.admit("llmhub.usage.missing", labels))
+                    .inc();
             }
             _ => {}
         }
@@ -342,26 +417,37 @@ impl Metrics {
 
     /// Records a duplicate emission.
     pub fn record_duplicate(&self, reason: DuplicateReason, service: &str) {
-        let labels = vec![("llmhub_duplicate_reason", reason.as_str().to_owned()), ("service_name", service.to_owned())];
-        self.duplicates.get_or_create(&self.admit("llmhub.calls.duplicate", labels)).inc();
+        let labels = vec![
+            ("llmhub_duplicate_reason", reason.as_str().to_owned()),
+            ("service_name", service.to_owned()),
+        ];
+        self.duplicates
+            .get_or_create(&self.admit("llmhub.calls.duplicate", labels))
+            .inc();
     }
 
     /// Records spans received on a transport.
     pub fn record_received(&self, transport: &'static str, n: u64) {
-        self.spans_received.get_or_create(&vec![("llmhub_transport", transport.to_owned())]).inc_by(n);
+        self.spans_received
+            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
+            .inc_by(n);
     }
 
     /// Records refused spans.
     pub fn record_refused(&self, reason: &'static str, n: u64) {
         if n > 0 {
-            self.spans_refused.get_or_create(&vec![("llmhub_reason", reason.to_owned())]).inc_by(n);
+            self.spans_refused
+                .get_or_create(&vec![("llmhub_reason", reason.to_owned())])
+                .inc_by(n);
         }
     }
 
     /// Records spans with no GenAI attributes.
     pub fn record_not_genai(&self, n: u64) {
         if n > 0 {
-            self.spans_by_role.get_or_create(&vec![("llmhub_span_role", "not_genai".to_owned())]).inc_by(n);
+            self.spans_by_role
+                .get_or_create(&vec![("llmhub_span_role", "not_genai".to_owned())])
+                .inc_by(n);
         }
     }
 
@@ -369,15 +455,22 @@ impl Metrics {
     pub fn record_normalization(&self, warnings: usize, conflicts: &[llmhub_core::keys::Field]) {
         self.warnings.inc_by(warnings as u64);
         for f in conflicts {
-            self.conflicts.get_or_create(&vec![("llmhub_field", f.name().to_owned())]).inc();
+            self.conflicts
+                .get_or_create(&vec![("llmhub_field", f.name().to_owned())])
+                .inc();
         }
     }
 
     /// Records one export request.
     pub fn record_request(&self, transport: &'static str, outcome: &'static str, seconds: f64) {
         self.requests_in
-            .get_or_create(&vec![("llmhub_transport", transport.to_owned()), ("llmhub_outcome", outcome.to_owned())])
+            .get_or_create(&vec![
+                ("llmhub_transport", transport.to_owned()),
+                ("llmhub_outcome", outcome.to_owned()),
+            ])
             .inc();
-        self.request_duration.get_or_create(&vec![("llmhub_transport", transport.to_owned())]).observe(seconds);
+        self.request_duration
+            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
+            .observe(seconds);
     }
 }

@@ -40,7 +40,10 @@ impl GenAiProcessor {
                 max_value_len: cfg.max_attribute_value_length,
                 tenant_keys: cfg.tenant_attributes.clone(),
             },
-            dedup: cfg.dedup.enabled.then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
+            dedup: cfg
+                .dedup
+                .enabled
+                .then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
             metrics,
         }
     }
@@ -51,7 +54,11 @@ impl GenAiProcessor {
     }
 
     /// Processes one decoded export request.
-    pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
+    pub fn process(
+        &self,
+        req: &ExportTraceServiceRequest,
+        transport: &'static str,
+    ) -> ExportSummary {
         let mut summary = ExportSummary::default();
         let mut problems: Vec<String> = Vec::new();
         let mut more_problems = 0usize;
@@ -64,7 +71,8 @@ impl GenAiProcessor {
         };
         let mut not_genai = 0u64;
         for (ri, rs) in req.resource_spans.iter().enumerate() {
-            let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+            let resource =
+                view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
             for (si, ss) in rs.scope_spans.iter().enumerate() {
                 let ctx = ContextView {
                     resource: resource.clone(),
@@ -83,13 +91,16 @@ impl GenAiProcessor {
                             for w in &n.warnings {
                                 note(&mut problems, format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}", span.name));
                             }
-                            self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
+                            self.metrics
+                                .record_normalization(n.warnings.len(), &n.conflicts);
                             let duplicate = self.dedup.as_ref().and_then(|d| match d.lock() {
                                 Ok(mut g) => g.check(&n.call),
                                 Err(poisoned) => poisoned.into_inner().check(&n.call),
                             });
                             match duplicate {
-                                Some(reason) => self.metrics.record_duplicate(reason, &n.call.service_name),
+                                Some(reason) => {
+                                    self.metrics.record_duplicate(reason, &n.call.service_name)
+                                }
                                 None => self.metrics.record_call(&n.call),
                             }
                         }
@@ -98,7 +109,8 @@ impl GenAiProcessor {
             }
         }
         self.metrics.record_received(transport, summary.received);
-        self.metrics.record_refused("invalid_span", summary.rejected);
+        self.metrics
+            .record_refused("invalid_span", summary.rejected);
         self.metrics.record_not_genai(not_genai);
         if more_problems > 0 {
             problems.push(format!("and {more_problems} more"));

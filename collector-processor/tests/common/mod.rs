@@ -34,7 +34,12 @@ pub struct Sample {
 
 /// Scrapes `/metrics` and parses the OpenMetrics text.
 pub async fn scrape(addr: SocketAddr) -> Vec<Sample> {
-    let text = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("body");
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
     parse(&text)
 }
 
@@ -49,7 +54,11 @@ pub fn parse(text: &str) -> Vec<Sample> {
             Some(i) => (&line[..i], &line[i..]),
             None => {
                 let (n, v) = line.split_once(' ').expect("sample line");
-                out.push(Sample { name: n.into(), labels: BTreeMap::new(), value: v.trim().parse().expect("value") });
+                out.push(Sample {
+                    name: n.into(),
+                    labels: BTreeMap::new(),
+                    value: v.trim().parse().expect("value"),
+                });
                 continue;
             }
         };
@@ -85,8 +94,18 @@ pub fn parse(text: &str) -> Vec<Sample> {
                 i += 1;
             }
         }
-        let value = rest[i..].trim().split(' ').next().expect("value").parse().expect("numeric value");
-        out.push(Sample { name: name.into(), labels, value });
+        let value = rest[i..]
+            .trim()
+            .split(' ')
+            .next()
+            .expect("value")
+            .parse()
+            .expect("numeric value");
+        out.push(Sample {
+            name: name.into(),
+            labels,
+            value,
+        });
     }
     out
 }
@@ -95,7 +114,12 @@ pub fn parse(text: &str) -> Vec<Sample> {
 pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
     samples
         .iter()
-        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .map(|s| s.value)
         .sum()
 }
@@ -104,76 +128,13 @@ pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
 pub fn count(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> usize {
     samples
         .iter()
-        .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && want
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .count()
 }
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-
-/// A string attribute.
-pub fn s(key: &str, v: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }), ..Default::default() }
-}
-
-/// An integer attribute.
-pub fn i(key: &str, v: i64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::IntValue(v)) }), ..Default::default() }
-}
-
-/// A double attribute.
-pub fn d(key: &str, v: f64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(any_value::Value::DoubleValue(v)) }), ..Default::default() }
-}
-
-/// A span with a valid id derived from `n`, lasting `ms` milliseconds.
-pub fn span(n: u64, name: &str, ms: u64, attributes: Vec<KeyValue>) -> Span {
-    let mut trace_id = vec![0xab; 16];
-    trace_id[8..].copy_from_slice(&n.to_be_bytes());
-    let mut span_id = n.to_be_bytes().to_vec();
-    span_id[0] = 0x5a;
-    let start = 1_763_600_000_000_000_000u64 + n * 1_000_000;
-    Span {
-        trace_id,
-        span_id,
-        name: name.into(),
-        kind: 3,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + ms * 1_000_000,
-        attributes,
-        ..Default::default()
-    }
-}
-
-/// A chat span for `model` with the given input and output tokens.
-pub fn chat(n: u64, model: &str, input: i64, output: i64) -> Span {
-    span(
-        n,
-        &format!("chat {model}"),
-        500,
-        vec![
-            s("gen_ai.operation.name", "chat"),
-            s("gen_ai.provider.name", "openai"),
-            s("gen_ai.request.model", model),
-            i("gen_ai.usage.input_tokens", input),
-            i("gen_ai.usage.output_tokens", output),
-        ],
-    )
-}
-
-/// A request holding `spans` under one resource with `service.name = service`.
-pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource { attributes: vec![s("service.name", service)], ..Default::default() }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope { name: "test".into(), ..Default::default() }),
-                spans,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
-}
+pub use llmhub::testkit::{chat, d, i, request, s, span};

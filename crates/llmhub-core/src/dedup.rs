@@ -106,10 +106,13 @@ impl Deduplicator {
             return Some(DuplicateReason::SpanId);
         }
         let span = (call.start_unix_nano, call.end_unix_nano);
-        let response_key = call
-            .response_id
-            .as_ref()
-            .map(|id| (call.service_name.clone(), call.provider.clone().unwrap_or_default(), id.clone()));
+        let response_key = call.response_id.as_ref().map(|id| {
+            (
+                call.service_name.clone(),
+                call.provider.clone().unwrap_or_default(),
+                id.clone(),
+            )
+        });
         if let Some(k) = &response_key {
             if let Some(&(start, end)) = self.responses.get(k) {
                 if start <= span.1 && span.0 <= end {
@@ -119,9 +122,11 @@ impl Deduplicator {
             }
         }
         let print = match (&call.usage, &call.normalized_model) {
-            (Some(usage), Some(model)) if usage.total() > 0 => {
-                Some(Fingerprint { service: call.service_name.clone(), model: model.clone(), usage: *usage })
-            }
+            (Some(usage), Some(model)) if usage.total() > 0 => Some(Fingerprint {
+                service: call.service_name.clone(),
+                model: model.clone(),
+                usage: *usage,
+            }),
             _ => None,
         };
         if let Some(p) = &print {
@@ -233,7 +238,11 @@ mod tests {
             error_type: None,
             server_address: None,
             server_port: None,
-            usage: Some(Usage { input_uncached: 10, output: 5, ..Default::default() }),
+            usage: Some(Usage {
+                input_uncached: 10,
+                output: 5,
+                ..Default::default()
+            }),
             counts_usage: true,
             timings: Timings::default(),
             sdk_reported_cost_usd: None,
@@ -245,14 +254,23 @@ mod tests {
     fn retried_export_is_a_duplicate() {
         let mut d = Deduplicator::new(100);
         assert_eq!(d.check(&call(1, "a", None, 0, 10)), None);
-        assert_eq!(d.check(&call(1, "a", None, 0, 10)), Some(DuplicateReason::SpanId));
+        assert_eq!(
+            d.check(&call(1, "a", None, 0, 10)),
+            Some(DuplicateReason::SpanId)
+        );
     }
 
     #[test]
     fn wrapper_and_sdk_share_a_response_id() {
         let mut d = Deduplicator::new(100);
-        assert_eq!(d.check(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100)), None);
-        assert_eq!(d.check(&call(2, "openai-sdk", Some("chatcmpl-1"), 5, 95)), Some(DuplicateReason::ResponseId));
+        assert_eq!(
+            d.check(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100)),
+            None
+        );
+        assert_eq!(
+            d.check(&call(2, "openai-sdk", Some("chatcmpl-1"), 5, 95)),
+            Some(DuplicateReason::ResponseId)
+        );
     }
 
     #[test]
@@ -269,7 +287,10 @@ mod tests {
         // Same instrumentation, identical usage, overlapping: two real parallel calls.
         assert_eq!(d.check(&call(2, "wrapper", None, 10, 90)), None);
         // Another instrumentation, overlapping: the same call seen twice.
-        assert_eq!(d.check(&call(3, "sdk", None, 10, 90)), Some(DuplicateReason::Fingerprint));
+        assert_eq!(
+            d.check(&call(3, "sdk", None, 10, 90)),
+            Some(DuplicateReason::Fingerprint)
+        );
         // Another instrumentation, later in time: a new call.
         assert_eq!(d.check(&call(4, "sdk", None, 500, 600)), None);
     }
@@ -285,9 +306,20 @@ mod tests {
     fn memory_is_bounded() {
         let mut d = Deduplicator::new(50);
         for i in 0..=255u8 {
-            d.check(&call(i, "a", Some(&format!("id-{i}")), u64::from(i) * 1000, u64::from(i) * 1000 + 10));
+            d.check(&call(
+                i,
+                "a",
+                Some(&format!("id-{i}")),
+                u64::from(i) * 1000,
+                u64::from(i) * 1000 + 10,
+            ));
         }
         assert!(d.len() <= 50, "remembered {}", d.len());
-        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(Vec::len).sum::<usize>() <= 50);
+        assert!(
+            d.spans.len()
+                + d.responses.len()
+                + d.fingerprints.values().map(Vec::len).sum::<usize>()
+                <= 50
+        );
     }
 }

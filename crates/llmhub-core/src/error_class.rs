@@ -13,8 +13,15 @@
 use crate::record::ErrorClass;
 
 /// Finish reasons that mean the output was blocked by a safety system.
-pub static CONTENT_FILTER_FINISH_REASONS: &[&str] =
-    &["content_filter", "safety", "blocklist", "prohibited_content", "spii", "refusal", "content-filter"];
+pub static CONTENT_FILTER_FINISH_REASONS: &[&str] = &[
+    "content_filter",
+    "safety",
+    "blocklist",
+    "prohibited_content",
+    "spii",
+    "refusal",
+    "content-filter",
+];
 
 /// Ordered (pattern, class) rules matched as substrings of the lower-cased error text.
 pub static TEXT_RULES: &[(&str, ErrorClass)] = &[
@@ -118,7 +125,10 @@ pub fn classify(s: &ErrorSignals<'_>) -> Option<ErrorClass> {
         return Some(ErrorClass::ContentFiltered);
     }
     let type_status = s.error_type.and_then(|t| t.trim().parse::<i64>().ok());
-    let http = s.http_status.filter(|c| *c >= 400).or(type_status.filter(|c| *c >= 400));
+    let http = s
+        .http_status
+        .filter(|c| *c >= 400)
+        .or(type_status.filter(|c| *c >= 400));
     let failed = s.status_error || s.error_type.is_some() || !s.texts.is_empty() || http.is_some();
     if !failed {
         return None;
@@ -142,17 +152,36 @@ mod tests {
     use super::*;
 
     fn with_type(t: &str) -> Option<ErrorClass> {
-        classify(&ErrorSignals { status_error: true, error_type: Some(t), ..Default::default() })
+        classify(&ErrorSignals {
+            status_error: true,
+            error_type: Some(t),
+            ..Default::default()
+        })
     }
 
     #[test]
     fn classifies_sdk_exception_names() {
-        assert_eq!(with_type("openai.RateLimitError"), Some(ErrorClass::RateLimited));
-        assert_eq!(with_type("anthropic.APITimeoutError"), Some(ErrorClass::Timeout));
+        assert_eq!(
+            with_type("openai.RateLimitError"),
+            Some(ErrorClass::RateLimited)
+        );
+        assert_eq!(
+            with_type("anthropic.APITimeoutError"),
+            Some(ErrorClass::Timeout)
+        );
         assert_eq!(with_type("AuthenticationError"), Some(ErrorClass::Auth));
-        assert_eq!(with_type("InternalServerError"), Some(ErrorClass::ServerError));
-        assert_eq!(with_type("BadRequestError"), Some(ErrorClass::InvalidRequest));
-        assert_eq!(with_type("asyncio.CancelledError"), Some(ErrorClass::Cancelled));
+        assert_eq!(
+            with_type("InternalServerError"),
+            Some(ErrorClass::ServerError)
+        );
+        assert_eq!(
+            with_type("BadRequestError"),
+            Some(ErrorClass::InvalidRequest)
+        );
+        assert_eq!(
+            with_type("asyncio.CancelledError"),
+            Some(ErrorClass::Cancelled)
+        );
         assert_eq!(with_type("429"), Some(ErrorClass::RateLimited));
         assert_eq!(with_type("529"), Some(ErrorClass::ServerError));
         assert_eq!(with_type("_OTHER"), Some(ErrorClass::Other));
@@ -172,14 +201,21 @@ mod tests {
     #[test]
     fn finish_reason_content_filter() {
         let reasons = vec!["content_filter".to_owned()];
-        let s = ErrorSignals { finish_reasons: &reasons, ..Default::default() };
+        let s = ErrorSignals {
+            finish_reasons: &reasons,
+            ..Default::default()
+        };
         assert_eq!(classify(&s), Some(ErrorClass::ContentFiltered));
     }
 
     #[test]
     fn ok_call_has_no_class() {
         let reasons = vec!["stop".to_owned()];
-        let s = ErrorSignals { finish_reasons: &reasons, http_status: Some(200), ..Default::default() };
+        let s = ErrorSignals {
+            finish_reasons: &reasons,
+            http_status: Some(200),
+            ..Default::default()
+        };
         assert_eq!(classify(&s), None);
     }
 }

@@ -132,14 +132,28 @@ pub struct KeyRule {
 }
 
 const fn rule(key: &'static str, field: Field, rank: u8, dialect: Dialect) -> KeyRule {
-    KeyRule { key, field, rank, unit: Unit::Plain, dialect }
+    KeyRule {
+        key,
+        field,
+        rank,
+        unit: Unit::Plain,
+        dialect,
+    }
 }
 
 const fn millis(key: &'static str, field: Field, rank: u8, dialect: Dialect) -> KeyRule {
-    KeyRule { key, field, rank, unit: Unit::Millis, dialect }
+    KeyRule {
+        key,
+        field,
+        rank,
+        unit: Unit::Millis,
+        dialect,
+    }
 }
 
-use Dialect::{Langfuse as LF, OpenInference as OI, OpenLit as OL, OpenLlmetry as TL, OtelGenAi as OT};
+use Dialect::{
+    Langfuse as LF, OpenInference as OI, OpenLit as OL, OpenLlmetry as TL, OtelGenAi as OT,
+};
 use Dialect::{PydanticAi as PY, VercelAi as VA};
 use Field::*;
 
@@ -186,25 +200,95 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("ai.usage.outputTokens", OutputTokens, 4, VA),
     rule("ai.usage.completionTokens", OutputTokens, 5, VA),
     // Cache read
-    rule("gen_ai.usage.cache_read.input_tokens", CacheReadTokens, 0, OT),
-    rule("gen_ai.usage.cache_read_input_tokens", CacheReadTokens, 1, TL),
-    rule("llm.token_count.prompt_details.cache_read", CacheReadTokens, 2, OI),
-    rule("ai.usage.inputTokenDetails.cacheReadTokens", CacheReadTokens, 3, VA),
+    rule(
+        "gen_ai.usage.cache_read.input_tokens",
+        CacheReadTokens,
+        0,
+        OT,
+    ),
+    rule(
+        "gen_ai.usage.cache_read_input_tokens",
+        CacheReadTokens,
+        1,
+        TL,
+    ),
+    rule(
+        "llm.token_count.prompt_details.cache_read",
+        CacheReadTokens,
+        2,
+        OI,
+    ),
+    rule(
+        "ai.usage.inputTokenDetails.cacheReadTokens",
+        CacheReadTokens,
+        3,
+        VA,
+    ),
     rule("ai.usage.cachedInputTokens", CacheReadTokens, 4, VA),
-    rule("gen_ai.usage.details.cache_read_tokens", CacheReadTokens, 5, PY),
+    rule(
+        "gen_ai.usage.details.cache_read_tokens",
+        CacheReadTokens,
+        5,
+        PY,
+    ),
     // Cache write
-    rule("gen_ai.usage.cache_creation.input_tokens", CacheWriteTokens, 0, OT),
-    rule("gen_ai.usage.cache_creation_input_tokens", CacheWriteTokens, 1, TL),
-    rule("llm.token_count.prompt_details.cache_write", CacheWriteTokens, 2, OI),
-    rule("ai.usage.inputTokenDetails.cacheWriteTokens", CacheWriteTokens, 3, VA),
-    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 4, PY),
+    rule(
+        "gen_ai.usage.cache_creation.input_tokens",
+        CacheWriteTokens,
+        0,
+        OT,
+    ),
+    rule(
+        "gen_ai.usage.cache_creation_input_tokens",
+        CacheWriteTokens,
+        1,
+        TL,
+    ),
+    rule(
+        "llm.token_count.prompt_details.cache_write",
+        CacheWriteTokens,
+        2,
+        OI,
+    ),
+    rule(
+        "ai.usage.inputTokenDetails.cacheWriteTokens",
+        CacheWriteTokens,
+        3,
+        VA,
+    ),
+    rule(
+        "gen_ai.usage.details.cache_write_tokens",
+        CacheWriteTokens,
+        4,
+        PY,
+    ),
     // Reasoning
-    rule("gen_ai.usage.reasoning.output_tokens", ReasoningTokens, 0, OT),
+    rule(
+        "gen_ai.usage.reasoning.output_tokens",
+        ReasoningTokens,
+        0,
+        OT,
+    ),
     rule("gen_ai.usage.reasoning_tokens", ReasoningTokens, 1, TL),
-    rule("llm.token_count.completion_details.reasoning", ReasoningTokens, 2, OI),
-    rule("ai.usage.outputTokenDetails.reasoningTokens", ReasoningTokens, 3, VA),
+    rule(
+        "llm.token_count.completion_details.reasoning",
+        ReasoningTokens,
+        2,
+        OI,
+    ),
+    rule(
+        "ai.usage.outputTokenDetails.reasoningTokens",
+        ReasoningTokens,
+        3,
+        VA,
+    ),
     rule("ai.usage.reasoningTokens", ReasoningTokens, 4, VA),
-    rule("gen_ai.usage.details.reasoning_tokens", ReasoningTokens, 5, PY),
+    rule(
+        "gen_ai.usage.details.reasoning_tokens",
+        ReasoningTokens,
+        5,
+        PY,
+    ),
     // Streaming
     rule("gen_ai.request.stream", Streaming, 0, OT),
     rule("gen_ai.is_streaming", Streaming, 1, TL),
@@ -276,7 +360,12 @@ mod tests {
         let mut ranks = std::collections::HashSet::new();
         for r in KEY_RULES {
             assert!(keys.insert(r.key), "duplicate key {}", r.key);
-            assert!(ranks.insert((r.field, r.rank)), "duplicate rank {} for {:?}", r.rank, r.field);
+            assert!(
+                ranks.insert((r.field, r.rank)),
+                "duplicate rank {} for {:?}",
+                r.rank,
+                r.field
+            );
         }
     }
 

@@ -26,7 +26,10 @@ pub struct NormalizeOptions {
 
 impl Default for NormalizeOptions {
     fn default() -> Self {
-        NormalizeOptions { max_value_len: 256, tenant_keys: vec!["tenant.id".to_owned()] }
+        NormalizeOptions {
+            max_value_len: 256,
+            tenant_keys: vec!["tenant.id".to_owned()],
+        }
     }
 }
 
@@ -76,7 +79,10 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new() -> Self {
-        Fields { best: std::array::from_fn(|_| None), conflicts: Vec::new() }
+        Fields {
+            best: std::array::from_fn(|_| None),
+            conflicts: Vec::new(),
+        }
     }
 
     fn offer(&mut self, field: Field, rank: u8, key: &'a str, value: Scalar<'a>) {
@@ -111,7 +117,9 @@ fn same_value(a: &Scalar<'_>, b: &Scalar<'_>) -> bool {
     match (a, b) {
         (Scalar::Num(x), Scalar::Num(y)) => (x - y).abs() < 1e-9 || x == y,
         (Scalar::Str(x), Scalar::Str(y)) => x == y,
-        (Scalar::Str(x), Scalar::List(l)) | (Scalar::List(l), Scalar::Str(x)) => l.len() == 1 && l[0] == *x,
+        (Scalar::Str(x), Scalar::List(l)) | (Scalar::List(l), Scalar::Str(x)) => {
+            l.len() == 1 && l[0] == *x
+        }
         _ => a == b,
     }
 }
@@ -131,7 +139,11 @@ fn to_scalar<'a>(v: &Value<'a>, unit: Unit) -> Option<Scalar<'a>> {
         Value::Double(d) => Some(Scalar::Num(scale(*d))),
         Value::Bool(b) => Some(Scalar::Bool(*b)),
         Value::Array(items) => Some(Scalar::List(
-            items.iter().filter_map(|i| i.as_str()).map(str::to_owned).collect(),
+            items
+                .iter()
+                .filter_map(|i| i.as_str())
+                .map(str::to_owned)
+                .collect(),
         )),
         Value::Other => None,
     }
@@ -142,11 +154,17 @@ fn to_scalar<'a>(v: &Value<'a>, unit: Unit) -> Option<Scalar<'a>> {
 fn token_count(c: &Candidate<'_>) -> Result<u64, String> {
     let x = match &c.value {
         Scalar::Num(x) => *x,
-        Scalar::Str(s) => s.trim().parse::<f64>().map_err(|_| format!("{} = {:?} is not a number", c.key, s))?,
+        Scalar::Str(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("{} = {:?} is not a number", c.key, s))?,
         other => return Err(format!("{} = {:?} is not a number", c.key, other)),
     };
     if !x.is_finite() || x < 0.0 || x.fract() != 0.0 || x > MAX_TOKENS as f64 {
-        return Err(format!("{} = {} is not a token count (a whole number from 0 to {})", c.key, x, MAX_TOKENS));
+        return Err(format!(
+            "{} = {} is not a token count (a whole number from 0 to {})",
+            c.key, x, MAX_TOKENS
+        ));
     }
     Ok(x as u64)
 }
@@ -180,7 +198,10 @@ fn seconds(c: &Candidate<'_>, warnings: &mut Vec<String>) -> Option<f64> {
     if x.is_finite() && (0.0..=MAX_SECONDS).contains(&x) {
         Some(x)
     } else {
-        warnings.push(format!("{} = {} is not a duration from 0 to {} s; ignored", c.key, x, MAX_SECONDS));
+        warnings.push(format!(
+            "{} = {} is not a duration from 0 to {} s; ignored",
+            c.key, x, MAX_SECONDS
+        ));
         None
     }
 }
@@ -202,13 +223,43 @@ static LANGFUSE_USAGE_KEYS: &[(&str, Field)] = &[
     ("output_reasoning", Field::ReasoningTokens),
 ];
 
+/// JSON pointers into Vercel's `ai.response.providerMetadata`, by field.
+static PROVIDER_METADATA_KEYS: &[(&str, Field)] = &[
+    ("/anthropic/cacheReadInputTokens", Field::CacheReadTokens),
+    (
+        "/anthropic/cacheCreationInputTokens",
+        Field::CacheWriteTokens,
+    ),
+    (
+        "/anthropic/usage/cache_read_input_tokens",
+        Field::CacheReadTokens,
+    ),
+    (
+        "/anthropic/usage/cache_creation_input_tokens",
+        Field::CacheWriteTokens,
+    ),
+    ("/openai/cachedPromptTokens", Field::CacheReadTokens),
+    ("/openai/reasoningTokens", Field::ReasoningTokens),
+    (
+        "/bedrock/usage/cacheReadInputTokens",
+        Field::CacheReadTokens,
+    ),
+    (
+        "/bedrock/usage/cacheWriteInputTokens",
+        Field::CacheWriteTokens,
+    ),
+];
+
 /// Rank given to values read from structured keys and events: below every plain key.
 const STRUCTURED_RANK: u8 = 20;
 
 fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: &mut Fields<'a>) {
     match key {
         "langfuse.observation.usage_details" => {
-            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+            let Some(obj) = value
+                .as_str()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            else {
                 return;
             };
             let Some(map) = obj.as_object() else { return };
@@ -222,9 +273,10 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 _ => 4,
             };
             for (k, v) in map {
-                if let (Some((_, field)), Some(n)) =
-                    (LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k), v.as_f64())
-                {
+                if let (Some((_, field)), Some(n)) = (
+                    LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k),
+                    v.as_f64(),
+                ) {
                     let s = &mut sums[slot(*field)];
                     *s = Some(s.unwrap_or(0.0) + n);
                 }
@@ -233,7 +285,10 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
             let cached = cache_read.unwrap_or(0.0) + cache_write.unwrap_or(0.0);
             let fields = [
                 (Field::InputTokens, input.map(|i| i + cached)),
-                (Field::OutputTokens, output.map(|o| o + reasoning.unwrap_or(0.0))),
+                (
+                    Field::OutputTokens,
+                    output.map(|o| o + reasoning.unwrap_or(0.0)),
+                ),
                 (Field::CacheReadTokens, cache_read),
                 (Field::CacheWriteTokens, cache_write),
                 (Field::ReasoningTokens, reasoning),
@@ -245,11 +300,15 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
             }
         }
         "langfuse.observation.cost_details" => {
-            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+            let Some(obj) = value
+                .as_str()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            else {
                 return;
             };
             let total = obj.get("total").and_then(|t| t.as_f64()).or_else(|| {
-                obj.as_object().map(|m| m.values().filter_map(|v| v.as_f64()).sum::<f64>())
+                obj.as_object()
+                    .map(|m| m.values().filter_map(|v| v.as_f64()).sum::<f64>())
             });
             if let Some(t) = total {
                 f.offer(Field::SdkCost, STRUCTURED_RANK, key, Scalar::Num(t));
@@ -263,8 +322,26 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 }
             }
         }
+        "ai.response.providerMetadata" => {
+            // Vercel AI SDK v4/v5 pass provider-specific usage here (Anthropic cache tokens are
+            // not in ai.usage.* before v5).
+            let Some(obj) = value
+                .as_str()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            else {
+                return;
+            };
+            for (pointer, field) in PROVIDER_METADATA_KEYS {
+                if let Some(n) = obj.pointer(pointer).and_then(serde_json::Value::as_f64) {
+                    f.offer(*field, STRUCTURED_RANK, key, Scalar::Num(n));
+                }
+            }
+        }
         "llm.invocation_parameters" => {
-            let Some(obj) = value.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else {
+            let Some(obj) = value
+                .as_str()
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+            else {
                 return;
             };
             if let Some(b) = obj.get("stream").and_then(|v| v.as_bool()) {
@@ -278,11 +355,17 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                     if idx.bytes().all(|b| b.is_ascii_digit()) {
                         if let Some(s) = value.as_str() {
                             let mut list = match f.get(Field::FinishReasons) {
-                                Some(Candidate { rank: STRUCTURED_RANK, value: Scalar::List(l), .. }) => l.clone(),
+                                Some(Candidate {
+                                    rank: STRUCTURED_RANK,
+                                    value: Scalar::List(l),
+                                    ..
+                                }) => l.clone(),
                                 _ => Vec::new(),
                             };
                             list.push(s.to_owned());
-                            if f.get(Field::FinishReasons).is_none_or(|c| c.rank == STRUCTURED_RANK) {
+                            if f.get(Field::FinishReasons)
+                                .is_none_or(|c| c.rank == STRUCTURED_RANK)
+                            {
                                 f.best[Field::FinishReasons.index()] = Some(Candidate {
                                     rank: STRUCTURED_RANK,
                                     key,
@@ -302,7 +385,10 @@ fn role_from_markers(attrs: &[Attribute<'_>], span_name: &str) -> Option<SpanRol
     if let Some(op) = find(attrs, "ai.operationId").and_then(Value::as_str) {
         return Some(if op == "ai.toolCall" {
             SpanRole::Tool
-        } else if op.ends_with(".doGenerate") || op.ends_with(".doStream") || op.ends_with(".doEmbed") {
+        } else if op.ends_with(".doGenerate")
+            || op.ends_with(".doStream")
+            || op.ends_with(".doEmbed")
+        {
             SpanRole::ModelCall
         } else {
             SpanRole::Workflow
@@ -342,8 +428,16 @@ fn role_from_markers(attrs: &[Attribute<'_>], span_name: &str) -> Option<SpanRol
 
 /// Operation names of calls to a model. Other operations (retrieval, memory, vector database,
 /// workflow and framework steps) are neither counted as model calls nor as agent or tool steps.
-pub static MODEL_OPERATIONS: &[&str] =
-    &["chat", "text_completion", "generate_content", "embeddings", "rerank", "image", "audio", "generate"];
+pub static MODEL_OPERATIONS: &[&str] = &[
+    "chat",
+    "text_completion",
+    "generate_content",
+    "embeddings",
+    "rerank",
+    "image",
+    "audio",
+    "generate",
+];
 
 fn role_from_operation(op: &str) -> SpanRole {
     match op {
@@ -373,8 +467,11 @@ fn default_operation(role: SpanRole, attrs: &[Attribute<'_>]) -> &'static str {
             let embedding = find(attrs, "openinference.span.kind")
                 .and_then(Value::as_str)
                 .is_some_and(|k| k.eq_ignore_ascii_case("EMBEDDING"))
-                || find(attrs, "langfuse.observation.type").and_then(Value::as_str) == Some("embedding")
-                || find(attrs, "ai.operationId").and_then(Value::as_str).is_some_and(|o| o.ends_with(".doEmbed"));
+                || find(attrs, "langfuse.observation.type").and_then(Value::as_str)
+                    == Some("embedding")
+                || find(attrs, "ai.operationId")
+                    .and_then(Value::as_str)
+                    .is_some_and(|o| o.ends_with(".doEmbed"));
             if embedding {
                 "embeddings"
             } else {
@@ -404,7 +501,10 @@ fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    warnings.push(format!("{what} is {} bytes long; cut to {max} bytes", s.len()));
+    warnings.push(format!(
+        "{what} is {} bytes long; cut to {max} bytes",
+        s.len()
+    ));
     s[..end].to_owned()
 }
 
@@ -435,7 +535,10 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     } else {
         let p = id8(span.parent_span_id);
         if p.is_none() {
-            warnings.push(format!("parent_span_id has {} bytes, expected 8; ignored", span.parent_span_id.len()));
+            warnings.push(format!(
+                "parent_span_id has {} bytes, expected 8; ignored",
+                span.parent_span_id.len()
+            ));
         }
         p
     };
@@ -486,8 +589,10 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     let role = role_from_markers(&span.attributes, span.name)
         .or_else(|| op_raw.map(|o| role_from_operation(&canonical_operation(o))))
         .unwrap_or_else(|| {
-            let has_model = f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
-            let has_usage = f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
+            let has_model =
+                f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
+            let has_usage =
+                f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
             if has_model || has_usage {
                 SpanRole::ModelCall
             } else if f.get(Field::ToolName).is_some() {
@@ -499,15 +604,29 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             }
         });
     let operation = match op_raw {
-        Some(o) => keep(&canonical_operation(o), max, "operation name", &mut warnings),
+        Some(o) => keep(
+            &canonical_operation(o),
+            max,
+            "operation name",
+            &mut warnings,
+        ),
         None => default_operation(role, &span.attributes).to_owned(),
     };
 
     // Provider and models.
-    let provider = f.str(Field::Provider).map(|p| keep(&canonical_provider(p), max, "provider name", &mut warnings));
-    let request_model = f.str(Field::RequestModel).map(|m| keep(m, max, "request model", &mut warnings));
-    let response_model = f.str(Field::ResponseModel).map(|m| keep(m, max, "response model", &mut warnings));
-    let normalized_model = response_model.as_deref().or(request_model.as_deref()).map(normalize_model);
+    let provider = f
+        .str(Field::Provider)
+        .map(|p| keep(&canonical_provider(p), max, "provider name", &mut warnings));
+    let request_model = f
+        .str(Field::RequestModel)
+        .map(|m| keep(m, max, "request model", &mut warnings));
+    let response_model = f
+        .str(Field::ResponseModel)
+        .map(|m| keep(m, max, "response model", &mut warnings));
+    let normalized_model = response_model
+        .as_deref()
+        .or(request_model.as_deref())
+        .map(normalize_model);
 
     // Usage.
     let mut raw = RawUsage::default();
@@ -532,8 +651,16 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Vercel AI SDK v6 reports inclusive totals with a breakdown; earlier versions pass the
     // provider's own count through.
     let vercel_v6 = find(&span.attributes, "ai.usage.inputTokenDetails.noCacheTokens").is_some();
-    let convention = if vercel_v6 { InputConvention::Inclusive } else { input_convention(dialect, provider.as_deref()) };
-    let usage = if usage_valid { to_buckets(raw, convention) } else { None };
+    let convention = if vercel_v6 {
+        InputConvention::Inclusive
+    } else {
+        input_convention(dialect, provider.as_deref())
+    };
+    let usage = if usage_valid {
+        to_buckets(raw, convention)
+    } else {
+        None
+    };
 
     // Timings.
     let duration_s = if span.end_unix_nano >= span.start_unix_nano && span.start_unix_nano > 0 {
@@ -560,20 +687,29 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         }
     });
     let not_streamed = streaming == Some(false);
-    let ttft_s = f.get(Field::Ttft).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings));
-    let server_reported = [Field::Ttft, Field::Tpot]
-        .iter()
-        .any(|fld| f.get(*fld).is_some_and(|c| c.key.starts_with("gen_ai.server.")) && !not_streamed);
+    let ttft_s = f
+        .get(Field::Ttft)
+        .filter(|_| !not_streamed)
+        .and_then(|c| seconds(c, &mut warnings));
+    let server_reported = [Field::Ttft, Field::Tpot].iter().any(|fld| {
+        f.get(*fld)
+            .is_some_and(|c| c.key.starts_with("gen_ai.server."))
+            && !not_streamed
+    });
     let output_total = usage.map(|u| u.output_total());
     let gen_time = match (duration_s, ttft_s) {
         (Some(d), Some(t)) if d > t => Some(d - t),
         (Some(d), None) => Some(d),
         _ => None,
     };
-    let tpot_s = f.get(Field::Tpot).filter(|_| !not_streamed).and_then(|c| seconds(c, &mut warnings)).or_else(|| match (ttft_s, gen_time, output_total) {
-        (Some(_), Some(g), Some(n)) if n > 1 && g > 0.0 => Some(g / (n - 1) as f64),
-        _ => None,
-    });
+    let tpot_s = f
+        .get(Field::Tpot)
+        .filter(|_| !not_streamed)
+        .and_then(|c| seconds(c, &mut warnings))
+        .or_else(|| match (ttft_s, gen_time, output_total) {
+            (Some(_), Some(g), Some(n)) if n > 1 && g > 0.0 => Some(g / (n - 1) as f64),
+            _ => None,
+        });
     let output_tokens_per_s = match (gen_time, output_total) {
         (Some(g), Some(n)) if g > 0.0 && n > 0 => Some(n as f64 / g),
         _ => None,
@@ -581,7 +717,10 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
 
     // Finish reasons.
     let finish_reasons: Vec<String> = match f.get(Field::FinishReasons).map(|c| &c.value) {
-        Some(Scalar::List(l)) => l.iter().map(|s| keep(s, max, "finish reason", &mut warnings)).collect(),
+        Some(Scalar::List(l)) => l
+            .iter()
+            .map(|s| keep(s, max, "finish reason", &mut warnings))
+            .collect(),
         Some(Scalar::Str(s)) => {
             let t = s.trim();
             if t.starts_with('[') {
@@ -600,7 +739,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .and_then(Value::as_str)
         .is_some_and(|l| l.eq_ignore_ascii_case("ERROR"));
     if langfuse_error {
-        if let Some(m) = find(&span.attributes, "langfuse.observation.status_message").and_then(Value::as_str) {
+        if let Some(m) =
+            find(&span.attributes, "langfuse.observation.status_message").and_then(Value::as_str)
+        {
             error_texts.push(m);
         }
     }
@@ -625,7 +766,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     });
     let status = match span.status_code {
         StatusCode::Error => CallStatus::Error,
-        _ if error_class.is_some() && error_class != Some(crate::record::ErrorClass::ContentFiltered) => {
+        _ if error_class.is_some()
+            && error_class != Some(crate::record::ErrorClass::ContentFiltered) =>
+        {
             CallStatus::Error
         }
         StatusCode::Ok => CallStatus::Ok,
@@ -649,7 +792,11 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     let tenant = opts
         .tenant_keys
         .iter()
-        .find_map(|k| find(&span.attributes, k).or_else(|| find(&ctx.resource, k)).and_then(Value::as_str))
+        .find_map(|k| {
+            find(&span.attributes, k)
+                .or_else(|| find(&ctx.resource, k))
+                .and_then(Value::as_str)
+        })
         .map(|s| keep(s, max, "tenant", &mut warnings));
 
     // Agent and tool spans are named after their agent or tool when no attribute says it:
@@ -671,7 +818,8 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         _ => None,
     }
     .map(|t| keep(t, max, "tool name", &mut warnings));
-    let mut text = |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
+    let mut text =
+        |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
     let agent = AgentContext {
         agent_id: text(Field::AgentId, "gen_ai.agent.id"),
         agent_name,
@@ -682,8 +830,15 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     };
     let response_id = text(Field::ResponseId, "response id");
     let server_address = text(Field::ServerAddress, "server.address");
-    let server_port = f.get(Field::ServerPort).and_then(number).filter(|p| (1.0..=65535.0).contains(p)).map(|p| p as u16);
-    let sdk_reported_cost_usd = f.get(Field::SdkCost).and_then(number).filter(|c| c.is_finite() && *c >= 0.0);
+    let server_port = f
+        .get(Field::ServerPort)
+        .and_then(number)
+        .filter(|p| (1.0..=65535.0).contains(p))
+        .map(|p| p as u16);
+    let sdk_reported_cost_usd = f
+        .get(Field::SdkCost)
+        .and_then(number)
+        .filter(|c| c.is_finite() && *c >= 0.0);
 
     let call = LlmCall {
         trace_id,
@@ -695,7 +850,12 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         service_name,
         environment,
         dialect,
-        scope_name: keep(ctx.scope_name, max, "instrumentation scope name", &mut warnings),
+        scope_name: keep(
+            ctx.scope_name,
+            max,
+            "instrumentation scope name",
+            &mut warnings,
+        ),
         role,
         operation,
         provider,
@@ -712,9 +872,19 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         server_port,
         counts_usage: role == SpanRole::ModelCall,
         usage,
-        timings: Timings { duration_s, ttft_s, tpot_s, output_tokens_per_s, server_reported },
+        timings: Timings {
+            duration_s,
+            ttft_s,
+            tpot_s,
+            output_tokens_per_s,
+            server_reported,
+        },
         sdk_reported_cost_usd,
         agent,
     };
-    Outcome::Call(Box::new(Normalized { call, warnings, conflicts: f.conflicts }))
+    Outcome::Call(Box::new(Normalized {
+        call,
+        warnings,
+        conflicts: f.conflicts,
+    }))
 }

@@ -82,7 +82,10 @@ pub fn canonical_provider(raw: &str) -> String {
 }
 
 fn lookup(name: &str) -> Option<&'static str> {
-    PROVIDER_ALIASES.iter().find(|(alias, _)| *alias == name).map(|(_, v)| *v)
+    PROVIDER_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, v)| *v)
 }
 
 /// The model name used to group calls: lower-cased, trimmed, with a leading `models/` (Gemini) or
@@ -121,7 +124,13 @@ mod tests {
         assert_eq!(normalize_model("GPT-4o-2024-08-06"), "gpt-4o-2024-08-06");
         assert_eq!(normalize_model("models/gemini-1.5-pro"), "gemini-1.5-pro");
         assert_eq!(normalize_model("openai/gpt-4o"), "gpt-4o");
-        assert_eq!(normalize_model("meta-llama/Llama-3-70b"), "meta-llama/llama-3-70b");
-        assert_eq!(normalize_model("anthropic.claude-3-5-sonnet-20240620-v1:0"), "anthropic.claude-3-5-sonnet-20240620-v1:0");
+        assert_eq!(
+            normalize_model("meta-llama/Llama-3-70b"),
+            "meta-llama/llama-3-70b"
+        );
+        assert_eq!(
+            normalize_model("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            "anthropic.claude-3-5-sonnet-20240620-v1:0"
+        );
     }
 }

@@ -16,7 +16,12 @@ pub fn rfc3339_to_unix_nanos(s: &str) -> Option<u64> {
         part.parse().ok()
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (hour, min, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
@@ -59,7 +64,10 @@ pub fn rfc3339_to_unix_nanos(s: &str) -> Option<u64> {
     if secs < 0 {
         return None;
     }
-    u64::try_from(secs).ok()?.checked_mul(1_000_000_000)?.checked_add(frac_nanos as u64)
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(frac_nanos as u64)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -80,14 +88,30 @@ mod tests {
     #[test]
     fn parses_known_instants() {
         assert_eq!(rfc3339_to_unix_nanos("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(rfc3339_to_unix_nanos("2024-05-01T12:00:00.5Z"), Some(1_714_564_800_500_000_000));
-        assert_eq!(rfc3339_to_unix_nanos("\"2024-05-01T14:00:00.000001+02:00\""), Some(1_714_564_800_000_001_000));
-        assert_eq!(rfc3339_to_unix_nanos("2000-02-29T00:00:00Z"), Some(951_782_400_000_000_000));
+        assert_eq!(
+            rfc3339_to_unix_nanos("2024-05-01T12:00:00.5Z"),
+            Some(1_714_564_800_500_000_000)
+        );
+        assert_eq!(
+            rfc3339_to_unix_nanos("\"2024-05-01T14:00:00.000001+02:00\""),
+            Some(1_714_564_800_000_001_000)
+        );
+        assert_eq!(
+            rfc3339_to_unix_nanos("2000-02-29T00:00:00Z"),
+            Some(951_782_400_000_000_000)
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "yesterday", "2024-13-01T00:00:00Z", "2024-05-01T12:00:00", "2024-05-01T12:00:00.Z", "1969-12-31T23:59:59Z"] {
+        for s in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "2024-05-01T12:00:00",
+            "2024-05-01T12:00:00.Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(rfc3339_to_unix_nanos(s), None, "{s}");
         }
     }

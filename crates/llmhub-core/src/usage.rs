@@ -92,8 +92,18 @@ pub fn to_buckets(raw: RawUsage, convention: InputConvention) -> Option<Usage> {
     };
     let output = raw.output.unwrap_or(0);
     let reasoning = raw.reasoning.unwrap_or(0);
-    let output_visible = if reasoning <= output { output - reasoning } else { output };
-    Some(Usage { input_uncached, cache_read, cache_write, output: output_visible, reasoning })
+    let output_visible = if reasoning <= output {
+        output - reasoning
+    } else {
+        output
+    };
+    Some(Usage {
+        input_uncached,
+        cache_read,
+        cache_write,
+        output: output_visible,
+        reasoning,
+    })
 }
 
 #[cfg(test)]
@@ -111,7 +121,16 @@ mod tests {
             ..Default::default()
         };
         let u = to_buckets(raw, InputConvention::Inclusive).unwrap();
-        assert_eq!(u, Usage { input_uncached: 200, cache_read: 800, cache_write: 0, output: 100, reasoning: 200 });
+        assert_eq!(
+            u,
+            Usage {
+                input_uncached: 200,
+                cache_read: 800,
+                cache_write: 0,
+                output: 100,
+                reasoning: 200
+            }
+        );
         assert_eq!(u.input_total(), 1000);
         assert_eq!(u.output_total(), 300);
     }
@@ -134,7 +153,10 @@ mod tests {
 
     #[test]
     fn nothing_reported_is_not_zero() {
-        assert_eq!(to_buckets(RawUsage::default(), InputConvention::Inclusive), None);
+        assert_eq!(
+            to_buckets(RawUsage::default(), InputConvention::Inclusive),
+            None
+        );
     }
 
     proptest! {

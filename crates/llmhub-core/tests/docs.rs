@@ -10,7 +10,8 @@ fn render() -> String {
             fields.push(r.field);
         }
     }
-    let mut out = String::from("| field | rank | key | unit | defined by |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| field | rank | key | unit | defined by |\n|---|---|---|---|---|\n");
     for f in fields {
         let mut rules: Vec<_> = KEY_RULES.iter().filter(|r| r.field == f).collect();
         rules.sort_by_key(|r| r.rank);
@@ -19,7 +20,14 @@ fn render() -> String {
                 Unit::Plain => "as is",
                 Unit::Millis => "ms → s",
             };
-            out.push_str(&format!("| `{}` | {} | `{}` | {} | {} |\n", f.name(), r.rank, r.key, unit, r.dialect.as_str()));
+            out.push_str(&format!(
+                "| `{}` | {} | `{}` | {} | {} |\n",
+                f.name(),
+                r.rank,
+                r.key,
+                unit,
+                r.dialect.as_str()
+            ));
         }
     }
     out
@@ -38,5 +46,9 @@ fn normalization_doc_lists_every_key_of_the_table() {
         std::fs::write(&path, new).expect("write doc");
         return;
     }
-    assert_eq!(&doc[start..stop], table, "docs/normalization.md is stale: run LLMHUB_BLESS=1 cargo test -p llmhub-core --test docs");
+    assert_eq!(
+        &doc[start..stop],
+        table,
+        "docs/normalization.md is stale: run LLMHUB_BLESS=1 cargo test -p llmhub-core --test docs"
+    );
 }

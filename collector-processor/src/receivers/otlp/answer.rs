@@ -17,17 +17,28 @@ use prost::Message;
 pub use super::json::Signal;
 
 /// Decodes a protobuf trace request and processes it.
-pub fn traces_protobuf(p: &GenAiProcessor, body: &[u8], transport: &'static str) -> Result<ExportTraceServiceResponse, String> {
+pub fn traces_protobuf(
+    p: &GenAiProcessor,
+    body: &[u8],
+    transport: &'static str,
+) -> Result<ExportTraceServiceResponse, String> {
     let req = ExportTraceServiceRequest::decode(body)
         .map_err(|e| format!("malformed ExportTraceServiceRequest protobuf: {e}"))?;
     Ok(process(p, &req, transport))
 }
 
 /// Processes a decoded trace request into its response.
-pub fn process(p: &GenAiProcessor, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportTraceServiceResponse {
+pub fn process(
+    p: &GenAiProcessor,
+    req: &ExportTraceServiceRequest,
+    transport: &'static str,
+) -> ExportTraceServiceResponse {
     let s = p.process(req, transport);
-    let partial_success = (s.rejected > 0 || !s.message.is_empty())
-        .then_some(ExportTracePartialSuccess { rejected_spans: s.rejected as i64, error_message: s.message });
+    let partial_success =
+        (s.rejected > 0 || !s.message.is_empty()).then_some(ExportTracePartialSuccess {
+            rejected_spans: s.rejected as i64,
+            error_message: s.message,
+        });
     ExportTraceServiceResponse { partial_success }
 }
 
@@ -57,7 +68,12 @@ pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, String> {
         Signal::Logs => {
             let req = ExportLogsServiceRequest::decode(body)
                 .map_err(|e| format!("malformed ExportLogsServiceRequest protobuf: {e}"))?;
-            Ok(req.resource_logs.iter().flat_map(|r| &r.scope_logs).map(|s| s.log_records.len() as i64).sum())
+            Ok(req
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len() as i64)
+                .sum())
         }
     }
 }

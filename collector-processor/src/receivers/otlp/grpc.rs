@@ -53,7 +53,8 @@ impl<T: Message> Encoder for ProstEncoder<T> {
     type Item = T;
     type Error = Status;
     fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response failed: {e}")))
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response failed: {e}")))
     }
 }
 
@@ -84,11 +85,18 @@ impl GrpcSignal for Traces {
         let started = std::time::Instant::now();
         let result = answer::traces_protobuf(p, &body, "grpc");
         let outcome = match &result {
-            Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
+            Ok(r)
+                if r.partial_success
+                    .as_ref()
+                    .is_some_and(|ps| ps.rejected_spans > 0) =>
+            {
+                "partial"
+            }
             Ok(_) => "ok",
             Err(_) => "invalid",
         };
-        p.metrics().record_request("grpc", outcome, started.elapsed().as_secs_f64());
+        p.metrics()
+            .record_request("grpc", outcome, started.elapsed().as_secs_f64());
         result.map_err(Status::invalid_argument)
     }
 }
@@ -96,7 +104,8 @@ impl GrpcSignal for Traces {
 impl GrpcSignal for Metrics {
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-    type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    type Response =
+        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
     fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
         let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
         p.metrics().record_request("grpc", "not_ingested", 0.0);
@@ -124,7 +133,11 @@ pub struct GrpcService<S> {
 
 impl<S> Clone for GrpcService<S> {
     fn clone(&self) -> Self {
-        GrpcService { processor: self.processor.clone(), max_message_bytes: self.max_message_bytes, _signal: PhantomData }
+        GrpcService {
+            processor: self.processor.clone(),
+            max_message_bytes: self.max_message_bytes,
+            _signal: PhantomData,
+        }
     }
 }
 
@@ -132,7 +145,11 @@ impl<S: GrpcSignal> GrpcService<S> {
     /// A service over the processor, accepting messages up to `max_message_bytes` after
     /// decompression.
     pub fn new(processor: Arc<GenAiProcessor>, max_message_bytes: usize) -> Self {
-        GrpcService { processor, max_message_bytes, _signal: PhantomData }
+        GrpcService {
+            processor,
+            max_message_bytes,
+            _signal: PhantomData,
+        }
     }
 }
 
@@ -167,7 +184,9 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != S::PATH {
-            return Box::pin(async move { Ok(Status::unimplemented("unknown method; only Export is served").into_http()) });
+            return Box::pin(async move {
+                Ok(Status::unimplemented("unknown method; only Export is served").into_http())
+            });
         }
         let processor = self.processor.clone();
         let max = self.max_message_bytes;
@@ -186,7 +205,8 @@ where
                 .get("grpc-status")
                 .is_some_and(|v| v.as_bytes() == b"11");
             if out_of_range {
-                resp.headers_mut().insert("grpc-status", http::HeaderValue::from_static("8"));
+                resp.headers_mut()
+                    .insert("grpc-status", http::HeaderValue::from_static("8"));
             }
             Ok(resp)
         })

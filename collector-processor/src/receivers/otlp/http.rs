@@ -71,7 +71,9 @@ const RESOURCE_EXHAUSTED: i32 = 8;
 
 fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Response {
     let body = match enc {
-        Encoding::Json => serde_json::json!({ "code": code, "message": message }).to_string().into_bytes(),
+        Encoding::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into_bytes(),
         Encoding::Protobuf => RpcStatus { code, message }.encode_to_vec(),
     };
     (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
@@ -80,8 +82,16 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Respo
 /// Reads the content type; `Err` is the 415 response.
 #[allow(clippy::result_large_err)]
 fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
-    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
@@ -89,13 +99,20 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Encoding::Json,
             INVALID_ARGUMENT,
-            format!("unsupported Content-Type {raw:?}: send application/x-protobuf or application/json"),
+            format!(
+                "unsupported Content-Type {raw:?}: send application/x-protobuf or application/json"
+            ),
         )),
     }
 }
 
 /// Reads and decompresses the body within the limits.
-async fn read_body(st: &HttpState, headers: &HeaderMap, body: Body, enc: Encoding) -> Result<Vec<u8>, (Response, &'static str)> {
+async fn read_body(
+    st: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    enc: Encoding,
+) -> Result<Vec<u8>, (Response, &'static str)> {
     let raw = axum::body::to_bytes(body, st.max_body).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
             || e.to_string().contains("length limit");
@@ -155,7 +172,9 @@ enum GunzipError {
 fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
     let mut out = Vec::new();
     let mut reader = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
-    reader.read_to_end(&mut out).map_err(|e| GunzipError::Invalid(e.to_string()))?;
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| GunzipError::Invalid(e.to_string()))?;
     if out.len() > limit {
         return Err(GunzipError::TooLarge);
     }
@@ -165,11 +184,17 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
 async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
     let (resp, transport, outcome) = traces_inner(&st, &headers, body).await;
-    st.processor.metrics().record_request(transport, outcome, started.elapsed().as_secs_f64());
+    st.processor
+        .metrics()
+        .record_request(transport, outcome, started.elapsed().as_secs_f64());
     resp
 }
 
-async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+async fn traces_inner(
+    st: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> (Response, &'static str, &'static str) {
     let enc = match encoding(headers) {
         Ok(e) => e,
         Err(r) => return (r, "http", "unsupported"),
@@ -184,22 +209,47 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
     };
     let decoded = match enc {
         Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport),
-        Encoding::Json => json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport)),
+        Encoding::Json => {
+            json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport))
+        }
     };
     match decoded {
         Ok(resp) => {
-            let outcome = if resp.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0) { "partial" } else { "ok" };
+            let outcome = if resp
+                .partial_success
+                .as_ref()
+                .is_some_and(|p| p.rejected_spans > 0)
+            {
+                "partial"
+            } else {
+                "ok"
+            };
             let body = match enc {
                 Encoding::Protobuf => resp.encode_to_vec(),
                 Encoding::Json => trace_response_json(&resp),
             };
-            ((StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response(), transport, outcome)
+            (
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, enc.content_type())],
+                    body,
+                )
+                    .into_response(),
+                transport,
+                outcome,
+            )
         }
-        Err(m) => (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m), transport, "invalid"),
+        Err(m) => (
+            error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
+            transport,
+            "invalid",
+        ),
     }
 }
 
-fn trace_response_json(r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse) -> Vec<u8> {
+fn trace_response_json(
+    r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+) -> Vec<u8> {
     let v = match &r.partial_success {
         Some(p) => serde_json::json!({
             "partialSuccess": { "rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message }
@@ -236,7 +286,9 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Ok(n) => n,
         Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
     };
-    st.processor.metrics().record_request("http", "not_ingested", 0.0);
+    st.processor
+        .metrics()
+        .record_request("http", "not_ingested", 0.0);
     let body = match (signal, enc) {
         (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
         (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),
@@ -259,5 +311,10 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
             .into_bytes()
         }
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, enc.content_type())],
+        body,
+    )
+        .into_response()
 }

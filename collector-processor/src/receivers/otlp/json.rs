@@ -8,7 +8,9 @@
 //! span and its neighbours still count.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use serde::de::{self, Deserializer, Visitor};
@@ -27,7 +29,8 @@ pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
             format!("invalid OTLP/JSON at {path}: {inner}")
         }
     })?;
-    de.end().map_err(|e| format!("invalid OTLP/JSON: trailing data after the request object: {e}"))?;
+    de.end()
+        .map_err(|e| format!("invalid OTLP/JSON: trailing data after the request object: {e}"))?;
     Ok(req.into())
 }
 
@@ -51,7 +54,9 @@ impl<'de> Deserialize<'de> for U64 {
                 Ok(U64(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
-                u64::try_from(v).map(U64).map_err(|_| E::custom(format!("{v} is negative; expected an unsigned integer")))
+                u64::try_from(v).map(U64).map_err(|_| {
+                    E::custom(format!("{v} is negative; expected an unsigned integer"))
+                })
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<U64, E> {
                 if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
@@ -61,7 +66,10 @@ impl<'de> Deserialize<'de> for U64 {
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<U64, E> {
-                v.trim().parse().map(U64).map_err(|_| E::custom(format!("{v:?} is not an unsigned integer")))
+                v.trim()
+                    .parse()
+                    .map(U64)
+                    .map_err(|_| E::custom(format!("{v:?} is not an unsigned integer")))
             }
         }
         d.deserialize_any(V)
@@ -80,7 +88,9 @@ impl<'de> Deserialize<'de> for I64 {
                 f.write_str("a 64-bit integer as a number or a decimal string")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<I64, E> {
-                i64::try_from(v).map(I64).map_err(|_| E::custom(format!("{v} does not fit a signed 64-bit integer")))
+                i64::try_from(v)
+                    .map(I64)
+                    .map_err(|_| E::custom(format!("{v} does not fit a signed 64-bit integer")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<I64, E> {
                 Ok(I64(v))
@@ -93,7 +103,10 @@ impl<'de> Deserialize<'de> for I64 {
                 }
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<I64, E> {
-                v.trim().parse().map(I64).map_err(|_| E::custom(format!("{v:?} is not a 64-bit integer")))
+                v.trim()
+                    .parse()
+                    .map(I64)
+                    .map_err(|_| E::custom(format!("{v:?} is not a 64-bit integer")))
             }
         }
         d.deserialize_any(V)
@@ -125,7 +138,11 @@ impl<'de> Deserialize<'de> for F64 {
                     "NaN" => Ok(F64(f64::NAN)),
                     "Infinity" => Ok(F64(f64::INFINITY)),
                     "-Infinity" => Ok(F64(f64::NEG_INFINITY)),
-                    s => s.trim().parse().map(F64).map_err(|_| E::custom(format!("{s:?} is not a number"))),
+                    s => s
+                        .trim()
+                        .parse()
+                        .map(F64)
+                        .map_err(|_| E::custom(format!("{s:?} is not a number"))),
                 }
             }
         }
@@ -158,10 +175,14 @@ impl<'de> Deserialize<'de> for Enum {
                 f.write_str("an enum value as an integer or its name")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Enum, E> {
-                i32::try_from(v).map(Enum).map_err(|_| E::custom(format!("enum value {v} out of range")))
+                i32::try_from(v)
+                    .map(Enum)
+                    .map_err(|_| E::custom(format!("enum value {v} out of range")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Enum, E> {
-                i32::try_from(v).map(Enum).map_err(|_| E::custom(format!("enum value {v} out of range")))
+                i32::try_from(v)
+                    .map(Enum)
+                    .map_err(|_| E::custom(format!("enum value {v} out of range")))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Enum, E> {
                 ENUM_NAMES
@@ -202,7 +223,11 @@ struct JResourceSpans {
 struct JResource {
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        alias = "dropped_attributes_count"
+    )]
     dropped_attributes_count: u32,
 }
 
@@ -226,7 +251,11 @@ struct JScope {
     version: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        alias = "dropped_attributes_count"
+    )]
     dropped_attributes_count: u32,
 }
 
@@ -253,7 +282,11 @@ struct JSpan {
     end_time_unix_nano: U64,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        alias = "dropped_attributes_count"
+    )]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "nullable")]
     events: Vec<JEvent>,
@@ -276,7 +309,11 @@ struct JEvent {
     name: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        alias = "dropped_attributes_count"
+    )]
     dropped_attributes_count: u32,
 }
 
@@ -291,7 +328,11 @@ struct JLink {
     trace_state: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        alias = "dropped_attributes_count"
+    )]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "nullable")]
     flags: u32,
@@ -347,7 +388,9 @@ struct JKvList {
 
 impl From<JExport> for ExportTraceServiceRequest {
     fn from(j: JExport) -> Self {
-        ExportTraceServiceRequest { resource_spans: j.resource_spans.into_iter().map(Into::into).collect() }
+        ExportTraceServiceRequest {
+            resource_spans: j.resource_spans.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -418,13 +461,22 @@ impl From<JSpan> for Span {
                 })
                 .collect(),
             dropped_links_count: j.dropped_links_count,
-            status: j.status.map(|s| Status { message: s.message, code: s.code.0 }),
+            status: j.status.map(|s| Status {
+                message: s.message,
+                code: s.code.0,
+            }),
         }
     }
 }
 
 fn kvs(list: Vec<JKeyValue>) -> Vec<KeyValue> {
-    list.into_iter().map(|kv| KeyValue { key: kv.key, value: kv.value.map(any), ..Default::default() }).collect()
+    list.into_iter()
+        .map(|kv| KeyValue {
+            key: kv.key,
+            value: kv.value.map(any),
+            ..Default::default()
+        })
+        .collect()
 }
 
 fn any(v: JAnyValue) -> AnyValue {
@@ -437,12 +489,17 @@ fn any(v: JAnyValue) -> AnyValue {
     } else if let Some(d) = v.double_value {
         Some(any_value::Value::DoubleValue(d.0))
     } else if let Some(a) = v.array_value {
-        Some(any_value::Value::ArrayValue(ArrayValue { values: a.values.into_iter().map(any).collect() }))
+        Some(any_value::Value::ArrayValue(ArrayValue {
+            values: a.values.into_iter().map(any).collect(),
+        }))
     } else if let Some(kv) = v.kvlist_value {
-        Some(any_value::Value::KvlistValue(KeyValueList { values: kvs(kv.values) }))
+        Some(any_value::Value::KvlistValue(KeyValueList {
+            values: kvs(kv.values),
+        }))
     } else {
         // Bytes are never read by normalization; their content is not kept.
-        v.bytes_value.map(|_| any_value::Value::BytesValue(Vec::new()))
+        v.bytes_value
+            .map(|_| any_value::Value::BytesValue(Vec::new()))
     };
     AnyValue { value }
 }
@@ -450,12 +507,17 @@ fn any(v: JAnyValue) -> AnyValue {
 /// Counts the data points of an OTLP/JSON metrics request, or the log records of a logs request,
 /// after checking it is a JSON object. Used to answer `/v1/metrics` and `/v1/logs`.
 pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
     if !v.is_object() {
         return Err("invalid OTLP/JSON: the request must be a JSON object".to_owned());
     }
     let arr = |v: &serde_json::Value, k: &str, alt: &str| -> Vec<serde_json::Value> {
-        v.get(k).or_else(|| v.get(alt)).and_then(|x| x.as_array()).cloned().unwrap_or_default()
+        v.get(k)
+            .or_else(|| v.get(alt))
+            .and_then(|x| x.as_array())
+            .cloned()
+            .unwrap_or_default()
     };
     let mut n = 0i64;
     match signal {
@@ -463,7 +525,13 @@ pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, String> {
             for rm in arr(&v, "resourceMetrics", "resource_metrics") {
                 for sm in arr(&rm, "scopeMetrics", "scope_metrics") {
                     for m in arr(&sm, "metrics", "metrics") {
-                        for kind in ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] {
+                        for kind in [
+                            "gauge",
+                            "sum",
+                            "histogram",
+                            "exponentialHistogram",
+                            "summary",
+                        ] {
                             if let Some(data) = m.get(kind) {
                                 n += arr(data, "dataPoints", "data_points").len() as i64;
                             }

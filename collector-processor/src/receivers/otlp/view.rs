@@ -18,16 +18,21 @@ fn value_at(v: Option<&AnyValue>, depth: usize) -> Value<'_> {
         Some(any_value::Value::IntValue(i)) => Value::Int(*i),
         Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-        Some(any_value::Value::ArrayValue(a)) if depth < MAX_DEPTH => {
-            Value::Array(a.values.iter().map(|x| value_at(Some(x), depth + 1)).collect())
-        }
+        Some(any_value::Value::ArrayValue(a)) if depth < MAX_DEPTH => Value::Array(
+            a.values
+                .iter()
+                .map(|x| value_at(Some(x), depth + 1))
+                .collect(),
+        ),
         _ => Value::Other,
     }
 }
 
 /// Views a list of attributes.
 pub fn attributes(kvs: &[KeyValue]) -> Vec<Attribute<'_>> {
-    kvs.iter().map(|kv| (kv.key.as_str(), value(kv.value.as_ref()))).collect()
+    kvs.iter()
+        .map(|kv| (kv.key.as_str(), value(kv.value.as_ref())))
+        .collect()
 }
 
 /// Views one span.
@@ -43,7 +48,11 @@ pub fn span(s: &Span) -> SpanView<'_> {
         events: s
             .events
             .iter()
-            .map(|e| EventView { name: &e.name, time_unix_nano: e.time_unix_nano, attributes: attributes(&e.attributes) })
+            .map(|e| EventView {
+                name: &e.name,
+                time_unix_nano: e.time_unix_nano,
+                attributes: attributes(&e.attributes),
+            })
             .collect(),
         status_code: StatusCode::from_i32(s.status.as_ref().map_or(0, |st| st.code)),
         status_message: s.status.as_ref().map_or("", |st| st.message.as_str()),

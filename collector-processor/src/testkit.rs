@@ -1,0 +1,330 @@
+//! OTLP request builders shared by tests, benchmarks and (later) the load generator: one place that
+//! knows what realistic GenAI spans look like.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// A string attribute.
+pub fn s(key: &str, v: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+
+/// An integer attribute.
+pub fn i(key: &str, v: i64) -> KeyValue {
+    kv(key, any_value::Value::IntValue(v))
+}
+
+/// A double attribute.
+pub fn d(key: &str, v: f64) -> KeyValue {
+    kv(key, any_value::Value::DoubleValue(v))
+}
+
+/// A boolean attribute.
+pub fn b(key: &str, v: bool) -> KeyValue {
+    kv(key, any_value::Value::BoolValue(v))
+}
+
+/// A string-array attribute.
+pub fn strings(key: &str, v: &[&str]) -> KeyValue {
+    let values = v
+        .iter()
+        .map(|x| AnyValue {
+            value: Some(any_value::Value::StringValue((*x).into())),
+        })
+        .collect();
+    kv(key, any_value::Value::ArrayValue(ArrayValue { values }))
+}
+
+/// Base start time of generated spans: 2025-11-20T01:33:20Z.
+pub const BASE_UNIX_NANO: u64 = 1_763_600_000_000_000_000;
+
+/// A span with ids derived from `n`, starting `n` ms after [`BASE_UNIX_NANO`], lasting `ms`.
+pub fn span(n: u64, name: &str, ms: u64, attributes: Vec<KeyValue>) -> Span {
+    let mut trace_id = vec![0xab; 16];
+    trace_id[8..].copy_from_slice(&n.to_be_bytes());
+    let mut span_id = n.to_be_bytes().to_vec();
+    span_id[0] = 0x5a;
+    let start = BASE_UNIX_NANO + n * 1_000_000;
+    Span {
+        trace_id,
+        span_id,
+        name: name.into(),
+        kind: 3,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + ms * 1_000_000,
+        attributes,
+        ..Default::default()
+    }
+}
+
+/// A minimal OpenTelemetry chat span for `model` with the given input and output tokens (500 ms).
+pub fn chat(n: u64, model: &str, input: i64, output: i64) -> Span {
+    span(
+        n,
+        &format!("chat {model}"),
+        500,
+        vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.provider.name", "openai"),
+            s("gen_ai.request.model", model),
+            i("gen_ai.usage.input_tokens", input),
+            i("gen_ai.usage.output_tokens", output),
+        ],
+    )
+}
+
+/// A request holding `spans` under one resource with `service.name = service`.
+pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![s("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "test".into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so fixtures need no randomness crate.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+const MODELS: &[(&str, &str)] = &[
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("openai", "gpt-5-mini"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("anthropic", "claude-haiku-4-5"),
+    ("gcp.vertex_ai", "gemini-2.5-flash"),
+    ("aws.bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+    ("mistral_ai", "mistral-large-latest"),
+];
+
+/// One realistic model-call span in one of the dialects (chosen by `n`), with the attributes the
+/// real instrumentation sets: about 15–25 attributes, ids, usage with cache and reasoning tokens,
+/// finish reasons, and sometimes a prompt content attribute of a few hundred bytes.
+pub fn realistic_span(n: u64, rng: &mut Rng) -> Span {
+    let (provider, model) = MODELS[rng.below(MODELS.len() as u64) as usize];
+    let input = 200 + rng.below(8000) as i64;
+    let cached = if rng.below(3) == 0 { input / 2 } else { 0 };
+    let output = 20 + rng.below(1500) as i64;
+    let reasoning = if model.starts_with("gpt-5") {
+        output / 3
+    } else {
+        0
+    };
+    let ms = 300 + rng.below(6000);
+    let stream = rng.below(2) == 0;
+    let response_id = format!("chatcmpl-{:016x}", rng.next_u64());
+    let mut attrs = match n % 4 {
+        // OpenTelemetry GenAI v1.41
+        0 => vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.provider.name", provider),
+            s("gen_ai.request.model", model),
+            s("gen_ai.response.model", model),
+            s("gen_ai.response.id", &response_id),
+            i("gen_ai.usage.input_tokens", input),
+            i("gen_ai.usage.output_tokens", output),
+            i("gen_ai.usage.cache_read.input_tokens", cached),
+            i("gen_ai.usage.reasoning.output_tokens", reasoning),
+            b("gen_ai.request.stream", stream),
+            d(
+                "gen_ai.response.time_to_first_chunk",
+                0.2 + (rng.below(800) as f64) / 1000.0,
+            ),
+            strings("gen_ai.response.finish_reasons", &["stop"]),
+            d("gen_ai.request.temperature", 0.7),
+            i("gen_ai.request.max_tokens", 4096),
+            s("server.address", "api.openai.com"),
+            i("server.port", 443),
+            s("gen_ai.conversation.id", "conv_5d1e8a3f9b2c4e07"),
+        ],
+        // OpenInference
+        1 => vec![
+            s("openinference.span.kind", "LLM"),
+            s("llm.model_name", model),
+            s("llm.provider", provider),
+            s("llm.system", provider),
+            i("llm.token_count.prompt", input),
+            i("llm.token_count.completion", output),
+            i("llm.token_count.total", input + output),
+            i("llm.token_count.prompt_details.cache_read", cached),
+            s(
+                "llm.invocation_parameters",
+                r#"{"temperature": 0.2, "stream": true, "max_tokens": 2048}"#,
+            ),
+            s("input.mime_type", "application/json"),
+            s(
+                "input.value",
+                &"{\"messages\":[{\"role\":\"user\",\"content\":\"Summarize the ticket\"}]}"
+                    .repeat(4),
+            ),
+            s("llm.input_messages.0.message.role", "user"),
+            s(
+                "llm.input_messages.0.message.content",
+                "Summarize the following support ticket in two sentences.",
+            ),
+            s("llm.output_messages.0.message.role", "assistant"),
+            s("session.id", "sess_2b7e9c41"),
+        ],
+        // OpenLLMetry
+        2 => vec![
+            s("gen_ai.system", provider),
+            s("llm.request.type", "chat"),
+            s("gen_ai.request.model", model),
+            s("gen_ai.response.model", model),
+            i("gen_ai.usage.prompt_tokens", input),
+            i("gen_ai.usage.completion_tokens", output),
+            i("llm.usage.total_tokens", input + output),
+            i("gen_ai.usage.cache_read_input_tokens", cached),
+            b("llm.is_streaming", stream),
+            s("gen_ai.prompt.0.role", "user"),
+            s(
+                "gen_ai.prompt.0.content",
+                "Write a short answer about the refund policy for orders older than 30 days.",
+            ),
+            s("gen_ai.completion.0.role", "assistant"),
+            s("gen_ai.completion.0.finish_reason", "stop"),
+            s("traceloop.workflow.name", "support_digest"),
+        ],
+        // Vercel AI SDK doStream
+        _ => vec![
+            s("ai.operationId", "ai.streamText.doStream"),
+            s("operation.name", "ai.streamText.doStream chat-assistant"),
+            s("ai.model.id", model),
+            s("ai.model.provider", &format!("{provider}.chat")),
+            s("gen_ai.system", &format!("{provider}.chat")),
+            s("gen_ai.request.model", model),
+            i("ai.usage.inputTokens", input),
+            i("ai.usage.outputTokens", output),
+            i("ai.usage.cachedInputTokens", cached),
+            i("gen_ai.usage.input_tokens", input),
+            i("gen_ai.usage.output_tokens", output),
+            d("ai.response.msToFirstChunk", 180.0 + rng.below(900) as f64),
+            s("ai.response.finishReason", "stop"),
+            s("ai.response.id", &response_id),
+            s("ai.telemetry.functionId", "chat-assistant"),
+        ],
+    };
+    attrs.push(s(
+        "tenant.id",
+        ["acme", "globex", "initech"][rng.below(3) as usize],
+    ));
+    let mut sp = span(n, &format!("chat {model}"), ms, attrs);
+    if n % 2 == 1 {
+        sp.parent_span_id = (n + 1).to_be_bytes().to_vec();
+    }
+    sp.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        code: 1,
+        message: String::new(),
+    });
+    if rng.below(20) == 0 {
+        sp.events.push(span::Event {
+            time_unix_nano: sp.start_time_unix_nano + 100_000_000,
+            name: "exception".into(),
+            attributes: vec![
+                s("exception.type", "openai.RateLimitError"),
+                s("exception.message", "Rate limit reached"),
+            ],
+            dropped_attributes_count: 0,
+        });
+        sp.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+            code: 2,
+            message: "rate limited".into(),
+        });
+    }
+    sp
+}
+
+/// A request of `spans` realistic spans, split over a few services and scopes as an SDK batch
+/// from a small fleet would be. Deterministic for a seed.
+pub fn realistic_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
+    let mut rng = Rng::new(seed);
+    let services = [
+        "checkout-assistant",
+        "support-bot",
+        "search-rag",
+        "agent-runner",
+    ];
+    let mut resource_spans = Vec::new();
+    let per = spans.div_ceil(services.len());
+    let mut n = seed.wrapping_mul(1_000_003) % 1_000_000_000;
+    for (k, service) in services.iter().enumerate() {
+        let count = per.min(spans.saturating_sub(k * per));
+        if count == 0 {
+            break;
+        }
+        let list = (0..count)
+            .map(|_| {
+                n += 1;
+                realistic_span(n, &mut rng)
+            })
+            .collect();
+        resource_spans.push(ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    s("service.name", service),
+                    s("deployment.environment.name", "production"),
+                    s("telemetry.sdk.language", "python"),
+                    s("telemetry.sdk.name", "opentelemetry"),
+                    s("telemetry.sdk.version", "1.38.0"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "opentelemetry.instrumentation.openai_v2".into(),
+                    version: "2.1b0".into(),
+                    ..Default::default()
+                }),
+                spans: list,
+                schema_url: "https://opentelemetry.io/schemas/1.37.0".into(),
+            }],
+            schema_url: String::new(),
+        });
+    }
+    ExportTraceServiceRequest { resource_spans }
+}

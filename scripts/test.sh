@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every llmhub test on a fresh Debian 12 machine (the README's test command).
+#
+# Installs what is missing (idempotent: present tools are skipped), then checks formatting and lints,
+# builds every target (benchmarks included, so they never rot) and runs all tests, including those
+# that need real servers (Prometheus). Servers the tests start are stopped by the tests themselves.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# --- system packages -------------------------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages present (prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'))"
+fi
+
+# --- Rust checks -----------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test (all targets, including tests that need real servers)"
+cargo test --workspace --all-targets --locked -- --include-ignored
