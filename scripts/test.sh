@@ -31,5 +31,8 @@ cargo fmt --all -- --check
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "cargo test (all targets, including tests that need real servers)"
-cargo test --workspace --all-targets --locked -- --include-ignored
+log "cargo test (libraries, binaries and integration tests, including those that need real servers)"
+cargo test --workspace --lib --bins --tests --locked -- --include-ignored
+
+log "benchmarks in test mode (each runs once, so they never rot)"
+cargo test --workspace --benches --locked

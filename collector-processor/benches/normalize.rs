@@ -5,6 +5,8 @@
 //! - the same two for OTLP/JSON.
 //!
 //! `cargo bench -p llmhub --bench normalize`; figures in BENCHMARKS.md.
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use llmhub::config::GenAiProcessor as GenAiConfig;

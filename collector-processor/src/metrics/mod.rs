@@ -125,6 +125,8 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Duration of tool executions; its count is the number of tool calls." },
     MetricDef { name: "llmhub.receiver.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
         help: "Spans received, by transport (grpc, http_protobuf, http_json)." },
+    MetricDef { name: "llmhub.receiver.spans.accepted", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
+        help: "Spans accepted (all received spans minus those refused), by transport." },
     MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
         help: "Spans refused (reported back as rejected), by reason." },
     MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
@@ -185,6 +187,7 @@ pub struct Metrics {
     agent_duration: HistFamily,
     tool_duration: HistFamily,
     spans_received: Family<Labels, Counter>,
+    spans_accepted: Family<Labels, Counter>,
     spans_refused: Family<Labels, Counter>,
     spans_by_role: Family<Labels, Counter>,
     warnings: Counter,
@@ -217,6 +220,7 @@ impl Metrics {
             agent_duration: Family::new_with_constructor(DURATION_HIST),
             tool_duration: Family::new_with_constructor(DURATION_HIST),
             spans_received: Family::default(),
+            spans_accepted: Family::default(),
             spans_refused: Family::default(),
             spans_by_role: Family::default(),
             warnings: Counter::default(),
@@ -242,6 +246,7 @@ impl Metrics {
                 "llmhub.agent.duration" => register(r, def, m.agent_duration.clone()),
                 "llmhub.tool.duration" => register(r, def, m.tool_duration.clone()),
                 "llmhub.receiver.spans" => register(r, def, m.spans_received.clone()),
+                "llmhub.receiver.spans.accepted" => register(r, def, m.spans_accepted.clone()),
                 "llmhub.receiver.spans.refused" => register(r, def, m.spans_refused.clone()),
                 "llmhub.processor.spans" => register(r, def, m.spans_by_role.clone()),
                 "llmhub.processor.warnings" => register(r, def, m.warnings.clone()),
@@ -429,6 +434,13 @@ impl Metrics {
     /// Records spans received on a transport.
     pub fn record_received(&self, transport: &'static str, n: u64) {
         self.spans_received
+            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
+            .inc_by(n);
+    }
+
+    /// Records accepted spans on a transport.
+    pub fn record_accepted(&self, transport: &'static str, n: u64) {
+        self.spans_accepted
             .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
             .inc_by(n);
     }

@@ -137,4 +137,5 @@ pub fn count(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> usize {
         .count()
 }
 
+#[allow(unused_imports)]
 pub use llmhub::testkit::{chat, d, i, request, s, span};

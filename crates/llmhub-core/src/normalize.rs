@@ -8,7 +8,7 @@
 use crate::dialect;
 use crate::error_class::{self, ErrorSignals};
 use crate::keys::{rules_by_key, Field, Unit, FIELD_COUNT};
-use crate::provider::{canonical_provider, normalize_model};
+use crate::provider::{canonical_provider, normalize_model, provider_from_model};
 use crate::record::{AgentContext, CallStatus, LlmCall, SpanRole, Timings};
 use crate::span::{find, Attribute, ContextView, SpanView, StatusCode, Value};
 use crate::timefmt::rfc3339_to_unix_nanos;
@@ -627,6 +627,14 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .as_deref()
         .or(request_model.as_deref())
         .map(normalize_model);
+    // No attribute names the provider (Langfuse, some OpenInference spans): a well-known model
+    // prefix does.
+    let provider = provider.or_else(|| {
+        normalized_model
+            .as_deref()
+            .and_then(provider_from_model)
+            .map(str::to_owned)
+    });
 
     // Usage.
     let mut raw = RawUsage::default();

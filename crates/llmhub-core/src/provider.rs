@@ -88,6 +88,46 @@ fn lookup(name: &str) -> Option<&'static str> {
         .map(|(_, v)| *v)
 }
 
+/// Model-name prefixes that identify the provider when no attribute names it (Langfuse generations,
+/// some OpenInference spans). Checked in order against the normalized model; the first match wins.
+pub static MODEL_PREFIX_PROVIDERS: &[(&str, &str)] = &[
+    ("gpt-", "openai"),
+    ("chatgpt-", "openai"),
+    ("o1-", "openai"),
+    ("o3-", "openai"),
+    ("o4-", "openai"),
+    ("text-embedding-00", "gcp.gen_ai"),
+    ("text-embedding-", "openai"),
+    ("dall-e", "openai"),
+    ("whisper-", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "gcp.gen_ai"),
+    ("mistral-", "mistral_ai"),
+    ("ministral-", "mistral_ai"),
+    ("magistral-", "mistral_ai"),
+    ("codestral-", "mistral_ai"),
+    ("pixtral-", "mistral_ai"),
+    ("command-", "cohere"),
+    ("embed-english-", "cohere"),
+    ("embed-multilingual-", "cohere"),
+    ("grok-", "x_ai"),
+    ("deepseek-", "deepseek"),
+];
+
+/// The provider a normalized model name implies, if its prefix is well known.
+pub fn provider_from_model(normalized_model: &str) -> Option<&'static str> {
+    if matches!(
+        normalized_model,
+        "o1" | "o3" | "o4-mini" | "o3-mini" | "o1-mini"
+    ) {
+        return Some("openai");
+    }
+    MODEL_PREFIX_PROVIDERS
+        .iter()
+        .find(|(p, _)| normalized_model.starts_with(p))
+        .map(|(_, v)| *v)
+}
+
 /// The model name used to group calls: lower-cased, trimmed, with a leading `models/` (Gemini) or
 /// `<provider>/` (LiteLLM, OpenRouter) segment removed. Price matching (issue 3) refines this.
 pub fn normalize_model(raw: &str) -> String {
@@ -117,6 +157,25 @@ mod tests {
         assert_eq!(canonical_provider("google.generative-ai"), "gcp.gemini");
         assert_eq!(canonical_provider("xai"), "x_ai");
         assert_eq!(canonical_provider("my-gateway"), "my-gateway");
+    }
+
+    #[test]
+    fn infers_providers_from_model_names() {
+        assert_eq!(
+            provider_from_model("claude-sonnet-4-5-20250929"),
+            Some("anthropic")
+        );
+        assert_eq!(provider_from_model("gpt-4.1-mini"), Some("openai"));
+        assert_eq!(provider_from_model("o3"), Some("openai"));
+        assert_eq!(
+            provider_from_model("text-embedding-005"),
+            Some("gcp.gen_ai")
+        );
+        assert_eq!(
+            provider_from_model("text-embedding-3-small"),
+            Some("openai")
+        );
+        assert_eq!(provider_from_model("llama-3.1-70b"), None);
     }
 
     #[test]
