@@ -89,7 +89,10 @@ impl GenAiProcessor {
                         }
                         Outcome::Call(n) => {
                             for w in &n.warnings {
-                                note(&mut problems, format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}", span.name));
+                                note(&mut problems, format!(
+                                        "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}",
+                                        llmhub_core::normalize::short(&span.name)
+                                    ));
                             }
                             self.metrics
                                 .record_normalization(n.warnings.len(), &n.conflicts);

@@ -508,19 +508,28 @@ fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
     s[..end].to_owned()
 }
 
+/// At most the first 64 bytes of a name, for messages (a 1 MB span name must not make a 1 MB reply).
+pub fn short(name: &str) -> &str {
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// Normalizes one span. See the module documentation.
 pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOptions) -> Outcome {
     let Some(trace_id) = id16(span.trace_id) else {
         return Outcome::Rejected(format!(
-            "span {:?}: trace_id must be 16 bytes and not all zero, got {} bytes",
-            span.name,
+            "span {:?}: trace_id must be 16 bytes (32 hex characters in OTLP/JSON) and not all zero, got {} bytes",
+            short(span.name),
             span.trace_id.len()
         ));
     };
     let Some(span_id) = id8(span.span_id) else {
         return Outcome::Rejected(format!(
-            "span {:?}: span_id must be 8 bytes and not all zero, got {} bytes",
-            span.name,
+            "span {:?}: span_id must be 8 bytes (16 hex characters in OTLP/JSON) and not all zero, got {} bytes",
+            short(span.name),
             span.span_id.len()
         ));
     };
