@@ -8,50 +8,16 @@
 //! 10; concurrent streams: `LLMHUB_BENCH_STREAMS`, default 4). Under `cargo test` it runs a
 //! half-second smoke pass so the harness never rots.
 
-use bytes::{Buf, BufMut, Bytes};
-use llmhub::testkit::realistic_request;
+use bytes::Bytes;
+use llmhub::testkit::{realistic_request, RawGrpcCodec};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::Status;
 
 const SPANS_PER_REQUEST: usize = 512;
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-#[derive(Clone, Default)]
-struct Raw;
-struct RawEnc;
-struct RawDec;
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEnc;
-    type Decoder = RawDec;
-    fn encoder(&mut self) -> RawEnc {
-        RawEnc
-    }
-    fn decoder(&mut self) -> RawDec {
-        RawDec
-    }
-}
-impl Encoder for RawEnc {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-impl Decoder for RawDec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -195,9 +161,13 @@ fn main() {
                     grpc.ready().await.expect("ready");
                     let t = Instant::now();
                     let req = tonic::Request::new(payloads[k % payloads.len()].clone());
-                    grpc.unary(req, http::uri::PathAndQuery::from_static(PATH), Raw)
-                        .await
-                        .expect("export accepted");
+                    grpc.unary(
+                        req,
+                        http::uri::PathAndQuery::from_static(PATH),
+                        RawGrpcCodec,
+                    )
+                    .await
+                    .expect("export accepted");
                     lat.push(t.elapsed().as_secs_f64());
                     sent += SPANS_PER_REQUEST as u64;
                     k += streams;

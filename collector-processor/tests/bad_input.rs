@@ -3,26 +3,19 @@
 
 mod common;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use common::{chat, d, i, loopback_config, request, s, scrape, span, start, sum};
 use flate2::write::GzEncoder;
+use llmhub::receivers::otlp::http::RpcStatus;
+use llmhub::testkit::RawGrpcCodec;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::io::Write;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
 const JSON: &str = "application/json";
 const PROTO: &str = "application/x-protobuf";
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 async fn post(
     url: &str,
@@ -362,39 +355,6 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
     running.stop().await.expect("stop");
 }
 
-/// A gRPC codec that sends raw bytes and reads the raw response.
-#[derive(Clone, Default)]
-struct RawCodec;
-struct RawEnc;
-struct RawDec;
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Bytes;
-    type Encoder = RawEnc;
-    type Decoder = RawDec;
-    fn encoder(&mut self) -> RawEnc {
-        RawEnc
-    }
-    fn decoder(&mut self) -> RawDec {
-        RawDec
-    }
-}
-impl Encoder for RawEnc {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-impl Decoder for RawDec {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
 async fn raw_grpc(
     addr: std::net::SocketAddr,
     path: &'static str,
@@ -408,9 +368,9 @@ async fn raw_grpc(
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     grpc.unary(
-        tonic::Request::new(body),
+        tonic::Request::new(Bytes::from(body)),
         http::uri::PathAndQuery::from_static(path),
-        RawCodec,
+        RawGrpcCodec,
     )
     .await
     .map(|r| r.into_inner())

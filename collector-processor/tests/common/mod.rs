@@ -110,31 +110,28 @@ pub fn parse(text: &str) -> Vec<Sample> {
     out
 }
 
+/// The samples named `name` whose labels include every `(key, value)` of `want`.
+fn matching<'a>(
+    samples: &'a [Sample],
+    name: &'a str,
+    want: &'a [(&str, &str)],
+) -> impl Iterator<Item = &'a Sample> + 'a {
+    samples.iter().filter(move |s| {
+        s.name == name
+            && want
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+    })
+}
+
 /// Sum of the samples named `name` whose labels include every `(key, value)` of `want`.
 pub fn sum(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && want
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
+    matching(samples, name, want).map(|s| s.value).sum()
 }
 
 /// Number of samples named `name` matching `want`.
 pub fn count(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> usize {
-    samples
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && want
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .count()
+    matching(samples, name, want).count()
 }
 
 #[allow(unused_imports)]

@@ -55,13 +55,15 @@ impl Encoding {
     }
 }
 
-/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses (details are never sent).
 #[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
+pub struct RpcStatus {
+    /// gRPC status code.
     #[prost(int32, tag = "1")]
-    code: i32,
+    pub code: i32,
+    /// Developer-facing message naming the problem.
     #[prost(string, tag = "2")]
-    message: String,
+    pub message: String,
 }
 
 /// gRPC code INVALID_ARGUMENT, used in `google.rpc.Status` bodies.
