@@ -29,8 +29,7 @@ fn processor() -> GenAiProcessor {
 
 fn benches(c: &mut Criterion) {
     // Distinct requests so deduplication sees new spans, as in production.
-    let requests: Vec<ExportTraceServiceRequest> =
-        (0..64).map(|seed| realistic_request(SPANS, seed)).collect();
+    let requests: Vec<ExportTraceServiceRequest> = (0..64).map(|seed| realistic_request(SPANS, seed)).collect();
     let protobuf: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
     let jsons: Vec<Vec<u8>> = requests
         .iter()

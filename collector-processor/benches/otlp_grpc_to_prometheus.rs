@@ -20,10 +20,7 @@ const SPANS_PER_REQUEST: usize = 512;
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Spans decoded per second by a bare prost decode loop over `payloads` for about `secs`.
@@ -32,8 +29,7 @@ fn decode_rate(payloads: &[Bytes], secs: f64) -> f64 {
     let mut spans = 0u64;
     let mut k = 0;
     while start.elapsed().as_secs_f64() < secs {
-        let req =
-            ExportTraceServiceRequest::decode(&payloads[k % payloads.len()][..]).expect("decodes");
+        let req = ExportTraceServiceRequest::decode(&payloads[k % payloads.len()][..]).expect("decodes");
         spans += req
             .resource_spans
             .iter()
@@ -78,11 +74,7 @@ fn start_llmhub(pinned: bool) -> (std::process::Child, String, String) {
     while grpc.is_empty() || metrics.is_empty() {
         let line = lines.next().expect("log line").expect("utf-8");
         if let Some(p) = line.find("addr=") {
-            let addr = line[p + 5..]
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .to_owned();
+            let addr = line[p + 5..].split_whitespace().next().expect("addr").to_owned();
             if line.contains("gRPC") {
                 grpc = addr;
             } else if line.contains("metrics endpoint") {
@@ -108,9 +100,7 @@ fn counted_spans(metrics: &str) -> f64 {
             .expect("text")
     });
     text.lines()
-        .filter(|l| {
-            l.starts_with("llmhub_receiver_spans_total{") && l.contains("transport=\"grpc\"")
-        })
+        .filter(|l| l.starts_with("llmhub_receiver_spans_total{") && l.contains("transport=\"grpc\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -161,13 +151,9 @@ fn main() {
                     grpc.ready().await.expect("ready");
                     let t = Instant::now();
                     let req = tonic::Request::new(payloads[k % payloads.len()].clone());
-                    grpc.unary(
-                        req,
-                        http::uri::PathAndQuery::from_static(PATH),
-                        RawGrpcCodec,
-                    )
-                    .await
-                    .expect("export accepted");
+                    grpc.unary(req, http::uri::PathAndQuery::from_static(PATH), RawGrpcCodec)
+                        .await
+                        .expect("export accepted");
                     lat.push(t.elapsed().as_secs_f64());
                     sent += SPANS_PER_REQUEST as u64;
                     k += streams;
@@ -195,9 +181,7 @@ fn main() {
     let rate = sent as f64 / elapsed;
     println!("otlp_grpc_to_prometheus: {SPANS_PER_REQUEST} spans/request ({avg_bytes} bytes), {streams} streams, {secs:.1} s, llmhub pinned to core 0: {pinned}");
     println!("  llmhub ingest:        {rate:>12.0} spans/s  ({sent} spans counted by llmhub)");
-    println!(
-        "  bare protobuf decode: {decode:>12.0} spans/s  (same payloads, one core, this process)"
-    );
+    println!("  bare protobuf decode: {decode:>12.0} spans/s  (same payloads, one core, this process)");
     println!("  ratio ingest/decode:  {:>12.3}", rate / decode);
     println!(
         "  request latency at full load: p50 {:.2} ms, p99 {:.2} ms",

@@ -100,10 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let c = config::load_file(&config)?;
             println!("# {} is valid; effective configuration:", config.display());
-            print!(
-                "{}",
-                serde_yaml::to_string(&c).context("printing the configuration")?
-            );
+            print!("{}", serde_yaml::to_string(&c).context("printing the configuration")?);
             Ok(())
         }
         Command::Serve(args) => {
@@ -114,9 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let c = apply_overrides(base, &args);
             config::validate(&c)?;
             init_logging(&c);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(c))
         }
     }

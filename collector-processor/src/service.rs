@@ -59,10 +59,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // Bind everything first, so a port conflict fails the start before anything serves.
     let protocols = &config.receivers.otlp.protocols;
     let grpc_listener = match &protocols.grpc {
-        Some(g) => Some((
-            bind("OTLP/gRPC", &g.endpoint).await?,
-            g.max_recv_msg_size_mib,
-        )),
+        Some(g) => Some((bind("OTLP/gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib)),
         None => None,
     };
     let http_listener = match &protocols.http {
@@ -106,10 +103,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
         });
         tracing::info!(%addr, "OTLP/HTTP receiver listening");
-        tasks.push((
-            "otlp-http",
-            serve_axum(listener, http_router(state), shutdown.clone()),
-        ));
+        tasks.push(("otlp-http", serve_axum(listener, http_router(state), shutdown.clone())));
     }
 
     let metrics_addr = metrics_listener.local_addr()?;
@@ -135,11 +129,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })
 }
 
-fn serve_axum(
-    listener: TcpListener,
-    router: axum::Router,
-    token: CancellationToken,
-) -> JoinHandle<anyhow::Result<()>> {
+fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationToken) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(token.cancelled_owned())

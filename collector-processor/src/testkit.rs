@@ -2,9 +2,7 @@
 //! knows what realistic GenAI spans look like.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue,
-};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 
@@ -150,11 +148,7 @@ pub fn realistic_span(n: u64, rng: &mut Rng) -> Span {
     let input = 200 + rng.below(8000) as i64;
     let cached = if rng.below(3) == 0 { input / 2 } else { 0 };
     let output = 20 + rng.below(1500) as i64;
-    let reasoning = if model.starts_with("gpt-5") {
-        output / 3
-    } else {
-        0
-    };
+    let reasoning = if model.starts_with("gpt-5") { output / 3 } else { 0 };
     let ms = 300 + rng.below(6000);
     let stream = rng.below(2) == 0;
     let response_id = format!("chatcmpl-{:016x}", rng.next_u64());
@@ -199,8 +193,7 @@ pub fn realistic_span(n: u64, rng: &mut Rng) -> Span {
             s("input.mime_type", "application/json"),
             s(
                 "input.value",
-                &"{\"messages\":[{\"role\":\"user\",\"content\":\"Summarize the ticket\"}]}"
-                    .repeat(4),
+                &"{\"messages\":[{\"role\":\"user\",\"content\":\"Summarize the ticket\"}]}".repeat(4),
             ),
             s("llm.input_messages.0.message.role", "user"),
             s(
@@ -249,10 +242,7 @@ pub fn realistic_span(n: u64, rng: &mut Rng) -> Span {
             s("ai.telemetry.functionId", "chat-assistant"),
         ],
     };
-    attrs.push(s(
-        "tenant.id",
-        ["acme", "globex", "initech"][rng.below(3) as usize],
-    ));
+    attrs.push(s("tenant.id", ["acme", "globex", "initech"][rng.below(3) as usize]));
     let mut sp = span(n, &format!("chat {model}"), ms, attrs);
     if n % 2 == 1 {
         sp.parent_span_id = (n + 1).to_be_bytes().to_vec();
@@ -283,12 +273,7 @@ pub fn realistic_span(n: u64, rng: &mut Rng) -> Span {
 /// from a small fleet would be. Deterministic for a seed.
 pub fn realistic_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
     let mut rng = Rng::new(seed);
-    let services = [
-        "checkout-assistant",
-        "support-bot",
-        "search-rag",
-        "agent-runner",
-    ];
+    let services = ["checkout-assistant", "support-bot", "search-rag", "agent-runner"];
     let mut resource_spans = Vec::new();
     let per = spans.div_ceil(services.len());
     let mut n = seed.wrapping_mul(1_000_003) % 1_000_000_000;
@@ -358,11 +343,7 @@ impl tonic::codec::Codec for RawGrpcCodec {
 impl tonic::codec::Encoder for RawEncoder {
     type Item = bytes::Bytes;
     type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
         bytes::BufMut::put_slice(dst, &item);
         Ok(())
     }
@@ -371,10 +352,7 @@ impl tonic::codec::Encoder for RawEncoder {
 impl tonic::codec::Decoder for RawDecoder {
     type Item = bytes::Bytes;
     type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<bytes::Bytes>, tonic::Status> {
         let n = bytes::Buf::remaining(src);
         Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
     }

@@ -17,12 +17,7 @@ use tonic::{Code, Status};
 const JSON: &str = "application/json";
 const PROTO: &str = "application/x-protobuf";
 
-async fn post(
-    url: &str,
-    ctype: &str,
-    encoding: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, String, Vec<u8>) {
+async fn post(url: &str, ctype: &str, encoding: Option<&str>, body: Vec<u8>) -> (u16, String, Vec<u8>) {
     let client = reqwest::Client::new();
     let mut req = client.post(url).header("content-type", ctype).body(body);
     if let Some(e) = encoding {
@@ -73,10 +68,7 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json body");
     assert_eq!(v["code"], 3);
     assert!(
-        v["message"]
-            .as_str()
-            .expect("message")
-            .starts_with("invalid OTLP/JSON"),
+        v["message"].as_str().expect("message").starts_with("invalid OTLP/JSON"),
         "{v}"
     );
 
@@ -85,8 +77,7 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
         &url,
         JSON,
         None,
-        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#
-            .to_vec(),
+        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#.to_vec(),
     )
     .await;
     assert_eq!(status, 400);
@@ -134,19 +125,11 @@ async fn http_refuses_malformed_requests_with_the_right_status_and_message() {
     let m = scrape(running.metrics_addr).await;
     assert_eq!(sum(&m, "llmhub_requests_total", &[]), 0.0);
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_receiver_requests_total",
-            &[("llmhub_outcome", "invalid")]
-        ),
+        sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "invalid")]),
         4.0
     );
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_receiver_requests_total",
-            &[("llmhub_outcome", "too_large")]
-        ),
+        sum(&m, "llmhub_receiver_requests_total", &[("llmhub_outcome", "too_large")]),
         2.0
     );
     running.stop().await.expect("stop");
@@ -175,18 +158,10 @@ async fn metrics_and_logs_are_answered_not_404() {
             ..Default::default()
         }],
     };
-    let (status, _, body) = post(
-        &format!("{base}/v1/logs"),
-        PROTO,
-        None,
-        logs.encode_to_vec(),
-    )
-    .await;
+    let (status, _, body) = post(&format!("{base}/v1/logs"), PROTO, None, logs.encode_to_vec()).await;
     assert_eq!(status, 200);
-    let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
-        &body[..],
-    )
-    .expect("response");
+    let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&body[..])
+        .expect("response");
     assert_eq!(r.partial_success.expect("partial").rejected_log_records, 3);
     running.stop().await.expect("stop");
 }
@@ -197,10 +172,7 @@ async fn absurd_values_are_sanitized_and_good_spans_still_count() {
     let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
     let huge_model = "m".repeat(1024 * 1024);
     let mut backwards = chat(3, "gpt-4o", 10, 10);
-    std::mem::swap(
-        &mut backwards.start_time_unix_nano,
-        &mut backwards.end_time_unix_nano,
-    );
+    std::mem::swap(&mut backwards.start_time_unix_nano, &mut backwards.end_time_unix_nano);
     let mut bad_id = chat(6, "gpt-4o", 1, 1);
     bad_id.trace_id = vec![1, 2, 3];
     let spans = vec![
@@ -225,9 +197,7 @@ async fn absurd_values_are_sanitized_and_good_spans_still_count() {
     let (status, _, body) = post(&url, PROTO, None, request("absurd", spans).encode_to_vec()).await;
     assert_eq!(status, 200);
     let resp = ExportTraceServiceResponse::decode(&body[..]).expect("response");
-    let ps = resp
-        .partial_success
-        .expect("partial success with the problems");
+    let ps = resp.partial_success.expect("partial success with the problems");
     assert_eq!(ps.rejected_spans, 1);
     for needle in [
         "trace_id must be 16 bytes",
@@ -255,37 +225,22 @@ async fn absurd_values_are_sanitized_and_good_spans_still_count() {
         118.0
     );
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_tokens_total",
-            &[svc, ("llmhub_token_bucket", "output")]
-        ),
+        sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", "output")]),
         33.0
     );
     // Spans 2 and 4 count as calls with missing usage, never as zero or 1e18 tokens.
     assert_eq!(sum(&m, "llmhub_usage_missing_total", &[svc]), 2.0);
     assert_eq!(sum(&m, "llmhub_requests_total", &[svc]), 6.0);
     // The backwards span has no duration observation; the NaN TTFT was dropped.
+    assert_eq!(sum(&m, "gen_ai_client_operation_duration_seconds_count", &[svc]), 5.0);
     assert_eq!(
-        sum(&m, "gen_ai_client_operation_duration_seconds_count", &[svc]),
-        5.0
-    );
-    assert_eq!(
-        sum(
-            &m,
-            "gen_ai_client_operation_time_to_first_chunk_seconds_count",
-            &[svc]
-        ),
+        sum(&m, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &[svc]),
         0.0
     );
     // The 1 MB model name is cut to 256 bytes in labels.
     let cut = "m".repeat(256);
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_requests_total",
-            &[svc, ("gen_ai_request_model", &cut)]
-        ),
+        sum(&m, "llmhub_requests_total", &[svc, ("gen_ai_request_model", &cut)]),
         1.0
     );
     assert_eq!(
@@ -332,10 +287,7 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
         100_000.0
     );
     // ...but at most 1000 model values (the default) exist, the rest under __overflow__.
-    let series = m
-        .iter()
-        .filter(|x| x.name == "llmhub_requests_total")
-        .count();
+    let series = m.iter().filter(|x| x.name == "llmhub_requests_total").count();
     assert!(series <= 1001, "{series} series");
     assert_eq!(
         sum(
@@ -355,11 +307,7 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
     running.stop().await.expect("stop");
 }
 
-async fn raw_grpc(
-    addr: std::net::SocketAddr,
-    path: &'static str,
-    body: Vec<u8>,
-) -> Result<Bytes, Status> {
+async fn raw_grpc(addr: std::net::SocketAddr, path: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -397,21 +345,14 @@ async fn grpc_statuses_follow_the_otlp_specification() {
         .expect_err("refused");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message()
-            .contains("malformed ExportTraceServiceRequest"),
+        err.message().contains("malformed ExportTraceServiceRequest"),
         "{}",
         err.message()
     );
 
     // Oversized: RESOURCE_EXHAUSTED (not the retryable OUT_OF_RANGE).
-    let big = request(
-        "big",
-        vec![span(1, &"x".repeat(2 * 1024 * 1024), 1, vec![])],
-    )
-    .encode_to_vec();
-    let err = raw_grpc(addr, TRACE_EXPORT, big)
-        .await
-        .expect_err("refused");
+    let big = request("big", vec![span(1, &"x".repeat(2 * 1024 * 1024), 1, vec![])]).encode_to_vec();
+    let err = raw_grpc(addr, TRACE_EXPORT, big).await.expect_err("refused");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
 
     // Partial success through the generated client: one bad span, one good.
@@ -434,8 +375,7 @@ async fn grpc_statuses_follow_the_otlp_specification() {
     );
 
     // Metrics service is answered.
-    let metrics =
-        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
+    let metrics = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::default();
     let raw = raw_grpc(
         addr,
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",

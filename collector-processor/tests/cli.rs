@@ -23,16 +23,9 @@ fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
     let mut lines = BufReader::new(stderr).lines();
     let mut addrs = Vec::new();
     while addrs.len() < 3 {
-        let line = lines
-            .next()
-            .expect("a log line before exit")
-            .expect("utf-8");
+        let line = lines.next().expect("a log line before exit").expect("utf-8");
         if let Some(pos) = line.find("addr=") {
-            let addr = line[pos + 5..]
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .to_owned();
+            let addr = line[pos + 5..].split_whitespace().next().expect("addr").to_owned();
             let what = if line.contains("gRPC") {
                 "grpc"
             } else if line.contains("HTTP") {
@@ -63,20 +56,14 @@ fn get(addr: &str, path: &str) -> u16 {
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
+    let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
     assert!(ok.success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
             return status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "llmhub did not stop within 15 s of SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "llmhub did not stop within 15 s of SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -99,12 +86,7 @@ fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
         .expect("metrics addr")
         .1
         .clone();
-    let http = addrs
-        .iter()
-        .find(|(w, _)| w == "http")
-        .expect("http addr")
-        .1
-        .clone();
+    let http = addrs.iter().find(|(w, _)| w == "http").expect("http addr").1.clone();
     assert_eq!(get(&metrics, "/healthz"), 200);
     assert_eq!(get(&metrics, "/readyz"), 200);
     assert_eq!(get(&metrics, "/metrics"), 200);
@@ -165,11 +147,7 @@ fn check_config_accepts_a_valid_file_and_names_the_bad_key_of_an_invalid_one() {
     )
     .expect("write");
     let out = bin().arg("check-config").arg(&good).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("endpoint: 127.0.0.1:9999"));
 
     let bad = dir.join("bad.yaml");
@@ -200,13 +178,7 @@ fn help_lists_the_commands() {
     }
     let out = bin().args(["serve", "--help"]).output().expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    for flag in [
-        "--config",
-        "--grpc-port",
-        "--http-port",
-        "--metrics-port",
-        "--bind",
-    ] {
+    for flag in ["--config", "--grpc-port", "--http-port", "--metrics-port", "--bind"] {
         assert!(text.contains(flag), "{text}");
     }
 }

@@ -42,8 +42,7 @@ async fn each_dialect_reads_correct_tokens_durations_and_ttft_per_service() {
         assert_eq!(resp.status().as_u16(), 200, "{}", path.display());
 
         let golden: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("expected").join(path.file_name().expect("name")))
-                .expect("golden"),
+            &std::fs::read_to_string(dir.join("expected").join(path.file_name().expect("name"))).expect("golden"),
         )
         .expect("json");
         for e in golden.as_array().expect("array") {
@@ -68,6 +67,7 @@ async fn each_dialect_reads_correct_tokens_durations_and_ttft_per_service() {
                         "input_uncached",
                         "cache_read",
                         "cache_write",
+                        "cache_write_1h",
                         "output",
                         "reasoning",
                     ] {
@@ -78,22 +78,14 @@ async fn each_dialect_reads_correct_tokens_durations_and_ttft_per_service() {
         }
     }
     assert!(files >= 10);
-    assert!(
-        expect.len() >= 10,
-        "fixtures cover many services: {:?}",
-        expect.keys()
-    );
+    assert!(expect.len() >= 10, "fixtures cover many services: {:?}", expect.keys());
 
     let m = scrape(running.metrics_addr).await;
     for (service, x) in &expect {
         let svc = ("service_name", service.as_str());
         for (bucket, n) in &x.buckets {
             assert_eq!(
-                sum(
-                    &m,
-                    "llmhub_tokens_total",
-                    &[svc, ("llmhub_token_bucket", bucket)]
-                ),
+                sum(&m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", bucket)]),
                 *n,
                 "{service} {bucket}"
             );
@@ -109,11 +101,7 @@ async fn each_dialect_reads_correct_tokens_durations_and_ttft_per_service() {
             "{service} missing usage"
         );
         assert_eq!(
-            sum(
-                &m,
-                "gen_ai_client_operation_time_to_first_chunk_seconds_count",
-                &[svc]
-            ),
+            sum(&m, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &[svc]),
             x.ttfc,
             "{service} TTFT observations"
         );

@@ -6,9 +6,7 @@ use llmhub::metrics::{Kind, CATALOGUE};
 use std::path::PathBuf;
 
 fn doc(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docs")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs").join(name)
 }
 
 fn check_section(name: &str, begin: &str, end: &str, generated: &str) {
@@ -17,11 +15,7 @@ fn check_section(name: &str, begin: &str, end: &str, generated: &str) {
     let start = text.find(begin).expect("begin marker") + begin.len();
     let stop = text.find(end).expect("end marker");
     if std::env::var_os("LLMHUB_BLESS").is_some() {
-        std::fs::write(
-            &path,
-            format!("{}{}{}", &text[..start], generated, &text[stop..]),
-        )
-        .expect("write");
+        std::fs::write(&path, format!("{}{}{}", &text[..start], generated, &text[stop..])).expect("write");
         return;
     }
     assert_eq!(

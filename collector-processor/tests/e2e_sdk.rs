@@ -5,13 +5,9 @@
 mod common;
 
 use common::{count, loopback_config, scrape, start, sum};
-use opentelemetry::trace::{
-    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
-};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Array, Context, KeyValue, Value};
-use opentelemetry_otlp::{
-    Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
+use opentelemetry_otlp::{Compression, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
 use std::time::{Duration, SystemTime};
@@ -130,18 +126,8 @@ async fn flush(provider: SdkTracerProvider) {
 fn check_scenario(m: &[common::Sample], service: &str) {
     let svc = ("service_name", service);
     // Tokens by disjoint bucket: only the chat and embeddings calls, never the agent's sum.
-    let tok = |bucket: &str| {
-        sum(
-            m,
-            "llmhub_tokens_total",
-            &[svc, ("llmhub_token_bucket", bucket)],
-        )
-    };
-    assert_eq!(
-        tok("input_uncached"),
-        200.0 + 64.0,
-        "{service}: uncached input"
-    );
+    let tok = |bucket: &str| sum(m, "llmhub_tokens_total", &[svc, ("llmhub_token_bucket", bucket)]);
+    assert_eq!(tok("input_uncached"), 200.0 + 64.0, "{service}: uncached input");
     assert_eq!(tok("cache_read"), 800.0, "{service}: cache read");
     assert_eq!(tok("cache_write"), 0.0, "{service}: cache write");
     assert_eq!(tok("output"), 200.0, "{service}: visible output");
@@ -149,39 +135,21 @@ fn check_scenario(m: &[common::Sample], service: &str) {
 
     // gen_ai.client.token.usage: input 1000 and 64, output 300 and 0.
     let usage = "gen_ai_client_token_usage_sum";
-    assert_eq!(
-        sum(m, usage, &[svc, ("gen_ai_token_type", "input")]),
-        1064.0
-    );
-    assert_eq!(
-        sum(m, usage, &[svc, ("gen_ai_token_type", "output")]),
-        300.0
-    );
-    let chat_in = [
-        svc,
-        ("gen_ai_token_type", "input"),
-        ("gen_ai_request_model", "gpt-4o"),
-    ];
+    assert_eq!(sum(m, usage, &[svc, ("gen_ai_token_type", "input")]), 1064.0);
+    assert_eq!(sum(m, usage, &[svc, ("gen_ai_token_type", "output")]), 300.0);
+    let chat_in = [svc, ("gen_ai_token_type", "input"), ("gen_ai_request_model", "gpt-4o")];
     let bucket = |le: &str| {
         let mut w = chat_in.to_vec();
         w.push(("le", le));
         sum(m, "gen_ai_client_token_usage_bucket", &w)
     };
     assert_eq!(bucket("256.0"), 0.0, "1000 tokens is above the 256 bucket");
-    assert_eq!(
-        bucket("1024.0"),
-        1.0,
-        "1000 tokens falls in the 1024 bucket"
-    );
+    assert_eq!(bucket("1024.0"), 1.0, "1000 tokens falls in the 1024 bucket");
 
     // Requests: three model calls; one error classed rate_limited; one without usage.
     assert_eq!(sum(m, "llmhub_requests_total", &[svc]), 3.0);
     assert_eq!(
-        sum(
-            m,
-            "llmhub_errors_total",
-            &[svc, ("error_type", "rate_limited")]
-        ),
+        sum(m, "llmhub_errors_total", &[svc, ("error_type", "rate_limited")]),
         1.0
     );
     assert_eq!(
@@ -245,14 +213,8 @@ fn check_scenario(m: &[common::Sample], service: &str) {
     // Time to first chunk: 0.25 s, in the 0.32 bucket and not the 0.16 one.
     let ttfc = "gen_ai_client_operation_time_to_first_chunk_seconds";
     assert_eq!(sum(m, &format!("{ttfc}_count"), &[svc]), 1.0);
-    assert_eq!(
-        sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.16")]),
-        0.0
-    );
-    assert_eq!(
-        sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.32")]),
-        1.0
-    );
+    assert_eq!(sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.16")]), 0.0);
+    assert_eq!(sum(m, &format!("{ttfc}_bucket"), &[svc, ("le", "0.32")]), 1.0);
     // Labels carry the environment and the response model.
     assert_eq!(
         count(
@@ -324,11 +286,7 @@ async fn sdk_exporters_over_grpc_and_http_produce_exact_metrics() {
     }
     // Each transport saw its six spans; the HTTP span was passed over three times.
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_receiver_spans_total",
-            &[("llmhub_transport", "grpc")]
-        ),
+        sum(&m, "llmhub_receiver_spans_total", &[("llmhub_transport", "grpc")]),
         6.0
     );
     assert_eq!(
@@ -340,19 +298,11 @@ async fn sdk_exporters_over_grpc_and_http_produce_exact_metrics() {
         6.0
     );
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_receiver_spans_total",
-            &[("llmhub_transport", "http_json")]
-        ),
+        sum(&m, "llmhub_receiver_spans_total", &[("llmhub_transport", "http_json")]),
         6.0
     );
     assert_eq!(
-        sum(
-            &m,
-            "llmhub_processor_spans_total",
-            &[("llmhub_span_role", "not_genai")]
-        ),
+        sum(&m, "llmhub_processor_spans_total", &[("llmhub_span_role", "not_genai")]),
         3.0
     );
     running.stop().await.expect("clean stop");

@@ -30,8 +30,7 @@ fn normalize_fixture(path: &Path) -> Value {
     let opts = NormalizeOptions::default();
     let mut out = Vec::new();
     for rs in &req.resource_spans {
-        let resource =
-            view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+        let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
         for ss in &rs.scope_spans {
             let ctx = ContextView {
                 resource: resource.clone(),
@@ -88,11 +87,7 @@ fn every_dialect_fixture_matches_its_golden_file() {
                     diff(&want, &got)
                 ));
             }
-            Err(_) => failures.push(format!(
-                "{}: no golden file {}",
-                f.display(),
-                expected_path.display()
-            )),
+            Err(_) => failures.push(format!("{}: no golden file {}", f.display(), expected_path.display())),
         }
     }
     assert!(

@@ -30,12 +30,7 @@ fn free_port() -> u16 {
 
 async fn query(prom: &str, q: &str) -> serde_json::Value {
     let url = format!("http://{prom}/api/v1/query");
-    match reqwest::Client::new()
-        .get(url)
-        .query(&[("query", q)])
-        .send()
-        .await
-    {
+    match reqwest::Client::new().get(url).query(&[("query", q)]).send().await {
         Ok(r) => r.json().await.unwrap_or(serde_json::Value::Null),
         Err(_) => serde_json::Value::Null,
     }
@@ -90,12 +85,13 @@ async fn real_prometheus_scrapes_and_queries_llmhub_metrics() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}; install Debian's prometheus package or set PROMETHEUS_BIN"));
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin}: {e}; install Debian's prometheus package or set PROMETHEUS_BIN")
+        });
     let _guard = KillOnDrop(child);
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    let tokens_q =
-        r#"sum(llmhub_tokens_total{service_name="prom-e2e",llmhub_token_bucket="input_uncached"})"#;
+    let tokens_q = r#"sum(llmhub_tokens_total{service_name="prom-e2e",llmhub_token_bucket="input_uncached"})"#;
     loop {
         if scalar(&query(&prom, tokens_q).await) == Some(600.0) {
             break;
@@ -114,11 +110,7 @@ async fn real_prometheus_scrapes_and_queries_llmhub_metrics() {
     )
     .await;
     assert_eq!(scalar(&out), Some(60.0), "{out}");
-    let calls = query(
-        &prom,
-        r#"sum(llmhub_requests_total{service_name="prom-e2e"})"#,
-    )
-    .await;
+    let calls = query(&prom, r#"sum(llmhub_requests_total{service_name="prom-e2e"})"#).await;
     assert_eq!(scalar(&calls), Some(3.0), "{calls}");
     // All three took 0.5 s: the median from the buckets lies in (0.32, 0.64].
     let p50 = query(

@@ -6,10 +6,7 @@ use super::ConfigError;
 use serde_yaml::Value;
 
 /// Expands every string in the document in place. `lookup` returns a variable's value.
-pub fn expand_env(
-    doc: &mut Value,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+pub fn expand_env(doc: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     match doc {
         Value::String(s) => {
             if s.contains('$') {
@@ -58,8 +55,7 @@ pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(ConfigError::Env(format!(
                     "invalid environment variable name {name:?} in {s:?}: use letters, digits and _, e.g. ${{env:OTLP_PORT}}"

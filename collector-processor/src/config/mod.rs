@@ -43,8 +43,7 @@ pub enum ConfigError {
 
 /// Parses a YAML document into a [`Config`] (after `${env:…}` expansion) and validates it.
 pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
     if doc.is_null() {
         doc = serde_yaml::Value::Mapping(Default::default());
     }
@@ -52,11 +51,7 @@ pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
     let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         ConfigError::Schema {
-            path: if path == "." {
-                "(top level)".to_owned()
-            } else {
-                path
-            },
+            path: if path == "." { "(top level)".to_owned() } else { path },
             message: e.into_inner().to_string(),
         }
     })?;

@@ -42,20 +42,11 @@ service:
 "#,
     )
     .unwrap();
-    assert_eq!(
-        c.receivers.otlp.protocols.grpc.unwrap().endpoint,
-        "127.0.0.1:14317"
-    );
+    assert_eq!(c.receivers.otlp.protocols.grpc.unwrap().endpoint, "127.0.0.1:14317");
     assert!(c.receivers.otlp.protocols.http.is_none());
-    assert_eq!(
-        c.processors.genai.tenant_attributes,
-        vec!["tenant.id", "org.id"]
-    );
+    assert_eq!(c.processors.genai.tenant_attributes, vec!["tenant.id", "org.id"]);
     assert!(!c.processors.genai.dedup.enabled);
-    assert_eq!(
-        c.exporters.prometheus.cardinality.max_series_per_metric,
-        500
-    );
+    assert_eq!(c.exporters.prometheus.cardinality.max_series_per_metric, 500);
     assert_eq!(
         c.exporters.prometheus.cardinality.max_values_per_label, 1000,
         "unset fields keep defaults"
@@ -64,26 +55,19 @@ service:
 
 #[test]
 fn unknown_key_is_rejected_with_its_path() {
-    let err = from_yaml_str(
-        "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: 1.2.3.4:1\n",
-    )
-    .unwrap_err();
+    let err =
+        from_yaml_str("receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpont: 1.2.3.4:1\n").unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("receivers.otlp.protocols.grpc"), "{msg}");
     assert!(msg.contains("unknown field `endpont`"), "{msg}");
-    assert!(
-        msg.contains("endpoint"),
-        "the accepted keys are listed: {msg}"
-    );
+    assert!(msg.contains("endpoint"), "the accepted keys are listed: {msg}");
 }
 
 #[test]
 fn wrong_type_names_the_path() {
-    let msg = from_yaml_str(
-        "exporters:\n  prometheus:\n    cardinality:\n      max_series_per_metric: many\n",
-    )
-    .unwrap_err()
-    .to_string();
+    let msg = from_yaml_str("exporters:\n  prometheus:\n    cardinality:\n      max_series_per_metric: many\n")
+        .unwrap_err()
+        .to_string();
     assert!(
         msg.starts_with("exporters.prometheus.cardinality.max_series_per_metric"),
         "{msg}"
@@ -103,14 +87,11 @@ fn env_references_expand_and_can_fill_numbers() {
     );
     assert_eq!(expand_str("${env:MISSING:-9464}", &lookup).unwrap(), "9464");
     assert_eq!(expand_str("cost is $$5", &lookup).unwrap(), "cost is $5");
-    let err = expand_str("${env:MISSING}", &lookup)
-        .unwrap_err()
-        .to_string();
+    let err = expand_str("${env:MISSING}", &lookup).unwrap_err().to_string();
     assert!(err.contains("MISSING is not set"), "{err}");
     assert!(expand_str("${env:BAD-NAME}", &lookup).is_err());
 
-    let mut doc: serde_yaml::Value =
-        serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
     expand::expand_env(&mut doc, &lookup).unwrap();
     assert_eq!(
         doc["a"],

@@ -8,11 +8,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
     let p = &c.receivers.otlp.protocols;
     if let Some(g) = &p.grpc {
-        endpoint(
-            "receivers.otlp.protocols.grpc.endpoint",
-            &g.endpoint,
-            &mut errors,
-        );
+        endpoint("receivers.otlp.protocols.grpc.endpoint", &g.endpoint, &mut errors);
         positive(
             "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
             g.max_recv_msg_size_mib,
@@ -21,11 +17,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         );
     }
     if let Some(h) = &p.http {
-        endpoint(
-            "receivers.otlp.protocols.http.endpoint",
-            &h.endpoint,
-            &mut errors,
-        );
+        endpoint("receivers.otlp.protocols.http.endpoint", &h.endpoint, &mut errors);
         positive(
             "receivers.otlp.protocols.http.max_request_body_size_mib",
             h.max_request_body_size_mib,
@@ -50,7 +42,10 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         ));
     }
     if g.tenant_attributes.iter().any(|k| k.trim().is_empty()) {
-        errors.push("processors.genai.tenant_attributes: contains an empty key; expected attribute keys, e.g. [tenant.id]".to_owned());
+        errors.push(
+            "processors.genai.tenant_attributes: contains an empty key; expected attribute keys, e.g. [tenant.id]"
+                .to_owned(),
+        );
     }
     if g.dedup.enabled && !(1..=10_000_000).contains(&g.dedup.max_entries) {
         errors.push(format!(
@@ -122,8 +117,7 @@ fn endpoint(path: &str, value: &str, errors: &mut Vec<String>) {
     let ok = match value.rsplit_once(':') {
         Some((host, port)) => {
             let host = host.trim_start_matches('[').trim_end_matches(']');
-            port.parse::<u16>().is_ok()
-                && (host == "localhost" || host.parse::<std::net::IpAddr>().is_ok())
+            port.parse::<u16>().is_ok() && (host == "localhost" || host.parse::<std::net::IpAddr>().is_ok())
         }
         None => false,
     };

@@ -104,10 +104,7 @@ mod tests {
     #[test]
     fn values_past_the_limit_overflow() {
         let l = CardinalityLimiter::new(100, 2);
-        for (i, want) in ["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE]
-            .iter()
-            .enumerate()
-        {
+        for (i, want) in ["a", "b", OVERFLOW_VALUE, "a", OVERFLOW_VALUE].iter().enumerate() {
             let v = ["a", "b", "c", "a", "d"][i];
             let mut labels = vec![("model", v.to_owned())];
             l.admit("m", &mut labels);

@@ -14,8 +14,8 @@ use prometheus_client::registry::{Registry, Unit};
 
 /// `gen_ai.client.token.usage` advisory buckets (semantic conventions v1.41).
 pub const TOKEN_BUCKETS: [f64; 14] = [
-    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
-    16777216.0, 67108864.0,
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
 ];
 /// `gen_ai.client.operation.duration` and `gen_ai.client.operation.time_to_first_chunk` buckets.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -26,9 +26,7 @@ pub const SERVER_TTFT_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 /// `gen_ai.server.time_per_output_token` buckets.
-pub const SERVER_TPOT_BUCKETS: [f64; 13] = [
-    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
-];
+pub const SERVER_TPOT_BUCKETS: [f64; 13] = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
 /// Buckets of llmhub's own request latency.
 pub const REQUEST_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -108,7 +106,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "gen_ai.server.time_per_output_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
         help: "Time per output token after the first, as reported by gen_ai.server.* span attributes (OpenLIT)." },
     MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.token.bucket"),
-        help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write, output, reasoning." },
+        help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write (5-minute or unspecified), cache_write_1h, output, reasoning." },
     MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: GENAI,
         help: "Model calls, counted once each (duplicate emissions removed)." },
     MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("error.type"),
@@ -143,11 +141,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
 ];
 
-fn register(
-    registry: &mut Registry,
-    def: &MetricDef,
-    metric: impl prometheus_client::registry::Metric,
-) {
+fn register(registry: &mut Registry, def: &MetricDef, metric: impl prometheus_client::registry::Metric) {
     let base = def.name.replace('.', "_");
     if def.unit == "s" {
         registry.register_with_unit(base, def.help, Unit::Seconds, metric);
@@ -199,11 +193,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Creates the instruments and registers them in `registry`.
-    pub fn new(
-        registry: &mut Registry,
-        max_series_per_metric: usize,
-        max_values_per_label: usize,
-    ) -> Self {
+    pub fn new(registry: &mut Registry, max_series_per_metric: usize, max_values_per_label: usize) -> Self {
         let m = Metrics {
             limiter: CardinalityLimiter::new(max_series_per_metric, max_values_per_label),
             token_usage: Family::new_with_constructor(TOKEN_HIST),
@@ -284,18 +274,9 @@ impl Metrics {
     fn genai_labels(call: &LlmCall) -> Labels {
         vec![
             ("gen_ai_operation_name", call.operation.clone()),
-            (
-                "gen_ai_provider_name",
-                call.provider.clone().unwrap_or_default(),
-            ),
-            (
-                "gen_ai_request_model",
-                call.request_model.clone().unwrap_or_default(),
-            ),
-            (
-                "gen_ai_response_model",
-                call.response_model.clone().unwrap_or_default(),
-            ),
+            ("gen_ai_provider_name", call.provider.clone().unwrap_or_default()),
+            ("gen_ai_request_model", call.request_model.clone().unwrap_or_default()),
+            ("gen_ai_response_model", call.response_model.clone().unwrap_or_default()),
             ("service_name", call.service_name.clone()),
             (
                 "deployment_environment_name",
@@ -357,9 +338,7 @@ impl Metrics {
             .inc();
         if !error.is_empty() {
             let labels = Self::with(base.clone(), "error_type", error);
-            self.errors
-                .get_or_create(&self.admit("llmhub.errors", labels))
-                .inc();
+            self.errors.get_or_create(&self.admit("llmhub.errors", labels)).inc();
         }
         if let Some(d) = call.timings.duration_s {
             let labels = Self::with(base.clone(), "error_type", error);
@@ -369,9 +348,7 @@ impl Metrics {
         }
         if let Some(t) = call.timings.ttft_s {
             self.ttfc
-                .get_or_create(
-                    &self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone()),
-                )
+                .get_or_create(&self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone()))
                 .observe(t);
             if call.timings.server_reported {
                 self.server_ttft
@@ -401,6 +378,7 @@ impl Metrics {
                     ("input_uncached", u.input_uncached),
                     ("cache_read", u.cache_read),
                     ("cache_write", u.cache_write),
+                    ("cache_write_1h", u.cache_write_1h),
                     ("output", u.output),
                     ("reasoning", u.reasoning),
                 ] {

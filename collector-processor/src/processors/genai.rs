@@ -54,11 +54,7 @@ impl GenAiProcessor {
     }
 
     /// Processes one decoded export request.
-    pub fn process(
-        &self,
-        req: &ExportTraceServiceRequest,
-        transport: &'static str,
-    ) -> ExportSummary {
+    pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
         let mut summary = ExportSummary::default();
         let mut problems: Vec<String> = Vec::new();
         let mut more_problems = 0usize;
@@ -71,8 +67,7 @@ impl GenAiProcessor {
         };
         let mut not_genai = 0u64;
         for (ri, rs) in req.resource_spans.iter().enumerate() {
-            let resource =
-                view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+            let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
             for (si, ss) in rs.scope_spans.iter().enumerate() {
                 let ctx = ContextView {
                     resource: resource.clone(),
@@ -85,25 +80,28 @@ impl GenAiProcessor {
                         Outcome::NotGenAi => not_genai += 1,
                         Outcome::Rejected(reason) => {
                             summary.rejected += 1;
-                            note(&mut problems, format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] rejected: {reason}"));
+                            note(
+                                &mut problems,
+                                format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] rejected: {reason}"),
+                            );
                         }
                         Outcome::Call(n) => {
                             for w in &n.warnings {
-                                note(&mut problems, format!(
+                                note(
+                                    &mut problems,
+                                    format!(
                                         "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}",
                                         llmhub_core::normalize::short(&span.name)
-                                    ));
+                                    ),
+                                );
                             }
-                            self.metrics
-                                .record_normalization(n.warnings.len(), &n.conflicts);
+                            self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
                             let duplicate = self.dedup.as_ref().and_then(|d| match d.lock() {
                                 Ok(mut g) => g.check(&n.call),
                                 Err(poisoned) => poisoned.into_inner().check(&n.call),
                             });
                             match duplicate {
-                                Some(reason) => {
-                                    self.metrics.record_duplicate(reason, &n.call.service_name)
-                                }
+                                Some(reason) => self.metrics.record_duplicate(reason, &n.call.service_name),
                                 None => self.metrics.record_call(&n.call),
                             }
                         }
@@ -112,8 +110,7 @@ impl GenAiProcessor {
             }
         }
         self.metrics.record_received(transport, summary.received);
-        self.metrics
-            .record_refused("invalid_span", summary.rejected);
+        self.metrics.record_refused("invalid_span", summary.rejected);
         self.metrics.record_not_genai(not_genai);
         if more_problems > 0 {
             problems.push(format!("and {more_problems} more"));

@@ -246,6 +246,9 @@ mod tests {
             counts_usage: true,
             timings: Timings::default(),
             sdk_reported_cost_usd: None,
+            service_tier: None,
+            cost: None,
+            price_status: crate::record::PriceStatus::NotPriced,
             agent: AgentContext::default(),
         }
     }
@@ -254,19 +257,13 @@ mod tests {
     fn retried_export_is_a_duplicate() {
         let mut d = Deduplicator::new(100);
         assert_eq!(d.check(&call(1, "a", None, 0, 10)), None);
-        assert_eq!(
-            d.check(&call(1, "a", None, 0, 10)),
-            Some(DuplicateReason::SpanId)
-        );
+        assert_eq!(d.check(&call(1, "a", None, 0, 10)), Some(DuplicateReason::SpanId));
     }
 
     #[test]
     fn wrapper_and_sdk_share_a_response_id() {
         let mut d = Deduplicator::new(100);
-        assert_eq!(
-            d.check(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100)),
-            None
-        );
+        assert_eq!(d.check(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100)), None);
         assert_eq!(
             d.check(&call(2, "openai-sdk", Some("chatcmpl-1"), 5, 95)),
             Some(DuplicateReason::ResponseId)
@@ -315,11 +312,6 @@ mod tests {
             ));
         }
         assert!(d.len() <= 50, "remembered {}", d.len());
-        assert!(
-            d.spans.len()
-                + d.responses.len()
-                + d.fingerprints.values().map(Vec::len).sum::<usize>()
-                <= 50
-        );
+        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(Vec::len).sum::<usize>() <= 50);
     }
 }

@@ -3,9 +3,10 @@
 use crate::span::{Attribute, Value};
 
 /// The attribute dialect a span was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Dialect {
     /// OpenTelemetry GenAI semantic conventions (`gen_ai.*`), v1.26 to v1.41.
+    #[default]
     OtelGenAi,
     /// OpenInference (Arize Phoenix): `openinference.span.kind`, `llm.*`.
     OpenInference,

@@ -161,27 +161,12 @@ mod tests {
 
     #[test]
     fn classifies_sdk_exception_names() {
-        assert_eq!(
-            with_type("openai.RateLimitError"),
-            Some(ErrorClass::RateLimited)
-        );
-        assert_eq!(
-            with_type("anthropic.APITimeoutError"),
-            Some(ErrorClass::Timeout)
-        );
+        assert_eq!(with_type("openai.RateLimitError"), Some(ErrorClass::RateLimited));
+        assert_eq!(with_type("anthropic.APITimeoutError"), Some(ErrorClass::Timeout));
         assert_eq!(with_type("AuthenticationError"), Some(ErrorClass::Auth));
-        assert_eq!(
-            with_type("InternalServerError"),
-            Some(ErrorClass::ServerError)
-        );
-        assert_eq!(
-            with_type("BadRequestError"),
-            Some(ErrorClass::InvalidRequest)
-        );
-        assert_eq!(
-            with_type("asyncio.CancelledError"),
-            Some(ErrorClass::Cancelled)
-        );
+        assert_eq!(with_type("InternalServerError"), Some(ErrorClass::ServerError));
+        assert_eq!(with_type("BadRequestError"), Some(ErrorClass::InvalidRequest));
+        assert_eq!(with_type("asyncio.CancelledError"), Some(ErrorClass::Cancelled));
         assert_eq!(with_type("429"), Some(ErrorClass::RateLimited));
         assert_eq!(with_type("529"), Some(ErrorClass::ServerError));
         assert_eq!(with_type("_OTHER"), Some(ErrorClass::Other));

@@ -27,8 +27,10 @@ pub enum Field {
     OutputTokens,
     /// Input tokens read from cache.
     CacheReadTokens,
-    /// Input tokens written to cache.
+    /// Input tokens written to cache (all lifetimes).
     CacheWriteTokens,
+    /// Of the cache writes, those with a one-hour lifetime (structured keys only).
+    CacheWrite1hTokens,
     /// Reasoning output tokens.
     ReasoningTokens,
     /// Whether the response was streamed.
@@ -63,10 +65,12 @@ pub enum Field {
     SdkCost,
     /// Deployment environment set on the span.
     Environment,
+    /// Service tier (`default`, `flex`, `priority`, `batch`).
+    ServiceTier,
 }
 
 /// Number of [`Field`] variants.
-pub const FIELD_COUNT: usize = 26;
+pub const FIELD_COUNT: usize = 28;
 
 impl Field {
     /// Index into per-field arrays.
@@ -86,6 +90,7 @@ impl Field {
             Field::OutputTokens => "output_tokens",
             Field::CacheReadTokens => "cache_read_tokens",
             Field::CacheWriteTokens => "cache_write_tokens",
+            Field::CacheWrite1hTokens => "cache_write_1h_tokens",
             Field::ReasoningTokens => "reasoning_tokens",
             Field::Streaming => "streaming",
             Field::Ttft => "time_to_first_token",
@@ -103,6 +108,7 @@ impl Field {
             Field::ToolCallId => "tool_call_id",
             Field::SdkCost => "sdk_reported_cost_usd",
             Field::Environment => "environment",
+            Field::ServiceTier => "service_tier",
         }
     }
 }
@@ -151,9 +157,7 @@ const fn millis(key: &'static str, field: Field, rank: u8, dialect: Dialect) -> 
     }
 }
 
-use Dialect::{
-    Langfuse as LF, OpenInference as OI, OpenLit as OL, OpenLlmetry as TL, OtelGenAi as OT,
-};
+use Dialect::{Langfuse as LF, OpenInference as OI, OpenLit as OL, OpenLlmetry as TL, OtelGenAi as OT};
 use Dialect::{PydanticAi as PY, VercelAi as VA};
 use Field::*;
 
@@ -200,95 +204,25 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("ai.usage.outputTokens", OutputTokens, 4, VA),
     rule("ai.usage.completionTokens", OutputTokens, 5, VA),
     // Cache read
-    rule(
-        "gen_ai.usage.cache_read.input_tokens",
-        CacheReadTokens,
-        0,
-        OT,
-    ),
-    rule(
-        "gen_ai.usage.cache_read_input_tokens",
-        CacheReadTokens,
-        1,
-        TL,
-    ),
-    rule(
-        "llm.token_count.prompt_details.cache_read",
-        CacheReadTokens,
-        2,
-        OI,
-    ),
-    rule(
-        "ai.usage.inputTokenDetails.cacheReadTokens",
-        CacheReadTokens,
-        3,
-        VA,
-    ),
+    rule("gen_ai.usage.cache_read.input_tokens", CacheReadTokens, 0, OT),
+    rule("gen_ai.usage.cache_read_input_tokens", CacheReadTokens, 1, TL),
+    rule("llm.token_count.prompt_details.cache_read", CacheReadTokens, 2, OI),
+    rule("ai.usage.inputTokenDetails.cacheReadTokens", CacheReadTokens, 3, VA),
     rule("ai.usage.cachedInputTokens", CacheReadTokens, 4, VA),
-    rule(
-        "gen_ai.usage.details.cache_read_tokens",
-        CacheReadTokens,
-        5,
-        PY,
-    ),
+    rule("gen_ai.usage.details.cache_read_tokens", CacheReadTokens, 5, PY),
     // Cache write
-    rule(
-        "gen_ai.usage.cache_creation.input_tokens",
-        CacheWriteTokens,
-        0,
-        OT,
-    ),
-    rule(
-        "gen_ai.usage.cache_creation_input_tokens",
-        CacheWriteTokens,
-        1,
-        TL,
-    ),
-    rule(
-        "llm.token_count.prompt_details.cache_write",
-        CacheWriteTokens,
-        2,
-        OI,
-    ),
-    rule(
-        "ai.usage.inputTokenDetails.cacheWriteTokens",
-        CacheWriteTokens,
-        3,
-        VA,
-    ),
-    rule(
-        "gen_ai.usage.details.cache_write_tokens",
-        CacheWriteTokens,
-        4,
-        PY,
-    ),
+    rule("gen_ai.usage.cache_creation.input_tokens", CacheWriteTokens, 0, OT),
+    rule("gen_ai.usage.cache_creation_input_tokens", CacheWriteTokens, 1, TL),
+    rule("llm.token_count.prompt_details.cache_write", CacheWriteTokens, 2, OI),
+    rule("ai.usage.inputTokenDetails.cacheWriteTokens", CacheWriteTokens, 3, VA),
+    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 4, PY),
     // Reasoning
-    rule(
-        "gen_ai.usage.reasoning.output_tokens",
-        ReasoningTokens,
-        0,
-        OT,
-    ),
+    rule("gen_ai.usage.reasoning.output_tokens", ReasoningTokens, 0, OT),
     rule("gen_ai.usage.reasoning_tokens", ReasoningTokens, 1, TL),
-    rule(
-        "llm.token_count.completion_details.reasoning",
-        ReasoningTokens,
-        2,
-        OI,
-    ),
-    rule(
-        "ai.usage.outputTokenDetails.reasoningTokens",
-        ReasoningTokens,
-        3,
-        VA,
-    ),
+    rule("llm.token_count.completion_details.reasoning", ReasoningTokens, 2, OI),
+    rule("ai.usage.outputTokenDetails.reasoningTokens", ReasoningTokens, 3, VA),
     rule("ai.usage.reasoningTokens", ReasoningTokens, 4, VA),
-    rule(
-        "gen_ai.usage.details.reasoning_tokens",
-        ReasoningTokens,
-        5,
-        PY,
-    ),
+    rule("gen_ai.usage.details.reasoning_tokens", ReasoningTokens, 5, PY),
     // Streaming
     rule("gen_ai.request.stream", Streaming, 0, OT),
     rule("gen_ai.is_streaming", Streaming, 1, TL),
@@ -342,6 +276,12 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("deployment.environment", Environment, 1, OL),
     rule("gen_ai.environment", Environment, 2, OL),
     rule("langfuse.environment", Environment, 3, LF),
+    // Service tier (the served tier wins over the requested one)
+    rule("openai.response.service_tier", ServiceTier, 0, OT),
+    rule("gen_ai.openai.response.service_tier", ServiceTier, 1, OT),
+    rule("openai.request.service_tier", ServiceTier, 2, OT),
+    rule("gen_ai.openai.request.service_tier", ServiceTier, 3, OT),
+    rule("gen_ai.usage.service_tier", ServiceTier, 4, OT),
 ];
 
 /// The table as a map from key to rule, built once.
@@ -371,6 +311,6 @@ mod tests {
 
     #[test]
     fn field_count_matches_enum() {
-        assert_eq!(Field::Environment.index() + 1, FIELD_COUNT);
+        assert_eq!(Field::ServiceTier.index() + 1, FIELD_COUNT);
     }
 }

@@ -19,4 +19,5 @@ pub mod usage;
 
 pub use dialect::Dialect;
 pub use normalize::{normalize, NormalizeOptions, Normalized, Outcome};
-pub use record::{AgentContext, CallStatus, ErrorClass, LlmCall, SpanRole, Timings, Usage};
+pub use record::{AgentContext, CallCost, CallStatus, ErrorClass, LlmCall, PriceStatus, SpanRole, Timings, Usage};
+pub use rust_decimal::Decimal;

@@ -9,7 +9,7 @@ use crate::dialect;
 use crate::error_class::{self, ErrorSignals};
 use crate::keys::{rules_by_key, Field, Unit, FIELD_COUNT};
 use crate::provider::{canonical_provider, normalize_model, provider_from_model};
-use crate::record::{AgentContext, CallStatus, LlmCall, SpanRole, Timings};
+use crate::record::{AgentContext, CallStatus, LlmCall, PriceStatus, SpanRole, Timings};
 use crate::span::{find, Attribute, ContextView, SpanView, StatusCode, Value};
 use crate::timefmt::rfc3339_to_unix_nanos;
 use crate::usage::{input_convention, to_buckets, InputConvention, RawUsage, MAX_TOKENS};
@@ -117,9 +117,7 @@ fn same_value(a: &Scalar<'_>, b: &Scalar<'_>) -> bool {
     match (a, b) {
         (Scalar::Num(x), Scalar::Num(y)) => (x - y).abs() < 1e-9 || x == y,
         (Scalar::Str(x), Scalar::Str(y)) => x == y,
-        (Scalar::Str(x), Scalar::List(l)) | (Scalar::List(l), Scalar::Str(x)) => {
-            l.len() == 1 && l[0] == *x
-        }
+        (Scalar::Str(x), Scalar::List(l)) | (Scalar::List(l), Scalar::Str(x)) => l.len() == 1 && l[0] == *x,
         _ => a == b,
     }
 }
@@ -139,11 +137,7 @@ fn to_scalar<'a>(v: &Value<'a>, unit: Unit) -> Option<Scalar<'a>> {
         Value::Double(d) => Some(Scalar::Num(scale(*d))),
         Value::Bool(b) => Some(Scalar::Bool(*b)),
         Value::Array(items) => Some(Scalar::List(
-            items
-                .iter()
-                .filter_map(|i| i.as_str())
-                .map(str::to_owned)
-                .collect(),
+            items.iter().filter_map(|i| i.as_str()).map(str::to_owned).collect(),
         )),
         Value::Other => None,
     }
@@ -226,28 +220,17 @@ static LANGFUSE_USAGE_KEYS: &[(&str, Field)] = &[
 /// JSON pointers into Vercel's `ai.response.providerMetadata`, by field.
 static PROVIDER_METADATA_KEYS: &[(&str, Field)] = &[
     ("/anthropic/cacheReadInputTokens", Field::CacheReadTokens),
+    ("/anthropic/cacheCreationInputTokens", Field::CacheWriteTokens),
+    ("/anthropic/usage/cache_read_input_tokens", Field::CacheReadTokens),
+    ("/anthropic/usage/cache_creation_input_tokens", Field::CacheWriteTokens),
     (
-        "/anthropic/cacheCreationInputTokens",
-        Field::CacheWriteTokens,
-    ),
-    (
-        "/anthropic/usage/cache_read_input_tokens",
-        Field::CacheReadTokens,
-    ),
-    (
-        "/anthropic/usage/cache_creation_input_tokens",
-        Field::CacheWriteTokens,
+        "/anthropic/usage/cache_creation/ephemeral_1h_input_tokens",
+        Field::CacheWrite1hTokens,
     ),
     ("/openai/cachedPromptTokens", Field::CacheReadTokens),
     ("/openai/reasoningTokens", Field::ReasoningTokens),
-    (
-        "/bedrock/usage/cacheReadInputTokens",
-        Field::CacheReadTokens,
-    ),
-    (
-        "/bedrock/usage/cacheWriteInputTokens",
-        Field::CacheWriteTokens,
-    ),
+    ("/bedrock/usage/cacheReadInputTokens", Field::CacheReadTokens),
+    ("/bedrock/usage/cacheWriteInputTokens", Field::CacheWriteTokens),
 ];
 
 /// Rank given to values read from structured keys and events: below every plain key.
@@ -263,6 +246,10 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 return;
             };
             let Some(map) = obj.as_object() else { return };
+            // The 1-hour cache writes are part of the cache-write sum and also reported apart.
+            if let Some(h) = map.get("input_cache_creation_1h").and_then(serde_json::Value::as_f64) {
+                f.offer(Field::CacheWrite1hTokens, STRUCTURED_RANK, key, Scalar::Num(h));
+            }
             // Sums per field: input, output, cache read, cache write, reasoning.
             let mut sums: [Option<f64>; 5] = [None; 5];
             let slot = |field: Field| match field {
@@ -273,10 +260,9 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 _ => 4,
             };
             for (k, v) in map {
-                if let (Some((_, field)), Some(n)) = (
-                    LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k),
-                    v.as_f64(),
-                ) {
+                if let (Some((_, field)), Some(n)) =
+                    (LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k), v.as_f64())
+                {
                     let s = &mut sums[slot(*field)];
                     *s = Some(s.unwrap_or(0.0) + n);
                 }
@@ -285,10 +271,7 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
             let cached = cache_read.unwrap_or(0.0) + cache_write.unwrap_or(0.0);
             let fields = [
                 (Field::InputTokens, input.map(|i| i + cached)),
-                (
-                    Field::OutputTokens,
-                    output.map(|o| o + reasoning.unwrap_or(0.0)),
-                ),
+                (Field::OutputTokens, output.map(|o| o + reasoning.unwrap_or(0.0))),
                 (Field::CacheReadTokens, cache_read),
                 (Field::CacheWriteTokens, cache_write),
                 (Field::ReasoningTokens, reasoning),
@@ -363,9 +346,7 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                                 _ => Vec::new(),
                             };
                             list.push(s.to_owned());
-                            if f.get(Field::FinishReasons)
-                                .is_none_or(|c| c.rank == STRUCTURED_RANK)
-                            {
+                            if f.get(Field::FinishReasons).is_none_or(|c| c.rank == STRUCTURED_RANK) {
                                 f.best[Field::FinishReasons.index()] = Some(Candidate {
                                     rank: STRUCTURED_RANK,
                                     key,
@@ -385,10 +366,7 @@ fn role_from_markers(attrs: &[Attribute<'_>], span_name: &str) -> Option<SpanRol
     if let Some(op) = find(attrs, "ai.operationId").and_then(Value::as_str) {
         return Some(if op == "ai.toolCall" {
             SpanRole::Tool
-        } else if op.ends_with(".doGenerate")
-            || op.ends_with(".doStream")
-            || op.ends_with(".doEmbed")
-        {
+        } else if op.ends_with(".doGenerate") || op.ends_with(".doStream") || op.ends_with(".doEmbed") {
             SpanRole::ModelCall
         } else {
             SpanRole::Workflow
@@ -467,8 +445,7 @@ fn default_operation(role: SpanRole, attrs: &[Attribute<'_>]) -> &'static str {
             let embedding = find(attrs, "openinference.span.kind")
                 .and_then(Value::as_str)
                 .is_some_and(|k| k.eq_ignore_ascii_case("EMBEDDING"))
-                || find(attrs, "langfuse.observation.type").and_then(Value::as_str)
-                    == Some("embedding")
+                || find(attrs, "langfuse.observation.type").and_then(Value::as_str) == Some("embedding")
                 || find(attrs, "ai.operationId")
                     .and_then(Value::as_str)
                     .is_some_and(|o| o.ends_with(".doEmbed"));
@@ -501,10 +478,7 @@ fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    warnings.push(format!(
-        "{what} is {} bytes long; cut to {max} bytes",
-        s.len()
-    ));
+    warnings.push(format!("{what} is {} bytes long; cut to {max} bytes", s.len()));
     s[..end].to_owned()
 }
 
@@ -598,10 +572,8 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     let role = role_from_markers(&span.attributes, span.name)
         .or_else(|| op_raw.map(|o| role_from_operation(&canonical_operation(o))))
         .unwrap_or_else(|| {
-            let has_model =
-                f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
-            let has_usage =
-                f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
+            let has_model = f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
+            let has_usage = f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
             if has_model || has_usage {
                 SpanRole::ModelCall
             } else if f.get(Field::ToolName).is_some() {
@@ -613,12 +585,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             }
         });
     let operation = match op_raw {
-        Some(o) => keep(
-            &canonical_operation(o),
-            max,
-            "operation name",
-            &mut warnings,
-        ),
+        Some(o) => keep(&canonical_operation(o), max, "operation name", &mut warnings),
         None => default_operation(role, &span.attributes).to_owned(),
     };
 
@@ -653,6 +620,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         (Field::OutputTokens, &mut raw.output),
         (Field::CacheReadTokens, &mut raw.cache_read),
         (Field::CacheWriteTokens, &mut raw.cache_write),
+        (Field::CacheWrite1hTokens, &mut raw.cache_write_1h),
         (Field::ReasoningTokens, &mut raw.reasoning),
     ] {
         if let Some(c) = f.get(field) {
@@ -673,11 +641,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     } else {
         input_convention(dialect, provider.as_deref())
     };
-    let usage = if usage_valid {
-        to_buckets(raw, convention)
-    } else {
-        None
-    };
+    let usage = if usage_valid { to_buckets(raw, convention) } else { None };
 
     // Timings.
     let duration_s = if span.end_unix_nano >= span.start_unix_nano && span.start_unix_nano > 0 {
@@ -708,11 +672,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .get(Field::Ttft)
         .filter(|_| !not_streamed)
         .and_then(|c| seconds(c, &mut warnings));
-    let server_reported = [Field::Ttft, Field::Tpot].iter().any(|fld| {
-        f.get(*fld)
-            .is_some_and(|c| c.key.starts_with("gen_ai.server."))
-            && !not_streamed
-    });
+    let server_reported = [Field::Ttft, Field::Tpot]
+        .iter()
+        .any(|fld| f.get(*fld).is_some_and(|c| c.key.starts_with("gen_ai.server.")) && !not_streamed);
     let output_total = usage.map(|u| u.output_total());
     let gen_time = match (duration_s, ttft_s) {
         (Some(d), Some(t)) if d > t => Some(d - t),
@@ -734,10 +696,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
 
     // Finish reasons.
     let finish_reasons: Vec<String> = match f.get(Field::FinishReasons).map(|c| &c.value) {
-        Some(Scalar::List(l)) => l
-            .iter()
-            .map(|s| keep(s, max, "finish reason", &mut warnings))
-            .collect(),
+        Some(Scalar::List(l)) => l.iter().map(|s| keep(s, max, "finish reason", &mut warnings)).collect(),
         Some(Scalar::Str(s)) => {
             let t = s.trim();
             if t.starts_with('[') {
@@ -756,9 +715,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .and_then(Value::as_str)
         .is_some_and(|l| l.eq_ignore_ascii_case("ERROR"));
     if langfuse_error {
-        if let Some(m) =
-            find(&span.attributes, "langfuse.observation.status_message").and_then(Value::as_str)
-        {
+        if let Some(m) = find(&span.attributes, "langfuse.observation.status_message").and_then(Value::as_str) {
             error_texts.push(m);
         }
     }
@@ -783,9 +740,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     });
     let status = match span.status_code {
         StatusCode::Error => CallStatus::Error,
-        _ if error_class.is_some()
-            && error_class != Some(crate::record::ErrorClass::ContentFiltered) =>
-        {
+        _ if error_class.is_some() && error_class != Some(crate::record::ErrorClass::ContentFiltered) => {
             CallStatus::Error
         }
         StatusCode::Ok => CallStatus::Ok,
@@ -835,8 +790,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         _ => None,
     }
     .map(|t| keep(t, max, "tool name", &mut warnings));
-    let mut text =
-        |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
+    let mut text = |field: Field, what: &str| f.str(field).map(|s| keep(s, max, what, &mut warnings));
     let agent = AgentContext {
         agent_id: text(Field::AgentId, "gen_ai.agent.id"),
         agent_name,
@@ -846,6 +800,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         tool_call_id: text(Field::ToolCallId, "tool call id"),
     };
     let response_id = text(Field::ResponseId, "response id");
+    let service_tier = text(Field::ServiceTier, "service tier").map(|t| t.to_ascii_lowercase());
     let server_address = text(Field::ServerAddress, "server.address");
     let server_port = f
         .get(Field::ServerPort)
@@ -867,12 +822,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         service_name,
         environment,
         dialect,
-        scope_name: keep(
-            ctx.scope_name,
-            max,
-            "instrumentation scope name",
-            &mut warnings,
-        ),
+        scope_name: keep(ctx.scope_name, max, "instrumentation scope name", &mut warnings),
         role,
         operation,
         provider,
@@ -897,6 +847,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             server_reported,
         },
         sdk_reported_cost_usd,
+        service_tier,
+        cost: None,
+        price_status: PriceStatus::NotPriced,
         agent,
     };
     Outcome::Call(Box::new(Normalized {

@@ -116,10 +116,7 @@ pub static MODEL_PREFIX_PROVIDERS: &[(&str, &str)] = &[
 
 /// The provider a normalized model name implies, if its prefix is well known.
 pub fn provider_from_model(normalized_model: &str) -> Option<&'static str> {
-    if matches!(
-        normalized_model,
-        "o1" | "o3" | "o4-mini" | "o3-mini" | "o1-mini"
-    ) {
+    if matches!(normalized_model, "o1" | "o3" | "o4-mini" | "o3-mini" | "o1-mini") {
         return Some("openai");
     }
     MODEL_PREFIX_PROVIDERS
@@ -161,20 +158,11 @@ mod tests {
 
     #[test]
     fn infers_providers_from_model_names() {
-        assert_eq!(
-            provider_from_model("claude-sonnet-4-5-20250929"),
-            Some("anthropic")
-        );
+        assert_eq!(provider_from_model("claude-sonnet-4-5-20250929"), Some("anthropic"));
         assert_eq!(provider_from_model("gpt-4.1-mini"), Some("openai"));
         assert_eq!(provider_from_model("o3"), Some("openai"));
-        assert_eq!(
-            provider_from_model("text-embedding-005"),
-            Some("gcp.gen_ai")
-        );
-        assert_eq!(
-            provider_from_model("text-embedding-3-small"),
-            Some("openai")
-        );
+        assert_eq!(provider_from_model("text-embedding-005"), Some("gcp.gen_ai"));
+        assert_eq!(provider_from_model("text-embedding-3-small"), Some("openai"));
         assert_eq!(provider_from_model("llama-3.1-70b"), None);
     }
 
@@ -183,10 +171,7 @@ mod tests {
         assert_eq!(normalize_model("GPT-4o-2024-08-06"), "gpt-4o-2024-08-06");
         assert_eq!(normalize_model("models/gemini-1.5-pro"), "gemini-1.5-pro");
         assert_eq!(normalize_model("openai/gpt-4o"), "gpt-4o");
-        assert_eq!(
-            normalize_model("meta-llama/Llama-3-70b"),
-            "meta-llama/llama-3-70b"
-        );
+        assert_eq!(normalize_model("meta-llama/Llama-3-70b"), "meta-llama/llama-3-70b");
         assert_eq!(
             normalize_model("anthropic.claude-3-5-sonnet-20240620-v1:0"),
             "anthropic.claude-3-5-sonnet-20240620-v1:0"

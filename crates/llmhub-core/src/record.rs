@@ -2,14 +2,16 @@
 //! read from. Every exporter and the SQL extension consume this shape.
 
 use crate::dialect::Dialect;
+use rust_decimal::Decimal;
 
 /// What a span describes, decided from the dialect's span-kind markers and the operation name.
 ///
 /// Only [`SpanRole::ModelCall`] spans count tokens: agent, workflow and chain spans often carry the
 /// sum of their children's usage, and counting it again would double every figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SpanRole {
     /// A leaf call to a model (chat, completion, embeddings, ...). Its usage counts.
+    #[default]
     ModelCall,
     /// An agent invocation (`invoke_agent`, OpenInference `AGENT`, ...). Usage, if any, is an aggregate.
     Agent,
@@ -93,8 +95,12 @@ pub struct Usage {
     pub input_uncached: u64,
     /// Input tokens served from the prompt cache.
     pub cache_read: u64,
-    /// Input tokens written into the prompt cache.
+    /// Input tokens written into the prompt cache for the default (5-minute) lifetime, or with
+    /// no lifetime reported.
     pub cache_write: u64,
+    /// Input tokens written into the prompt cache for one hour (Anthropic's extended lifetime),
+    /// when the instrumentation reports the split.
+    pub cache_write_1h: u64,
     /// Output tokens that are not reasoning tokens.
     pub output: u64,
     /// Reasoning ("thinking") output tokens.
@@ -102,11 +108,12 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// All input tokens: uncached + cache read + cache write.
+    /// All input tokens: uncached + cache read + cache writes.
     pub fn input_total(&self) -> u64 {
         self.input_uncached
             .saturating_add(self.cache_read)
             .saturating_add(self.cache_write)
+            .saturating_add(self.cache_write_1h)
     }
 
     /// All output tokens: visible output + reasoning.
@@ -154,9 +161,10 @@ pub struct AgentContext {
 }
 
 /// Status of the span as OTLP reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CallStatus {
     /// Status unset.
+    #[default]
     Unset,
     /// Status OK.
     Ok,
@@ -164,8 +172,63 @@ pub enum CallStatus {
     Error,
 }
 
-/// The canonical record of one model call (or one agent or tool step).
-#[derive(Debug, Clone, PartialEq)]
+/// Cost of one call in USD, exact decimal, per bucket and in total, with what priced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCost {
+    /// Sum of every component.
+    pub total: Decimal,
+    /// Uncached input tokens.
+    pub input_uncached: Decimal,
+    /// Cache-read input tokens.
+    pub cache_read: Decimal,
+    /// Cache-write input tokens (5-minute or unspecified lifetime).
+    pub cache_write: Decimal,
+    /// One-hour cache-write input tokens.
+    pub cache_write_1h: Decimal,
+    /// Visible output tokens.
+    pub output: Decimal,
+    /// Reasoning tokens.
+    pub reasoning: Decimal,
+    /// Per-request fee.
+    pub request: Decimal,
+    /// Version of the catalog that priced the call.
+    pub catalog_version: String,
+    /// The matched rule: how the model name was found, e.g. `exact openai/gpt-4o`.
+    pub rule: String,
+}
+
+/// Whether and how a call was priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PriceStatus {
+    /// Not (yet) priced: agent, tool and workflow spans, or pricing not run.
+    #[default]
+    NotPriced,
+    /// Priced from the catalog; `cost` holds the figures.
+    Priced,
+    /// The call reported no usage, so nothing can be priced (never priced as zero).
+    NoUsage,
+    /// No model name, or the model matches no catalog entry.
+    UnknownModel,
+    /// The model is in the catalog but has no price for the call's date.
+    NoPriceAtDate,
+}
+
+impl PriceStatus {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceStatus::NotPriced => "not_priced",
+            PriceStatus::Priced => "priced",
+            PriceStatus::NoUsage => "no_usage",
+            PriceStatus::UnknownModel => "unknown_model",
+            PriceStatus::NoPriceAtDate => "no_price_at_date",
+        }
+    }
+}
+
+/// The canonical record of one model call (or one agent or tool step). `Default` gives an empty
+/// model call, for tests and builders.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LlmCall {
     /// 16-byte trace id.
     pub trace_id: [u8; 16],
@@ -229,6 +292,13 @@ pub struct LlmCall {
     /// from catalog pricing and never used in its place.
     pub sdk_reported_cost_usd: Option<f64>,
 
+    /// Service tier the provider served the call in (`default`, `flex`, `priority`, `batch`...).
+    pub service_tier: Option<String>,
+    /// Cost from the price catalog; `None` unless `price_status` is `Priced`.
+    pub cost: Option<CallCost>,
+    /// Whether the call was priced, and if not why.
+    pub price_status: PriceStatus,
+
     /// Agent, workflow and tool context.
     pub agent: AgentContext,
 }
@@ -243,6 +313,24 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+impl CallCost {
+    /// The cost as JSON: amounts as exact decimal strings.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "total": self.total.to_string(),
+            "input_uncached": self.input_uncached.to_string(),
+            "cache_read": self.cache_read.to_string(),
+            "cache_write": self.cache_write.to_string(),
+            "cache_write_1h": self.cache_write_1h.to_string(),
+            "output": self.output.to_string(),
+            "reasoning": self.reasoning.to_string(),
+            "request": self.request.to_string(),
+            "catalog_version": self.catalog_version,
+            "rule": self.rule,
+        })
+    }
+}
+
 impl LlmCall {
     /// The record as JSON, fields in a fixed order, ids in lowercase hex. Used by golden files and
     /// debugging output; the database sink writes the same fields.
@@ -253,6 +341,7 @@ impl LlmCall {
                 "input_uncached": u.input_uncached,
                 "cache_read": u.cache_read,
                 "cache_write": u.cache_write,
+                "cache_write_1h": u.cache_write_1h,
                 "output": u.output,
                 "reasoning": u.reasoning,
             })
@@ -291,6 +380,9 @@ impl LlmCall {
             "output_tokens_per_s": t.output_tokens_per_s,
             "server_reported_timings": t.server_reported,
             "sdk_reported_cost_usd": self.sdk_reported_cost_usd,
+            "service_tier": self.service_tier,
+            "price_status": self.price_status.as_str(),
+            "cost": self.cost.as_ref().map(CallCost::to_json),
             "agent_id": self.agent.agent_id,
             "agent_name": self.agent.agent_name,
             "workflow_name": self.agent.workflow_name,

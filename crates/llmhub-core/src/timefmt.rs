@@ -16,12 +16,7 @@ pub fn rfc3339_to_unix_nanos(s: &str) -> Option<u64> {
         part.parse().ok()
     };
     let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let (hour, min, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);

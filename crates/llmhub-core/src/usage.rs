@@ -58,8 +58,10 @@ pub struct RawUsage {
     pub output: Option<u64>,
     /// Cache-read input tokens.
     pub cache_read: Option<u64>,
-    /// Cache-write input tokens.
+    /// Cache-write input tokens (all lifetimes).
     pub cache_write: Option<u64>,
+    /// Of the cache writes, those with the one-hour lifetime.
+    pub cache_write_1h: Option<u64>,
     /// Reasoning output tokens.
     pub reasoning: Option<u64>,
 }
@@ -71,6 +73,7 @@ impl RawUsage {
             && self.output.is_none()
             && self.cache_read.is_none()
             && self.cache_write.is_none()
+            && self.cache_write_1h.is_none()
             && self.reasoning.is_none()
     }
 }
@@ -83,7 +86,8 @@ pub fn to_buckets(raw: RawUsage, convention: InputConvention) -> Option<Usage> {
     }
     let input = raw.input.unwrap_or(0);
     let cache_read = raw.cache_read.unwrap_or(0);
-    let cache_write = raw.cache_write.unwrap_or(0);
+    let cache_write_1h = raw.cache_write_1h.unwrap_or(0);
+    let cache_write = raw.cache_write.unwrap_or(cache_write_1h).max(cache_write_1h);
     let cached = cache_read.saturating_add(cache_write);
     let input_uncached = match convention {
         InputConvention::Inclusive if cached <= input => input - cached,
@@ -100,7 +104,8 @@ pub fn to_buckets(raw: RawUsage, convention: InputConvention) -> Option<Usage> {
     Some(Usage {
         input_uncached,
         cache_read,
-        cache_write,
+        cache_write: cache_write - cache_write_1h,
+        cache_write_1h,
         output: output_visible,
         reasoning,
     })
@@ -153,10 +158,7 @@ mod tests {
 
     #[test]
     fn nothing_reported_is_not_zero() {
-        assert_eq!(
-            to_buckets(RawUsage::default(), InputConvention::Inclusive),
-            None
-        );
+        assert_eq!(to_buckets(RawUsage::default(), InputConvention::Inclusive), None);
     }
 
     proptest! {

@@ -10,8 +10,7 @@ fn render() -> String {
             fields.push(r.field);
         }
     }
-    let mut out =
-        String::from("| field | rank | key | unit | defined by |\n|---|---|---|---|---|\n");
+    let mut out = String::from("| field | rank | key | unit | defined by |\n|---|---|---|---|---|\n");
     for f in fields {
         let mut rules: Vec<_> = KEY_RULES.iter().filter(|r| r.field == f).collect();
         rules.sort_by_key(|r| r.rank);

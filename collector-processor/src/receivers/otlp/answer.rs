@@ -34,11 +34,10 @@ pub fn process(
     transport: &'static str,
 ) -> ExportTraceServiceResponse {
     let s = p.process(req, transport);
-    let partial_success =
-        (s.rejected > 0 || !s.message.is_empty()).then_some(ExportTracePartialSuccess {
-            rejected_spans: s.rejected as i64,
-            error_message: s.message,
-        });
+    let partial_success = (s.rejected > 0 || !s.message.is_empty()).then_some(ExportTracePartialSuccess {
+        rejected_spans: s.rejected as i64,
+        error_message: s.message,
+    });
     ExportTraceServiceResponse { partial_success }
 }
 

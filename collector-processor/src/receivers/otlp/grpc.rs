@@ -85,13 +85,7 @@ impl GrpcSignal for Traces {
         let started = std::time::Instant::now();
         let result = answer::traces_protobuf(p, &body, "grpc");
         let outcome = match &result {
-            Ok(r)
-                if r.partial_success
-                    .as_ref()
-                    .is_some_and(|ps| ps.rejected_spans > 0) =>
-            {
-                "partial"
-            }
+            Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
             Ok(_) => "ok",
             Err(_) => "invalid",
         };
@@ -104,8 +98,7 @@ impl GrpcSignal for Traces {
 impl GrpcSignal for Metrics {
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
-    type Response =
-        opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+    type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
     fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
         let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
         p.metrics().record_request("grpc", "not_ingested", 0.0);
@@ -184,9 +177,9 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != S::PATH {
-            return Box::pin(async move {
-                Ok(Status::unimplemented("unknown method; only Export is served").into_http())
-            });
+            return Box::pin(
+                async move { Ok(Status::unimplemented("unknown method; only Export is served").into_http()) },
+            );
         }
         let processor = self.processor.clone();
         let max = self.max_message_bytes;
@@ -200,10 +193,7 @@ where
             let mut resp = grpc.unary(Unary::<S>(processor, PhantomData), req).await;
             // An oversized message is final for the client: say RESOURCE_EXHAUSTED (not retryable
             // without RetryInfo) instead of tonic's OUT_OF_RANGE (retryable).
-            let out_of_range = resp
-                .headers()
-                .get("grpc-status")
-                .is_some_and(|v| v.as_bytes() == b"11");
+            let out_of_range = resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");
             if out_of_range {
                 resp.headers_mut()
                     .insert("grpc-status", http::HeaderValue::from_static("8"));

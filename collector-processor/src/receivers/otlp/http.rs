@@ -88,12 +88,7 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = raw
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
@@ -101,9 +96,7 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Encoding::Json,
             INVALID_ARGUMENT,
-            format!(
-                "unsupported Content-Type {raw:?}: send application/x-protobuf or application/json"
-            ),
+            format!("unsupported Content-Type {raw:?}: send application/x-protobuf or application/json"),
         )),
     }
 }
@@ -192,11 +185,7 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
     resp
 }
 
-async fn traces_inner(
-    st: &HttpState,
-    headers: &HeaderMap,
-    body: Body,
-) -> (Response, &'static str, &'static str) {
+async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
     let enc = match encoding(headers) {
         Ok(e) => e,
         Err(r) => return (r, "http", "unsupported"),
@@ -211,17 +200,11 @@ async fn traces_inner(
     };
     let decoded = match enc {
         Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport),
-        Encoding::Json => {
-            json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport))
-        }
+        Encoding::Json => json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport)),
     };
     match decoded {
         Ok(resp) => {
-            let outcome = if resp
-                .partial_success
-                .as_ref()
-                .is_some_and(|p| p.rejected_spans > 0)
-            {
+            let outcome = if resp.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0) {
                 "partial"
             } else {
                 "ok"
@@ -231,12 +214,7 @@ async fn traces_inner(
                 Encoding::Json => trace_response_json(&resp),
             };
             (
-                (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, enc.content_type())],
-                    body,
-                )
-                    .into_response(),
+                (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response(),
                 transport,
                 outcome,
             )
@@ -249,9 +227,7 @@ async fn traces_inner(
     }
 }
 
-fn trace_response_json(
-    r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
-) -> Vec<u8> {
+fn trace_response_json(r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse) -> Vec<u8> {
     let v = match &r.partial_success {
         Some(p) => serde_json::json!({
             "partialSuccess": { "rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message }
@@ -288,9 +264,7 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Ok(n) => n,
         Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
     };
-    st.processor
-        .metrics()
-        .record_request("http", "not_ingested", 0.0);
+    st.processor.metrics().record_request("http", "not_ingested", 0.0);
     let body = match (signal, enc) {
         (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
         (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),
@@ -313,10 +287,5 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
             .into_bytes()
         }
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, enc.content_type())],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }

@@ -54,9 +54,9 @@ impl<'de> Deserialize<'de> for U64 {
                 Ok(U64(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
-                u64::try_from(v).map(U64).map_err(|_| {
-                    E::custom(format!("{v} is negative; expected an unsigned integer"))
-                })
+                u64::try_from(v)
+                    .map(U64)
+                    .map_err(|_| E::custom(format!("{v} is negative; expected an unsigned integer")))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<U64, E> {
                 if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
@@ -223,11 +223,7 @@ struct JResourceSpans {
 struct JResource {
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        alias = "dropped_attributes_count"
-    )]
+    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
     dropped_attributes_count: u32,
 }
 
@@ -251,11 +247,7 @@ struct JScope {
     version: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        alias = "dropped_attributes_count"
-    )]
+    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
     dropped_attributes_count: u32,
 }
 
@@ -282,11 +274,7 @@ struct JSpan {
     end_time_unix_nano: U64,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        alias = "dropped_attributes_count"
-    )]
+    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "nullable")]
     events: Vec<JEvent>,
@@ -309,11 +297,7 @@ struct JEvent {
     name: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        alias = "dropped_attributes_count"
-    )]
+    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
     dropped_attributes_count: u32,
 }
 
@@ -328,11 +312,7 @@ struct JLink {
     trace_state: String,
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
-    #[serde(
-        default,
-        deserialize_with = "nullable",
-        alias = "dropped_attributes_count"
-    )]
+    #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
     dropped_attributes_count: u32,
     #[serde(default, deserialize_with = "nullable")]
     flags: u32,
@@ -493,13 +473,10 @@ fn any(v: JAnyValue) -> AnyValue {
             values: a.values.into_iter().map(any).collect(),
         }))
     } else if let Some(kv) = v.kvlist_value {
-        Some(any_value::Value::KvlistValue(KeyValueList {
-            values: kvs(kv.values),
-        }))
+        Some(any_value::Value::KvlistValue(KeyValueList { values: kvs(kv.values) }))
     } else {
         // Bytes are never read by normalization; their content is not kept.
-        v.bytes_value
-            .map(|_| any_value::Value::BytesValue(Vec::new()))
+        v.bytes_value.map(|_| any_value::Value::BytesValue(Vec::new()))
     };
     AnyValue { value }
 }
@@ -507,8 +484,7 @@ fn any(v: JAnyValue) -> AnyValue {
 /// Counts the data points of an OTLP/JSON metrics request, or the log records of a logs request,
 /// after checking it is a JSON object. Used to answer `/v1/metrics` and `/v1/logs`.
 pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
     if !v.is_object() {
         return Err("invalid OTLP/JSON: the request must be a JSON object".to_owned());
     }
@@ -525,13 +501,7 @@ pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, String> {
             for rm in arr(&v, "resourceMetrics", "resource_metrics") {
                 for sm in arr(&rm, "scopeMetrics", "scope_metrics") {
                     for m in arr(&sm, "metrics", "metrics") {
-                        for kind in [
-                            "gauge",
-                            "sum",
-                            "histogram",
-                            "exponentialHistogram",
-                            "summary",
-                        ] {
+                        for kind in ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] {
                             if let Some(data) = m.get(kind) {
                                 n += arr(data, "dataPoints", "data_points").len() as i64;
                             }

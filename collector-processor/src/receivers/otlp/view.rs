@@ -18,12 +18,9 @@ fn value_at(v: Option<&AnyValue>, depth: usize) -> Value<'_> {
         Some(any_value::Value::IntValue(i)) => Value::Int(*i),
         Some(any_value::Value::DoubleValue(d)) => Value::Double(*d),
         Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-        Some(any_value::Value::ArrayValue(a)) if depth < MAX_DEPTH => Value::Array(
-            a.values
-                .iter()
-                .map(|x| value_at(Some(x), depth + 1))
-                .collect(),
-        ),
+        Some(any_value::Value::ArrayValue(a)) if depth < MAX_DEPTH => {
+            Value::Array(a.values.iter().map(|x| value_at(Some(x), depth + 1)).collect())
+        }
         _ => Value::Other,
     }
 }

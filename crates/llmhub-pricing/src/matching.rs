@@ -1,0 +1,330 @@
+//! Model matching: which catalog entry prices a call, decided predictably and recorded as a rule.
+//!
+//! Precedence (first hit wins):
+//! 1. **user models** from the configuration (private models, fine-tunes, overrides), then the
+//!    shipped catalog — each searched with the steps below;
+//! 2. an **Azure deployment name** mapped by configuration is replaced by its model first;
+//! 3. for each name candidate, in order —
+//!    `exact` the name as reported (lower-cased), or an alias;
+//!    `prefix` with gateway prefixes (`openai/`, `bedrock/`, `models/`…), an AWS ARN, a Bedrock
+//!    cross-region prefix (`us.`, `eu.`, `apac.`, `global.`) removed; then also without a Bedrock
+//!    vendor prefix and version (`anthropic.claude-3-haiku-20240307-v1:0` → `claude-3-haiku-20240307`);
+//!    `family` with a date snapshot suffix removed (`gpt-4o-2024-08-06` → `gpt-4o`,
+//!    `claude-3-5-sonnet@20240620` → `claude-3-5-sonnet`, `gpt-4-0613` → `gpt-4`) —
+//!    the name is looked up under the call's provider; when the provider is absent, or is a host
+//!    or gateway (`aws.bedrock`, `azure.ai.openai`, `azure.ai.inference`, `gcp.vertex_ai`,
+//!    `gcp.gen_ai`, `openrouter`), also under the vendor the name implies (`claude-` → `anthropic`)
+//!    and, for Google hosts, under `gcp.gemini`.
+
+use crate::catalog::{Catalog, PricedModel};
+use llmhub_core::provider::provider_from_model;
+use std::collections::{BTreeMap, HashMap};
+
+/// How a call's model was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// The name or an alias, as reported.
+    Exact,
+    /// After removing gateway, ARN, region or vendor prefixes.
+    Prefix,
+    /// After removing a date snapshot suffix.
+    Family,
+}
+
+impl MatchKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "exact",
+            MatchKind::Prefix => "prefix",
+            MatchKind::Family => "family",
+        }
+    }
+}
+
+/// A match: the entry and the rule that found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match<'c> {
+    /// The priced model.
+    pub model: &'c PricedModel,
+    /// Human-readable rule, stored on the record, e.g. `family openai/gpt-4o <- gpt-4o-2024-08-06`.
+    pub rule: String,
+    /// Whether the entry came from the user's configuration.
+    pub user: bool,
+}
+
+/// Hosts and gateways that serve other vendors' models.
+const HOSTS: &[&str] = &[
+    "aws.bedrock",
+    "azure.ai.openai",
+    "azure.ai.inference",
+    "gcp.vertex_ai",
+    "gcp.gen_ai",
+    "openrouter",
+];
+
+/// Gateway prefixes removed from model names.
+const GATEWAY_PREFIXES: &[&str] = &[
+    "openai/",
+    "anthropic/",
+    "bedrock/",
+    "azure/",
+    "vertex_ai/",
+    "gemini/",
+    "google/",
+    "mistral/",
+    "mistralai/",
+    "deepseek/",
+    "xai/",
+    "x-ai/",
+    "cohere/",
+    "groq/",
+    "together_ai/",
+    "models/",
+];
+
+/// Bedrock cross-region inference prefixes.
+const REGION_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au."];
+
+/// Bedrock vendor prefixes.
+const BEDROCK_VENDORS: &[(&str, &str)] = &[
+    ("anthropic.", "anthropic"),
+    ("meta.", "meta"),
+    ("mistral.", "mistral_ai"),
+    ("cohere.", "cohere"),
+    ("deepseek.", "deepseek"),
+];
+
+/// A catalog with its (provider, name) → entry index.
+type Indexed = (Catalog, HashMap<(String, String), usize>);
+
+/// Indexed catalogs, ready to match.
+#[derive(Debug)]
+pub struct Matcher {
+    user: Option<Indexed>,
+    shipped: Indexed,
+    deployments: BTreeMap<String, String>,
+}
+
+fn index(c: &Catalog) -> HashMap<(String, String), usize> {
+    let mut map = HashMap::new();
+    for (i, m) in c.models.iter().enumerate() {
+        for name in std::iter::once(&m.model).chain(&m.aliases) {
+            map.entry((m.provider.clone(), name.clone())).or_insert(i);
+        }
+    }
+    map
+}
+
+/// Removes a trailing date snapshot: `-YYYY-MM-DD`, `-YYYYMMDD`, `@YYYYMMDD`, `-MMDD`.
+pub fn strip_date(name: &str) -> Option<&str> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name.len() > 11 {
+        let (head, tail) = name.split_at(name.len() - 11);
+        let t = &tail[1..];
+        if tail.starts_with('-')
+            && t.len() == 10
+            && digits(&t[0..4])
+            && &t[4..5] == "-"
+            && digits(&t[5..7])
+            && &t[7..8] == "-"
+            && digits(&t[8..10])
+        {
+            return Some(head);
+        }
+    }
+    for sep in ['-', '@'] {
+        if let Some((head, tail)) = name.rsplit_once(sep) {
+            if digits(tail) && (tail.len() == 8 || (tail.len() == 4 && sep == '-')) && !head.is_empty() {
+                return Some(head);
+            }
+        }
+    }
+    None
+}
+
+/// Removes gateway prefixes, ARNs and Bedrock region prefixes.
+pub fn strip_prefixes(name: &str) -> String {
+    let mut n = name;
+    if n.starts_with("arn:") {
+        n = n.rsplit('/').next().unwrap_or(n);
+    }
+    loop {
+        let before = n;
+        for p in GATEWAY_PREFIXES {
+            if let Some(rest) = n.strip_prefix(p) {
+                n = rest;
+            }
+        }
+        for p in REGION_PREFIXES {
+            if let Some(rest) = n.strip_prefix(p) {
+                n = rest;
+            }
+        }
+        if n == before {
+            break;
+        }
+    }
+    n.to_owned()
+}
+
+/// `anthropic.claude-3-haiku-20240307-v1:0` → (`anthropic`, `claude-3-haiku-20240307`).
+pub fn strip_bedrock_vendor(name: &str) -> Option<(&'static str, String)> {
+    let (vendor, rest) = BEDROCK_VENDORS
+        .iter()
+        .find_map(|(p, v)| name.strip_prefix(p).map(|r| (*v, r)))?;
+    let rest = match rest.rsplit_once("-v") {
+        Some((head, ver)) if ver.split(':').all(|x| x.bytes().all(|b| b.is_ascii_digit())) => head,
+        _ => rest.split(':').next().unwrap_or(rest),
+    };
+    Some((vendor, rest.to_owned()))
+}
+
+impl Matcher {
+    /// A matcher over the shipped catalog, optional user models and Azure deployment names.
+    pub fn new(shipped: Catalog, user: Option<Catalog>, deployments: BTreeMap<String, String>) -> Self {
+        let shipped_idx = index(&shipped);
+        Matcher {
+            user: user.map(|u| {
+                let i = index(&u);
+                (u, i)
+            }),
+            shipped: (shipped, shipped_idx),
+            deployments: deployments
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_ascii_lowercase()))
+                .collect(),
+        }
+    }
+
+    /// The shipped catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.shipped.0
+    }
+
+    /// Finds the entry pricing `model` reported under `provider`.
+    pub fn find(&self, provider: Option<&str>, model: &str) -> Option<Match<'_>> {
+        let mut name = model.trim().to_ascii_lowercase();
+        let mut deployment = None;
+        if let Some(mapped) = self.deployments.get(&name) {
+            deployment = Some(name.clone());
+            name = mapped.clone();
+        }
+        let candidates = candidates(&name);
+        let providers = providers_for(provider, &candidates);
+        for (user, (catalog, idx)) in self
+            .user
+            .iter()
+            .map(|c| (true, c))
+            .chain(std::iter::once((false, &self.shipped)))
+        {
+            for (kind, cand) in &candidates {
+                for p in &providers {
+                    if let Some(&i) = idx.get(&(p.clone(), cand.clone())) {
+                        let m = &catalog.models[i];
+                        let mut rule = format!("{} {}/{}", kind.as_str(), m.provider, m.model);
+                        if cand != &m.model || *kind != MatchKind::Exact || model.trim() != m.model {
+                            rule.push_str(&format!(" <- {}", model.trim()));
+                        }
+                        if let Some(d) = &deployment {
+                            rule.push_str(&format!(" (azure deployment {d})"));
+                        }
+                        if user {
+                            rule.insert_str(0, "user ");
+                        }
+                        return Some(Match { model: m, rule, user });
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Name candidates in precedence order, each with the kind of match it represents.
+fn candidates(name: &str) -> Vec<(MatchKind, String)> {
+    let mut out: Vec<(MatchKind, String)> = vec![(MatchKind::Exact, name.to_owned())];
+    let stripped = strip_prefixes(name);
+    let push = |out: &mut Vec<(MatchKind, String)>, k: MatchKind, n: String| {
+        if !n.is_empty() && !out.iter().any(|(_, x)| *x == n) {
+            out.push((k, n));
+        }
+    };
+    push(&mut out, MatchKind::Prefix, stripped.clone());
+    if let Some((_, bare)) = strip_bedrock_vendor(&stripped) {
+        push(&mut out, MatchKind::Prefix, bare);
+    }
+    let snapshot: Vec<String> = out
+        .iter()
+        .filter_map(|(_, n)| strip_date(n).map(str::to_owned))
+        .collect();
+    for n in snapshot {
+        push(&mut out, MatchKind::Family, n);
+    }
+    out
+}
+
+/// Providers to look a name up under, in order.
+fn providers_for(provider: Option<&str>, candidates: &[(MatchKind, String)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(p) = provider {
+        out.push(p.to_owned());
+    }
+    let host = provider.is_none_or(|p| HOSTS.contains(&p));
+    if host {
+        for (_, n) in candidates {
+            let vendor = strip_bedrock_vendor(n)
+                .map(|(v, _)| v)
+                .or_else(|| provider_from_model(n));
+            if let Some(v) = vendor {
+                if !out.iter().any(|x| x == v) {
+                    out.push(v.to_owned());
+                }
+            }
+        }
+        if matches!(provider, Some("gcp.vertex_ai" | "gcp.gen_ai") | None) || out.iter().any(|p| p == "gcp.gen_ai") {
+            for p in ["gcp.gemini", "gcp.vertex_ai"] {
+                if !out.iter().any(|x| x == p) {
+                    out.push(p.to_owned());
+                }
+            }
+        }
+        if provider == Some("azure.ai.openai") && !out.iter().any(|x| x == "openai") {
+            out.push("openai".to_owned());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_dates_prefixes_and_vendors() {
+        assert_eq!(strip_date("gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(strip_date("claude-3-5-sonnet-20241022"), Some("claude-3-5-sonnet"));
+        assert_eq!(strip_date("claude-3-5-sonnet@20240620"), Some("claude-3-5-sonnet"));
+        assert_eq!(strip_date("gpt-4-0613"), Some("gpt-4"));
+        assert_eq!(strip_date("gpt-4o"), None);
+        assert_eq!(strip_date("gemini-2.5-flash"), None);
+        assert_eq!(strip_prefixes("openai/gpt-4o"), "gpt-4o");
+        assert_eq!(
+            strip_prefixes("us.anthropic.claude-3-7-sonnet-20250219-v1:0"),
+            "anthropic.claude-3-7-sonnet-20250219-v1:0"
+        );
+        assert_eq!(
+            strip_prefixes(
+                "arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-3-haiku-20240307-v1:0"
+            ),
+            "anthropic.claude-3-haiku-20240307-v1:0"
+        );
+        assert_eq!(
+            strip_bedrock_vendor("anthropic.claude-3-haiku-20240307-v1:0"),
+            Some(("anthropic", "claude-3-haiku-20240307".to_owned()))
+        );
+        assert_eq!(
+            strip_bedrock_vendor("meta.llama3-1-70b-instruct-v1:0"),
+            Some(("meta", "llama3-1-70b-instruct".to_owned()))
+        );
+    }
+}
