@@ -132,6 +132,7 @@ mod tests {
                 input_uncached: 200,
                 cache_read: 800,
                 cache_write: 0,
+                cache_write_1h: 0,
                 output: 100,
                 reasoning: 200
             }
@@ -157,6 +158,30 @@ mod tests {
     }
 
     #[test]
+    fn one_hour_cache_writes_are_split_from_the_cache_write_total() {
+        let raw = RawUsage {
+            input: Some(10_000),
+            cache_write: Some(3_000),
+            cache_write_1h: Some(1_000),
+            ..Default::default()
+        };
+        let u = to_buckets(raw, InputConvention::Inclusive).unwrap();
+        assert_eq!(
+            (u.input_uncached, u.cache_write, u.cache_write_1h),
+            (7_000, 2_000, 1_000)
+        );
+        assert_eq!(u.input_total(), 10_000);
+        // Only the split reported: all of it is 1-hour writes.
+        let raw = RawUsage {
+            input: Some(5_000),
+            cache_write_1h: Some(1_000),
+            ..Default::default()
+        };
+        let u = to_buckets(raw, InputConvention::Inclusive).unwrap();
+        assert_eq!((u.input_uncached, u.cache_write, u.cache_write_1h), (4_000, 0, 1_000));
+    }
+
+    #[test]
     fn nothing_reported_is_not_zero() {
         assert_eq!(to_buckets(RawUsage::default(), InputConvention::Inclusive), None);
     }
@@ -166,7 +191,7 @@ mod tests {
         #[test]
         fn conventions_agree(uncached in 0u64..1_000_000, cr in 0u64..1_000_000, cw in 0u64..1_000_000,
                              out in 0u64..1_000_000, reasoning in 0u64..1_000_000) {
-            let inclusive = RawUsage { input: Some(uncached + cr + cw), cache_read: Some(cr), cache_write: Some(cw),
+            let inclusive = RawUsage { input: Some(uncached + cr + cw), cache_read: Some(cr), cache_write: Some(cw), cache_write_1h: None,
                                        output: Some(out + reasoning), reasoning: Some(reasoning) };
             let exclusive = RawUsage { input: Some(uncached), ..inclusive };
             let a = to_buckets(inclusive, InputConvention::Inclusive).unwrap();
@@ -180,7 +205,7 @@ mod tests {
         #[test]
         fn buckets_partition_reported_totals(input in 0u64..MAX_TOKENS, cr in 0u64..MAX_TOKENS, cw in 0u64..MAX_TOKENS,
                                               out in 0u64..MAX_TOKENS, reasoning in 0u64..MAX_TOKENS) {
-            let raw = RawUsage { input: Some(input), cache_read: Some(cr), cache_write: Some(cw), output: Some(out), reasoning: Some(reasoning) };
+            let raw = RawUsage { input: Some(input), cache_read: Some(cr), cache_write: Some(cw), cache_write_1h: None, output: Some(out), reasoning: Some(reasoning) };
             let u = to_buckets(raw, InputConvention::Inclusive).unwrap();
             let expected_in = if cr + cw <= input { input } else { input + cr + cw };
             let expected_out = if reasoning <= out { out } else { out + reasoning };
