@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod cost;
 pub mod date;
 pub mod error;
+pub mod import;
 pub mod lint;
 pub mod matching;
 
@@ -21,6 +22,14 @@ pub use catalog::Catalog;
 pub use cost::price_call;
 pub use error::CatalogError;
 pub use matching::Matcher;
+
+/// The catalog shipped with this build (`prices/catalog.yaml`).
+pub const EMBEDDED_CATALOG: &str = include_str!("../../../prices/catalog.yaml");
+
+/// The embedded catalog, parsed and linted (a test guarantees it is clean).
+pub fn embedded() -> Result<Catalog, CatalogError> {
+    load(EMBEDDED_CATALOG)
+}
 
 /// Parses and lints a catalog: the only way the processor loads one.
 pub fn load(text: &str) -> Result<Catalog, CatalogError> {
