@@ -24,7 +24,8 @@ const SPANS: usize = 512;
 fn processor() -> GenAiProcessor {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::new(&mut registry, 10_000, 1_000));
-    GenAiProcessor::new(&GenAiConfig::default(), metrics)
+    let matcher = llmhub::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
+    GenAiProcessor::new(&GenAiConfig::default(), matcher, metrics)
 }
 
 fn benches(c: &mut Criterion) {

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod prices;
 pub mod processors;
 pub mod receivers;
 pub mod service;

@@ -19,6 +19,9 @@ enum Command {
     /// Receive OTLP on gRPC :4317 and HTTP :4318; serve /metrics, /healthz and /readyz on :9464.
     /// Works with no config file.
     Serve(ServeArgs),
+    /// Show, check and import price catalogs.
+    #[command(subcommand)]
+    Prices(PricesCommand),
     /// Check a config file offline (parse, expand ${env:VAR}, validate) and print the effective
     /// configuration. Exits non-zero naming every problem.
     CheckConfig {
@@ -26,6 +29,69 @@ enum Command {
         #[arg(value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum PricesCommand {
+    /// Print the prices in effect (all models, or the match for one model name).
+    Show {
+        /// A model name as instrumentations report it, e.g. gpt-4o-2024-08-06 or
+        /// us.anthropic.claude-3-7-sonnet-20250219-v1:0.
+        model: Option<String>,
+        /// The provider the name was reported under (gen_ai.provider.name), e.g. aws.bedrock.
+        #[arg(long)]
+        provider: Option<String>,
+        /// The date to show prices for (YYYY-MM-DD); today by default.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        source: CatalogSource,
+    },
+    /// Lint the catalog and the configured user models; with --metrics, list the models a running
+    /// llmhub saw without a price (exits 1 when there are any).
+    Check {
+        /// A /metrics exposition to read unpriced models from: a file, or - for standard input,
+        /// e.g. `curl -s localhost:9464/metrics | llmhub prices check --metrics -`.
+        #[arg(long, value_name = "FILE|-")]
+        metrics: Option<String>,
+        #[command(flatten)]
+        source: CatalogSource,
+    },
+    /// Read prices from LiteLLM's model_prices_and_context_window.json or pydantic's genai-prices
+    /// data and print what would be added or changed; --output writes the merged catalog.
+    Import {
+        /// Source format.
+        #[arg(long, value_enum)]
+        format: ImportFormat,
+        /// The file to import.
+        file: PathBuf,
+        /// Date the imported prices take effect (YYYY-MM-DD); today by default.
+        #[arg(long)]
+        effective_from: Option<String>,
+        /// Write the merged catalog here (review the diff before committing it).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        source: CatalogSource,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ImportFormat {
+    /// LiteLLM model_prices_and_context_window.json.
+    Litellm,
+    /// pydantic genai-prices provider YAML or data.json.
+    GenaiPrices,
+}
+
+#[derive(clap::Args, Debug)]
+struct CatalogSource {
+    /// Use this catalog file instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    catalog: Option<PathBuf>,
+    /// Read pricing settings (catalog, user models, Azure deployments) from this config file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -99,10 +165,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig { config } => {
             let c = config::load_file(&config)?;
+            llmhub::processors::pricing::matcher(&c.processors.genai.pricing)?;
             println!("# {} is valid; effective configuration:", config.display());
             print!("{}", serde_yaml::to_string(&c).context("printing the configuration")?);
             Ok(())
         }
+        Command::Prices(cmd) => prices(cmd),
         Command::Serve(args) => {
             let base = match &args.config {
                 Some(path) => config::load_file(path)?,
@@ -113,6 +181,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&c);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(c))
+        }
+    }
+}
+
+fn prices(cmd: PricesCommand) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match prices_to(&mut out, cmd) {
+        // A closed pipe (`llmhub prices show | head`) is not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn prices_to(out: &mut dyn std::io::Write, cmd: PricesCommand) -> anyhow::Result<()> {
+    use llmhub::prices as p;
+    let cfg = |s: &CatalogSource| p::pricing_config(s.config.as_deref(), s.catalog.as_deref());
+    match cmd {
+        PricesCommand::Show {
+            model,
+            provider,
+            at,
+            source,
+        } => p::show(
+            out,
+            &cfg(&source)?,
+            model.as_deref(),
+            provider.as_deref(),
+            at.as_deref(),
+        ),
+        PricesCommand::Check { metrics, source } => {
+            if p::check(out, &cfg(&source)?, metrics.as_deref())? {
+                Ok(())
+            } else {
+                anyhow::bail!("some models have no price")
+            }
+        }
+        PricesCommand::Import {
+            format,
+            file,
+            effective_from,
+            output,
+            source,
+        } => {
+            let format = match format {
+                ImportFormat::Litellm => llmhub_pricing::import::Format::Litellm,
+                ImportFormat::GenaiPrices => llmhub_pricing::import::Format::GenaiPrices,
+            };
+            p::import_prices(
+                out,
+                &cfg(&source)?,
+                format,
+                &file,
+                effective_from.as_deref(),
+                output.as_ref(),
+            )
         }
     }
 }

@@ -51,7 +51,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         card.max_series_per_metric,
         card.max_values_per_label,
     ));
-    let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, metrics));
+    let matcher = crate::processors::pricing::matcher(&config.processors.genai.pricing)?;
+    tracing::info!(
+        catalog = %matcher.catalog().version,
+        models = matcher.catalog().models.len(),
+        "price catalog loaded"
+    );
+    let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, matcher, metrics));
     let shutdown = CancellationToken::new();
     let ready = Arc::new(Readiness::default());
     let mut tasks = Vec::new();
@@ -118,6 +124,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     ));
 
     ready.set(true);
+    tracing::info!("ready");
     Ok(Running {
         grpc_addr,
         http_addr,

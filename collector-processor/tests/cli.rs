@@ -22,8 +22,11 @@ fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
     let stderr = child.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
     let mut addrs = Vec::new();
-    while addrs.len() < 3 {
+    loop {
         let line = lines.next().expect("a log line before exit").expect("utf-8");
+        if line.ends_with("ready") && addrs.len() == 3 {
+            break;
+        }
         if let Some(pos) = line.find("addr=") {
             let addr = line[pos + 5..].split_whitespace().next().expect("addr").to_owned();
             let what = if line.contains("gRPC") {

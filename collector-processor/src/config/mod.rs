@@ -7,7 +7,7 @@ mod model;
 mod validate;
 
 pub use model::*;
-pub use validate::validate;
+pub use validate::{user_catalog, validate};
 
 use thiserror::Error;
 

@@ -1,7 +1,9 @@
 //! The configuration schema. Defaults live here, in one place; `docs/configuration.md` shows the
 //! full default document.
 
+use llmhub_pricing::catalog::ModelFile;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -111,6 +113,8 @@ pub struct GenAiProcessor {
     pub max_attribute_value_length: usize,
     /// Duplicate-emission detection.
     pub dedup: DedupConfig,
+    /// Pricing.
+    pub pricing: PricingConfig,
 }
 
 impl Default for GenAiProcessor {
@@ -119,6 +123,7 @@ impl Default for GenAiProcessor {
             tenant_attributes: vec!["tenant.id".to_owned()],
             max_attribute_value_length: 256,
             dedup: DedupConfig::default(),
+            pricing: PricingConfig::default(),
         }
     }
 }
@@ -140,6 +145,22 @@ impl Default for DedupConfig {
             max_entries: 100_000,
         }
     }
+}
+
+/// Pricing (see docs/pricing.md).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingConfig {
+    /// A catalog file replacing the one built in (same format as `prices/catalog.yaml`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
+    /// Private models, fine-tunes and negotiated prices, searched before the catalog (same format
+    /// as a catalog entry).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelFile>,
+    /// Azure OpenAI deployment names → the model each deployment serves.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub azure_deployments: BTreeMap<String, String>,
 }
 
 /// Exporters.

@@ -53,6 +53,14 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             g.dedup.max_entries
         ));
     }
+    if let Err(e) = user_catalog(&g.pricing) {
+        errors.push(format!("processors.genai.pricing.models: {e}"));
+    }
+    if g.pricing.catalog.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        errors.push(
+            "processors.genai.pricing.catalog: empty path; remove the key to use the built-in catalog".to_owned(),
+        );
+    }
     let prom = &c.exporters.prometheus;
     endpoint("exporters.prometheus.endpoint", &prom.endpoint, &mut errors);
     let card = &prom.cardinality;
@@ -110,6 +118,25 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(ConfigError::Invalid(errors))
+    }
+}
+
+/// The user's models as a catalog (version `user`), parsed and linted; `None` when there are none.
+pub fn user_catalog(p: &super::PricingConfig) -> Result<Option<llmhub_pricing::Catalog>, llmhub_pricing::CatalogError> {
+    if p.models.is_empty() {
+        return Ok(None);
+    }
+    let file = llmhub_pricing::catalog::CatalogFile {
+        catalog_version: "user".to_owned(),
+        currency: "USD".to_owned(),
+        models: p.models.clone(),
+    };
+    let c = llmhub_pricing::Catalog::from_file(&file)?;
+    let problems = llmhub_pricing::lint::lint(&c);
+    if problems.is_empty() {
+        Ok(Some(c))
+    } else {
+        Err(llmhub_pricing::CatalogError::Lint(problems))
     }
 }
 

@@ -6,11 +6,13 @@ pub mod cardinality;
 
 use cardinality::{CardinalityLimiter, Labels};
 use llmhub_core::dedup::DuplicateReason;
-use llmhub_core::{LlmCall, SpanRole};
+use llmhub_core::{LlmCall, PriceStatus, SpanRole};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use rust_decimal::prelude::ToPrimitive;
+use std::sync::atomic::AtomicU64;
 
 /// `gen_ai.client.token.usage` advisory buckets (semantic conventions v1.41).
 pub const TOKEN_BUCKETS: [f64; 14] = [
@@ -60,6 +62,7 @@ impl MetricDef {
     /// The name Prometheus shows: dots to underscores, unit suffix for seconds, `_total` for counters.
     pub fn prometheus_name(&self) -> String {
         let mut n = self.name.replace('.', "_");
+        // Curly-brace units are annotations and are dropped; seconds get their suffix.
         if self.unit == "s" {
             n.push_str("_seconds");
         }
@@ -113,6 +116,12 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Failed model calls by error class (rate_limited, context_length_exceeded, content_filtered, timeout, auth, invalid_request, server_error, cancelled, other)." },
     MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
         help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
+    MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: GENAI,
+        help: "Cost of priced model calls in US dollars, from the price catalog (exact decimal per call in the record; summed here as a double)." },
+    MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status"],
+        help: "Model calls with usage that the catalog cannot price (unknown_model, no_price_at_date): they have no cost, never a zero cost. `llmhub prices check` lists them." },
+    MetricDef { name: "llmhub.cost.sdk_reported.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
+        help: "Cost as reported by the instrumenting SDK (OpenLIT gen_ai.usage.cost, pydantic-ai operation.cost, Langfuse cost details), kept apart from catalog pricing for comparison." },
     MetricDef { name: "llmhub.output_tokens_per_second", unit: "{token}/s", kind: Kind::Histogram, attributes: GENAI,
         help: "Output tokens per second of generation time (after the first token when known)." },
     MetricDef { name: "llmhub.calls.duplicate", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.duplicate.reason", "service.name"],
@@ -176,6 +185,9 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     errors: Family<Labels, Counter>,
     usage_missing: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
+    unknown_price: Family<Labels, Counter>,
+    sdk_cost: Family<Labels, Counter<f64, AtomicU64>>,
     tps: HistFamily,
     duplicates: Family<Labels, Counter>,
     agent_duration: HistFamily,
@@ -205,6 +217,9 @@ impl Metrics {
             requests: Family::default(),
             errors: Family::default(),
             usage_missing: Family::default(),
+            cost: Family::default(),
+            unknown_price: Family::default(),
+            sdk_cost: Family::default(),
             tps: Family::new_with_constructor(TPS_HIST),
             duplicates: Family::default(),
             agent_duration: Family::new_with_constructor(DURATION_HIST),
@@ -231,6 +246,9 @@ impl Metrics {
                 "llmhub.requests" => register(r, def, m.requests.clone()),
                 "llmhub.errors" => register(r, def, m.errors.clone()),
                 "llmhub.usage.missing" => register(r, def, m.usage_missing.clone()),
+                "llmhub.cost.usd" => register(r, def, m.cost.clone()),
+                "llmhub.cost.unknown_price" => register(r, def, m.unknown_price.clone()),
+                "llmhub.cost.sdk_reported.usd" => register(r, def, m.sdk_cost.clone()),
                 "llmhub.output_tokens_per_second" => register(r, def, m.tps.clone()),
                 "llmhub.calls.duplicate" => register(r, def, m.duplicates.clone()),
                 "llmhub.agent.duration" => register(r, def, m.agent_duration.clone()),
@@ -333,6 +351,7 @@ impl Metrics {
             SpanRole::Workflow => return,
         }
         let base = Self::genai_labels(call);
+        self.record_cost(call, &base);
         self.requests
             .get_or_create(&self.admit("llmhub.requests", base.clone()))
             .inc();
@@ -395,6 +414,37 @@ impl Metrics {
                     .inc();
             }
             _ => {}
+        }
+    }
+
+    fn record_cost(&self, call: &LlmCall, base: &Labels) {
+        match call.price_status {
+            PriceStatus::Priced => {
+                if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
+                    self.cost
+                        .get_or_create(&self.admit("llmhub.cost.usd", base.clone()))
+                        .inc_by(usd);
+                }
+            }
+            PriceStatus::UnknownModel | PriceStatus::NoPriceAtDate => {
+                let labels = vec![
+                    ("gen_ai_provider_name", call.provider.clone().unwrap_or_default()),
+                    ("gen_ai_request_model", call.request_model.clone().unwrap_or_default()),
+                    ("gen_ai_response_model", call.response_model.clone().unwrap_or_default()),
+                    ("service_name", call.service_name.clone()),
+                    ("llmhub_price_status", call.price_status.as_str().to_owned()),
+                ];
+                self.unknown_price
+                    .get_or_create(&self.admit("llmhub.cost.unknown_price", labels))
+                    .inc();
+            }
+            PriceStatus::NotPriced | PriceStatus::NoUsage => {}
+        }
+        if let (Some(usd), true) = (call.sdk_reported_cost_usd, call.counts_usage) {
+            let labels = Self::with(base.clone(), "llmhub_dialect", call.dialect.as_str());
+            self.sdk_cost
+                .get_or_create(&self.admit("llmhub.cost.sdk_reported.usd", labels))
+                .inc_by(usd);
         }
     }
 

@@ -8,6 +8,7 @@ use crate::receivers::otlp::view;
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, NormalizeOptions, Outcome};
+use llmhub_pricing::{price_call, Matcher};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::sync::{Arc, Mutex};
 
@@ -29,12 +30,14 @@ pub struct ExportSummary {
 pub struct GenAiProcessor {
     opts: NormalizeOptions,
     dedup: Option<Mutex<Deduplicator>>,
+    matcher: Matcher,
     metrics: Arc<Metrics>,
 }
 
 impl GenAiProcessor {
-    /// Builds the processor from its validated config.
-    pub fn new(cfg: &GenAiConfig, metrics: Arc<Metrics>) -> Self {
+    /// Builds the processor from its validated config and the price matcher
+    /// ([`crate::processors::pricing::matcher`]).
+    pub fn new(cfg: &GenAiConfig, matcher: Matcher, metrics: Arc<Metrics>) -> Self {
         GenAiProcessor {
             opts: NormalizeOptions {
                 max_value_len: cfg.max_attribute_value_length,
@@ -44,6 +47,7 @@ impl GenAiProcessor {
                 .dedup
                 .enabled
                 .then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
+            matcher,
             metrics,
         }
     }
@@ -85,7 +89,7 @@ impl GenAiProcessor {
                                 format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] rejected: {reason}"),
                             );
                         }
-                        Outcome::Call(n) => {
+                        Outcome::Call(mut n) => {
                             for w in &n.warnings {
                                 note(
                                     &mut problems,
@@ -102,7 +106,10 @@ impl GenAiProcessor {
                             });
                             match duplicate {
                                 Some(reason) => self.metrics.record_duplicate(reason, &n.call.service_name),
-                                None => self.metrics.record_call(&n.call),
+                                None => {
+                                    price_call(&self.matcher, &mut n.call);
+                                    self.metrics.record_call(&n.call);
+                                }
                             }
                         }
                     }
@@ -110,6 +117,8 @@ impl GenAiProcessor {
             }
         }
         self.metrics.record_received(transport, summary.received);
+        self.metrics
+            .record_accepted(transport, summary.received - summary.rejected);
         self.metrics.record_refused("invalid_span", summary.rejected);
         self.metrics.record_not_genai(not_genai);
         if more_problems > 0 {

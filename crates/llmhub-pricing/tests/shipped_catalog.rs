@@ -16,7 +16,13 @@ fn shipped_catalog_is_clean() {
     assert!(c.models.len() >= 50, "{} models", c.models.len());
     for m in &c.models {
         for p in &m.periods {
-            assert!(p.source.starts_with("http") || p.source.contains('/'), "{}/{}: source {:?}", m.provider, m.model, p.source);
+            assert!(
+                p.source.starts_with("http") || p.source.contains('/'),
+                "{}/{}: source {:?}",
+                m.provider,
+                m.model,
+                p.source
+            );
         }
     }
 }
@@ -24,11 +30,31 @@ fn shipped_catalog_is_clean() {
 #[test]
 fn shipped_catalog_covers_the_major_providers_and_hosts() {
     let c = embedded().expect("catalog");
-    for provider in ["openai", "anthropic", "gcp.gemini", "mistral_ai", "deepseek", "x_ai", "cohere", "aws.bedrock", "azure.ai.openai"] {
+    for provider in [
+        "openai",
+        "anthropic",
+        "gcp.gemini",
+        "mistral_ai",
+        "deepseek",
+        "x_ai",
+        "cohere",
+        "aws.bedrock",
+        "azure.ai.openai",
+    ] {
         assert!(c.models.iter().any(|m| m.provider == provider), "no {provider} model");
     }
-    assert!(c.models.iter().any(|m| m.model.contains("llama")), "no Llama model on a host");
-    assert!(c.models.iter().filter(|m| m.periods.iter().any(|p| p.to.is_some())).count() >= 5, "superseded prices kept");
+    assert!(
+        c.models.iter().any(|m| m.model.contains("llama")),
+        "no Llama model on a host"
+    );
+    assert!(
+        c.models
+            .iter()
+            .filter(|m| m.periods.iter().any(|p| p.to.is_some()))
+            .count()
+            >= 5,
+        "superseded prices kept"
+    );
 }
 
 fn per_million(d: Option<Decimal>) -> Option<Decimal> {
@@ -40,10 +66,23 @@ fn shipped_catalog_spot_checks_against_published_prices() {
     let m = Matcher::new(embedded().expect("catalog"), None, BTreeMap::new());
     let day = Date::parse("2026-11-24").expect("date");
     let check = |provider: &str, model: &str, input: &str, output: &str| {
-        let found = m.find(Some(provider), model).unwrap_or_else(|| panic!("{provider}/{model} not found"));
-        let p = found.model.period_at(day).unwrap_or_else(|| panic!("{provider}/{model}: no current price"));
-        assert_eq!(per_million(p.base.input), Some(Decimal::from_str(input).expect("d")), "{provider}/{model} input");
-        assert_eq!(per_million(p.base.output), Some(Decimal::from_str(output).expect("d")), "{provider}/{model} output");
+        let found = m
+            .find(Some(provider), model)
+            .unwrap_or_else(|| panic!("{provider}/{model} not found"));
+        let p = found
+            .model
+            .period_at(day)
+            .unwrap_or_else(|| panic!("{provider}/{model}: no current price"));
+        assert_eq!(
+            per_million(p.base.input),
+            Some(Decimal::from_str(input).expect("d")),
+            "{provider}/{model} input"
+        );
+        assert_eq!(
+            per_million(p.base.output),
+            Some(Decimal::from_str(output).expect("d")),
+            "{provider}/{model} output"
+        );
     };
     // openai.com/api/pricing; docs.anthropic.com pricing.
     check("openai", "gpt-4o", "2.5", "10");
