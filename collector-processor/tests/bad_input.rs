@@ -251,6 +251,14 @@ async fn absurd_values_are_sanitized_and_good_spans_still_count() {
         ),
         1.0
     );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_accepted_total",
+            &[("llmhub_transport", "http_protobuf")]
+        ),
+        6.0
+    );
     running.stop().await.expect("stop");
 }
 
