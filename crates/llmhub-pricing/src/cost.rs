@@ -35,8 +35,9 @@ pub enum Unpriceable {
     PerHour,
 }
 
-/// Cost of `usage` under `period`, exact.
-pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Result<CallCostParts, Unpriceable> {
+/// Cost of `usage` under `period`, exact; `catalog_version` and `rule` are left empty for the
+/// caller to fill.
+pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Result<CallCost, Unpriceable> {
     if period.unit == PriceUnit::PerHour {
         return Err(Unpriceable::PerHour);
     }
@@ -60,7 +61,7 @@ pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Resul
     let reasoning = charge(usage.reasoning, c.reasoning.or(c.output), "reasoning")?;
     let request = c.per_request.unwrap_or(Decimal::ZERO);
     let total = input_uncached + cache_read + cache_write + cache_write_1h + output + reasoning + request;
-    Ok(CallCostParts {
+    Ok(CallCost {
         total,
         input_uncached,
         cache_read,
@@ -69,28 +70,9 @@ pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Resul
         output,
         reasoning,
         request,
+        catalog_version: String::new(),
+        rule: String::new(),
     })
-}
-
-/// Cost figures without provenance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallCostParts {
-    /// Total.
-    pub total: Decimal,
-    /// Uncached input.
-    pub input_uncached: Decimal,
-    /// Cache reads.
-    pub cache_read: Decimal,
-    /// Cache writes (5-minute or unspecified).
-    pub cache_write: Decimal,
-    /// One-hour cache writes.
-    pub cache_write_1h: Decimal,
-    /// Visible output.
-    pub output: Decimal,
-    /// Reasoning.
-    pub reasoning: Decimal,
-    /// Per-request fee.
-    pub request: Decimal,
 }
 
 /// Prices a call in place: sets `price_status`, and `cost` when priced. Agent, tool and workflow
@@ -124,24 +106,14 @@ pub fn price_call(matcher: &Matcher, call: &mut LlmCall) {
         return;
     };
     match cost(period, &usage, call.service_tier.as_deref()) {
-        Ok(p) => {
-            let version = if found.user {
+        Ok(mut c) => {
+            c.catalog_version = if found.user {
                 "user".to_owned()
             } else {
                 matcher.catalog().version.clone()
             };
-            call.cost = Some(CallCost {
-                total: p.total,
-                input_uncached: p.input_uncached,
-                cache_read: p.cache_read,
-                cache_write: p.cache_write,
-                cache_write_1h: p.cache_write_1h,
-                output: p.output,
-                reasoning: p.reasoning,
-                request: p.request,
-                catalog_version: version,
-                rule: found.rule,
-            });
+            c.rule = found.rule;
+            call.cost = Some(c);
             call.price_status = PriceStatus::Priced;
         }
         Err(Unpriceable::PerHour) => call.price_status = PriceStatus::NotPriced,

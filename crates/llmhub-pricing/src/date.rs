@@ -1,21 +1,12 @@
 //! Calendar days (UTC), enough for effective dates: parse `YYYY-MM-DD`, and the day of a Unix
 //! timestamp.
 
+use llmhub_core::timefmt::days_from_civil;
 use std::fmt;
 
 /// A day, as days since 1970-01-01 (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(i64);
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
