@@ -233,6 +233,9 @@ static PROVIDER_METADATA_KEYS: &[(&str, Field)] = &[
     ("/bedrock/usage/cacheWriteInputTokens", Field::CacheWriteTokens),
 ];
 
+/// Most finish reasons kept for one span (one per choice; real calls have a handful).
+const MAX_FINISH_REASONS: usize = 64;
+
 /// Rank given to values read from structured keys and events: below every plain key.
 const STRUCTURED_RANK: u8 = 20;
 
@@ -337,21 +340,26 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 if let Some((idx, "finish_reason")) = rest.split_once('.') {
                     if idx.bytes().all(|b| b.is_ascii_digit()) {
                         if let Some(s) = value.as_str() {
-                            let mut list = match f.get(Field::FinishReasons) {
+                            // Appended in place (never re-copied), at most MAX_FINISH_REASONS.
+                            let slot = &mut f.best[Field::FinishReasons.index()];
+                            match slot {
                                 Some(Candidate {
                                     rank: STRUCTURED_RANK,
                                     value: Scalar::List(l),
                                     ..
-                                }) => l.clone(),
-                                _ => Vec::new(),
-                            };
-                            list.push(s.to_owned());
-                            if f.get(Field::FinishReasons).is_none_or(|c| c.rank == STRUCTURED_RANK) {
-                                f.best[Field::FinishReasons.index()] = Some(Candidate {
-                                    rank: STRUCTURED_RANK,
-                                    key,
-                                    value: Scalar::List(list),
-                                });
+                                }) => {
+                                    if l.len() < MAX_FINISH_REASONS {
+                                        l.push(s.to_owned());
+                                    }
+                                }
+                                None => {
+                                    *slot = Some(Candidate {
+                                        rank: STRUCTURED_RANK,
+                                        key,
+                                        value: Scalar::List(vec![s.to_owned()]),
+                                    })
+                                }
+                                Some(_) => {}
                             }
                         }
                     }

@@ -1,9 +1,12 @@
 //! Exact cost of a call: token buckets × per-token prices in decimal, per bucket and in total.
 //!
 //! Price selection within a period: the base prices; replaced, for a prompt larger than a tier's
-//! threshold (all input tokens, cached or not), by the highest such tier's prices; replaced again by
-//! the service tier's prices when the call names a tier the period prices (`batch`, `flex`,
-//! `priority`). A component missing from a tier falls back to the base. Cache reads are charged at
+//! threshold (all input tokens, cached or not), by the highest such tier's prices (a component
+//! missing from a tier falls back to the base). When the call names a service tier the period prices
+//! (`batch`, `flex`, `priority`), its prices apply as written to a standard-size prompt; for a long
+//! prompt, and for components the service tier does not list, its ratio to the base price (input
+//! side, output side) scales the price chosen so far — so batch on a long prompt is the long-context
+//! price at the batch discount, and batch cache reads get the batch discount too. Cache reads are charged at
 //! the `cache_read` price, else the input price; cache writes at `cache_write_5m`, else input;
 //! one-hour cache writes at `cache_write_1h`, else `cache_write_5m`, else input;
 //! reasoning at `reasoning`, else output.
@@ -16,14 +19,41 @@ use llmhub_core::{CallCost, Decimal, LlmCall, PriceStatus, SpanRole, Usage};
 /// The prices that apply to one call under one period.
 pub fn applicable(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Components {
     let input = usage.input_total();
-    let mut c = period.base;
-    if let Some((_, tier)) = period.tiers.iter().rev().find(|(above, _)| input > *above) {
-        c = tier.over(&period.base);
+    let tier = period
+        .tiers
+        .iter()
+        .rev()
+        .find(|(above, _)| input > *above)
+        .map(|(_, t)| t.over(&period.base));
+    let current = tier.unwrap_or(period.base);
+    let Some(st) = service_tier.and_then(|t| period.service_tiers.get(t)) else {
+        return current;
+    };
+    // A service tier is a discount or surcharge on the standard price. Its own prices apply as
+    // written to a standard-size prompt; for a long prompt, and for a component it does not list,
+    // its ratio to the base price (input side, output side) scales the price chosen so far.
+    let ratio = |tier_price: Option<Decimal>, base_price: Option<Decimal>| match (tier_price, base_price) {
+        (Some(t), Some(b)) if !b.is_zero() => t.checked_div(b),
+        _ => None,
+    };
+    let r_in = ratio(st.input, period.base.input);
+    let r_out = ratio(st.output, period.base.output);
+    let pick = |explicit: Option<Decimal>, cur: Option<Decimal>, r: Option<Decimal>| match (tier.is_some(), explicit) {
+        (false, Some(e)) => Some(e),
+        _ => match (cur, r) {
+            (Some(c), Some(r)) => c.checked_mul(r).or(explicit).or(Some(c)),
+            (c, _) => explicit.or(c),
+        },
+    };
+    Components {
+        input: pick(st.input, current.input, r_in),
+        output: pick(st.output, current.output, r_out),
+        cache_read: pick(st.cache_read, current.cache_read, r_in),
+        cache_write_5m: pick(st.cache_write_5m, current.cache_write_5m, r_in),
+        cache_write_1h: pick(st.cache_write_1h, current.cache_write_1h, r_in),
+        reasoning: pick(st.reasoning, current.reasoning, r_out),
+        per_request: st.per_request.or(current.per_request),
     }
-    if let Some(st) = service_tier.and_then(|t| period.service_tiers.get(t)) {
-        c = st.over(&c);
-    }
-    c
 }
 
 /// Why a call could not be priced under a period that exists.
@@ -33,6 +63,8 @@ pub enum Unpriceable {
     MissingComponent(&'static str),
     /// The model is priced per hour (self-hosted): calls are not priced one by one.
     PerHour,
+    /// The amount does not fit a decimal (absurd prices from a user catalog).
+    Overflow,
 }
 
 /// Cost of `usage` under `period`, exact; `catalog_version` and `rule` are left empty for the
@@ -45,7 +77,7 @@ pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Resul
     let charge = |tokens: u64, price: Option<Decimal>, name: &'static str| -> Result<Decimal, Unpriceable> {
         match (tokens, price) {
             (0, _) => Ok(Decimal::ZERO),
-            (n, Some(p)) => Ok(Decimal::from(n) * p),
+            (n, Some(p)) => Decimal::from(n).checked_mul(p).ok_or(Unpriceable::Overflow),
             (_, None) => Err(Unpriceable::MissingComponent(name)),
         }
     };
@@ -60,7 +92,10 @@ pub fn cost(period: &Period, usage: &Usage, service_tier: Option<&str>) -> Resul
     let output = charge(usage.output, c.output, "output")?;
     let reasoning = charge(usage.reasoning, c.reasoning.or(c.output), "reasoning")?;
     let request = c.per_request.unwrap_or(Decimal::ZERO);
-    let total = input_uncached + cache_read + cache_write + cache_write_1h + output + reasoning + request;
+    let total = [cache_read, cache_write, cache_write_1h, output, reasoning, request]
+        .into_iter()
+        .try_fold(input_uncached, |acc, x| acc.checked_add(x))
+        .ok_or(Unpriceable::Overflow)?;
     Ok(CallCost {
         total,
         input_uncached,
@@ -117,6 +152,6 @@ pub fn price_call(matcher: &Matcher, call: &mut LlmCall) {
             call.price_status = PriceStatus::Priced;
         }
         Err(Unpriceable::PerHour) => call.price_status = PriceStatus::NotPriced,
-        Err(Unpriceable::MissingComponent(_)) => call.price_status = PriceStatus::NoPriceAtDate,
+        Err(Unpriceable::MissingComponent(_) | Unpriceable::Overflow) => call.price_status = PriceStatus::NoPriceAtDate,
     }
 }

@@ -17,6 +17,7 @@
 //!    and, for Google hosts, under `gcp.gemini`.
 
 use crate::catalog::{Catalog, PricedModel};
+use crate::date::Date;
 use llmhub_core::provider::provider_from_model;
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,8 +116,13 @@ fn index(c: &Catalog) -> HashMap<(String, String), usize> {
     map
 }
 
-/// Removes a trailing date snapshot: `-YYYY-MM-DD`, `-YYYYMMDD`, `@YYYYMMDD`, `-MMDD`.
-pub fn strip_date(name: &str) -> Option<&str> {
+/// Removes a trailing date snapshot (`-YYYY-MM-DD`, `-YYYYMMDD`, `@YYYYMMDD`) and returns the family
+/// name with the snapshot date. Four-digit `-MMDD` suffixes (`gpt-4-0613`) carry no year and are not
+/// stripped: those snapshots were often priced apart and must be listed by name.
+pub fn strip_date(name: &str) -> Option<(&str, Date)> {
+    if !name.is_ascii() {
+        return None;
+    }
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if name.len() > 11 {
         let (head, tail) = name.split_at(name.len() - 11);
@@ -129,13 +135,14 @@ pub fn strip_date(name: &str) -> Option<&str> {
             && &t[7..8] == "-"
             && digits(&t[8..10])
         {
-            return Some(head);
+            return Date::parse(t).map(|d| (head, d));
         }
     }
     for sep in ['-', '@'] {
         if let Some((head, tail)) = name.rsplit_once(sep) {
-            if digits(tail) && (tail.len() == 8 || (tail.len() == 4 && sep == '-')) && !head.is_empty() {
-                return Some(head);
+            if digits(tail) && tail.len() == 8 && !head.is_empty() {
+                let iso = format!("{}-{}-{}", &tail[0..4], &tail[4..6], &tail[6..8]);
+                return Date::parse(&iso).map(|d| (head, d));
             }
         }
     }
@@ -205,73 +212,110 @@ impl Matcher {
     pub fn find(&self, provider: Option<&str>, model: &str) -> Option<Match<'_>> {
         let mut name = model.trim().to_ascii_lowercase();
         let mut deployment = None;
-        if let Some(mapped) = self.deployments.get(&name) {
+        let mapped = self
+            .deployments
+            .get(&name)
+            .or_else(|| self.deployments.get(&strip_prefixes(&name)));
+        if let Some(mapped) = mapped {
             deployment = Some(name.clone());
             name = mapped.clone();
         }
         let candidates = candidates(&name);
-        let providers = providers_for(provider, &candidates);
-        for (user, (catalog, idx)) in self
+        // A provider no catalog knows (a framework name, a self-hosted gateway) is treated like a
+        // host: the vendor the model name implies is searched too.
+        let known = |p: &str| {
+            self.shipped.0.models.iter().any(|m| m.provider == p)
+                || self
+                    .user
+                    .as_ref()
+                    .is_some_and(|(u, _)| u.models.iter().any(|m| m.provider == p))
+        };
+        let providers = providers_for(provider, provider.is_some_and(|p| !known(p)), &candidates);
+        let catalogs = self
             .user
             .iter()
             .map(|c| (true, c))
-            .chain(std::iter::once((false, &self.shipped)))
-        {
-            for (kind, cand) in &candidates {
-                for p in &providers {
-                    if let Some(&i) = idx.get(&(p.clone(), cand.clone())) {
-                        let m = &catalog.models[i];
-                        let mut rule = format!("{} {}/{}", kind.as_str(), m.provider, m.model);
-                        if cand != &m.model || *kind != MatchKind::Exact || model.trim() != m.model {
-                            rule.push_str(&format!(" <- {}", model.trim()));
-                        }
-                        if let Some(d) = &deployment {
-                            rule.push_str(&format!(" (azure deployment {d})"));
-                        }
-                        if user {
-                            rule.insert_str(0, "user ");
-                        }
-                        return Some(Match { model: m, rule, user });
+            .chain(std::iter::once((false, &self.shipped)));
+        for (user, (catalog, idx)) in catalogs {
+            for (kind, cand, snapshot) in &candidates {
+                let by_provider = providers
+                    .iter()
+                    .find_map(|p| idx.get(&(p.clone(), cand.clone())).copied());
+                // User models are explicit: their name alone identifies them, whatever provider the
+                // span reports (a vLLM server says `openai`).
+                let by_name = || {
+                    user.then(|| {
+                        catalog
+                            .models
+                            .iter()
+                            .position(|m| &m.model == cand || m.aliases.contains(cand))
+                    })
+                    .flatten()
+                };
+                let Some(i) = by_provider.or_else(by_name) else {
+                    continue;
+                };
+                let m = &catalog.models[i];
+                // A dated snapshot older than the family's first price is another, older model.
+                if let (Some(day), Some(first)) = (snapshot, m.periods.first()) {
+                    if *day < first.from {
+                        continue;
                     }
                 }
+                let mut rule = format!("{} {}/{}", kind.as_str(), m.provider, m.model);
+                if model.trim() != m.model {
+                    rule.push_str(&format!(" <- {}", model.trim()));
+                }
+                if let Some(d) = &deployment {
+                    rule.push_str(&format!(" (azure deployment {d})"));
+                }
+                if user {
+                    rule.insert_str(0, "user ");
+                }
+                return Some(Match { model: m, rule, user });
             }
         }
         None
     }
 }
 
-/// Name candidates in precedence order, each with the kind of match it represents.
-fn candidates(name: &str) -> Vec<(MatchKind, String)> {
-    let mut out: Vec<(MatchKind, String)> = vec![(MatchKind::Exact, name.to_owned())];
+/// Name candidates in precedence order: the kind of match, the name, and for a family match the
+/// snapshot date that was removed.
+fn candidates(name: &str) -> Vec<(MatchKind, String, Option<Date>)> {
+    let mut out: Vec<(MatchKind, String, Option<Date>)> = vec![(MatchKind::Exact, name.to_owned(), None)];
     let stripped = strip_prefixes(name);
-    let push = |out: &mut Vec<(MatchKind, String)>, k: MatchKind, n: String| {
-        if !n.is_empty() && !out.iter().any(|(_, x)| *x == n) {
-            out.push((k, n));
+    let push = |out: &mut Vec<(MatchKind, String, Option<Date>)>, k: MatchKind, n: String, d: Option<Date>| {
+        if !n.is_empty() && !out.iter().any(|(_, x, _)| *x == n) {
+            out.push((k, n, d));
         }
     };
-    push(&mut out, MatchKind::Prefix, stripped.clone());
+    push(&mut out, MatchKind::Prefix, stripped.clone(), None);
     if let Some((_, bare)) = strip_bedrock_vendor(&stripped) {
-        push(&mut out, MatchKind::Prefix, bare);
+        push(&mut out, MatchKind::Prefix, bare, None);
     }
-    let snapshot: Vec<String> = out
+    let snapshots: Vec<(String, Date)> = out
         .iter()
-        .filter_map(|(_, n)| strip_date(n).map(str::to_owned))
+        .filter_map(|(_, n, _)| strip_date(n).map(|(head, d)| (head.to_owned(), d)))
         .collect();
-    for n in snapshot {
-        push(&mut out, MatchKind::Family, n);
+    for (n, d) in snapshots {
+        push(&mut out, MatchKind::Family, n, Some(d));
     }
     out
 }
 
 /// Providers to look a name up under, in order.
-fn providers_for(provider: Option<&str>, candidates: &[(MatchKind, String)]) -> Vec<String> {
+fn providers_for(
+    provider: Option<&str>,
+    unknown: bool,
+    candidates: &[(MatchKind, String, Option<Date>)],
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(p) = provider {
         out.push(p.to_owned());
     }
-    let host = provider.is_none_or(|p| HOSTS.contains(&p));
+    let host = unknown || provider.is_none_or(|p| HOSTS.contains(&p));
     if host {
-        for (_, n) in candidates {
+        for (_, n, _) in candidates {
             let vendor = strip_bedrock_vendor(n)
                 .map(|(v, _)| v)
                 .or_else(|| provider_from_model(n));
@@ -301,12 +345,24 @@ mod tests {
 
     #[test]
     fn strips_dates_prefixes_and_vendors() {
-        assert_eq!(strip_date("gpt-4o-2024-08-06"), Some("gpt-4o"));
-        assert_eq!(strip_date("claude-3-5-sonnet-20241022"), Some("claude-3-5-sonnet"));
-        assert_eq!(strip_date("claude-3-5-sonnet@20240620"), Some("claude-3-5-sonnet"));
-        assert_eq!(strip_date("gpt-4-0613"), Some("gpt-4"));
+        let day = |s: &str| Date::parse(s).unwrap();
+        assert_eq!(strip_date("gpt-4o-2024-08-06"), Some(("gpt-4o", day("2024-08-06"))));
+        assert_eq!(
+            strip_date("claude-3-5-sonnet-20241022"),
+            Some(("claude-3-5-sonnet", day("2024-10-22")))
+        );
+        assert_eq!(
+            strip_date("claude-3-5-sonnet@20240620"),
+            Some(("claude-3-5-sonnet", day("2024-06-20")))
+        );
+        assert_eq!(strip_date("gpt-4-0613"), None, "no year: priced by name only");
         assert_eq!(strip_date("gpt-4o"), None);
         assert_eq!(strip_date("gemini-2.5-flash"), None);
+        assert_eq!(strip_date("model-2024-99-99"), None);
+        // Multibyte characters never split (a panic here would kill a request).
+        assert_eq!(strip_date("aé0123456789"), None);
+        assert_eq!(strip_date("é-2024-08-06"), None);
+        assert_eq!(strip_prefixes("é/ü"), "é/ü");
         assert_eq!(strip_prefixes("openai/gpt-4o"), "gpt-4o");
         assert_eq!(
             strip_prefixes("us.anthropic.claude-3-7-sonnet-20250219-v1:0"),

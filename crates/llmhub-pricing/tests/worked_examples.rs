@@ -407,3 +407,84 @@ fn cost_function_is_exact_beyond_f64() {
     };
     assert_eq!(cost::cost(&p, &u, None).expect("priced").total, d("9.259259175"));
 }
+
+#[test]
+fn batch_on_a_long_prompt_is_the_long_context_price_at_the_batch_discount() {
+    // Sonnet 4.5 batch is half the standard price; above 200K the standard is $6 / $22.50, so batch
+    // is $3 / $11.25: 250,000 × $3/M + 1,000 × $11.25/M.
+    let mut c = call(
+        "anthropic",
+        "claude-sonnet-4-5",
+        "2025-10-15",
+        Usage {
+            input_uncached: 250_000,
+            output: 1_000,
+            ..Default::default()
+        },
+    );
+    c.service_tier = Some("batch".into());
+    assert_eq!(priced(&matcher(), c).0, d("0.76125"));
+    // Batch cache reads get the batch discount too: 1,000 × $1.50/M + 100,000 × ($0.30 × 0.5)/M.
+    let mut c = call(
+        "anthropic",
+        "claude-sonnet-4-5",
+        "2025-10-15",
+        Usage {
+            input_uncached: 1_000,
+            cache_read: 100_000,
+            ..Default::default()
+        },
+    );
+    c.service_tier = Some("batch".into());
+    assert_eq!(priced(&matcher(), c).0, d("0.0165"));
+}
+
+#[test]
+fn hostile_and_unusual_names_never_panic_and_fall_back_predictably() {
+    let m = matcher();
+    let u = Usage {
+        input_uncached: 1_000,
+        ..Default::default()
+    };
+    for name in [
+        "aé0123456789",
+        "é-2024-08-06",
+        "🙂",
+        "",
+        "-",
+        "@",
+        "arn:",
+        "us.",
+        "anthropic.-v",
+    ] {
+        let mut c = call("openai", name, "2025-06-01", u);
+        price_call(&m, &mut c);
+        assert_eq!(c.price_status, PriceStatus::UnknownModel, "{name:?}");
+    }
+    // A provider no catalog knows (a framework name) falls back to the vendor the model implies.
+    let (total, rule) = priced(&m, call("langchain", "gpt-4o", "2025-06-01", u));
+    assert_eq!((total, rule.as_str()), (d("0.0025"), "exact openai/gpt-4o"));
+    // A snapshot dated before the family's first price is an older model: not priced as the family.
+    let mut c = call("openai", "gpt-4o-2023-01-01", "2025-06-01", u);
+    price_call(&m, &mut c);
+    assert_eq!(c.price_status, PriceStatus::UnknownModel);
+}
+
+#[test]
+fn user_models_match_by_name_whatever_provider_the_span_reports() {
+    let user = load(
+        "catalog_version: user\ncurrency: USD\nmodels:\n  - provider: self-hosted\n    model: acme-llama-ft\n    prices:\n      - { effective_from: \"2025-01-01\", source: \"internal\", unit: per_million_tokens, input: \"0.10\", output: \"0.40\" }\n",
+    )
+    .expect("user catalog");
+    let m = Matcher::new(catalog(), Some(user), BTreeMap::new());
+    // A vLLM server speaking the OpenAI API reports provider "openai".
+    let u = Usage {
+        input_uncached: 1_000_000,
+        ..Default::default()
+    };
+    let (total, rule) = priced(&m, call("openai", "acme-llama-ft", "2025-06-01", u));
+    assert_eq!(
+        (total, rule.as_str()),
+        (d("0.10"), "user exact self-hosted/acme-llama-ft")
+    );
+}
