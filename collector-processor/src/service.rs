@@ -32,8 +32,11 @@ pub struct Running {
     /// The processor (tests read its metrics).
     pub processor: Arc<GenAiProcessor>,
     shutdown: CancellationToken,
+    receivers_stop: CancellationToken,
+    metrics_stop: CancellationToken,
     ready: Arc<Readiness>,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    receivers: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    metrics_task: JoinHandle<anyhow::Result<()>>,
 }
 
 async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
@@ -59,6 +62,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     );
     let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, matcher, metrics));
     let shutdown = CancellationToken::new();
+    let receivers_stop = CancellationToken::new();
+    let metrics_stop = CancellationToken::new();
     let ready = Arc::new(Readiness::default());
     let mut tasks = Vec::new();
 
@@ -79,7 +84,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let addr = listener.local_addr()?;
         grpc_addr = Some(addr);
         let max = (max_mib * MIB) as usize;
-        let token = shutdown.clone();
+        let token = receivers_stop.clone();
         let router = tonic::transport::Server::builder()
             .add_service(GrpcService::<Traces>::new(processor.clone(), max))
             .add_service(GrpcService::<MetricsSignal>::new(processor.clone(), max))
@@ -109,7 +114,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
         });
         tracing::info!(%addr, "OTLP/HTTP receiver listening");
-        tasks.push(("otlp-http", serve_axum(listener, http_router(state), shutdown.clone())));
+        tasks.push((
+            "otlp-http",
+            serve_axum(listener, http_router(state), receivers_stop.clone()),
+        ));
     }
 
     let metrics_addr = metrics_listener.local_addr()?;
@@ -118,10 +126,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ready: ready.clone(),
     });
     tracing::info!(addr = %metrics_addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
-    tasks.push((
-        "metrics",
-        serve_axum(metrics_listener, prom_router(prom), shutdown.clone()),
-    ));
+    let metrics_task = serve_axum(metrics_listener, prom_router(prom), metrics_stop.clone());
 
     ready.set(true);
     tracing::info!("ready");
@@ -131,8 +136,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         metrics_addr,
         processor,
         shutdown,
+        receivers_stop,
+        metrics_stop,
         ready,
-        tasks,
+        receivers: tasks,
+        metrics_task,
     })
 }
 
@@ -159,28 +167,38 @@ impl Running {
         self.wait().await
     }
 
-    /// Waits until the service stops (after its shutdown token is cancelled or a server fails).
+    /// Waits until the service stops (after its shutdown token is cancelled or a server fails), then
+    /// drains: readiness turns false, the receivers stop accepting and finish in-flight requests
+    /// within one shared [`DRAIN_DEADLINE`] (stragglers are aborted), and the metrics endpoint stops
+    /// last, so what was processed during the drain can still be scraped until then.
     pub async fn wait(self) -> anyhow::Result<()> {
-        let token = self.shutdown.clone();
-        let ready = self.ready.clone();
-        let mut first_err = None;
-        let mut handles: Vec<_> = self.tasks.into_iter().collect();
-        // Wait for cancellation or any server ending on its own (an error).
+        let Running {
+            shutdown,
+            receivers_stop,
+            metrics_stop,
+            ready,
+            receivers,
+            metrics_task,
+            ..
+        } = self;
         let any_ended = async {
             loop {
-                if handles.iter().any(|(_, h)| h.is_finished()) {
+                if receivers.iter().any(|(_, h)| h.is_finished()) || metrics_task.is_finished() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
         tokio::select! {
-            _ = token.cancelled() => {}
-            _ = any_ended => { token.cancel(); }
+            _ = shutdown.cancelled() => {}
+            _ = any_ended => {}
         }
         ready.set(false);
-        for (name, h) in handles.drain(..) {
-            match tokio::time::timeout(DRAIN_DEADLINE, h).await {
+        receivers_stop.cancel();
+        let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+        let mut first_err = None;
+        for (name, mut h) in receivers {
+            match tokio::time::timeout_at(deadline, &mut h).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {
                     tracing::error!(server = name, error = %e, "server stopped with an error");
@@ -190,9 +208,20 @@ impl Running {
                     first_err.get_or_insert_with(|| anyhow::anyhow!("{name} task failed: {join}"));
                 }
                 Err(_) => {
-                    tracing::warn!(server = name, "did not drain within the deadline; stopped")
+                    tracing::warn!(server = name, "did not drain within the deadline; aborted");
+                    h.abort();
                 }
             }
+        }
+        metrics_stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(2), metrics_task).await {
+            Ok(Ok(Err(e))) => {
+                first_err.get_or_insert(e);
+            }
+            Ok(Err(join)) => {
+                first_err.get_or_insert_with(|| anyhow::anyhow!("metrics task failed: {join}"));
+            }
+            _ => {}
         }
         match first_err {
             Some(e) => Err(e),

@@ -32,10 +32,11 @@ fn normalize_fixture(path: &Path) -> Value {
     for rs in &req.resource_spans {
         let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
         for ss in &rs.scope_spans {
-            let ctx = ContextView {
-                resource: resource.clone(),
-                scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
-            };
+            let ctx = ContextView::new(
+                &resource,
+                ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+                &opts.tenant_keys,
+            );
             for span in &ss.spans {
                 let entry = match normalize(&ctx, &view::span(span), &opts) {
                     Outcome::NotGenAi => json!({ "span": span.name, "outcome": "not_genai" }),

@@ -369,13 +369,13 @@ impl Metrics {
             self.ttfc
                 .get_or_create(&self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone()))
                 .observe(t);
-            if call.timings.server_reported {
+            if call.timings.ttft_from_server {
                 self.server_ttft
                     .get_or_create(&self.admit("gen_ai.server.time_to_first_token", base.clone()))
                     .observe(t);
             }
         }
-        if let (Some(t), true) = (call.timings.tpot_s, call.timings.server_reported) {
+        if let (Some(t), true) = (call.timings.tpot_s, call.timings.tpot_from_server) {
             self.server_tpot
                 .get_or_create(&self.admit("gen_ai.server.time_per_output_token", base.clone()))
                 .observe(t);
@@ -499,6 +499,16 @@ impl Metrics {
                 .get_or_create(&vec![("llmhub_field", f.name().to_owned())])
                 .inc();
         }
+    }
+
+    /// Records the outcome of a request that was answered but not processed (metrics, logs).
+    pub fn record_outcome(&self, transport: &'static str, outcome: &'static str) {
+        self.requests_in
+            .get_or_create(&vec![
+                ("llmhub_transport", transport.to_owned()),
+                ("llmhub_outcome", outcome.to_owned()),
+            ])
+            .inc();
     }
 
     /// Records one export request.

@@ -72,10 +72,11 @@ impl GenAiProcessor {
         let mut not_genai = 0u64;
         for (ri, rs) in req.resource_spans.iter().enumerate() {
             let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
+            let base = ContextView::new(&resource, "", &self.opts.tenant_keys);
             for (si, ss) in rs.scope_spans.iter().enumerate() {
                 let ctx = ContextView {
-                    resource: resource.clone(),
                     scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+                    ..base.clone()
                 };
                 for (pi, span) in ss.spans.iter().enumerate() {
                     summary.received += 1;

@@ -2,19 +2,21 @@
 //! SDK's own spans, often in two traces, or a client retrying an export) counts once.
 //!
 //! A call is a duplicate of one seen before when, in order:
-//! 1. it has the same trace id and span id (a retried export), or
+//! 1. it has the same trace id and span id (a retried export) — checked for every role, so a retried
+//!    agent or tool span is not observed twice either; or, for model calls only,
 //! 2. it has the same provider response id (`chatcmpl-…`, `msg_…`) under the same service and
 //!    provider, and the two overlap in time (mock servers that answer every call with one fixed id
 //!    make sequential calls, which never overlap), or
-//! 3. at least one of the two has no response id, and they share
-//!    the service, normalized model and identical token usage, their time ranges overlap, and they
-//!    come from different instrumentation scopes (two instrumentations of one call; two identical
-//!    calls made by one instrumentation are both kept).
+//! 3. at least one of the two has no response id, and they share the service, normalized model and
+//!    identical token usage, their time ranges overlap, and they come from different
+//!    instrumentation scopes (two instrumentations of one call; two identical calls made by one
+//!    instrumentation are both kept). A remembered call absorbs one copy only.
 //!
-//! Memory is bounded: at most `max_entries` calls are remembered, oldest forgotten first.
+//! Memory and time are bounded: at most `max_entries` keys are remembered, oldest forgotten first,
+//! and at most 64 calls per fingerprint are compared.
 
 use crate::record::{LlmCall, SpanRole, Usage};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Why a call was found to be a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,19 +49,25 @@ struct Fingerprint {
 
 #[derive(Debug, Clone)]
 struct Seen {
+    seq: u64,
     start: u64,
     end: u64,
     scope: String,
     has_response_id: bool,
 }
 
-/// Remembers recent model calls and answers whether a new one was already counted.
+/// Most recent calls kept per fingerprint: bounds the scan of each check (identical calls, e.g.
+/// fixed-size embedding chunks, are common).
+const MAX_PER_FINGERPRINT: usize = 64;
+
+/// Remembers recent calls and answers whether a new one was already counted.
 #[derive(Debug)]
 pub struct Deduplicator {
     max_entries: usize,
-    spans: HashMap<([u8; 16], [u8; 8]), ()>,
-    responses: HashMap<ResponseKey, (u64, u64)>,
-    fingerprints: HashMap<Fingerprint, Vec<Seen>>,
+    seq: u64,
+    spans: HashSet<([u8; 16], [u8; 8])>,
+    responses: HashMap<ResponseKey, (u64, u64, u64)>,
+    fingerprints: HashMap<Fingerprint, VecDeque<Seen>>,
     order: VecDeque<Key>,
 }
 
@@ -69,16 +77,17 @@ type ResponseKey = (String, String, String);
 #[derive(Debug)]
 enum Key {
     Span([u8; 16], [u8; 8]),
-    Response(ResponseKey, (u64, u64)),
-    Print(Fingerprint),
+    Response(ResponseKey, u64),
+    Print(Fingerprint, u64),
 }
 
 impl Deduplicator {
-    /// A deduplicator remembering at most `max_entries` calls (at least 1).
+    /// A deduplicator remembering at most `max_entries` keys (at least 1).
     pub fn new(max_entries: usize) -> Self {
         Deduplicator {
             max_entries: max_entries.max(1),
-            spans: HashMap::new(),
+            seq: 0,
+            spans: HashSet::new(),
             responses: HashMap::new(),
             fingerprints: HashMap::new(),
             order: VecDeque::new(),
@@ -96,16 +105,18 @@ impl Deduplicator {
     }
 
     /// Checks a call and remembers it. Returns the reason when it duplicates one seen before.
-    /// Only model calls are checked; other roles are never duplicates.
+    /// Every role is checked for a retried export (same span id); only model calls are matched by
+    /// response id and fingerprint.
     pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
+        let span_key = (call.trace_id, call.span_id);
+        if self.spans.contains(&span_key) {
+            return Some(DuplicateReason::SpanId);
+        }
+        self.remember_span(span_key);
         if call.role != SpanRole::ModelCall {
             return None;
         }
-        let span_key = (call.trace_id, call.span_id);
-        if self.spans.contains_key(&span_key) {
-            return Some(DuplicateReason::SpanId);
-        }
-        let span = (call.start_unix_nano, call.end_unix_nano);
+        let (start, end) = (call.start_unix_nano, call.end_unix_nano);
         let response_key = call.response_id.as_ref().map(|id| {
             (
                 call.service_name.clone(),
@@ -114,9 +125,8 @@ impl Deduplicator {
             )
         });
         if let Some(k) = &response_key {
-            if let Some(&(start, end)) = self.responses.get(k) {
-                if start <= span.1 && span.0 <= end {
-                    self.remember(Key::Span(call.trace_id, call.span_id));
+            if let Some(&(s, e, _)) = self.responses.get(k) {
+                if s <= end && start <= e {
                     return Some(DuplicateReason::ResponseId);
                 }
             }
@@ -130,54 +140,57 @@ impl Deduplicator {
             _ => None,
         };
         if let Some(p) = &print {
-            if let Some(seen) = self.fingerprints.get(p) {
-                let dup = seen.iter().any(|s| {
+            if let Some(seen) = self.fingerprints.get_mut(p) {
+                let hit = seen.iter().position(|s| {
                     s.scope != call.scope_name
                         && !(s.has_response_id && response_key.is_some())
-                        && s.start <= call.end_unix_nano
-                        && call.start_unix_nano <= s.end
+                        && s.start <= end
+                        && start <= s.end
                 });
-                if dup {
-                    self.remember(Key::Span(call.trace_id, call.span_id));
+                if let Some(i) = hit {
+                    // One copy matches one other copy only: a third identical call is a real call.
+                    seen.remove(i);
                     if let Some(k) = response_key {
-                        self.remember(Key::Response(k, span));
+                        self.remember_response(k, start, end);
                     }
                     return Some(DuplicateReason::Fingerprint);
                 }
             }
         }
-        self.remember(Key::Span(call.trace_id, call.span_id));
         if let Some(k) = response_key {
-            self.remember(Key::Response(k, span));
+            self.remember_response(k, start, end);
         }
         if let Some(p) = print {
-            self.fingerprints.entry(p.clone()).or_default().push(Seen {
-                start: call.start_unix_nano,
-                end: call.end_unix_nano,
+            self.seq += 1;
+            let seen = Seen {
+                seq: self.seq,
+                start,
+                end,
                 scope: call.scope_name.clone(),
                 has_response_id: call.response_id.is_some(),
-            });
-            self.order.push_back(Key::Print(p));
+            };
+            let list = self.fingerprints.entry(p.clone()).or_default();
+            list.push_back(seen);
+            if list.len() > MAX_PER_FINGERPRINT {
+                list.pop_front();
+            }
+            self.order.push_back(Key::Print(p, self.seq));
             self.evict();
         }
         None
     }
 
-    fn remember(&mut self, key: Key) {
-        match &key {
-            Key::Span(t, s) => {
-                if self.spans.insert((*t, *s), ()).is_some() {
-                    return;
-                }
-            }
-            Key::Response(k, span) => {
-                if self.responses.insert(k.clone(), *span).is_some() {
-                    return;
-                }
-            }
-            Key::Print(_) => {}
+    fn remember_span(&mut self, key: ([u8; 16], [u8; 8])) {
+        if self.spans.insert(key) {
+            self.order.push_back(Key::Span(key.0, key.1));
+            self.evict();
         }
-        self.order.push_back(key);
+    }
+
+    fn remember_response(&mut self, key: ResponseKey, start: u64, end: u64) {
+        self.seq += 1;
+        self.responses.insert(key.clone(), (start, end, self.seq));
+        self.order.push_back(Key::Response(key, self.seq));
         self.evict();
     }
 
@@ -187,15 +200,16 @@ impl Deduplicator {
                 Some(Key::Span(t, s)) => {
                     self.spans.remove(&(t, s));
                 }
-                Some(Key::Response(k, _)) => {
-                    self.responses.remove(&k);
+                Some(Key::Response(k, seq)) => {
+                    // A newer sighting of the same id re-queued it: keep that one.
+                    if self.responses.get(&k).is_some_and(|(_, _, current)| *current == seq) {
+                        self.responses.remove(&k);
+                    }
                 }
-                Some(Key::Print(p)) => {
-                    if let Some(v) = self.fingerprints.get_mut(&p) {
-                        if !v.is_empty() {
-                            v.remove(0);
-                        }
-                        if v.is_empty() {
+                Some(Key::Print(p, seq)) => {
+                    if let Some(list) = self.fingerprints.get_mut(&p) {
+                        list.retain(|s| s.seq != seq);
+                        if list.is_empty() {
                             self.fingerprints.remove(&p);
                         }
                     }
@@ -293,6 +307,38 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_agent_span_is_a_duplicate_too() {
+        let mut d = Deduplicator::new(100);
+        let mut agent = call(9, "a", None, 0, 10);
+        agent.role = SpanRole::Agent;
+        assert_eq!(d.check(&agent), None);
+        assert_eq!(d.check(&agent), Some(DuplicateReason::SpanId));
+    }
+
+    #[test]
+    fn a_remembered_call_absorbs_one_copy_only() {
+        let mut d = Deduplicator::new(100);
+        assert_eq!(d.check(&call(1, "wrapper", None, 0, 100)), None);
+        assert_eq!(
+            d.check(&call(2, "sdk", None, 10, 90)),
+            Some(DuplicateReason::Fingerprint)
+        );
+        // A second, genuinely parallel identical call seen by the SDK only is counted.
+        assert_eq!(d.check(&call(3, "sdk", None, 20, 80)), None);
+    }
+
+    #[test]
+    fn many_identical_calls_stay_cheap_to_check() {
+        let mut d = Deduplicator::new(1_000_000);
+        for i in 0..50_000u64 {
+            let mut c = call(0, "embedder", None, i * 10, i * 10 + 5);
+            c.trace_id[..8].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(d.check(&c), None);
+        }
+        assert!(d.fingerprints.values().all(|v| v.len() <= MAX_PER_FINGERPRINT));
+    }
+
+    #[test]
     fn two_different_response_ids_are_never_merged() {
         let mut d = Deduplicator::new(100);
         assert_eq!(d.check(&call(1, "wrapper", Some("a"), 0, 100)), None);
@@ -312,6 +358,6 @@ mod tests {
             ));
         }
         assert!(d.len() <= 50, "remembered {}", d.len());
-        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(Vec::len).sum::<usize>() <= 50);
+        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(VecDeque::len).sum::<usize>() <= 50);
     }
 }

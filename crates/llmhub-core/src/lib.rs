@@ -4,6 +4,8 @@
 //! No I/O lives here: the processor and the SQL extension both depend on this crate, so a call is
 //! read, bucketed and classified the same way everywhere.
 #![deny(clippy::unwrap_used)]
+// The record's `json!` literal has many fields.
+#![recursion_limit = "256"]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod dedup;

@@ -151,8 +151,11 @@ fn token_count(c: &Candidate<'_>) -> Result<u64, String> {
         Scalar::Str(s) => s
             .trim()
             .parse::<f64>()
-            .map_err(|_| format!("{} = {:?} is not a number", c.key, s))?,
-        other => return Err(format!("{} = {:?} is not a number", c.key, other)),
+            .map_err(|_| format!("{} = {:?} is not a number", c.key, short(s)))?,
+        other => {
+            let shown = format!("{other:?}");
+            return Err(format!("{} = {} is not a number", c.key, short(&shown)));
+        }
     };
     if !x.is_finite() || x < 0.0 || x.fract() != 0.0 || x > MAX_TOKENS as f64 {
         return Err(format!(
@@ -200,22 +203,16 @@ fn seconds(c: &Candidate<'_>, warnings: &mut Vec<String>) -> Option<f64> {
     }
 }
 
-/// Keys of Langfuse `usage_details` JSON, by field. Langfuse buckets are disjoint (`input` excludes
-/// cache reads and writes, `output` excludes reasoning); they are summed here into the inclusive
-/// totals the rest of normalization expects.
-static LANGFUSE_USAGE_KEYS: &[(&str, Field)] = &[
-    ("input", Field::InputTokens),
-    ("output", Field::OutputTokens),
-    ("input_cached_tokens", Field::CacheReadTokens),
-    ("input_cache_read", Field::CacheReadTokens),
-    ("cache_read_input_tokens", Field::CacheReadTokens),
-    ("input_cache_creation", Field::CacheWriteTokens),
-    ("input_cache_creation_5m", Field::CacheWriteTokens),
-    ("input_cache_creation_1h", Field::CacheWriteTokens),
-    ("cache_creation_input_tokens", Field::CacheWriteTokens),
-    ("output_reasoning_tokens", Field::ReasoningTokens),
-    ("output_reasoning", Field::ReasoningTokens),
-];
+/// Keys of Langfuse `usage_details` JSON. Langfuse buckets are disjoint (`input` excludes cache
+/// reads and writes, `output` excludes reasoning); they are summed here into the inclusive totals the
+/// rest of normalization expects. Within one bucket the names are alternatives (the first present
+/// wins), except cache writes, where the 5-minute and 1-hour parts, when present, replace a total.
+static LANGFUSE_INPUT: &[&str] = &["input"];
+static LANGFUSE_OUTPUT: &[&str] = &["output"];
+static LANGFUSE_CACHE_READ: &[&str] = &["input_cached_tokens", "input_cache_read", "cache_read_input_tokens"];
+static LANGFUSE_CACHE_WRITE: &[&str] = &["input_cache_creation", "cache_creation_input_tokens"];
+static LANGFUSE_CACHE_WRITE_PARTS: &[&str] = &["input_cache_creation_5m", "input_cache_creation_1h"];
+static LANGFUSE_REASONING: &[&str] = &["output_reasoning_tokens", "output_reasoning"];
 
 /// JSON pointers into Vercel's `ai.response.providerMetadata`, by field.
 static PROVIDER_METADATA_KEYS: &[(&str, Field)] = &[
@@ -233,6 +230,9 @@ static PROVIDER_METADATA_KEYS: &[(&str, Field)] = &[
     ("/bedrock/usage/cacheWriteInputTokens", Field::CacheWriteTokens),
 ];
 
+/// Largest SDK-reported cost accepted for one call, in USD; larger values are treated as corrupt.
+const MAX_SDK_COST_USD: f64 = 1_000_000.0;
+
 /// Most finish reasons kept for one span (one per choice; real calls have a handful).
 const MAX_FINISH_REASONS: usize = 64;
 
@@ -249,28 +249,25 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 return;
             };
             let Some(map) = obj.as_object() else { return };
-            // The 1-hour cache writes are part of the cache-write sum and also reported apart.
+            let first = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|n| map.get(*n).and_then(serde_json::Value::as_f64))
+            };
+            let parts: Vec<f64> = LANGFUSE_CACHE_WRITE_PARTS
+                .iter()
+                .filter_map(|n| map.get(*n)?.as_f64())
+                .collect();
+            let cache_write = if parts.is_empty() {
+                first(LANGFUSE_CACHE_WRITE)
+            } else {
+                Some(parts.iter().sum())
+            };
             if let Some(h) = map.get("input_cache_creation_1h").and_then(serde_json::Value::as_f64) {
                 f.offer(Field::CacheWrite1hTokens, STRUCTURED_RANK, key, Scalar::Num(h));
             }
-            // Sums per field: input, output, cache read, cache write, reasoning.
-            let mut sums: [Option<f64>; 5] = [None; 5];
-            let slot = |field: Field| match field {
-                Field::InputTokens => 0,
-                Field::OutputTokens => 1,
-                Field::CacheReadTokens => 2,
-                Field::CacheWriteTokens => 3,
-                _ => 4,
-            };
-            for (k, v) in map {
-                if let (Some((_, field)), Some(n)) =
-                    (LANGFUSE_USAGE_KEYS.iter().find(|(name, _)| name == k), v.as_f64())
-                {
-                    let s = &mut sums[slot(*field)];
-                    *s = Some(s.unwrap_or(0.0) + n);
-                }
-            }
-            let [input, output, cache_read, cache_write, reasoning] = sums;
+            let (input, output) = (first(LANGFUSE_INPUT), first(LANGFUSE_OUTPUT));
+            let (cache_read, reasoning) = (first(LANGFUSE_CACHE_READ), first(LANGFUSE_REASONING));
             let cached = cache_read.unwrap_or(0.0) + cache_write.unwrap_or(0.0);
             let fields = [
                 (Field::InputTokens, input.map(|i| i + cached)),
@@ -550,8 +547,12 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Events: exceptions, first-token events; other events (content events) are tolerated.
     let mut error_texts: Vec<&str> = Vec::new();
     let mut has_exception = false;
+    // An exception recorded on a span whose status says OK was handled (a retry that succeeded):
+    // the call did not fail.
+    let status_ok = span.status_code == StatusCode::Ok;
     for ev in &span.events {
         match ev.name {
+            "exception" if status_ok => {}
             "exception" => {
                 has_exception = true;
                 for k in ["exception.type", "exception.message"] {
@@ -589,7 +590,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             } else if f.get(Field::AgentName).is_some() {
                 SpanRole::Agent
             } else {
-                SpanRole::ModelCall
+                // GenAI context copied onto an unrelated child span (Traceloop association
+                // properties, a propagated conversation id): not a call.
+                SpanRole::Workflow
             }
         });
     let operation = match op_raw {
@@ -680,9 +683,8 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         .get(Field::Ttft)
         .filter(|_| !not_streamed)
         .and_then(|c| seconds(c, &mut warnings));
-    let server_reported = [Field::Ttft, Field::Tpot]
-        .iter()
-        .any(|fld| f.get(*fld).is_some_and(|c| c.key.starts_with("gen_ai.server.")) && !not_streamed);
+    let from_server = |fld: Field| !not_streamed && f.get(fld).is_some_and(|c| c.key.starts_with("gen_ai.server."));
+    let (ttft_from_server, tpot_from_server) = (from_server(Field::Ttft), from_server(Field::Tpot));
     let output_total = usage.map(|u| u.output_total());
     let gen_time = match (duration_s, ttft_s) {
         (Some(d), Some(t)) if d > t => Some(d - t),
@@ -708,7 +710,11 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         Some(Scalar::Str(s)) => {
             let t = s.trim();
             if t.starts_with('[') {
-                serde_json::from_str::<Vec<String>>(t).unwrap_or_default()
+                let mut list = serde_json::from_str::<Vec<String>>(t).unwrap_or_default();
+                list.truncate(MAX_FINISH_REASONS);
+                list.iter()
+                    .map(|r| keep(r, max, "finish reason", &mut warnings))
+                    .collect()
             } else if t.is_empty() {
                 Vec::new()
             } else {
@@ -756,26 +762,26 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     };
 
     // Context.
-    let service_name = find(&ctx.resource, "service.name")
-        .and_then(Value::as_str)
+    let service_name = ctx
+        .service_name
         .filter(|s| !s.trim().is_empty() && !s.starts_with("unknown_service"))
         .or_else(|| find(&span.attributes, "service.name").and_then(Value::as_str))
-        .or_else(|| find(&ctx.resource, "service.name").and_then(Value::as_str))
+        .or(ctx.service_name)
         .filter(|s| !s.trim().is_empty())
         .map(|s| keep(s, max, "service.name", &mut warnings))
         .unwrap_or_else(|| "unknown_service".to_owned());
-    let environment = find(&ctx.resource, "deployment.environment.name")
-        .or_else(|| find(&ctx.resource, "deployment.environment"))
-        .and_then(Value::as_str)
+    let environment = ctx
+        .environment
         .or_else(|| f.str(Field::Environment))
         .map(|s| keep(s, max, "deployment environment", &mut warnings));
     let tenant = opts
         .tenant_keys
         .iter()
-        .find_map(|k| {
+        .enumerate()
+        .find_map(|(i, k)| {
             find(&span.attributes, k)
-                .or_else(|| find(&ctx.resource, k))
                 .and_then(Value::as_str)
+                .or_else(|| ctx.tenants.get(i).copied().flatten())
         })
         .map(|s| keep(s, max, "tenant", &mut warnings));
 
@@ -818,7 +824,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     let sdk_reported_cost_usd = f
         .get(Field::SdkCost)
         .and_then(number)
-        .filter(|c| c.is_finite() && *c >= 0.0);
+        .filter(|c| c.is_finite() && (0.0..=MAX_SDK_COST_USD).contains(c));
 
     let call = LlmCall {
         trace_id,
@@ -852,7 +858,8 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             ttft_s,
             tpot_s,
             output_tokens_per_s,
-            server_reported,
+            ttft_from_server,
+            tpot_from_server,
         },
         sdk_reported_cost_usd,
         service_tier,
@@ -865,4 +872,109 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         warnings,
         conflicts: f.conflicts,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::EventView;
+
+    fn span<'a>(attrs: Vec<Attribute<'a>>) -> SpanView<'a> {
+        SpanView {
+            trace_id: &[1; 16],
+            span_id: &[2; 8],
+            name: "test",
+            start_unix_nano: 1_000_000_000,
+            end_unix_nano: 2_000_000_000,
+            attributes: attrs,
+            ..Default::default()
+        }
+    }
+
+    fn call(s: &SpanView<'_>) -> LlmCall {
+        match normalize(&ContextView::default(), s, &NormalizeOptions::default()) {
+            Outcome::Call(n) => n.call,
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exception_on_a_span_with_ok_status_was_handled() {
+        let mut s = span(vec![
+            ("gen_ai.operation.name", Value::Str("chat")),
+            ("gen_ai.request.model", Value::Str("m")),
+        ]);
+        s.events.push(EventView {
+            name: "exception",
+            time_unix_nano: 1_500_000_000,
+            attributes: vec![("exception.type", Value::Str("openai.RateLimitError"))],
+        });
+        s.status_code = StatusCode::Ok;
+        assert_eq!(call(&s).error_class, None);
+        s.status_code = StatusCode::Unset;
+        assert_eq!(call(&s).error_class, Some(crate::ErrorClass::RateLimited));
+    }
+
+    #[test]
+    fn genai_context_on_an_unrelated_span_is_not_a_model_call() {
+        let s = span(vec![
+            ("traceloop.workflow.name", Value::Str("digest")),
+            ("gen_ai.conversation.id", Value::Str("c1")),
+        ]);
+        let c = call(&s);
+        assert_eq!((c.role, c.counts_usage), (SpanRole::Workflow, false));
+    }
+
+    #[test]
+    fn langfuse_cache_write_parts_replace_the_total_and_aliases_are_not_summed() {
+        let usage = r#"{"input": 10, "input_cache_creation": 300, "input_cache_creation_5m": 100, "input_cache_creation_1h": 200,
+                        "input_cached_tokens": 50, "cache_read_input_tokens": 50, "output": 5}"#;
+        let s = span(vec![
+            ("langfuse.observation.type", Value::Str("generation")),
+            ("langfuse.observation.model.name", Value::Str("claude-sonnet-4-5")),
+            ("langfuse.observation.usage_details", Value::Str(usage)),
+        ]);
+        let u = call(&s).usage.unwrap();
+        assert_eq!(
+            (
+                u.input_uncached,
+                u.cache_read,
+                u.cache_write,
+                u.cache_write_1h,
+                u.output
+            ),
+            (10, 50, 100, 200, 5)
+        );
+    }
+
+    #[test]
+    fn absurd_sdk_cost_and_huge_values_are_ignored() {
+        let nines = "9".repeat(100_000);
+        let s = span(vec![
+            ("gen_ai.operation.name", Value::Str("chat")),
+            ("gen_ai.usage.cost", Value::Double(1.7e308)),
+            ("gen_ai.usage.input_tokens", Value::Str(&nines)),
+        ]);
+        let n = match normalize(&ContextView::default(), &s, &NormalizeOptions::default()) {
+            Outcome::Call(n) => n,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(n.call.sdk_reported_cost_usd, None);
+        assert_eq!(n.call.usage, None);
+        assert!(
+            n.warnings.iter().all(|w| w.len() < 400),
+            "messages stay short: {:?}",
+            n.warnings
+        );
+    }
+
+    #[test]
+    fn many_indexed_finish_reasons_are_capped() {
+        let keys: Vec<String> = (0..10_000)
+            .map(|i| format!("gen_ai.completion.{i}.finish_reason"))
+            .collect();
+        let mut attrs: Vec<Attribute<'_>> = keys.iter().map(|k| (k.as_str(), Value::Str("stop"))).collect();
+        attrs.push(("llm.request.type", Value::Str("chat")));
+        assert_eq!(call(&span(attrs)).finish_reasons.len(), MAX_FINISH_REASONS);
+    }
 }

@@ -138,9 +138,11 @@ pub struct Timings {
     pub tpot_s: Option<f64>,
     /// Output tokens (including reasoning) per second of generation time.
     pub output_tokens_per_s: Option<f64>,
-    /// True when time to first token or time per output token came from `gen_ai.server.*`
-    /// attributes (OpenLIT), which also feed the `gen_ai.server.*` instruments.
-    pub server_reported: bool,
+    /// True when the time to first token came from a `gen_ai.server.*` attribute (OpenLIT); it then
+    /// also feeds the `gen_ai.server.time_to_first_token` instrument.
+    pub ttft_from_server: bool,
+    /// True when the time per output token came from a `gen_ai.server.*` attribute.
+    pub tpot_from_server: bool,
 }
 
 /// Agent, workflow and tool context of a span.
@@ -378,7 +380,8 @@ impl LlmCall {
             "ttft_s": t.ttft_s,
             "tpot_s": t.tpot_s,
             "output_tokens_per_s": t.output_tokens_per_s,
-            "server_reported_timings": t.server_reported,
+            "ttft_from_server": t.ttft_from_server,
+            "tpot_from_server": t.tpot_from_server,
             "sdk_reported_cost_usd": self.sdk_reported_cost_usd,
             "service_tier": self.service_tier,
             "price_status": self.price_status.as_str(),

@@ -90,13 +90,32 @@ pub struct SpanView<'a> {
     pub status_message: &'a str,
 }
 
-/// The resource and instrumentation scope a span was reported under.
+/// What normalization needs of the resource and instrumentation scope a span was reported under,
+/// read once per resource (not once per span: a request may carry many spans under one resource
+/// with many attributes).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ContextView<'a> {
-    /// Resource attributes.
-    pub resource: Vec<Attribute<'a>>,
+    /// The resource's `service.name`.
+    pub service_name: Option<&'a str>,
+    /// The resource's `deployment.environment.name` (or the older `deployment.environment`).
+    pub environment: Option<&'a str>,
+    /// The resource's value of each configured tenant key, in the keys' order.
+    pub tenants: Vec<Option<&'a str>>,
     /// Instrumentation scope name.
     pub scope_name: &'a str,
+}
+
+impl<'a> ContextView<'a> {
+    /// Reads the resource attributes once.
+    pub fn new(resource: &[Attribute<'a>], scope_name: &'a str, tenant_keys: &[String]) -> Self {
+        let s = |k: &str| find(resource, k).and_then(Value::as_str);
+        ContextView {
+            service_name: s("service.name"),
+            environment: s("deployment.environment.name").or_else(|| s("deployment.environment")),
+            tenants: tenant_keys.iter().map(|k| s(k)).collect(),
+            scope_name,
+        }
+    }
 }
 
 /// Finds an attribute by key (last one wins, as the OTLP data model says keys are unique and

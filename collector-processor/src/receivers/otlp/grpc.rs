@@ -101,7 +101,7 @@ impl GrpcSignal for Metrics {
     type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
     fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
         let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
-        p.metrics().record_request("grpc", "not_ingested", 0.0);
+        p.metrics().record_outcome("grpc", "not_ingested");
         Ok(answer::metrics_response(n))
     }
 }
@@ -112,7 +112,7 @@ impl GrpcSignal for Logs {
     type Response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
     fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
         let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
-        p.metrics().record_request("grpc", "not_ingested", 0.0);
+        p.metrics().record_outcome("grpc", "not_ingested");
         Ok(answer::logs_response(n))
     }
 }

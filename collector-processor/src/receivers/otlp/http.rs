@@ -264,7 +264,7 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Ok(n) => n,
         Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
     };
-    st.processor.metrics().record_request("http", "not_ingested", 0.0);
+    st.processor.metrics().record_outcome("http", "not_ingested");
     let body = match (signal, enc) {
         (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
         (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),
