@@ -58,6 +58,9 @@ impl CardinalityLimiter {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Values new to their key are committed to the key's budget only once the label set is
+        // admitted, so a burst that lands in the overflow series does not use up value budgets.
+        let mut pending: Vec<(&'static str, String)> = Vec::new();
         for (key, value) in labels.iter_mut() {
             if value.is_empty() {
                 continue;
@@ -68,7 +71,7 @@ impl CardinalityLimiter {
                     *value = OVERFLOW_VALUE.to_owned();
                     adm.overflowed_labels.push(key);
                 } else {
-                    set.insert(value.clone());
+                    pending.push((key, value.clone()));
                 }
             }
         }
@@ -80,9 +83,12 @@ impl CardinalityLimiter {
                 }
                 labels.push(("otel_metric_overflow", "true".to_owned()));
                 adm.overflowed_series = true;
-            } else {
-                series.insert(labels.clone());
+                return adm;
             }
+            series.insert(labels.clone());
+        }
+        for (key, value) in pending {
+            inner.values.entry(key).or_default().insert(value);
         }
         adm
     }
@@ -132,6 +138,8 @@ mod tests {
         assert!(last.overflowed_series);
         // The overflow series itself is not counted against the limit again and again.
         assert_eq!(l.series_count("m"), 2);
+        // The value budget was not spent on the refused label set.
+        assert_eq!(l.inner.lock().unwrap().values["model"].len(), 2);
         // Other metrics have their own budget.
         let mut labels = vec![("model", "x".to_owned())];
         assert_eq!(l.admit("other", &mut labels), Admission::default());
