@@ -19,6 +19,10 @@ enum Command {
     /// Receive OTLP on gRPC :4317 and HTTP :4318; serve /metrics, /healthz and /readyz on :9464.
     /// Works with no config file.
     Serve(ServeArgs),
+    /// Serve, plus built-in synthetic GenAI traffic, so a newcomer sees data at once.
+    Demo(DemoArgs),
+    /// Send realistic GenAI traffic through the real OpenTelemetry SDK to an OTLP endpoint.
+    Loadgen(LoadgenArgs),
     /// Show, check and import price catalogs.
     #[command(subcommand)]
     Prices(PricesCommand),
@@ -29,6 +33,74 @@ enum Command {
         #[arg(value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct TrafficArgs {
+    /// Average traces per second before diurnal and weekly seasonality (agents carry several spans).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Seed: a fixed seed (with --start or --backfill) gives identical spans.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Dialects to emit, comma-separated: otel, openinference, openllmetry, vercel, or mixed.
+    #[arg(long, default_value = "mixed")]
+    dialect: String,
+    /// Number of tenants (tenant.id values).
+    #[arg(long, default_value_t = 3)]
+    tenants: usize,
+    /// Do not inject incidents (cost spike, latency regression, error burst, runaway agent loop).
+    #[arg(long)]
+    no_incidents: bool,
+    /// Write the injected incidents here, one JSON object per line.
+    #[arg(long, value_name = "FILE")]
+    ground_truth: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LoadgenArgs {
+    /// OTLP endpoint (http://host:4317 for grpc, http://host:4318 for http-*).
+    #[arg(long, default_value = "http://127.0.0.1:4317")]
+    endpoint: String,
+    /// Transport: grpc, http-protobuf or http-json.
+    #[arg(long, default_value = "grpc")]
+    protocol: String,
+    /// Stop after this many seconds (live timestamps).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Stop after this many traces.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Backfill a historical window, sent as fast as the exporter takes it:
+    /// START..END as RFC 3339 times, e.g. 2026-11-01T00:00:00Z..2026-11-02T00:00:00Z.
+    #[arg(long, value_name = "START..END")]
+    backfill: Option<String>,
+    /// Start time of the simulated clock for live mode (RFC 3339), for reproducible spans.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+    #[command(flatten)]
+    traffic: TrafficArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Address every listener binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// OTLP/gRPC port (0 picks a free port).
+    #[arg(long, default_value_t = 4317)]
+    grpc_port: u16,
+    /// OTLP/HTTP port (0 picks a free port).
+    #[arg(long, default_value_t = 4318)]
+    http_port: u16,
+    /// Metrics port (0 picks a free port).
+    #[arg(long, default_value_t = 9464)]
+    metrics_port: u16,
+    /// Stop after this many seconds (default: run until Ctrl-C, at most an hour of traffic).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    #[command(flatten)]
+    traffic: TrafficArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +243,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prices(cmd) => prices(cmd),
+        Command::Loadgen(args) => {
+            init_logging(&Config::default());
+            let cfg = loadgen_config(&args)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let progress = std::sync::Arc::new(llmhub::loadgen::Progress::default());
+                let stop = tokio_util::sync::CancellationToken::new();
+                let s = stop.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    s.cancel();
+                });
+                let summary = llmhub::loadgen::run(cfg, progress, stop).await?;
+                println!("sent {} traces, {} spans", summary.traces, summary.spans);
+                Ok(())
+            })
+        }
+        Command::Demo(args) => {
+            let mut c = Config::default();
+            c.receivers.otlp.protocols.grpc.as_mut().context("grpc")?.endpoint =
+                format!("{}:{}", args.bind, args.grpc_port);
+            c.receivers.otlp.protocols.http.as_mut().context("http")?.endpoint =
+                format!("{}:{}", args.bind, args.http_port);
+            c.exporters.prometheus.endpoint = format!("{}:{}", args.bind, args.metrics_port);
+            config::validate(&c)?;
+            c.service.telemetry.log_level = "warn".into();
+            init_logging(&c);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(demo(c, args))
+        }
         Command::Serve(args) => {
             let base = match &args.config {
                 Some(path) => config::load_file(path)?,
@@ -244,6 +346,144 @@ fn prices_to(out: &mut dyn std::io::Write, cmd: PricesCommand) -> anyhow::Result
             )
         }
     }
+}
+
+fn traffic(t: &TrafficArgs) -> anyhow::Result<(Vec<llmhub::loadgen::scenario::PlanDialect>, usize, bool)> {
+    use llmhub::loadgen::scenario::PlanDialect as D;
+    let mut dialects = Vec::new();
+    for name in t.dialect.split(',').map(str::trim) {
+        match name {
+            "mixed" => dialects.extend([D::Otel, D::OpenInference, D::OpenLlmetry, D::Vercel]),
+            "otel" => dialects.push(D::Otel),
+            "openinference" => dialects.push(D::OpenInference),
+            "openllmetry" => dialects.push(D::OpenLlmetry),
+            "vercel" => dialects.push(D::Vercel),
+            other => anyhow::bail!(
+                "--dialect: unknown dialect {other:?}; use otel, openinference, openllmetry, vercel or mixed"
+            ),
+        }
+    }
+    if !(t.rate.is_finite() && t.rate > 0.0) {
+        anyhow::bail!(
+            "--rate: got {}, expected a positive number of traces per second, e.g. 20",
+            t.rate
+        );
+    }
+    Ok((dialects, t.tenants.max(1), !t.no_incidents))
+}
+
+fn rfc3339(what: &str, s: &str) -> anyhow::Result<u64> {
+    llmhub_core::timefmt::rfc3339_to_unix_nanos(s)
+        .with_context(|| format!("{what}: {s:?} is not an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"))
+}
+
+fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenConfig> {
+    use llmhub::loadgen::Transport;
+    let (dialects, tenants, incidents) = traffic(&a.traffic)?;
+    let transport = match a.protocol.as_str() {
+        "grpc" => Transport::Grpc,
+        "http-protobuf" | "http/protobuf" => Transport::HttpProtobuf,
+        "http-json" | "http/json" => Transport::HttpJson,
+        other => anyhow::bail!("--protocol: got {other:?}, expected grpc, http-protobuf or http-json"),
+    };
+    let backfill = match &a.backfill {
+        None => None,
+        Some(range) => {
+            let (s, e) = range
+                .split_once("..")
+                .context("--backfill: expected START..END, e.g. 2026-11-01T00:00:00Z..2026-11-02T00:00:00Z")?;
+            let (s, e) = (rfc3339("--backfill start", s)?, rfc3339("--backfill end", e)?);
+            anyhow::ensure!(e > s, "--backfill: the end must be after the start");
+            Some((s, e))
+        }
+    };
+    if backfill.is_none() && a.duration.is_none() && a.count.is_none() {
+        anyhow::bail!("give --duration SECONDS, --count TRACES or --backfill START..END");
+    }
+    Ok(llmhub::loadgen::LoadgenConfig {
+        endpoint: a.endpoint.clone(),
+        transport,
+        seed: a.traffic.seed,
+        rate: a.traffic.rate,
+        duration: a.duration.map(std::time::Duration::from_secs_f64),
+        count: a.count,
+        backfill,
+        start: a.start.as_deref().map(|s| rfc3339("--start", s)).transpose()?,
+        dialects,
+        tenants,
+        incidents,
+        ground_truth: a.traffic.ground_truth.clone(),
+    })
+}
+
+async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    let running = llmhub::service::start(&c).await?;
+    let grpc = running.grpc_addr.context("grpc receiver")?;
+    let metrics = running.metrics_addr;
+    let (dialects, tenants, incidents) = traffic(&args.traffic)?;
+    let cfg = llmhub::loadgen::LoadgenConfig {
+        endpoint: format!("http://{grpc}"),
+        transport: llmhub::loadgen::Transport::Grpc,
+        seed: args.traffic.seed,
+        rate: args.traffic.rate,
+        duration: Some(std::time::Duration::from_secs_f64(args.duration.unwrap_or(3600.0))),
+        count: None,
+        backfill: None,
+        start: None,
+        dialects,
+        tenants,
+        incidents,
+        ground_truth: args.traffic.ground_truth.clone(),
+    };
+    println!(
+        "llmhub demo: serving with synthetic GenAI traffic ({} traces/s, seed {}).",
+        args.traffic.rate, args.traffic.seed
+    );
+    println!(
+        "  OTLP gRPC   {grpc}    OTLP HTTP   {}",
+        running.http_addr.map(|a| a.to_string()).unwrap_or_default()
+    );
+    println!("  metrics     http://{metrics}/metrics   (also /healthz, /readyz)");
+    println!("  try:        curl -s http://{metrics}/metrics | grep -E '^llmhub_(tokens|cost_usd)_total'");
+    println!("  PromQL:     sum by (gen_ai_request_model) (rate(llmhub_cost_usd_total[5m]))");
+    println!("              histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket[5m])))");
+    println!("              sum by (error_type) (rate(llmhub_errors_total[5m]))");
+    println!("  Ctrl-C stops.");
+    let progress = std::sync::Arc::new(llmhub::loadgen::Progress::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gen = tokio::spawn(llmhub::loadgen::run(cfg, progress.clone(), stop.clone()));
+    let processor = running.processor.clone();
+    let report = |final_line: bool| {
+        let m = processor.metrics();
+        let line = format!(
+            "sent {} spans, accepted {}, catalog cost so far ${:.4}",
+            progress.spans.load(Ordering::Relaxed),
+            m.accepted_spans(),
+            m.cost_usd()
+        );
+        if final_line {
+            println!("{line}");
+        } else {
+            print!("\r{line}   ");
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    tokio::pin!(gen);
+    let outcome = loop {
+        tokio::select! {
+            _ = tick.tick() => report(false),
+            _ = wait_for_signal() => { stop.cancel(); break (&mut gen).await; }
+            r = &mut gen => break r,
+        }
+    };
+    // Let the last exports land before the final count.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    println!();
+    report(true);
+    running.stop().await?;
+    outcome.context("load generator")?.map(|_| ())
 }
 
 async fn serve(c: Config) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use rust_decimal::prelude::ToPrimitive;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `gen_ai.client.token.usage` advisory buckets (semantic conventions v1.41).
 pub const TOKEN_BUCKETS: [f64; 14] = [
@@ -201,6 +201,8 @@ pub struct Metrics {
     requests_in: Family<Labels, Counter>,
     request_duration: HistFamily,
     overflow: Family<Labels, Counter>,
+    accepted_total: AtomicU64,
+    cost_total_nano_usd: AtomicU64,
 }
 
 impl Metrics {
@@ -233,6 +235,8 @@ impl Metrics {
             requests_in: Family::default(),
             request_duration: Family::new_with_constructor(REQUEST_HIST),
             overflow: Family::default(),
+            accepted_total: AtomicU64::new(0),
+            cost_total_nano_usd: AtomicU64::new(0),
         };
         for def in CATALOGUE {
             let r = &mut *registry;
@@ -421,6 +425,8 @@ impl Metrics {
         match call.price_status {
             PriceStatus::Priced => {
                 if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
+                    self.cost_total_nano_usd
+                        .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
                     self.cost
                         .get_or_create(&self.admit("llmhub.cost.usd", base.clone()))
                         .inc_by(usd);
@@ -468,6 +474,7 @@ impl Metrics {
 
     /// Records accepted spans on a transport.
     pub fn record_accepted(&self, transport: &'static str, n: u64) {
+        self.accepted_total.fetch_add(n, Ordering::Relaxed);
         self.spans_accepted
             .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
             .inc_by(n);
@@ -509,6 +516,16 @@ impl Metrics {
                 ("llmhub_outcome", outcome.to_owned()),
             ])
             .inc();
+    }
+
+    /// Spans accepted since start, all transports (for progress displays).
+    pub fn accepted_spans(&self) -> u64 {
+        self.accepted_total.load(Ordering::Relaxed)
+    }
+
+    /// Catalog cost of all priced calls since start, in USD (rounded to the nano-dollar).
+    pub fn cost_usd(&self) -> f64 {
+        self.cost_total_nano_usd.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     /// Records one export request.

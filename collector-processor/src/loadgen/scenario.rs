@@ -1,0 +1,606 @@
+//! Realistic GenAI traffic as data: a seeded, deterministic plan of traces (agents with tool calls
+//! and nested model calls, standalone chat and embedding calls) over simulated time, with diurnal
+//! and weekly seasonality and injected incidents recorded as ground truth. Pure: no I/O, no clock.
+
+use crate::testkit::Rng;
+
+/// A value of a planned attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanValue {
+    /// String.
+    Str(String),
+    /// Integer.
+    Int(i64),
+    /// Double.
+    Double(f64),
+    /// Boolean.
+    Bool(bool),
+    /// String array.
+    Strings(Vec<String>),
+}
+
+/// One planned span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedSpan {
+    /// Span name.
+    pub name: String,
+    /// Index of the parent within the trace, if any.
+    pub parent: Option<usize>,
+    /// Client (model calls) or internal (agents, tools).
+    pub client: bool,
+    /// Start, Unix nanoseconds.
+    pub start: u64,
+    /// End, Unix nanoseconds.
+    pub end: u64,
+    /// Attributes.
+    pub attributes: Vec<(String, PlanValue)>,
+    /// Error status message, when the call failed.
+    pub error: Option<String>,
+}
+
+/// One planned trace: spans in creation order (parents before children).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePlan {
+    /// `service.name`.
+    pub service: String,
+    /// `deployment.environment.name`.
+    pub environment: String,
+    /// Spans.
+    pub spans: Vec<PlannedSpan>,
+}
+
+/// Attribute dialect to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDialect {
+    /// OpenTelemetry GenAI v1.41.
+    Otel,
+    /// OpenInference.
+    OpenInference,
+    /// OpenLLMetry (current).
+    OpenLlmetry,
+    /// Vercel AI SDK.
+    Vercel,
+}
+
+/// Kinds of injected incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentKind {
+    /// Output tokens ×10 for one service.
+    CostSpike,
+    /// Durations and TTFT ×4 for one model.
+    LatencyRegression,
+    /// Half of one service's calls rate-limited.
+    ErrorBurst,
+    /// One agent invocation loops through 40 tool calls and model calls.
+    RunawayAgent,
+}
+
+impl IncidentKind {
+    /// Stable name for the ground-truth file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentKind::CostSpike => "cost_spike",
+            IncidentKind::LatencyRegression => "latency_regression",
+            IncidentKind::ErrorBurst => "error_burst",
+            IncidentKind::RunawayAgent => "runaway_agent_loop",
+        }
+    }
+}
+
+/// An injected incident: what, where, when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// Kind.
+    pub kind: IncidentKind,
+    /// Affected service.
+    pub service: String,
+    /// Affected model, when the incident is about one.
+    pub model: Option<String>,
+    /// Start, Unix nanoseconds.
+    pub start: u64,
+    /// End, Unix nanoseconds.
+    pub end: u64,
+}
+
+/// Scenario settings.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Seed: the same seed and settings give the same traces.
+    pub seed: u64,
+    /// Simulated start, Unix nanoseconds.
+    pub start: u64,
+    /// Simulated length, nanoseconds (for incident placement and seasonality).
+    pub length: u64,
+    /// Average traces per simulated second before seasonality.
+    pub traces_per_second: f64,
+    /// Dialects to rotate through.
+    pub dialects: Vec<PlanDialect>,
+    /// Number of tenants.
+    pub tenants: usize,
+    /// Inject incidents.
+    pub incidents: bool,
+}
+
+/// (provider, chat model, reports reasoning tokens).
+const MODELS: &[(&str, &str, bool)] = &[
+    ("openai", "gpt-4o", false),
+    ("openai", "gpt-4o-mini", false),
+    ("openai", "gpt-5-mini", true),
+    ("openai", "o4-mini", true),
+    ("anthropic", "claude-sonnet-4-5", false),
+    ("anthropic", "claude-haiku-4-5", false),
+    ("gcp.gemini", "gemini-2.5-flash", false),
+    ("mistral_ai", "mistral-large-latest", false),
+    ("deepseek", "deepseek-chat", false),
+];
+
+/// The models the load generator uses (all priced by the shipped catalog; a test checks it).
+pub fn models() -> impl Iterator<Item = (&'static str, &'static str)> {
+    MODELS
+        .iter()
+        .map(|(p, m, _)| (*p, *m))
+        .chain(std::iter::once(("openai", "text-embedding-3-small")))
+}
+
+const SERVICES: &[&str] = &["checkout-assistant", "support-bot", "search-rag", "agent-runner"];
+const ENVIRONMENTS: &[&str] = &["production", "production", "production", "staging"];
+const TOOLS: &[&str] = &["search_docs", "get_order", "create_ticket", "web_search", "run_sql"];
+const ERRORS: &[(&str, &str)] = &[
+    ("RateLimitError", "429 Too Many Requests: rate limit reached"),
+    (
+        "BadRequestError",
+        "This model's maximum context length is 128000 tokens",
+    ),
+    ("APITimeoutError", "Request timed out"),
+    ("AuthenticationError", "Incorrect API key provided"),
+    (
+        "InternalServerError",
+        "The server had an error while processing your request",
+    ),
+    ("BadRequestError", "Invalid 'messages': empty content"),
+    ("CancelledError", "client cancelled the request"),
+    (
+        "ContentFilterError",
+        "The response was filtered due to the content_filter policy",
+    ),
+];
+
+const NS: u64 = 1_000_000_000;
+const HOUR: u64 = 3600 * NS;
+
+/// Seasonality multiplier at a time: a diurnal curve (low at 03:00 UTC, high at 15:00) and
+/// quieter weekends. Averages about 1 over a week.
+pub fn seasonality(t: u64) -> f64 {
+    let hour = ((t / HOUR) % 24) as f64;
+    let day = ((t / (24 * HOUR)) + 4) % 7; // 1970-01-01 was a Thursday; 0 = Sunday
+    let diurnal = 1.0 + 0.6 * ((hour - 9.0) / 24.0 * std::f64::consts::TAU).sin();
+    let weekly = if day == 0 || day == 6 { 0.55 } else { 1.18 };
+    diurnal * weekly
+}
+
+impl Scenario {
+    /// The incidents this scenario injects (empty when disabled).
+    pub fn incidents(&self) -> Vec<Incident> {
+        if !self.incidents {
+            return Vec::new();
+        }
+        let at = |f: f64| self.start + (self.length as f64 * f) as u64;
+        vec![
+            Incident {
+                kind: IncidentKind::CostSpike,
+                service: "support-bot".into(),
+                model: None,
+                start: at(0.40),
+                end: at(0.45),
+            },
+            Incident {
+                kind: IncidentKind::LatencyRegression,
+                service: "search-rag".into(),
+                model: Some("claude-sonnet-4-5".into()),
+                start: at(0.60),
+                end: at(0.66),
+            },
+            Incident {
+                kind: IncidentKind::ErrorBurst,
+                service: "checkout-assistant".into(),
+                model: None,
+                start: at(0.75),
+                end: at(0.78),
+            },
+            Incident {
+                kind: IncidentKind::RunawayAgent,
+                service: "agent-runner".into(),
+                model: None,
+                start: at(0.85),
+                end: at(0.85) + 1,
+            },
+        ]
+    }
+
+    /// A generator of traces in simulated time order.
+    pub fn traces(&self) -> Traces<'_> {
+        Traces {
+            s: self,
+            rng: Rng::new(self.seed),
+            now: self.start,
+            n: 0,
+            incidents: self.incidents(),
+            runaway_done: false,
+        }
+    }
+}
+
+/// Iterator over planned traces with their simulated start time.
+#[derive(Debug)]
+pub struct Traces<'a> {
+    s: &'a Scenario,
+    rng: Rng,
+    now: u64,
+    n: u64,
+    incidents: Vec<Incident>,
+    runaway_done: bool,
+}
+
+impl Traces<'_> {
+    fn uniform(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn active(&self, kind: IncidentKind, service: &str, t: u64) -> Option<&Incident> {
+        self.incidents
+            .iter()
+            .find(|i| i.kind == kind && i.service == service && i.start <= t && t < i.end)
+    }
+
+    fn model_call(
+        &mut self,
+        service: &str,
+        t: u64,
+        parent: Option<usize>,
+        dialect: PlanDialect,
+        tenant: &str,
+    ) -> PlannedSpan {
+        let (provider, model, reasoning_model) = MODELS[self.rng.below(MODELS.len() as u64) as usize];
+        let input = 300 + self.rng.below(6_000) as i64;
+        let cached = if self.rng.below(3) == 0 {
+            input * (3 + self.rng.below(5) as i64) / 10
+        } else {
+            0
+        };
+        let cache_write = if provider == "anthropic" && self.rng.below(5) == 0 {
+            500 + self.rng.below(2_000) as i64
+        } else {
+            0
+        };
+        let mut output = 30 + self.rng.below(900) as i64;
+        if self.active(IncidentKind::CostSpike, service, t).is_some() {
+            output *= 10;
+        }
+        let reasoning = if reasoning_model { output / 2 } else { 0 };
+        let stream = self.rng.below(3) != 0;
+        let mut ttft = 0.15 + self.uniform() * 0.9;
+        let mut duration = ttft + output as f64 * (0.006 + self.uniform() * 0.01);
+        if self
+            .active(IncidentKind::LatencyRegression, service, t)
+            .is_some_and(|i| i.model.as_deref() == Some(model))
+        {
+            ttft *= 4.0;
+            duration *= 4.0;
+        }
+        let error = if self.active(IncidentKind::ErrorBurst, service, t).is_some() && self.rng.below(2) == 0 {
+            Some(ERRORS[0])
+        } else if self.rng.below(50) == 0 {
+            Some(ERRORS[self.rng.below(ERRORS.len() as u64) as usize])
+        } else {
+            None
+        };
+        let response_id = format!("resp-{:016x}", self.rng.next_u64());
+        let end = t + (duration * 1e9) as u64;
+        let mut a: Vec<(String, PlanValue)> = Vec::new();
+        let mut put = |k: &str, v: PlanValue| a.push((k.to_owned(), v));
+        put("tenant.id", PlanValue::Str(tenant.to_owned()));
+        let usage = error.is_none();
+        match dialect {
+            PlanDialect::Otel => {
+                put("gen_ai.operation.name", PlanValue::Str("chat".into()));
+                put("gen_ai.provider.name", PlanValue::Str(provider.into()));
+                put("gen_ai.request.model", PlanValue::Str(model.into()));
+                put("gen_ai.request.stream", PlanValue::Bool(stream));
+                if usage {
+                    put("gen_ai.response.model", PlanValue::Str(model.into()));
+                    put("gen_ai.response.id", PlanValue::Str(response_id));
+                    put("gen_ai.usage.input_tokens", PlanValue::Int(input + cache_write));
+                    put("gen_ai.usage.output_tokens", PlanValue::Int(output));
+                    put("gen_ai.usage.cache_read.input_tokens", PlanValue::Int(cached));
+                    put("gen_ai.usage.cache_creation.input_tokens", PlanValue::Int(cache_write));
+                    put("gen_ai.usage.reasoning.output_tokens", PlanValue::Int(reasoning));
+                    put(
+                        "gen_ai.response.finish_reasons",
+                        PlanValue::Strings(vec!["stop".into()]),
+                    );
+                    if stream {
+                        put("gen_ai.response.time_to_first_chunk", PlanValue::Double(ttft));
+                    }
+                }
+            }
+            PlanDialect::OpenInference => {
+                put("openinference.span.kind", PlanValue::Str("LLM".into()));
+                put("llm.provider", PlanValue::Str(provider.into()));
+                put("llm.model_name", PlanValue::Str(model.into()));
+                put(
+                    "llm.invocation_parameters",
+                    PlanValue::Str(format!("{{\"stream\": {stream}}}")),
+                );
+                if usage {
+                    put("llm.token_count.prompt", PlanValue::Int(input + cache_write));
+                    put("llm.token_count.completion", PlanValue::Int(output));
+                    put("llm.token_count.prompt_details.cache_read", PlanValue::Int(cached));
+                    put(
+                        "llm.token_count.prompt_details.cache_write",
+                        PlanValue::Int(cache_write),
+                    );
+                    put(
+                        "llm.token_count.completion_details.reasoning",
+                        PlanValue::Int(reasoning),
+                    );
+                }
+            }
+            PlanDialect::OpenLlmetry => {
+                put("gen_ai.system", PlanValue::Str(provider.into()));
+                put("llm.request.type", PlanValue::Str("chat".into()));
+                put("gen_ai.request.model", PlanValue::Str(model.into()));
+                put("gen_ai.is_streaming", PlanValue::Bool(stream));
+                if usage {
+                    put("gen_ai.response.model", PlanValue::Str(model.into()));
+                    put("gen_ai.usage.prompt_tokens", PlanValue::Int(input + cache_write));
+                    put("gen_ai.usage.completion_tokens", PlanValue::Int(output));
+                    put("gen_ai.usage.cache_read_input_tokens", PlanValue::Int(cached));
+                    put("gen_ai.usage.cache_creation_input_tokens", PlanValue::Int(cache_write));
+                    put("gen_ai.usage.reasoning_tokens", PlanValue::Int(reasoning));
+                }
+            }
+            PlanDialect::Vercel => {
+                put(
+                    "ai.operationId",
+                    PlanValue::Str(
+                        if stream {
+                            "ai.streamText.doStream"
+                        } else {
+                            "ai.generateText.doGenerate"
+                        }
+                        .into(),
+                    ),
+                );
+                put("ai.model.id", PlanValue::Str(model.into()));
+                put("ai.model.provider", PlanValue::Str(format!("{provider}.chat")));
+                if usage {
+                    put("ai.response.id", PlanValue::Str(response_id));
+                    put("ai.usage.inputTokens", PlanValue::Int(input + cache_write));
+                    put(
+                        "ai.usage.inputTokenDetails.noCacheTokens",
+                        PlanValue::Int(input - cached),
+                    );
+                    put("ai.usage.outputTokens", PlanValue::Int(output));
+                    put("ai.usage.cachedInputTokens", PlanValue::Int(cached));
+                    put(
+                        "ai.usage.inputTokenDetails.cacheWriteTokens",
+                        PlanValue::Int(cache_write),
+                    );
+                    put("ai.usage.reasoningTokens", PlanValue::Int(reasoning));
+                    put("ai.response.finishReason", PlanValue::Str("stop".into()));
+                    if stream {
+                        put("ai.response.msToFirstChunk", PlanValue::Double(ttft * 1000.0));
+                    }
+                }
+            }
+        }
+        let error = error.map(|(ty, msg)| {
+            a.push(("error.type".into(), PlanValue::Str(ty.into())));
+            msg.to_owned()
+        });
+        PlannedSpan {
+            name: format!("chat {model}"),
+            parent,
+            client: true,
+            start: t,
+            end: end.max(t + 1),
+            attributes: a,
+            error,
+        }
+    }
+
+    fn agent(&mut self, service: &str, t: u64, dialect: PlanDialect, tenant: &str, steps: usize) -> Vec<PlannedSpan> {
+        let name = ["planner", "researcher", "support-agent"][self.rng.below(3) as usize];
+        let mut spans = vec![PlannedSpan {
+            name: format!("invoke_agent {name}"),
+            parent: None,
+            client: false,
+            start: t,
+            end: t,
+            attributes: vec![
+                ("gen_ai.operation.name".into(), PlanValue::Str("invoke_agent".into())),
+                ("gen_ai.agent.name".into(), PlanValue::Str(name.into())),
+                ("tenant.id".into(), PlanValue::Str(tenant.to_owned())),
+            ],
+            error: None,
+        }];
+        let mut cursor = t + 5_000_000;
+        for step in 0..steps {
+            let call = self.model_call(service, cursor, Some(0), dialect, tenant);
+            cursor = call.end + 2_000_000;
+            spans.push(call);
+            if step + 1 < steps {
+                let tool = TOOLS[self.rng.below(TOOLS.len() as u64) as usize];
+                let len = (20 + self.rng.below(800)) * 1_000_000;
+                spans.push(PlannedSpan {
+                    name: format!("execute_tool {tool}"),
+                    parent: Some(0),
+                    client: false,
+                    start: cursor,
+                    end: cursor + len,
+                    attributes: vec![
+                        ("gen_ai.operation.name".into(), PlanValue::Str("execute_tool".into())),
+                        ("gen_ai.tool.name".into(), PlanValue::Str(tool.into())),
+                        (
+                            "gen_ai.tool.call.id".into(),
+                            PlanValue::Str(format!("call_{:08x}", self.rng.next_u64() as u32)),
+                        ),
+                    ],
+                    error: None,
+                });
+                cursor += len + 2_000_000;
+            }
+        }
+        spans[0].end = cursor + 5_000_000;
+        spans
+    }
+}
+
+impl Iterator for Traces<'_> {
+    type Item = TracePlan;
+
+    fn next(&mut self) -> Option<TracePlan> {
+        // Exponential gaps at the seasonal rate.
+        let rate = (self.s.traces_per_second * seasonality(self.now)).max(1e-9);
+        let gap = -(1.0 - self.uniform()).ln() / rate;
+        self.now += (gap * 1e9) as u64;
+        let t = self.now;
+        self.n += 1;
+        let si = self.rng.below(SERVICES.len() as u64) as usize;
+        let service = SERVICES[si];
+        let dialect = self.s.dialects[(self.n as usize) % self.s.dialects.len().max(1)];
+        let tenant = format!("tenant-{}", self.rng.below(self.s.tenants.max(1) as u64) + 1);
+        // The runaway loop starts with the incident service's first trace after the incident time.
+        let runaway = !self.runaway_done
+            && self
+                .incidents
+                .iter()
+                .any(|i| i.kind == IncidentKind::RunawayAgent && t >= i.start && service == i.service);
+        let spans = if runaway {
+            self.runaway_done = true;
+            self.agent(service, t, dialect, &tenant, 40)
+        } else {
+            match self.rng.below(10) {
+                0..=2 => {
+                    let steps = 2 + self.rng.below(3) as usize;
+                    self.agent(service, t, dialect, &tenant, steps)
+                }
+                3 => {
+                    let input = 16 + self.rng.below(2_000) as i64;
+                    vec![PlannedSpan {
+                        name: "embeddings text-embedding-3-small".into(),
+                        parent: None,
+                        client: true,
+                        start: t,
+                        end: t + (30 + self.rng.below(200)) * 1_000_000,
+                        attributes: vec![
+                            ("gen_ai.operation.name".into(), PlanValue::Str("embeddings".into())),
+                            ("gen_ai.provider.name".into(), PlanValue::Str("openai".into())),
+                            (
+                                "gen_ai.request.model".into(),
+                                PlanValue::Str("text-embedding-3-small".into()),
+                            ),
+                            ("gen_ai.usage.input_tokens".into(), PlanValue::Int(input)),
+                            ("tenant.id".into(), PlanValue::Str(tenant.clone())),
+                        ],
+                        error: None,
+                    }]
+                }
+                _ => vec![self.model_call(service, t, None, dialect, &tenant)],
+            }
+        };
+        Some(TracePlan {
+            service: service.to_owned(),
+            environment: ENVIRONMENTS[si].to_owned(),
+            spans,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            seed: 7,
+            start: 1_763_600_000 * NS,
+            length: 3600 * NS,
+            traces_per_second: 5.0,
+            dialects: vec![
+                PlanDialect::Otel,
+                PlanDialect::OpenInference,
+                PlanDialect::OpenLlmetry,
+                PlanDialect::Vercel,
+            ],
+            tenants: 3,
+            incidents: true,
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_traces() {
+        let s = scenario();
+        let a: Vec<_> = s.traces().take(500).collect();
+        let b: Vec<_> = s.traces().take(500).collect();
+        assert_eq!(a, b);
+        let other = Scenario { seed: 8, ..scenario() };
+        assert_ne!(a, other.traces().take(500).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn children_lie_inside_their_agents_and_incidents_show() {
+        let s = scenario();
+        let traces: Vec<_> = s
+            .traces()
+            .take_while(|t| t.spans[0].start < s.start + s.length)
+            .collect();
+        assert!(traces.len() > 10_000, "{}", traces.len());
+        let mut runaway = 0;
+        for t in &traces {
+            for sp in &t.spans {
+                assert!(sp.end > sp.start);
+                if let Some(p) = sp.parent {
+                    assert!(t.spans[p].start <= sp.start && sp.end <= t.spans[p].end);
+                }
+            }
+            if t.spans.len() > 40 {
+                runaway += 1;
+            }
+        }
+        assert_eq!(runaway, 1, "exactly one runaway agent loop");
+        let spike = &s.incidents()[0];
+        let out = |inside: bool| {
+            let (mut sum, mut n) = (0i64, 0i64);
+            for t in traces.iter().filter(|t| t.service == spike.service) {
+                for sp in &t.spans {
+                    if (spike.start <= sp.start && sp.start < spike.end) != inside {
+                        continue;
+                    }
+                    for (k, v) in &sp.attributes {
+                        if let (true, PlanValue::Int(x)) = (k == "gen_ai.usage.output_tokens", v) {
+                            sum += x;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            sum as f64 / n.max(1) as f64
+        };
+        assert!(
+            out(true) > 5.0 * out(false),
+            "cost spike visible: {} vs {}",
+            out(true),
+            out(false)
+        );
+    }
+
+    #[test]
+    fn seasonality_peaks_on_weekday_afternoons() {
+        let monday_3am = 1_763_942_400 * NS + 3 * HOUR; // 2025-11-24 03:00 UTC, a Monday
+        let monday_3pm = monday_3am + 12 * HOUR;
+        let sunday_3pm = monday_3pm - 24 * HOUR;
+        assert!(seasonality(monday_3pm) > 2.0 * seasonality(monday_3am));
+        assert!(seasonality(monday_3pm) > 1.5 * seasonality(sunday_3pm));
+    }
+}
