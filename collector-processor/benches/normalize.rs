@@ -1,5 +1,6 @@
 //! Per-span cost of the ingest path on one core, beside its baseline in the same run:
 //! - `decode_protobuf/512` is the bare prost decode of a 512-span realistic request (the baseline);
+//! - `wire_decode_protobuf/512` is llmhub's borrowing decoder alone, on the same payloads;
 //! - `decode_process_protobuf/512` decodes and runs the GenAI processor (normalize, deduplicate,
 //!   record into the metrics state), which is what `llmhub serve` does per request;
 //! - the same two for OTLP/JSON.
@@ -44,6 +45,14 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             k = (k + 1) % protobuf.len();
             ExportTraceServiceRequest::decode(&protobuf[k][..]).expect("decodes")
+        })
+    });
+    g.bench_function("wire_decode_protobuf/512", |b| {
+        b.iter(|| {
+            k = (k + 1) % protobuf.len();
+            llmhub::receivers::otlp::wire::decode_request(&protobuf[k])
+                .expect("decodes")
+                .len()
         })
     });
     let p = processor();

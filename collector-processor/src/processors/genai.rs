@@ -4,7 +4,7 @@
 
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::metrics::Metrics;
-use crate::receivers::otlp::view;
+use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, NormalizeOptions, Outcome};
@@ -59,6 +59,12 @@ impl GenAiProcessor {
 
     /// Processes one decoded export request.
     pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
+        self.process_views(&view::request(req), transport)
+    }
+
+    /// Processes a request already viewed (decoded by [`crate::receivers::otlp::wire`], or from
+    /// prost messages by [`view::request`]).
+    pub fn process_views(&self, req: &[ResourceView<'_>], transport: &'static str) -> ExportSummary {
         let mut summary = ExportSummary::default();
         let mut problems: Vec<String> = Vec::new();
         let mut more_problems = 0usize;
@@ -70,18 +76,16 @@ impl GenAiProcessor {
             }
         };
         let mut not_genai = 0u64;
-        for (ri, rs) in req.resource_spans.iter().enumerate() {
-            let resource = view::attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]));
-            let base = ContextView::new(&resource, "", &self.opts.tenant_keys);
-            for (si, ss) in rs.scope_spans.iter().enumerate() {
+        for (ri, rs) in req.iter().enumerate() {
+            let base = ContextView::new(&rs.attributes, "", &self.opts.tenant_keys);
+            for (si, ss) in rs.scopes.iter().enumerate() {
                 let ctx = ContextView {
-                    scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+                    scope_name: ss.scope_name,
                     ..base.clone()
                 };
                 for (pi, span) in ss.spans.iter().enumerate() {
                     summary.received += 1;
-                    let sv = view::span(span);
-                    match normalize(&ctx, &sv, &self.opts) {
+                    match normalize(&ctx, span, &self.opts) {
                         Outcome::NotGenAi => not_genai += 1,
                         Outcome::Rejected(reason) => {
                             summary.rejected += 1;
@@ -96,7 +100,7 @@ impl GenAiProcessor {
                                     &mut problems,
                                     format!(
                                         "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}",
-                                        llmhub_core::normalize::short(&span.name)
+                                        llmhub_core::normalize::short(span.name)
                                     ),
                                 );
                             }

@@ -22,9 +22,9 @@ pub fn traces_protobuf(
     body: &[u8],
     transport: &'static str,
 ) -> Result<ExportTraceServiceResponse, String> {
-    let req = ExportTraceServiceRequest::decode(body)
-        .map_err(|e| format!("malformed ExportTraceServiceRequest protobuf: {e}"))?;
-    Ok(process(p, &req, transport))
+    let views =
+        super::wire::decode_request(body).map_err(|e| format!("malformed ExportTraceServiceRequest protobuf: {e}"))?;
+    Ok(response(p.process_views(&views, transport)))
 }
 
 /// Processes a decoded trace request into its response.
@@ -33,7 +33,10 @@ pub fn process(
     req: &ExportTraceServiceRequest,
     transport: &'static str,
 ) -> ExportTraceServiceResponse {
-    let s = p.process(req, transport);
+    response(p.process(req, transport))
+}
+
+fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceResponse {
     let partial_success = (s.rejected > 0 || !s.message.is_empty()).then_some(ExportTracePartialSuccess {
         rejected_spans: s.rejected as i64,
         error_message: s.message,

@@ -1,11 +1,49 @@
 //! Borrowed views of decoded OTLP protobuf messages, the input of normalization.
 
 use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-/// Deepest array nesting read; deeper values read as [`Value::Other`].
-const MAX_DEPTH: usize = 4;
+/// One instrumentation scope's spans.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScopeView<'a> {
+    /// Scope name.
+    pub scope_name: &'a str,
+    /// Spans.
+    pub spans: Vec<SpanView<'a>>,
+}
+
+/// One resource's attributes and scopes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourceView<'a> {
+    /// Resource attributes.
+    pub attributes: Vec<Attribute<'a>>,
+    /// Scopes.
+    pub scopes: Vec<ScopeView<'a>>,
+}
+
+/// Views a decoded request.
+pub fn request(req: &ExportTraceServiceRequest) -> Vec<ResourceView<'_>> {
+    req.resource_spans
+        .iter()
+        .map(|rs| ResourceView {
+            attributes: attributes(rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..])),
+            scopes: rs
+                .scope_spans
+                .iter()
+                .map(|ss| ScopeView {
+                    scope_name: ss.scope.as_ref().map_or("", |s| s.name.as_str()),
+                    spans: ss.spans.iter().map(span).collect(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Deepest array nesting read; deeper values read as [`Value::Other`] (the same bound as the
+/// borrowing decoder in `wire.rs`).
+const MAX_DEPTH: usize = 8;
 
 /// Views one attribute value.
 pub fn value(v: Option<&AnyValue>) -> Value<'_> {

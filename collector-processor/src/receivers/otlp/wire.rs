@@ -1,0 +1,395 @@
+//! A borrowing decoder for `ExportTraceServiceRequest` protobuf: the request bytes are read
+//! straight into the views normalization consumes, with every string borrowed from the buffer.
+//! The owned prost decode spends most of its time allocating the strings of attributes llmhub never
+//! reads; this decoder allocates only the attribute and span lists.
+//!
+//! For the fields llmhub reads it decodes as the generated decoder does (unknown fields skipped, the
+//! last value wins for singular fields, repeated fields accumulate, strings must be UTF-8); the
+//! contents of fields it does not read (links, trace state, scope version and attributes, key-value
+//! lists, bytes) are skipped by length without being checked. Malformed framing is refused with a
+//! message, never a panic. A test compares it with prost on every fixture and on random input.
+
+use super::view::{ResourceView, ScopeView};
+use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
+
+/// Deepest `AnyValue` nesting read; deeper values are skipped and read as [`Value::Other`].
+const MAX_DEPTH: usize = 8;
+
+type Result<T> = std::result::Result<T, String>;
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32,
+    /// A (deprecated) group: skipped, as the generated decoder skips unknown groups.
+    Group,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn varint(&mut self) -> Result<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos) else {
+                return Err("truncated varint".to_owned());
+            };
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err("varint longer than 10 bytes".to_owned())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or("length beyond the end of the message")?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// The next field, or `None` at the end.
+    fn next(&mut self) -> Result<Option<(u32, Field<'a>)>> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let number = u32::try_from(key >> 3).map_err(|_| "field number out of range".to_owned())?;
+        if number == 0 {
+            return Err("field number 0".to_owned());
+        }
+        let field = match key & 7 {
+            0 => Field::Varint(self.varint()?),
+            1 => {
+                let b = self.take(8)?;
+                Field::Fixed64(u64::from_le_bytes(b.try_into().map_err(|_| "short fixed64")?))
+            }
+            2 => {
+                let len = usize::try_from(self.varint()?).map_err(|_| "length out of range".to_owned())?;
+                Field::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Field::Fixed32
+            }
+            3 => {
+                self.skip_group(number, 0)?;
+                Field::Group
+            }
+            w => return Err(format!("unsupported wire type {w} for field {number}")),
+        };
+        Ok(Some((number, field)))
+    }
+
+    /// Skips a group's fields up to its end marker.
+    fn skip_group(&mut self, number: u32, depth: usize) -> Result<()> {
+        if depth > 100 {
+            return Err("recursion limit reached".to_owned());
+        }
+        loop {
+            if self.pos >= self.buf.len() {
+                return Err("unterminated group".to_owned());
+            }
+            let key = self.varint()?;
+            let inner = u32::try_from(key >> 3).map_err(|_| "field number out of range".to_owned())?;
+            if inner == 0 {
+                return Err("field number 0".to_owned());
+            }
+            match key & 7 {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let len = usize::try_from(self.varint()?).map_err(|_| "length out of range".to_owned())?;
+                    self.take(len)?;
+                }
+                5 => {
+                    self.take(4)?;
+                }
+                3 => self.skip_group(inner, depth + 1)?,
+                4 if inner == number => return Ok(()),
+                4 => return Err("unexpected end group".to_owned()),
+                w => return Err(format!("unsupported wire type {w}")),
+            }
+        }
+    }
+}
+
+fn string<'a>(f: Field<'a>, what: &str) -> Result<&'a str> {
+    match f {
+        Field::Bytes(b) => std::str::from_utf8(b).map_err(|_| format!("{what}: invalid UTF-8")),
+        _ => Err(format!("{what}: wrong wire type")),
+    }
+}
+
+fn bytes<'a>(f: Field<'a>, what: &str) -> Result<&'a [u8]> {
+    match f {
+        Field::Bytes(b) => Ok(b),
+        _ => Err(format!("{what}: wrong wire type")),
+    }
+}
+
+fn fixed64(f: Field<'_>, what: &str) -> Result<u64> {
+    match f {
+        Field::Fixed64(v) => Ok(v),
+        _ => Err(format!("{what}: wrong wire type")),
+    }
+}
+
+fn varint(f: Field<'_>, what: &str) -> Result<u64> {
+    match f {
+        Field::Varint(v) => Ok(v),
+        _ => Err(format!("{what}: wrong wire type")),
+    }
+}
+
+/// Decodes a request into views borrowing from `buf`.
+pub fn decode_request(buf: &[u8]) -> Result<Vec<ResourceView<'_>>> {
+    let mut r = Reader::new(buf);
+    let mut out = Vec::new();
+    while let Some((n, f)) = r.next()? {
+        if n == 1 {
+            out.push(resource_spans(bytes(f, "resource_spans")?)?);
+        }
+    }
+    Ok(out)
+}
+
+fn resource_spans(buf: &[u8]) -> Result<ResourceView<'_>> {
+    let mut r = Reader::new(buf);
+    let mut view = ResourceView {
+        attributes: Vec::new(),
+        scopes: Vec::new(),
+    };
+    while let Some((n, f)) = r.next()? {
+        match n {
+            1 => {
+                let mut rr = Reader::new(bytes(f, "resource")?);
+                while let Some((m, g)) = rr.next()? {
+                    if m == 1 {
+                        view.attributes.push(key_value(bytes(g, "resource.attributes")?, 0)?);
+                    }
+                }
+            }
+            2 => view.scopes.push(scope_spans(bytes(f, "scope_spans")?)?),
+            _ => {}
+        }
+    }
+    Ok(view)
+}
+
+fn scope_spans(buf: &[u8]) -> Result<ScopeView<'_>> {
+    let mut r = Reader::new(buf);
+    let mut view = ScopeView {
+        scope_name: "",
+        spans: Vec::new(),
+    };
+    while let Some((n, f)) = r.next()? {
+        match n {
+            1 => {
+                let mut rr = Reader::new(bytes(f, "scope")?);
+                while let Some((m, g)) = rr.next()? {
+                    if m == 1 {
+                        view.scope_name = string(g, "scope.name")?;
+                    }
+                }
+            }
+            2 => view.spans.push(span(bytes(f, "span")?)?),
+            _ => {}
+        }
+    }
+    Ok(view)
+}
+
+fn span(buf: &[u8]) -> Result<SpanView<'_>> {
+    let mut r = Reader::new(buf);
+    let mut s = SpanView::default();
+    while let Some((n, f)) = r.next()? {
+        match n {
+            1 => s.trace_id = bytes(f, "span.trace_id")?,
+            2 => s.span_id = bytes(f, "span.span_id")?,
+            4 => s.parent_span_id = bytes(f, "span.parent_span_id")?,
+            5 => s.name = string(f, "span.name")?,
+            7 => s.start_unix_nano = fixed64(f, "span.start_time_unix_nano")?,
+            8 => s.end_unix_nano = fixed64(f, "span.end_time_unix_nano")?,
+            9 => s.attributes.push(key_value(bytes(f, "span.attributes")?, 0)?),
+            11 => s.events.push(event(bytes(f, "span.events")?)?),
+            15 => {
+                let mut rr = Reader::new(bytes(f, "span.status")?);
+                while let Some((m, g)) = rr.next()? {
+                    match m {
+                        2 => s.status_message = string(g, "span.status.message")?,
+                        3 => s.status_code = StatusCode::from_i32(varint(g, "span.status.code")? as i32),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+fn event(buf: &[u8]) -> Result<EventView<'_>> {
+    let mut r = Reader::new(buf);
+    let mut e = EventView::default();
+    while let Some((n, f)) = r.next()? {
+        match n {
+            1 => e.time_unix_nano = fixed64(f, "event.time_unix_nano")?,
+            2 => e.name = string(f, "event.name")?,
+            3 => e.attributes.push(key_value(bytes(f, "event.attributes")?, 0)?),
+            _ => {}
+        }
+    }
+    Ok(e)
+}
+
+fn key_value(buf: &[u8], depth: usize) -> Result<Attribute<'_>> {
+    let mut r = Reader::new(buf);
+    let (mut key, mut value) = ("", Value::Other);
+    while let Some((n, f)) = r.next()? {
+        match n {
+            1 => key = string(f, "key")?,
+            2 => value = any_value(bytes(f, "value")?, depth)?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+fn any_value(buf: &[u8], depth: usize) -> Result<Value<'_>> {
+    let mut r = Reader::new(buf);
+    let mut value = Value::Other;
+    while let Some((n, f)) = r.next()? {
+        value = match n {
+            1 => Value::Str(string(f, "string_value")?),
+            2 => Value::Bool(varint(f, "bool_value")? != 0),
+            3 => Value::Int(varint(f, "int_value")? as i64),
+            4 => Value::Double(f64::from_bits(fixed64(f, "double_value")?)),
+            5 => {
+                let inner = bytes(f, "array_value")?;
+                if depth >= MAX_DEPTH {
+                    Value::Other
+                } else {
+                    let mut items = Vec::new();
+                    let mut rr = Reader::new(inner);
+                    while let Some((m, g)) = rr.next()? {
+                        if m == 1 {
+                            items.push(any_value(bytes(g, "array_value.values")?, depth + 1)?);
+                        }
+                    }
+                    Value::Array(items)
+                }
+            }
+            6 => {
+                bytes(f, "kvlist_value")?;
+                Value::Other
+            }
+            7 => {
+                bytes(f, "bytes_value")?;
+                Value::Other
+            }
+            _ => value,
+        };
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::receivers::otlp::{json, view};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use proptest::prelude::*;
+    use prost::Message;
+
+    /// Debug text compares NaN doubles as equal.
+    fn same(a: &[ResourceView<'_>], b: &[ResourceView<'_>]) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    fn check(bytes: &[u8]) {
+        let ours = decode_request(bytes);
+        if let Ok(req) = ExportTraceServiceRequest::decode(bytes) {
+            let ours = ours.unwrap_or_else(|e| panic!("prost decodes but wire fails: {e}"));
+            assert!(same(&ours, &view::request(&req)), "views differ");
+        }
+    }
+
+    #[test]
+    fn matches_prost_on_every_dialect_fixture_and_realistic_batches() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let req = json::decode_traces(&std::fs::read(&path).unwrap()).unwrap();
+                let bytes = req.encode_to_vec();
+                assert!(
+                    same(&decode_request(&bytes).unwrap(), &view::request(&req)),
+                    "{}",
+                    path.display()
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 10);
+        for seed in 0..8 {
+            let req = crate::testkit::realistic_request(512, seed);
+            let bytes = req.encode_to_vec();
+            assert!(same(&decode_request(&bytes).unwrap(), &view::request(&req)));
+        }
+    }
+
+    #[test]
+    fn malformed_input_is_refused_with_a_message() {
+        for bad in [
+            &[0xff, 0xff, 0xff][..],
+            &[0x0a, 0x05, 0x01][..],
+            &[0x0b][..],
+            &[0x00, 0x01][..],
+        ] {
+            let err = decode_request(bad).unwrap_err();
+            assert!(!err.is_empty());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Random bytes never panic, and whatever prost accepts decodes to the same views.
+        #[test]
+        fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            check(&bytes);
+        }
+
+        /// Corrupted real requests: truncated or with bytes flipped.
+        #[test]
+        fn corrupted_requests(seed in 0u64..4, cut in 0usize..4000, flips in proptest::collection::vec((0usize..4000, any::<u8>()), 0..4)) {
+            let mut bytes = crate::testkit::realistic_request(4, seed).encode_to_vec();
+            for (at, v) in flips {
+                let i = at % bytes.len();
+                bytes[i] ^= v;
+            }
+            bytes.truncate(cut.min(bytes.len()));
+            check(&bytes);
+        }
+    }
+}
