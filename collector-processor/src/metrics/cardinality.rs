@@ -9,7 +9,7 @@
 //!
 //! Both events are counted in `llmhub.cardinality.overflow` (by metric and label).
 
-use std::collections::{HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::sync::Mutex;
 
 /// Value that replaces a label value past the limits.
@@ -99,7 +99,7 @@ impl CardinalityLimiter {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        inner.series.get(metric).map_or(0, HashSet::len)
+        inner.series.get(metric).map_or(0, |s| s.len())
     }
 }
 

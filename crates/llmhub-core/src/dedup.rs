@@ -16,7 +16,8 @@
 //! and at most 64 calls per fingerprint are compared.
 
 use crate::record::{LlmCall, SpanRole, Usage};
-use std::collections::{HashMap, HashSet, VecDeque};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use std::collections::VecDeque;
 
 /// Why a call was found to be a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
