@@ -43,7 +43,8 @@ struct TrafficArgs {
     /// Seed: a fixed seed (with --start or --backfill) gives identical spans.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Dialects to emit, comma-separated: otel, openinference, openllmetry, vercel, or mixed.
+    /// Dialects to emit, comma-separated: otel, openinference, openllmetry, vercel, openlit,
+    /// langfuse, pydantic-ai, or mixed (all of them, rotated per trace).
     #[arg(long, default_value = "mixed")]
     dialect: String,
     /// Number of tenants (tenant.id values).
@@ -353,13 +354,16 @@ fn traffic(t: &TrafficArgs) -> anyhow::Result<(Vec<llmhub::loadgen::scenario::Pl
     let mut dialects = Vec::new();
     for name in t.dialect.split(',').map(str::trim) {
         match name {
-            "mixed" => dialects.extend([D::Otel, D::OpenInference, D::OpenLlmetry, D::Vercel]),
+            "mixed" => dialects.extend(D::ALL),
             "otel" => dialects.push(D::Otel),
             "openinference" => dialects.push(D::OpenInference),
             "openllmetry" => dialects.push(D::OpenLlmetry),
             "vercel" => dialects.push(D::Vercel),
+            "openlit" => dialects.push(D::OpenLit),
+            "langfuse" => dialects.push(D::Langfuse),
+            "pydantic-ai" => dialects.push(D::PydanticAi),
             other => anyhow::bail!(
-                "--dialect: unknown dialect {other:?}; use otel, openinference, openllmetry, vercel or mixed"
+                "--dialect: unknown dialect {other:?}; use otel, openinference, openllmetry, vercel, openlit, langfuse, pydantic-ai or mixed"
             ),
         }
     }

@@ -26,12 +26,7 @@ fn config(endpoint: String, transport: Transport, ground_truth: Option<std::path
             DAY_START + 14 * 3_600_000_000_000 + 600_000_000_000,
         )),
         start: None,
-        dialects: vec![
-            PlanDialect::Otel,
-            PlanDialect::OpenInference,
-            PlanDialect::OpenLlmetry,
-            PlanDialect::Vercel,
-        ],
+        dialects: PlanDialect::ALL.to_vec(),
         tenants: 3,
         incidents: true,
         ground_truth,
@@ -83,6 +78,15 @@ async fn generated_traffic_arrives_whole_priced_and_reproducible() {
     assert!(sum(&m, "llmhub_tokens_total", &[("llmhub_token_bucket", "reasoning")]) > 0.0);
     assert!(sum(&m, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &[]) > 50.0);
     assert!(sum(&m, "llmhub_errors_total", &[]) > 0.0);
+    // Every dialect's usage was read: only the failed calls (which report none) lack usage.
+    assert_eq!(
+        sum(&m, "llmhub_usage_missing_total", &[]),
+        sum(&m, "llmhub_errors_total", &[])
+    );
+    assert!(
+        sum(&m, "gen_ai_server_time_to_first_token_seconds_count", &[]) > 0.0,
+        "OpenLIT server TTFT"
+    );
     let lines = std::fs::read_to_string(&truth).expect("ground truth");
     assert_eq!(lines.lines().count(), 4, "{lines}");
     assert!(lines.contains("\"kind\":\"runaway_agent_loop\""), "{lines}");

@@ -60,6 +60,38 @@ pub enum PlanDialect {
     OpenLlmetry,
     /// Vercel AI SDK.
     Vercel,
+    /// OpenLIT (raw Anthropic input counts exclude the cache).
+    OpenLit,
+    /// Langfuse OpenTelemetry mode (disjoint usage details).
+    Langfuse,
+    /// pydantic-ai / Logfire.
+    PydanticAi,
+}
+
+impl PlanDialect {
+    /// Every dialect the generator emits.
+    pub const ALL: [PlanDialect; 7] = [
+        PlanDialect::Otel,
+        PlanDialect::OpenInference,
+        PlanDialect::OpenLlmetry,
+        PlanDialect::Vercel,
+        PlanDialect::OpenLit,
+        PlanDialect::Langfuse,
+        PlanDialect::PydanticAi,
+    ];
+}
+
+/// RFC 3339 with milliseconds, UTC, as Langfuse writes timestamps.
+fn rfc3339(nanos: u64) -> String {
+    let day = llmhub_pricing::date::Date::from_unix_nanos(nanos);
+    let in_day = nanos % (86_400 * NS);
+    let (h, m, sec, ms) = (
+        in_day / HOUR,
+        in_day / (60 * NS) % 60,
+        in_day / NS % 60,
+        in_day / 1_000_000 % 1000,
+    );
+    format!("{day}T{h:02}:{m:02}:{sec:02}.{ms:03}Z")
 }
 
 /// Kinds of injected incidents.
@@ -146,6 +178,7 @@ const SERVICES: &[&str] = &["checkout-assistant", "support-bot", "search-rag", "
 const ENVIRONMENTS: &[&str] = &["production", "production", "production", "staging"];
 const TOOLS: &[&str] = &["search_docs", "get_order", "create_ticket", "web_search", "run_sql"];
 const ERRORS: &[(&str, &str)] = &[
+    ("_OTHER", "unexpected response from the gateway"),
     ("RateLimitError", "429 Too Many Requests: rate limit reached"),
     (
         "BadRequestError",
@@ -288,7 +321,7 @@ impl Traces<'_> {
             duration *= 4.0;
         }
         let error = if self.active(IncidentKind::ErrorBurst, service, t).is_some() && self.rng.below(2) == 0 {
-            Some(ERRORS[0])
+            Some(ERRORS[1])
         } else if self.rng.below(50) == 0 {
             Some(ERRORS[self.rng.below(ERRORS.len() as u64) as usize])
         } else {
@@ -357,6 +390,70 @@ impl Traces<'_> {
                     put("gen_ai.usage.cache_read_input_tokens", PlanValue::Int(cached));
                     put("gen_ai.usage.cache_creation_input_tokens", PlanValue::Int(cache_write));
                     put("gen_ai.usage.reasoning_tokens", PlanValue::Int(reasoning));
+                }
+            }
+            PlanDialect::OpenLit => {
+                put("telemetry.sdk.name", PlanValue::Str("openlit".into()));
+                put("gen_ai.operation.name", PlanValue::Str("chat".into()));
+                put("gen_ai.system", PlanValue::Str(provider.into()));
+                put("gen_ai.request.model", PlanValue::Str(model.into()));
+                put("gen_ai.request.is_stream", PlanValue::Bool(stream));
+                if usage {
+                    // OpenLIT passes Anthropic's raw input count, which excludes cache reads and writes.
+                    let input_count = if provider == "anthropic" {
+                        input - cached
+                    } else {
+                        input + cache_write
+                    };
+                    put("gen_ai.response.model", PlanValue::Str(model.into()));
+                    put("gen_ai.usage.input_tokens", PlanValue::Int(input_count));
+                    put("gen_ai.usage.output_tokens", PlanValue::Int(output));
+                    put("gen_ai.usage.cache_read.input_tokens", PlanValue::Int(cached));
+                    put("gen_ai.usage.cache_creation.input_tokens", PlanValue::Int(cache_write));
+                    put("gen_ai.usage.reasoning_tokens", PlanValue::Int(reasoning));
+                    if stream {
+                        put("gen_ai.server.time_to_first_token", PlanValue::Double(ttft));
+                        let tpot = (duration - ttft) / (output.max(2) - 1) as f64;
+                        put("gen_ai.server.time_per_output_token", PlanValue::Double(tpot));
+                    }
+                }
+            }
+            PlanDialect::Langfuse => {
+                put("langfuse.observation.type", PlanValue::Str("generation".into()));
+                put("langfuse.observation.model.name", PlanValue::Str(model.into()));
+                if usage {
+                    // Langfuse usage details are disjoint buckets.
+                    let details = format!(
+                        "{{\"input\": {}, \"input_cached_tokens\": {cached}, \"input_cache_creation\": {cache_write}, \"output\": {}, \"output_reasoning_tokens\": {reasoning}}}",
+                        input - cached,
+                        output - reasoning
+                    );
+                    put("langfuse.observation.usage_details", PlanValue::Str(details));
+                    if stream {
+                        put(
+                            "langfuse.observation.completion_start_time",
+                            PlanValue::Str(rfc3339(t + (ttft * 1e9) as u64)),
+                        );
+                    }
+                }
+            }
+            PlanDialect::PydanticAi => {
+                put("logfire.span_type", PlanValue::Str("span".into()));
+                put("logfire.msg", PlanValue::Str(format!("chat {model}")));
+                put("gen_ai.operation.name", PlanValue::Str("chat".into()));
+                put("gen_ai.provider.name", PlanValue::Str(provider.into()));
+                put("gen_ai.system", PlanValue::Str(provider.into()));
+                put("gen_ai.request.model", PlanValue::Str(model.into()));
+                if usage {
+                    put("gen_ai.response.model", PlanValue::Str(model.into()));
+                    put("gen_ai.usage.input_tokens", PlanValue::Int(input + cache_write));
+                    put("gen_ai.usage.output_tokens", PlanValue::Int(output));
+                    put("gen_ai.usage.details.cache_read_tokens", PlanValue::Int(cached));
+                    put("gen_ai.usage.details.cache_write_tokens", PlanValue::Int(cache_write));
+                    put("gen_ai.usage.details.reasoning_tokens", PlanValue::Int(reasoning));
+                    if stream {
+                        put("gen_ai.client.operation.time_to_first_chunk", PlanValue::Double(ttft));
+                    }
                 }
             }
             PlanDialect::Vercel => {
@@ -527,12 +624,7 @@ mod tests {
             start: 1_763_600_000 * NS,
             length: 3600 * NS,
             traces_per_second: 5.0,
-            dialects: vec![
-                PlanDialect::Otel,
-                PlanDialect::OpenInference,
-                PlanDialect::OpenLlmetry,
-                PlanDialect::Vercel,
-            ],
+            dialects: PlanDialect::ALL.to_vec(),
             tenants: 3,
             incidents: true,
         }
@@ -592,6 +684,16 @@ mod tests {
             "cost spike visible: {} vs {}",
             out(true),
             out(false)
+        );
+    }
+
+    #[test]
+    fn langfuse_timestamps_are_rfc3339() {
+        let t = 1_763_600_000 * NS + 123_456_789;
+        assert_eq!(rfc3339(t), "2025-11-20T00:53:20.123Z");
+        assert_eq!(
+            llmhub_core::timefmt::rfc3339_to_unix_nanos(&rfc3339(t)),
+            Some(t - 456_789)
         );
     }
 
