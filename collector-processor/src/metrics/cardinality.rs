@@ -22,6 +22,7 @@ pub type Labels = Vec<(&'static str, String)>;
 #[derive(Debug)]
 pub struct CardinalityLimiter {
     max_series: usize,
+    hasher: ahash::RandomState,
     max_values: usize,
     inner: Mutex<Inner>,
 }
@@ -29,7 +30,9 @@ pub struct CardinalityLimiter {
 #[derive(Debug, Default)]
 struct Inner {
     values: HashMap<&'static str, HashSet<String>>,
-    series: HashMap<&'static str, HashSet<Labels>>,
+    /// Admitted label sets per metric, as 64-bit digests: the families hold the labels themselves,
+    /// and keeping a second copy here doubled the memory of every series.
+    series: HashMap<&'static str, HashSet<u64>>,
 }
 
 /// What the limiter did to a label set.
@@ -46,6 +49,7 @@ impl CardinalityLimiter {
     pub fn new(max_series_per_metric: usize, max_values_per_label: usize) -> Self {
         CardinalityLimiter {
             max_series: max_series_per_metric.max(1),
+            hasher: ahash::RandomState::new(),
             max_values: max_values_per_label.max(1),
             inner: Mutex::new(Inner::default()),
         }
@@ -75,8 +79,9 @@ impl CardinalityLimiter {
                 }
             }
         }
+        let digest = self.hasher.hash_one(&*labels);
         let series = inner.series.entry(metric).or_default();
-        if !series.contains(labels) {
+        if !series.contains(&digest) {
             if series.len() >= self.max_series {
                 for (_, v) in labels.iter_mut() {
                     *v = OVERFLOW_VALUE.to_owned();
@@ -85,7 +90,7 @@ impl CardinalityLimiter {
                 adm.overflowed_series = true;
                 return adm;
             }
-            series.insert(labels.clone());
+            series.insert(digest);
         }
         for (key, value) in pending {
             inner.values.entry(key).or_default().insert(value);
