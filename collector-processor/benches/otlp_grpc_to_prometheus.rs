@@ -41,7 +41,7 @@ fn decode_rate(payloads: &[Bytes], secs: f64) -> f64 {
     spans as f64 / start.elapsed().as_secs_f64()
 }
 
-fn start_llmhub(pinned: bool) -> (std::process::Child, String, String) {
+fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
     let exe = env!("CARGO_BIN_EXE_llmhub");
     let args = [
         "serve",
@@ -70,20 +70,22 @@ fn start_llmhub(pinned: bool) -> (std::process::Child, String, String) {
         .spawn()
         .expect("llmhub starts");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut grpc, mut metrics) = (String::new(), String::new());
-    while grpc.is_empty() || metrics.is_empty() {
+    let (mut grpc, mut http, mut metrics) = (String::new(), String::new(), String::new());
+    while grpc.is_empty() || http.is_empty() || metrics.is_empty() {
         let line = lines.next().expect("log line").expect("utf-8");
         if let Some(p) = line.find("addr=") {
             let addr = line[p + 5..].split_whitespace().next().expect("addr").to_owned();
             if line.contains("gRPC") {
                 grpc = addr;
+            } else if line.contains("OTLP/HTTP") {
+                http = addr;
             } else if line.contains("metrics endpoint") {
                 metrics = addr;
             }
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    (child, grpc, metrics)
+    (child, grpc, http, metrics)
 }
 
 fn counted_spans(metrics: &str) -> f64 {
@@ -100,9 +102,102 @@ fn counted_spans(metrics: &str) -> f64 {
             .expect("text")
     });
     text.lines()
-        .filter(|l| l.starts_with("llmhub_receiver_spans_total{") && l.contains("transport=\"grpc\""))
+        .filter(|l| l.starts_with("llmhub_receiver_spans_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Sends `payloads` over gRPC from `streams` concurrent streams for `secs`, at full speed or at
+/// `pace` requests per second in total. Returns (spans sent, seconds, per-request latencies).
+async fn grpc_load(
+    grpc: &str,
+    payloads: &[Bytes],
+    secs: f64,
+    streams: usize,
+    pace: Option<f64>,
+) -> (u64, f64, Vec<f64>) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..streams {
+        let channel = channel.clone();
+        let payloads = payloads.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            let mut tick = pace.map(|p| tokio::time::interval(Duration::from_secs_f64(streams as f64 / p)));
+            let (mut sent, mut lat, mut k) = (0u64, Vec::new(), s);
+            while Instant::now() < deadline {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                }
+                grpc.ready().await.expect("ready");
+                let t = Instant::now();
+                let req = tonic::Request::new(payloads[k % payloads.len()].clone());
+                grpc.unary(req, http::uri::PathAndQuery::from_static(PATH), RawGrpcCodec)
+                    .await
+                    .expect("export accepted");
+                lat.push(t.elapsed().as_secs_f64());
+                sent += SPANS_PER_REQUEST as u64;
+                k += streams;
+            }
+            (sent, lat)
+        }));
+    }
+    let (mut sent, mut lat) = (0, Vec::new());
+    for t in tasks {
+        let (n, l) = t.await.expect("task");
+        sent += n;
+        lat.extend(l);
+    }
+    (sent, start.elapsed().as_secs_f64(), lat)
+}
+
+/// The same over OTLP/HTTP with JSON bodies.
+async fn json_load(http_addr: &str, bodies: &[Vec<u8>], secs: f64, streams: usize) -> (u64, f64) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..streams {
+        let (client, bodies, url) = (client.clone(), bodies.to_vec(), format!("http://{http_addr}/v1/traces"));
+        tasks.push(tokio::spawn(async move {
+            let (mut sent, mut k) = (0u64, s);
+            while Instant::now() < deadline {
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(bodies[k % bodies.len()].clone())
+                    .send()
+                    .await
+                    .expect("export");
+                assert_eq!(resp.status().as_u16(), 200);
+                sent += SPANS_PER_REQUEST as u64;
+                k += streams;
+            }
+            sent
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await.expect("task");
+    }
+    (sent, start.elapsed().as_secs_f64())
+}
+
+fn percentiles(mut lat: Vec<f64>) -> (f64, f64) {
+    lat.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+            * 1000.0
+    };
+    (pct(0.5), pct(0.99))
 }
 
 fn main() {
@@ -118,74 +213,68 @@ fn main() {
         .output()
         .is_ok_and(|o| o.status.success());
 
-    let payloads: Vec<Bytes> = (0..32)
-        .map(|seed| Bytes::from(realistic_request(SPANS_PER_REQUEST, seed).encode_to_vec()))
+    let requests: Vec<_> = (0..32).map(|seed| realistic_request(SPANS_PER_REQUEST, seed)).collect();
+    let payloads: Vec<Bytes> = requests.iter().map(|r| Bytes::from(r.encode_to_vec())).collect();
+    let jsons: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|r| serde_json::to_vec(r).expect("OTLP/JSON"))
         .collect();
     let avg_bytes = payloads.iter().map(Bytes::len).sum::<usize>() / payloads.len();
     let decode = decode_rate(&payloads, secs.min(3.0));
+    let json_decode = {
+        let start = Instant::now();
+        let mut spans = 0u64;
+        let mut k = 0;
+        while start.elapsed().as_secs_f64() < secs.min(3.0) {
+            let req = llmhub::receivers::otlp::json::decode_traces(&jsons[k % jsons.len()]).expect("decodes");
+            spans += req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len() as u64)
+                .sum::<u64>();
+            k += 1;
+        }
+        spans as f64 / start.elapsed().as_secs_f64()
+    };
 
-    let (mut child, grpc, metrics) = start_llmhub(pinned);
+    let (mut child, grpc, http_addr, metrics) = start_llmhub(pinned);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("rt");
-    let (sent, elapsed, latencies) = rt.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
-        let deadline = Instant::now() + Duration::from_secs_f64(secs);
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for s in 0..streams {
-            let channel = channel.clone();
-            let payloads = payloads.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut grpc = tonic::client::Grpc::new(channel);
-                let mut sent = 0u64;
-                let mut lat = Vec::new();
-                let mut k = s;
-                while Instant::now() < deadline {
-                    grpc.ready().await.expect("ready");
-                    let t = Instant::now();
-                    let req = tonic::Request::new(payloads[k % payloads.len()].clone());
-                    grpc.unary(req, http::uri::PathAndQuery::from_static(PATH), RawGrpcCodec)
-                        .await
-                        .expect("export accepted");
-                    lat.push(t.elapsed().as_secs_f64());
-                    sent += SPANS_PER_REQUEST as u64;
-                    k += streams;
-                }
-                (sent, lat)
-            }));
-        }
-        let mut sent = 0;
-        let mut lat = Vec::new();
-        for t in tasks {
-            let (n, l) = t.await.expect("task");
-            sent += n;
-            lat.extend(l);
-        }
-        (sent, start.elapsed().as_secs_f64(), lat)
-    });
+    // 1. Full load: capacity.
+    let (sent, elapsed, lat) = rt.block_on(grpc_load(&grpc, &payloads, secs, streams, None));
+    let rate = sent as f64 / elapsed;
+    let (p50_full, p99_full) = percentiles(lat);
+    // 2. Half of that capacity, paced: request latency.
+    let half_requests_per_s = rate / 2.0 / SPANS_PER_REQUEST as f64;
+    let (sent_half, elapsed_half, lat_half) =
+        rt.block_on(grpc_load(&grpc, &payloads, secs, streams, Some(half_requests_per_s)));
+    let (p50_half, p99_half) = percentiles(lat_half);
+    // 3. OTLP/HTTP JSON at full load.
+    let (sent_json, elapsed_json) = rt.block_on(json_load(&http_addr, &jsons, secs, streams));
+    let json_rate = sent_json as f64 / elapsed_json;
     let counted = counted_spans(&metrics);
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(counted as u64, sent, "llmhub counted every span sent");
+    assert_eq!(
+        counted as u64,
+        sent + sent_half + sent_json,
+        "llmhub counted every span sent"
+    );
 
-    let mut lat = latencies;
-    lat.sort_by(f64::total_cmp);
-    let pct = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize] * 1000.0;
-    let rate = sent as f64 / elapsed;
-    println!("otlp_grpc_to_prometheus: {SPANS_PER_REQUEST} spans/request ({avg_bytes} bytes), {streams} streams, {secs:.1} s, llmhub pinned to core 0: {pinned}");
-    println!("  llmhub ingest:        {rate:>12.0} spans/s  ({sent} spans counted by llmhub)");
+    println!("otlp_grpc_to_prometheus: {SPANS_PER_REQUEST} spans/request ({avg_bytes} bytes protobuf), {streams} streams, {secs:.1} s per phase, llmhub pinned to core 0: {pinned}");
+    println!("  gRPC ingest:          {rate:>12.0} spans/s  ({sent} spans counted by llmhub)");
     println!("  bare protobuf decode: {decode:>12.0} spans/s  (same payloads, one core, this process)");
     println!("  ratio ingest/decode:  {:>12.3}", rate / decode);
+    println!("  latency at full load:  p50 {p50_full:.2} ms, p99 {p99_full:.2} ms");
     println!(
-        "  request latency at full load: p50 {:.2} ms, p99 {:.2} ms",
-        pct(0.5),
-        pct(0.99)
+        "  latency at half load:  p50 {p50_half:.2} ms, p99 {p99_half:.2} ms  ({:.0} spans/s offered)",
+        sent_half as f64 / elapsed_half
     );
+    println!("  HTTP JSON ingest:     {json_rate:>12.0} spans/s");
+    println!("  bare JSON decode:     {json_decode:>12.0} spans/s  (same payloads as OTLP/JSON)");
+    println!("  ratio JSON ingest/decode: {:>8.3}", json_rate / json_decode);
 }
