@@ -56,6 +56,10 @@ struct TrafficArgs {
     /// Write the injected incidents here, one JSON object per line.
     #[arg(long, value_name = "FILE")]
     ground_truth: Option<PathBuf>,
+    /// Chat-model mix, comma-separated provider/model[:weight], e.g.
+    /// openai/gpt-4o:3,anthropic/claude-sonnet-4-5:1 (default: nine catalog models, equal weights).
+    #[arg(long, value_name = "MIX")]
+    models: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -72,6 +76,9 @@ struct LoadgenArgs {
     /// Stop after this many traces.
     #[arg(long)]
     count: Option<u64>,
+    /// Stop once this many spans were sent.
+    #[arg(long)]
+    spans: Option<u64>,
     /// Backfill a historical window, sent as fast as the exporter takes it:
     /// START..END as RFC 3339 times, e.g. 2026-11-01T00:00:00Z..2026-11-02T00:00:00Z.
     #[arg(long, value_name = "START..END")]
@@ -349,7 +356,14 @@ fn prices_to(out: &mut dyn std::io::Write, cmd: PricesCommand) -> anyhow::Result
     }
 }
 
-fn traffic(t: &TrafficArgs) -> anyhow::Result<(Vec<llmhub::loadgen::scenario::PlanDialect>, usize, bool)> {
+type Traffic = (
+    Vec<llmhub::loadgen::scenario::PlanDialect>,
+    usize,
+    bool,
+    Vec<llmhub::loadgen::scenario::ModelChoice>,
+);
+
+fn traffic(t: &TrafficArgs) -> anyhow::Result<Traffic> {
     use llmhub::loadgen::scenario::PlanDialect as D;
     let mut dialects = Vec::new();
     for name in t.dialect.split(',').map(str::trim) {
@@ -373,7 +387,16 @@ fn traffic(t: &TrafficArgs) -> anyhow::Result<(Vec<llmhub::loadgen::scenario::Pl
             t.rate
         );
     }
-    Ok((dialects, t.tenants.max(1), !t.no_incidents))
+    let models = match &t.models {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|m| {
+                llmhub::loadgen::scenario::ModelChoice::parse(m.trim()).map_err(|e| anyhow::anyhow!("--models: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    Ok((dialects, t.tenants.max(1), !t.no_incidents, models))
 }
 
 fn rfc3339(what: &str, s: &str) -> anyhow::Result<u64> {
@@ -383,7 +406,7 @@ fn rfc3339(what: &str, s: &str) -> anyhow::Result<u64> {
 
 fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenConfig> {
     use llmhub::loadgen::Transport;
-    let (dialects, tenants, incidents) = traffic(&a.traffic)?;
+    let (dialects, tenants, incidents, models) = traffic(&a.traffic)?;
     let transport = match a.protocol.as_str() {
         "grpc" => Transport::Grpc,
         "http-protobuf" | "http/protobuf" => Transport::HttpProtobuf,
@@ -401,8 +424,8 @@ fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenCon
             Some((s, e))
         }
     };
-    if backfill.is_none() && a.duration.is_none() && a.count.is_none() {
-        anyhow::bail!("give --duration SECONDS, --count TRACES or --backfill START..END");
+    if backfill.is_none() && a.duration.is_none() && a.count.is_none() && a.spans.is_none() {
+        anyhow::bail!("give --duration SECONDS, --count TRACES, --spans SPANS or --backfill START..END");
     }
     Ok(llmhub::loadgen::LoadgenConfig {
         endpoint: a.endpoint.clone(),
@@ -411,6 +434,8 @@ fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenCon
         rate: a.traffic.rate,
         duration: a.duration.map(std::time::Duration::from_secs_f64),
         count: a.count,
+        spans: a.spans,
+        models,
         backfill,
         start: a.start.as_deref().map(|s| rfc3339("--start", s)).transpose()?,
         dialects,
@@ -425,7 +450,7 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
     let running = llmhub::service::start(&c).await?;
     let grpc = running.grpc_addr.context("grpc receiver")?;
     let metrics = running.metrics_addr;
-    let (dialects, tenants, incidents) = traffic(&args.traffic)?;
+    let (dialects, tenants, incidents, models) = traffic(&args.traffic)?;
     let cfg = llmhub::loadgen::LoadgenConfig {
         endpoint: format!("http://{grpc}"),
         transport: llmhub::loadgen::Transport::Grpc,
@@ -433,6 +458,8 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
         rate: args.traffic.rate,
         duration: Some(std::time::Duration::from_secs_f64(args.duration.unwrap_or(3600.0))),
         count: None,
+        spans: None,
+        models,
         backfill: None,
         start: None,
         dialects,

@@ -20,6 +20,8 @@ fn config(endpoint: String, transport: Transport, ground_truth: Option<std::path
         rate: 1.0,
         duration: None,
         count: None,
+        spans: None,
+        models: Vec::new(),
         // Ten simulated minutes around mid-afternoon, sent as fast as possible.
         backfill: Some((
             DAY_START + 14 * 3_600_000_000_000,

@@ -45,6 +45,10 @@ pub struct LoadgenConfig {
     pub duration: Option<Duration>,
     /// Stop after this many traces.
     pub count: Option<u64>,
+    /// Stop once this many spans were sent.
+    pub spans: Option<u64>,
+    /// Chat-model mix; empty means the default mix.
+    pub models: Vec<scenario::ModelChoice>,
     /// Simulated window `[start, end)` in Unix nanoseconds: historical timestamps, sent as fast as
     /// the exporter takes them.
     pub backfill: Option<(u64, u64)>,
@@ -287,6 +291,7 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
         },
         tenants: cfg.tenants,
         incidents: cfg.incidents,
+        models: cfg.models.clone(),
     };
     if let Some(path) = &cfg.ground_truth {
         write_ground_truth(path, &scenario.incidents())?;
@@ -303,11 +308,13 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
         if stop.is_cancelled() {
             break;
         }
-        if providers.cfg.count.is_some_and(|c| summary.traces >= c) {
+        if providers.cfg.count.is_some_and(|c| summary.traces >= c)
+            || providers.cfg.spans.is_some_and(|c| summary.spans >= c)
+        {
             break;
         }
         let t = plan.spans[0].start;
-        if t >= start + length && providers.cfg.count.is_none() {
+        if t >= start + length && providers.cfg.count.is_none() && providers.cfg.spans.is_none() {
             break;
         }
         if providers.cfg.backfill.is_none() {

@@ -151,6 +151,63 @@ pub struct Scenario {
     pub tenants: usize,
     /// Inject incidents.
     pub incidents: bool,
+    /// Chat models to call, with weights; empty means [`default_models`].
+    pub models: Vec<ModelChoice>,
+}
+
+/// One chat model of the traffic mix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChoice {
+    /// Provider (`gen_ai.provider.name`).
+    pub provider: String,
+    /// Model name.
+    pub model: String,
+    /// Whether its responses carry reasoning tokens.
+    pub reasoning: bool,
+    /// Relative weight in the mix.
+    pub weight: u32,
+}
+
+impl ModelChoice {
+    /// Parses `provider/model[:weight]`, e.g. `openai/gpt-4o:3`.
+    pub fn parse(s: &str) -> Result<ModelChoice, String> {
+        let (spec, weight) = match s.rsplit_once(':') {
+            Some((spec, w)) if w.bytes().all(|b| b.is_ascii_digit()) && !w.is_empty() => (
+                spec,
+                w.parse::<u32>().map_err(|_| format!("{s:?}: weight out of range"))?,
+            ),
+            _ => (s, 1),
+        };
+        let (provider, model) = spec
+            .split_once('/')
+            .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+            .ok_or_else(|| format!("{s:?}: expected provider/model[:weight], e.g. openai/gpt-4o:3"))?;
+        if weight == 0 {
+            return Err(format!("{s:?}: the weight must be at least 1"));
+        }
+        let reasoning = ["o1", "o3", "o4", "gpt-5", "deepseek-reasoner"]
+            .iter()
+            .any(|p| model.starts_with(p));
+        Ok(ModelChoice {
+            provider: provider.to_owned(),
+            model: model.to_owned(),
+            reasoning,
+            weight,
+        })
+    }
+}
+
+/// The default mix: every entry priced by the shipped catalog, equal weights.
+pub fn default_models() -> Vec<ModelChoice> {
+    MODELS
+        .iter()
+        .map(|(p, m, r)| ModelChoice {
+            provider: (*p).to_owned(),
+            model: (*m).to_owned(),
+            reasoning: *r,
+            weight: 1,
+        })
+        .collect()
 }
 
 /// (provider, chat model, reports reasoning tokens).
@@ -293,7 +350,25 @@ impl Traces<'_> {
         dialect: PlanDialect,
         tenant: &str,
     ) -> PlannedSpan {
-        let (provider, model, reasoning_model) = MODELS[self.rng.below(MODELS.len() as u64) as usize];
+        let s = self.s;
+        let fallback;
+        let mix: &[ModelChoice] = if s.models.is_empty() {
+            fallback = default_models();
+            &fallback
+        } else {
+            &s.models
+        };
+        let total: u64 = mix.iter().map(|m| u64::from(m.weight)).sum();
+        let mut pick = self.rng.below(total);
+        let choice = mix
+            .iter()
+            .find(|m| {
+                let hit = pick < u64::from(m.weight);
+                pick = pick.saturating_sub(u64::from(m.weight));
+                hit
+            })
+            .unwrap_or(&mix[0]);
+        let (provider, model, reasoning_model) = (choice.provider.as_str(), choice.model.as_str(), choice.reasoning);
         let input = 300 + self.rng.below(6_000) as i64;
         let cached = if self.rng.below(3) == 0 {
             input * (3 + self.rng.below(5) as i64) / 10
@@ -627,6 +702,7 @@ mod tests {
             dialects: PlanDialect::ALL.to_vec(),
             tenants: 3,
             incidents: true,
+            models: Vec::new(),
         }
     }
 
@@ -685,6 +761,34 @@ mod tests {
             out(true),
             out(false)
         );
+    }
+
+    #[test]
+    fn the_model_mix_is_configurable_and_weighted() {
+        let mix = vec![
+            ModelChoice::parse("openai/gpt-4o:3").unwrap(),
+            ModelChoice::parse("acme/private-model").unwrap(),
+        ];
+        assert_eq!((mix[0].weight, mix[1].weight), (3, 1));
+        assert!(ModelChoice::parse("gpt-4o").is_err() && ModelChoice::parse("openai/gpt-4o:0").is_err());
+        let s = Scenario {
+            models: mix,
+            ..scenario()
+        };
+        let (mut gpt, mut private) = (0, 0);
+        for t in s.traces().take(3_000) {
+            for sp in &t.spans {
+                match sp.name.as_str() {
+                    "chat gpt-4o" => gpt += 1,
+                    "chat private-model" => private += 1,
+                    "embeddings text-embedding-3-small" => {}
+                    other if other.starts_with("chat ") => panic!("{other} is not in the mix"),
+                    _ => {}
+                }
+            }
+        }
+        let ratio = gpt as f64 / private as f64;
+        assert!((2.5..3.5).contains(&ratio), "weights 3:1 gave {gpt}:{private}");
     }
 
     #[test]
