@@ -7,8 +7,6 @@
 
 use llmhub::testkit::{chat, request};
 use prost::Message;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -22,40 +20,18 @@ fn rss_kib(pid: u32) -> u64 {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (small, large) = if bench { (10_000u64, 200_000u64) } else { (200, 2_000) };
-    let exe = env!("CARGO_BIN_EXE_llmhub");
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--http-port",
-            "0",
-            "--metrics-port",
-            "0",
-        ])
-        .env("LLMHUB_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("llmhub starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut http = String::new();
-    loop {
-        let line = lines.next().expect("log line").expect("utf-8");
-        if line.contains("OTLP/HTTP receiver listening") {
-            http = line[line.find("addr=").expect("addr") + 5..]
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .to_owned();
-        }
-        if line.ends_with("ready") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let args = [
+        "--bind",
+        "127.0.0.1",
+        "--grpc-port",
+        "0",
+        "--http-port",
+        "0",
+        "--metrics-port",
+        "0",
+    ];
+    let serve = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, None).expect("llmhub starts");
+    let (mut child, http) = (serve.child, serve.http);
     let pid = child.id();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

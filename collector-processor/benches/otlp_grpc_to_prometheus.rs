@@ -12,8 +12,7 @@ use bytes::Bytes;
 use llmhub::testkit::{realistic_request, RawGrpcCodec};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SPANS_PER_REQUEST: usize = 512;
@@ -42,9 +41,7 @@ fn decode_rate(payloads: &[Bytes], secs: f64) -> f64 {
 }
 
 fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
-    let exe = env!("CARGO_BIN_EXE_llmhub");
     let args = [
-        "serve",
         "--bind",
         "127.0.0.1",
         "--grpc-port",
@@ -54,38 +51,9 @@ fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
         "--metrics-port",
         "0",
     ];
-    let mut cmd = if pinned {
-        let mut c = Command::new("taskset");
-        c.args(["-c", "0", exe]).args(args);
-        c
-    } else {
-        let mut c = Command::new(exe);
-        c.args(args);
-        c
-    };
-    let mut child = cmd
-        .env("LLMHUB_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("llmhub starts");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let (mut grpc, mut http, mut metrics) = (String::new(), String::new(), String::new());
-    while grpc.is_empty() || http.is_empty() || metrics.is_empty() {
-        let line = lines.next().expect("log line").expect("utf-8");
-        if let Some(p) = line.find("addr=") {
-            let addr = line[p + 5..].split_whitespace().next().expect("addr").to_owned();
-            if line.contains("gRPC") {
-                grpc = addr;
-            } else if line.contains("OTLP/HTTP") {
-                http = addr;
-            } else if line.contains("metrics endpoint") {
-                metrics = addr;
-            }
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    (child, grpc, http, metrics)
+    let p =
+        llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, pinned.then_some(0)).expect("llmhub starts");
+    (p.child, p.grpc, p.http, p.metrics)
 }
 
 fn counted_spans(metrics: &str) -> f64 {

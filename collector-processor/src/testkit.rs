@@ -357,3 +357,65 @@ impl tonic::codec::Decoder for RawDecoder {
         Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
     }
 }
+
+/// A `llmhub serve` child process started by [`spawn_serve`], with the addresses it logged.
+#[derive(Debug)]
+pub struct ServeProcess {
+    /// The child.
+    pub child: std::process::Child,
+    /// OTLP/gRPC address.
+    pub grpc: String,
+    /// OTLP/HTTP address.
+    pub http: String,
+    /// Metrics address.
+    pub metrics: String,
+}
+
+/// Starts `exe serve ARGS` (under `taskset -c CORE` when `pin` is given), waits for its `ready`
+/// log line and returns the addresses it listens on. Its standard error keeps being drained.
+/// Returns `None` when the process exits before it is ready (a busy port, a bad flag).
+pub fn spawn_serve(exe: &str, args: &[&str], pin: Option<u32>) -> Option<ServeProcess> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut cmd = match pin {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &core.to_string(), exe]);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = cmd
+        .arg("serve")
+        .args(args)
+        .env("LLMHUB_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut lines = BufReader::new(child.stderr.take()?).lines();
+    let (mut grpc, mut http, mut metrics) = (String::new(), String::new(), String::new());
+    loop {
+        let line = lines.next()?.ok()?;
+        if line.ends_with("ready") {
+            break;
+        }
+        if let Some(pos) = line.find("addr=") {
+            let addr = line[pos + 5..].split_whitespace().next().unwrap_or_default().to_owned();
+            if line.contains("OTLP/gRPC") {
+                grpc = addr;
+            } else if line.contains("OTLP/HTTP") {
+                http = addr;
+            } else if line.contains("metrics endpoint") {
+                metrics = addr;
+            }
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Some(ServeProcess {
+        child,
+        grpc,
+        http,
+        metrics,
+    })
+}

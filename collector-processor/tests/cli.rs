@@ -1,8 +1,7 @@
 //! The `llmhub` binary: `serve` with no config file (start, health, SIGTERM, start again on the same
 //! ports) and `check-config`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
@@ -11,37 +10,13 @@ fn bin() -> Command {
 
 /// Starts `llmhub serve` and returns it with the addresses it logged.
 fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
-    let mut child = bin()
-        .arg("serve")
-        .args(args)
-        .env("LLMHUB_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("llmhub starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addrs = Vec::new();
-    loop {
-        let line = lines.next().expect("a log line before exit").expect("utf-8");
-        if line.ends_with("ready") && addrs.len() == 3 {
-            break;
-        }
-        if let Some(pos) = line.find("addr=") {
-            let addr = line[pos + 5..].split_whitespace().next().expect("addr").to_owned();
-            let what = if line.contains("gRPC") {
-                "grpc"
-            } else if line.contains("HTTP") {
-                "http"
-            } else {
-                "metrics"
-            };
-            addrs.push((what.to_owned(), addr));
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addrs)
+    let p = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), args, None).expect("llmhub starts");
+    let addrs = vec![
+        ("grpc".to_owned(), p.grpc),
+        ("http".to_owned(), p.http),
+        ("metrics".to_owned(), p.metrics),
+    ];
+    (p.child, addrs)
 }
 
 fn get(addr: &str, path: &str) -> u16 {
