@@ -35,14 +35,35 @@ pub struct OtlpReceiver {
     pub protocols: Protocols,
 }
 
-/// OTLP transports. Set one to `null` to turn it off.
+/// OTLP transports, as in an OpenTelemetry Collector config: when `protocols` is given, only the
+/// transports it lists are on, and an empty entry (`grpc:`) turns one on with its defaults. Without
+/// a `protocols` key both are on.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct Protocols {
     /// OTLP/gRPC.
+    #[serde(
+        default,
+        deserialize_with = "empty_is_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub grpc: Option<GrpcProtocol>,
     /// OTLP/HTTP (protobuf and JSON).
+    #[serde(
+        default,
+        deserialize_with = "empty_is_default",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http: Option<HttpProtocol>,
+}
+
+/// A present key with an empty value (`grpc:`) means "on, with defaults".
+fn empty_is_default<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Option::<T>::deserialize(d).map(|v| Some(v.unwrap_or_default()))
 }
 
 impl Default for Protocols {

@@ -27,7 +27,6 @@ receivers:
   otlp:
     protocols:
       grpc: { endpoint: "127.0.0.1:14317" }
-      http: null
 processors:
   genai:
     tenant_attributes: [tenant.id, org.id]
@@ -50,6 +49,24 @@ service:
     assert_eq!(
         c.exporters.prometheus.cardinality.max_values_per_label, 1000,
         "unset fields keep defaults"
+    );
+}
+
+#[test]
+fn protocols_follow_the_collector_convention() {
+    // Listed with an empty value: on, with defaults; not listed: off.
+    let c = from_yaml_str("receivers:\n  otlp:\n    protocols:\n      grpc:\n").unwrap();
+    assert_eq!(c.receivers.otlp.protocols.grpc, Some(GrpcProtocol::default()));
+    assert_eq!(c.receivers.otlp.protocols.http, None);
+    // No protocols key at all: both on.
+    let c = from_yaml_str("receivers:\n  otlp: {}\n").unwrap();
+    assert!(c.receivers.otlp.protocols.grpc.is_some() && c.receivers.otlp.protocols.http.is_some());
+    // A transport turned off stays off through check-config's printed form.
+    let text = serde_yaml::to_string(&from_yaml_str("receivers: {otlp: {protocols: {http: {}}}}").unwrap()).unwrap();
+    assert_eq!(from_yaml_str(&text).unwrap().receivers.otlp.protocols.grpc, None);
+    assert!(
+        from_yaml_str("receivers: {otlp: {protocols: {}}}").is_err(),
+        "no transport at all is an error"
     );
 }
 

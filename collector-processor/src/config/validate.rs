@@ -32,7 +32,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         );
     }
     if p.grpc.is_none() && p.http.is_none() {
-        errors.push("receivers.otlp.protocols: both grpc and http are off; enable at least one, e.g. `grpc: {endpoint: 0.0.0.0:4317}`".to_owned());
+        errors.push("receivers.otlp.protocols: lists no transport; list at least one, e.g. `grpc:` (defaults) or `http: {endpoint: 0.0.0.0:4318}`".to_owned());
     }
     let g = &c.processors.genai;
     if !(16..=65_536).contains(&g.max_attribute_value_length) {
