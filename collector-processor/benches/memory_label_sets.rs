@@ -20,16 +20,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (small, large) = if bench { (10_000u64, 200_000u64) } else { (200, 2_000) };
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--http-port",
-        "0",
-        "--metrics-port",
-        "0",
-    ];
+    let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
     let serve = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, None).expect("llmhub starts");
     let (mut child, http) = (serve.child, serve.http);
     let pid = child.id();

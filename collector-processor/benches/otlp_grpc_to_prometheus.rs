@@ -22,13 +22,13 @@ fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Spans decoded per second by a bare prost decode loop over `payloads` for about `secs`.
-fn decode_rate(payloads: &[Bytes], secs: f64) -> f64 {
+/// Spans decoded per second by a bare decode loop (`decode`) over `bodies` for about `secs`.
+fn decode_rate<B>(bodies: &[B], secs: f64, decode: impl Fn(&B) -> ExportTraceServiceRequest) -> f64 {
     let start = Instant::now();
     let mut spans = 0u64;
     let mut k = 0;
     while start.elapsed().as_secs_f64() < secs {
-        let req = ExportTraceServiceRequest::decode(&payloads[k % payloads.len()][..]).expect("decodes");
+        let req = decode(&bodies[k % bodies.len()]);
         spans += req
             .resource_spans
             .iter()
@@ -41,16 +41,7 @@ fn decode_rate(payloads: &[Bytes], secs: f64) -> f64 {
 }
 
 fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
-    let args = [
-        "--bind",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--http-port",
-        "0",
-        "--metrics-port",
-        "0",
-    ];
+    let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
     let p =
         llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, pinned.then_some(0)).expect("llmhub starts");
     (p.child, p.grpc, p.http, p.metrics)
@@ -188,23 +179,12 @@ fn main() {
         .map(|r| serde_json::to_vec(r).expect("OTLP/JSON"))
         .collect();
     let avg_bytes = payloads.iter().map(Bytes::len).sum::<usize>() / payloads.len();
-    let decode = decode_rate(&payloads, secs.min(3.0));
-    let json_decode = {
-        let start = Instant::now();
-        let mut spans = 0u64;
-        let mut k = 0;
-        while start.elapsed().as_secs_f64() < secs.min(3.0) {
-            let req = llmhub::receivers::otlp::json::decode_traces(&jsons[k % jsons.len()]).expect("decodes");
-            spans += req
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len() as u64)
-                .sum::<u64>();
-            k += 1;
-        }
-        spans as f64 / start.elapsed().as_secs_f64()
-    };
+    let decode = decode_rate(&payloads, secs.min(3.0), |b| {
+        ExportTraceServiceRequest::decode(&b[..]).expect("decodes")
+    });
+    let json_decode = decode_rate(&jsons, secs.min(3.0), |b| {
+        llmhub::receivers::otlp::json::decode_traces(b).expect("decodes")
+    });
 
     let (mut child, grpc, http_addr, metrics) = start_llmhub(pinned);
     let rt = tokio::runtime::Builder::new_multi_thread()

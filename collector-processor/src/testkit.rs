@@ -358,6 +358,18 @@ impl tonic::codec::Decoder for RawDecoder {
     }
 }
 
+/// `serve` flags that bind every listener to a free loopback port (the ports are logged).
+pub const LOOPBACK_EPHEMERAL: [&str; 8] = [
+    "--bind",
+    "127.0.0.1",
+    "--grpc-port",
+    "0",
+    "--http-port",
+    "0",
+    "--metrics-port",
+    "0",
+];
+
 /// A `llmhub serve` child process started by [`spawn_serve`], with the addresses it logged.
 #[derive(Debug)]
 pub struct ServeProcess {

@@ -48,16 +48,7 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
-    let (mut child, addrs) = serve(&[
-        "--bind",
-        "127.0.0.1",
-        "--grpc-port",
-        "0",
-        "--http-port",
-        "0",
-        "--metrics-port",
-        "0",
-    ]);
+    let (mut child, addrs) = serve(&llmhub::testkit::LOOPBACK_EPHEMERAL);
     let metrics = addrs
         .iter()
         .find(|(w, _)| w == "metrics")

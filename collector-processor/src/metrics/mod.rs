@@ -73,15 +73,6 @@ impl MetricDef {
     }
 }
 
-const GENAI: &[&str] = &[
-    "gen_ai.operation.name",
-    "gen_ai.provider.name",
-    "gen_ai.request.model",
-    "gen_ai.response.model",
-    "service.name",
-    "deployment.environment.name",
-];
-
 macro_rules! attrs {
     ($($extra:literal),*) => {
         &[
@@ -95,6 +86,9 @@ macro_rules! attrs {
         ]
     };
 }
+
+/// The attributes of every GenAI instrument.
+const GENAI: &[&str] = attrs!();
 
 /// Every metric llmhub exposes.
 pub static CATALOGUE: &[MetricDef] = &[

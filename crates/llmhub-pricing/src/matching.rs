@@ -19,7 +19,7 @@
 use crate::catalog::{Catalog, PricedModel};
 use crate::date::Date;
 use llmhub_core::provider::provider_from_model;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How a call's model was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +104,8 @@ pub struct Matcher {
     user: Option<Indexed>,
     shipped: Indexed,
     deployments: BTreeMap<String, String>,
+    /// Every provider some catalog prices (read per call; computed once).
+    providers: HashSet<String>,
 }
 
 fn index(c: &Catalog) -> HashMap<(String, String), usize> {
@@ -190,7 +192,14 @@ impl Matcher {
     /// A matcher over the shipped catalog, optional user models and Azure deployment names.
     pub fn new(shipped: Catalog, user: Option<Catalog>, deployments: BTreeMap<String, String>) -> Self {
         let shipped_idx = index(&shipped);
+        let providers = shipped
+            .models
+            .iter()
+            .chain(user.iter().flat_map(|u| &u.models))
+            .map(|m| m.provider.clone())
+            .collect();
         Matcher {
+            providers,
             user: user.map(|u| {
                 let i = index(&u);
                 (u, i)
@@ -223,14 +232,11 @@ impl Matcher {
         let candidates = candidates(&name);
         // A provider no catalog knows (a framework name, a self-hosted gateway) is treated like a
         // host: the vendor the model name implies is searched too.
-        let known = |p: &str| {
-            self.shipped.0.models.iter().any(|m| m.provider == p)
-                || self
-                    .user
-                    .as_ref()
-                    .is_some_and(|(u, _)| u.models.iter().any(|m| m.provider == p))
-        };
-        let providers = providers_for(provider, provider.is_some_and(|p| !known(p)), &candidates);
+        let providers = providers_for(
+            provider,
+            provider.is_some_and(|p| !self.providers.contains(p)),
+            &candidates,
+        );
         let catalogs = self
             .user
             .iter()

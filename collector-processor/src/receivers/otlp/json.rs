@@ -38,41 +38,52 @@ fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> R
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
+/// An integer given as a JSON number (integral) or a decimal string, read wide enough for both
+/// the signed and the unsigned 64-bit fields; [`U64`] and [`I64`] narrow it.
+struct Wide(i128);
+
+impl<'de> Deserialize<'de> for Wide {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Wide;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a 64-bit integer as a number or a decimal string")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Wide, E> {
+                Ok(Wide(i128::from(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Wide, E> {
+                Ok(Wide(i128::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Wide, E> {
+                if v.fract() == 0.0 && (-9.3e18..1.9e19).contains(&v) {
+                    Ok(Wide(v as i128))
+                } else {
+                    Err(E::custom(format!("{v} is not a 64-bit integer")))
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Wide, E> {
+                v.trim()
+                    .parse()
+                    .map(Wide)
+                    .map_err(|_| E::custom(format!("{v:?} is not an integer")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A 64-bit unsigned integer as a JSON number or decimal string.
 #[derive(Default)]
 struct U64(u64);
 
 impl<'de> Deserialize<'de> for U64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = U64;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an unsigned 64-bit integer as a number or a decimal string")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<U64, E> {
-                Ok(U64(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
-                u64::try_from(v)
-                    .map(U64)
-                    .map_err(|_| E::custom(format!("{v} is negative; expected an unsigned integer")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<U64, E> {
-                if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
-                    Ok(U64(v as u64))
-                } else {
-                    Err(E::custom(format!("{v} is not an unsigned integer")))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<U64, E> {
-                v.trim()
-                    .parse()
-                    .map(U64)
-                    .map_err(|_| E::custom(format!("{v:?} is not an unsigned integer")))
-            }
-        }
-        d.deserialize_any(V)
+        let Wide(v) = Wide::deserialize(d)?;
+        u64::try_from(v)
+            .map(U64)
+            .map_err(|_| de::Error::custom(format!("{v} is not an unsigned 64-bit integer")))
     }
 }
 
@@ -81,35 +92,10 @@ struct I64(i64);
 
 impl<'de> Deserialize<'de> for I64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = I64;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a 64-bit integer as a number or a decimal string")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<I64, E> {
-                i64::try_from(v)
-                    .map(I64)
-                    .map_err(|_| E::custom(format!("{v} does not fit a signed 64-bit integer")))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<I64, E> {
-                Ok(I64(v))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<I64, E> {
-                if v.fract() == 0.0 && (-9.2e18..9.2e18).contains(&v) {
-                    Ok(I64(v as i64))
-                } else {
-                    Err(E::custom(format!("{v} is not a 64-bit integer")))
-                }
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<I64, E> {
-                v.trim()
-                    .parse()
-                    .map(I64)
-                    .map_err(|_| E::custom(format!("{v:?} is not a 64-bit integer")))
-            }
-        }
-        d.deserialize_any(V)
+        let Wide(v) = Wide::deserialize(d)?;
+        i64::try_from(v)
+            .map(I64)
+            .map_err(|_| de::Error::custom(format!("{v} does not fit a signed 64-bit integer")))
     }
 }
 
