@@ -1,6 +1,11 @@
 //! llmhub exporters: where the metrics state and records leave the process.
 //!
-//! Today: the Prometheus pull endpoint. OTLP metrics push, span forwarding and the
-//! PostgreSQL/TimescaleDB sink arrive with the exporters issue.
+//! - [`prometheus`]: the pull endpoint (`/metrics`, `/healthz`, `/readyz`).
+//! - [`queue`]: the bounded, optionally durable queue in front of every push exporter.
+//! - [`postgres`]: the PostgreSQL/TimescaleDB sink (binary COPY into `llm_calls`).
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod postgres;
 pub mod prometheus;
+pub mod queue;

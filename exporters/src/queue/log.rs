@@ -1,0 +1,481 @@
+//! An append-only log of byte entries in numbered segment files: the disk half of the queue.
+//!
+//! Layout of a directory: `NNNNNNNNNNNNNNNNNNNN.seg` segment files and a `cursor` file. An entry is
+//! `[u32 payload length][u32 CRC-32 of payload][u64 enqueue time, ms since the Unix epoch][payload]`,
+//! little-endian. The cursor holds the position (segment, offset) of the first entry not yet
+//! confirmed by the consumer; it is rewritten (write to a temporary file, then rename) as entries
+//! are confirmed, and never synced: a stale cursor only replays entries the sink already wrote,
+//! and the sink is idempotent.
+//!
+//! On open, entries from the cursor on are pending again. A torn or corrupt tail (a crash in the
+//! middle of an append) is cut off at the last whole entry; what follows a corrupt entry in a
+//! middle segment is skipped to the next segment and counted.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const HEADER: usize = 16;
+/// Largest single entry accepted (a corrupt length beyond it marks the end of valid data).
+pub const MAX_ENTRY: usize = 64 * 1024 * 1024;
+
+/// A position in the log: segment number and byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+}
+
+/// One entry read back.
+#[derive(Debug)]
+pub struct Entry {
+    /// Where it starts.
+    pub pos: Pos,
+    /// Where the next entry starts.
+    pub next: Pos,
+    /// Enqueue time, ms since the Unix epoch.
+    pub enqueued_ms: u64,
+    /// The bytes appended.
+    pub payload: Vec<u8>,
+}
+
+/// The log. Not synchronized: the queue holds it under its lock.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    segment_bytes: u64,
+    /// Segments on disk, oldest first, with their sizes.
+    segments: VecDeque<(u64, u64)>,
+    writer: File,
+    /// Next append position.
+    write: Pos,
+    /// Next read position.
+    read: Pos,
+    /// Everything before this is confirmed.
+    committed: Pos,
+    reader: Option<(u64, BufReader<File>, u64)>,
+    /// Entries skipped as corrupt when the log was opened.
+    pub corrupt_skipped: u64,
+}
+
+fn seg_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:020}.seg"))
+}
+
+fn read_cursor(dir: &Path) -> Option<Pos> {
+    let s = fs::read_to_string(dir.join("cursor")).ok()?;
+    let (a, b) = s.trim().split_once(':')?;
+    Some(Pos {
+        segment: a.parse().ok()?,
+        offset: b.parse().ok()?,
+    })
+}
+
+/// Encodes one entry header + payload onto `out`.
+pub fn encode_entry(out: &mut Vec<u8>, payload: &[u8], enqueued_ms: u64) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(&enqueued_ms.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Reads the entry at the reader's position; `Ok(None)` at a clean end, `Err(InvalidData)` for a
+/// torn or corrupt entry.
+fn read_entry(r: &mut impl Read) -> io::Result<Option<(u64, Vec<u8>)>> {
+    let mut h = [0u8; HEADER];
+    let mut got = 0;
+    while got < HEADER {
+        let n = r.read(&mut h[got..])?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(io::Error::new(io::ErrorKind::InvalidData, "torn entry header"))
+            };
+        }
+        got += n;
+    }
+    let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    let ts = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    if len > MAX_ENTRY {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "entry length out of range"));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "torn entry payload"))?;
+    if crc32fast::hash(&payload) != crc {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "entry checksum mismatch"));
+    }
+    Ok(Some((ts, payload)))
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. Entries after the cursor are pending again.
+    pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Log> {
+        fs::create_dir_all(dir)?;
+        let mut numbers: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let cursor = read_cursor(dir);
+        let mut segments = VecDeque::new();
+        let mut corrupt_skipped = 0;
+        // Drop segments wholly before the cursor; validate the rest, cutting a torn tail.
+        for (i, &n) in numbers.iter().enumerate() {
+            if cursor.is_some_and(|c| n < c.segment) {
+                fs::remove_file(seg_path(dir, n))?;
+                continue;
+            }
+            let path = seg_path(dir, n);
+            let mut r = BufReader::new(File::open(&path)?);
+            let mut valid = 0u64;
+            loop {
+                match read_entry(&mut r) {
+                    Ok(Some((_, p))) => valid += (HEADER + p.len()) as u64,
+                    Ok(None) => break,
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        corrupt_skipped += 1;
+                        tracing::warn!(segment = %path.display(), offset = valid, error = %e,
+                            "queue log: cut at a torn or corrupt entry");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let len = fs::metadata(&path)?.len();
+            if valid < len {
+                let is_last = i + 1 == numbers.len();
+                if is_last {
+                    OpenOptions::new().write(true).open(&path)?.set_len(valid)?;
+                }
+            }
+            segments.push_back((n, valid));
+        }
+        let read = match cursor {
+            Some(c) if segments.front().is_some_and(|&(n, _)| n == c.segment) => c,
+            _ => Pos {
+                segment: segments.front().map_or(0, |&(n, _)| n),
+                offset: 0,
+            },
+        };
+        // Always append to a fresh segment: earlier ones may end in a cut tail.
+        let next = segments.back().map_or(read.segment, |&(n, _)| n + 1);
+        let writer = OpenOptions::new().create(true).append(true).open(seg_path(dir, next))?;
+        segments.push_back((next, 0));
+        let log = Log {
+            dir: dir.to_owned(),
+            segment_bytes: segment_bytes.max(1024),
+            segments,
+            writer,
+            write: Pos {
+                segment: next,
+                offset: 0,
+            },
+            read,
+            committed: read,
+            reader: None,
+            corrupt_skipped,
+        };
+        log.sync_dir()?;
+        Ok(log)
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Bytes in every segment still on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|&(_, len)| len).sum()
+    }
+
+    /// Bytes appended after `from`.
+    fn bytes_after(&self, from: Pos) -> u64 {
+        self.segments
+            .iter()
+            .filter(|&&(n, _)| n >= from.segment)
+            .map(|&(n, len)| {
+                if n == from.segment {
+                    len.saturating_sub(from.offset)
+                } else {
+                    len
+                }
+            })
+            .sum()
+    }
+
+    /// Bytes not yet read.
+    pub fn unread_bytes(&self) -> u64 {
+        self.bytes_after(self.read)
+    }
+
+    /// Bytes not yet confirmed (what the size limit counts; the disk may hold up to one segment
+    /// more, until the current segment is finished and deleted).
+    pub fn pending_bytes(&self) -> u64 {
+        self.bytes_after(self.committed)
+    }
+
+    /// Appends pre-encoded entries ([`encode_entry`]) as one write. Returns the position after them.
+    pub fn append(&mut self, encoded: &[u8]) -> io::Result<Pos> {
+        if self.write.offset > 0 && self.write.offset + encoded.len() as u64 > self.segment_bytes {
+            self.rotate()?;
+        }
+        self.writer.write_all(encoded)?;
+        self.write.offset += encoded.len() as u64;
+        if let Some(last) = self.segments.back_mut() {
+            last.1 = self.write.offset;
+        }
+        Ok(self.write)
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        // The finished segment is synced now; later syncs only touch the current one.
+        self.writer.sync_data()?;
+        let next = self.write.segment + 1;
+        self.writer = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(seg_path(&self.dir, next))?;
+        self.segments.push_back((next, 0));
+        self.write = Pos {
+            segment: next,
+            offset: 0,
+        };
+        self.sync_dir()
+    }
+
+    /// Where the next read starts.
+    pub fn read_pos(&self) -> Pos {
+        self.read
+    }
+
+    /// Where the next append goes.
+    pub fn write_pos(&self) -> Pos {
+        self.write
+    }
+
+    /// Moves the read position back to `pos` (an earlier [`Log::read_pos`]).
+    pub fn rewind(&mut self, pos: Pos) {
+        self.read = pos;
+        self.reader = None;
+    }
+
+    /// A handle to the current segment file, for syncing outside the queue's lock.
+    pub fn sync_handle(&self) -> io::Result<(File, Pos)> {
+        Ok((self.writer.try_clone()?, self.write))
+    }
+
+    /// Reads the next unread entry, or `None` when everything written has been read.
+    pub fn read_next(&mut self) -> io::Result<Option<Entry>> {
+        loop {
+            if self.read >= self.write {
+                return Ok(None);
+            }
+            let seg_len = self
+                .segments
+                .iter()
+                .find(|&&(n, _)| n == self.read.segment)
+                .map(|&(_, len)| len);
+            let Some(seg_len) = seg_len else {
+                // Segment gone (should not happen): move on.
+                self.advance_segment();
+                continue;
+            };
+            if self.read.offset >= seg_len {
+                if self.read.segment >= self.write.segment {
+                    return Ok(None);
+                }
+                self.advance_segment();
+                continue;
+            }
+            let reader = match &mut self.reader {
+                Some((n, r, off)) if *n == self.read.segment && *off == self.read.offset => r,
+                _ => {
+                    let mut f = File::open(seg_path(&self.dir, self.read.segment))?;
+                    f.seek(SeekFrom::Start(self.read.offset))?;
+                    self.reader = Some((
+                        self.read.segment,
+                        BufReader::with_capacity(256 * 1024, f),
+                        self.read.offset,
+                    ));
+                    match &mut self.reader {
+                        Some((_, r, _)) => r,
+                        None => unreachable!("just set"),
+                    }
+                }
+            };
+            match read_entry(reader) {
+                Ok(Some((ts, payload))) => {
+                    let pos = self.read;
+                    self.read.offset += (HEADER + payload.len()) as u64;
+                    if let Some((_, _, off)) = &mut self.reader {
+                        *off = self.read.offset;
+                    }
+                    return Ok(Some(Entry {
+                        pos,
+                        next: self.read,
+                        enqueued_ms: ts,
+                        payload,
+                    }));
+                }
+                Ok(None) => {
+                    self.read.offset = seg_len;
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    tracing::warn!(segment = self.read.segment, offset = self.read.offset, error = %e,
+                        "queue log: corrupt entry, skipping the rest of the segment");
+                    self.corrupt_skipped += 1;
+                    self.read.offset = seg_len;
+                }
+                Err(e) => {
+                    self.reader = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn advance_segment(&mut self) {
+        let next = self.segments.iter().map(|&(n, _)| n).find(|&n| n > self.read.segment);
+        self.read = Pos {
+            segment: next.unwrap_or(self.write.segment),
+            offset: 0,
+        };
+        self.reader = None;
+    }
+
+    /// Records that every entry before `pos` is written downstream: rewrites the cursor and
+    /// deletes segments wholly before it.
+    pub fn commit(&mut self, pos: Pos) -> io::Result<()> {
+        while let Some(&(n, _)) = self.segments.front() {
+            if n < pos.segment && n != self.write.segment {
+                self.segments.pop_front();
+                fs::remove_file(seg_path(&self.dir, n))?;
+            } else {
+                break;
+            }
+        }
+        self.committed = pos;
+        let tmp = self.dir.join("cursor.tmp");
+        fs::write(&tmp, format!("{}:{}\n", pos.segment, pos.offset))?;
+        fs::rename(tmp, self.dir.join("cursor"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("llmhub-log-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn append(log: &mut Log, payloads: &[&[u8]]) -> Pos {
+        let mut buf = Vec::new();
+        for p in payloads {
+            encode_entry(&mut buf, p, 7);
+        }
+        log.append(&buf).unwrap()
+    }
+
+    #[test]
+    fn entries_come_back_in_order_across_segments_and_reopen() {
+        let d = tmpdir("order");
+        let mut log = Log::open(&d, 1024).unwrap();
+        for i in 0..100u32 {
+            append(&mut log, &[format!("entry-{i:03}-{}", "x".repeat(40)).as_bytes()]);
+        }
+        assert!(log.segments.len() > 3, "small segments rotate");
+        let mut seen = Vec::new();
+        let mut commit_at = Pos::default();
+        for _ in 0..40 {
+            let e = log.read_next().unwrap().unwrap();
+            assert_eq!(e.enqueued_ms, 7);
+            seen.push(String::from_utf8(e.payload).unwrap());
+            commit_at = e.next;
+        }
+        log.commit(commit_at).unwrap();
+        drop(log);
+        // Reopen: the 60 unconfirmed entries are pending again, in order.
+        let mut log = Log::open(&d, 1024).unwrap();
+        while let Some(e) = log.read_next().unwrap() {
+            seen.push(String::from_utf8(e.payload).unwrap());
+        }
+        let want: Vec<String> = (0..100).map(|i| format!("entry-{i:03}-{}", "x".repeat(40))).collect();
+        assert_eq!(seen, want);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appends_continue() {
+        let d = tmpdir("torn");
+        let mut log = Log::open(&d, 1 << 20).unwrap();
+        append(&mut log, &[b"one", b"two"]);
+        let seg = log.write.segment;
+        drop(log);
+        // Simulate a crash mid-append: half an entry at the end.
+        let mut half = Vec::new();
+        encode_entry(&mut half, b"three-is-torn", 1);
+        let mut f = OpenOptions::new().append(true).open(seg_path(&d, seg)).unwrap();
+        f.write_all(&half[..half.len() - 4]).unwrap();
+        drop(f);
+        let mut log = Log::open(&d, 1 << 20).unwrap();
+        assert_eq!(log.corrupt_skipped, 1);
+        append(&mut log, &[b"four"]);
+        let mut got = Vec::new();
+        while let Some(e) = log.read_next().unwrap() {
+            got.push(e.payload);
+        }
+        assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"four".to_vec()]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn flipped_byte_is_detected_by_the_checksum() {
+        let d = tmpdir("crc");
+        let mut log = Log::open(&d, 1 << 20).unwrap();
+        append(&mut log, &[b"good", b"evil"]);
+        let seg = log.write.segment;
+        drop(log);
+        let path = seg_path(&d, seg);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, bytes).unwrap();
+        let mut log = Log::open(&d, 1 << 20).unwrap();
+        let mut got = Vec::new();
+        while let Some(e) = log.read_next().unwrap() {
+            got.push(e.payload);
+        }
+        assert_eq!(got, vec![b"good".to_vec()]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn commit_deletes_consumed_segments() {
+        let d = tmpdir("gc");
+        let mut log = Log::open(&d, 1024).unwrap();
+        for _ in 0..50 {
+            append(&mut log, &[&[1u8; 100]]);
+        }
+        let before = log.disk_bytes();
+        let mut last = Pos::default();
+        while let Some(e) = log.read_next().unwrap() {
+            last = e.next;
+        }
+        log.commit(last).unwrap();
+        assert!(log.disk_bytes() < before / 4, "{} of {before} left", log.disk_bytes());
+        assert_eq!(log.unread_bytes(), 0);
+        let _ = fs::remove_dir_all(&d);
+    }
+}
