@@ -7,6 +7,7 @@ use crate::processors::genai::GenAiProcessor;
 use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
 use crate::receivers::otlp::http::{router as http_router, HttpState};
 use anyhow::Context as _;
+use llmhub_exporters::postgres::{PostgresSink, SinkMetrics};
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ pub struct Running {
     ready: Arc<Readiness>,
     receivers: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     metrics_task: JoinHandle<anyhow::Result<()>>,
+    sink: Option<Arc<PostgresSink>>,
 }
 
 async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
@@ -60,7 +62,22 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         models = matcher.catalog().models.len(),
         "price catalog loaded"
     );
-    let processor = Arc::new(GenAiProcessor::new(&config.processors.genai, matcher, metrics));
+    let mut processor = GenAiProcessor::new(&config.processors.genai, matcher, metrics);
+    let pg_on = config
+        .service
+        .pipelines
+        .traces
+        .exporters
+        .iter()
+        .any(|e| e == "postgres");
+    let mut sink = None;
+    if let (true, Some(pg)) = (pg_on, &config.exporters.postgres) {
+        let sink_metrics = Arc::new(SinkMetrics::new(&mut registry));
+        let s = PostgresSink::start(pg, sink_metrics)?;
+        processor = processor.with_sink(s.clone());
+        sink = Some(s);
+    }
+    let processor = Arc::new(processor);
     let shutdown = CancellationToken::new();
     let receivers_stop = CancellationToken::new();
     let metrics_stop = CancellationToken::new();
@@ -141,6 +158,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ready,
         receivers: tasks,
         metrics_task,
+        sink,
     })
 }
 
@@ -170,7 +188,9 @@ impl Running {
     /// Waits until the service stops (after its shutdown token is cancelled or a server fails), then
     /// drains: readiness turns false, the receivers stop accepting and finish in-flight requests
     /// within one shared [`DRAIN_DEADLINE`] (stragglers are aborted), and the metrics endpoint stops
-    /// last, so what was processed during the drain can still be scraped until then.
+    /// last, so what was processed during the drain can still be scraped until then. The record
+    /// sink writes out its queue within what is left of the deadline (an on-disk queue keeps the
+    /// rest for the next start).
     pub async fn wait(self) -> anyhow::Result<()> {
         let Running {
             shutdown,
@@ -179,6 +199,7 @@ impl Running {
             ready,
             receivers,
             metrics_task,
+            sink,
             ..
         } = self;
         let any_ended = async {
@@ -212,6 +233,11 @@ impl Running {
                     h.abort();
                 }
             }
+        }
+        if let Some(sink) = sink {
+            // Whatever the receivers left of the shared deadline goes to writing the queue out.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            sink.shutdown(left.max(Duration::from_secs(1))).await;
         }
         metrics_stop.cancel();
         match tokio::time::timeout(Duration::from_secs(2), metrics_task).await {

@@ -2,7 +2,7 @@
 //! default configuration in `docs/configuration.md`. `LLMHUB_BLESS=1` rewrites the generated parts.
 
 use llmhub::config::Config;
-use llmhub::metrics::{Kind, CATALOGUE};
+use llmhub::metrics::{all, Kind};
 use std::path::PathBuf;
 
 fn doc(name: &str) -> PathBuf {
@@ -28,10 +28,11 @@ fn check_section(name: &str, begin: &str, end: &str, generated: &str) {
 #[test]
 fn metrics_doc_lists_the_catalogue() {
     let mut t = String::from("| OpenTelemetry name | Prometheus name | type | unit | attributes | what it measures |\n|---|---|---|---|---|---|\n");
-    for m in CATALOGUE {
+    for m in all() {
         let kind = match m.kind {
             Kind::Counter => "counter",
             Kind::Histogram => "histogram",
+            Kind::Gauge => "gauge",
         };
         let attrs = m
             .attributes

@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod catalogue;
 pub mod postgres;
 pub mod prometheus;
 pub mod queue;

@@ -184,12 +184,21 @@ pub struct PricingConfig {
     pub azure_deployments: BTreeMap<String, String>,
 }
 
-/// Exporters.
+/// Exporters. As in an OpenTelemetry Collector, an exporter runs when
+/// `service.pipelines.traces.exporters` lists it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Exporters {
     /// The Prometheus pull endpoint (also serves /healthz and /readyz).
     pub prometheus: PrometheusExporter,
+    /// The PostgreSQL/TimescaleDB sink (see docs/postgres.md). An empty entry (`postgres:`) takes
+    /// the connection from the libpq environment variables.
+    #[serde(
+        default,
+        deserialize_with = "empty_is_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub postgres: Option<llmhub_exporters::postgres::PostgresConfig>,
 }
 
 /// The Prometheus pull endpoint.

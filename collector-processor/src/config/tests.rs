@@ -124,7 +124,7 @@ fn validation_reports_every_problem_at_once() {
         r#"
 receivers: { otlp: { protocols: { grpc: { endpoint: "nowhere" }, http: { max_request_body_size_mib: 0 } } } }
 exporters: { prometheus: { endpoint: "0.0.0.0:99999", cardinality: { max_values_per_label: 0 } } }
-service: { pipelines: { traces: { exporters: [postgres] } }, telemetry: { log_format: xml } }
+service: { pipelines: { traces: { exporters: [postgres, kafka] } }, telemetry: { log_format: xml } }
 "#,
     )
     .unwrap_err();
@@ -137,12 +137,48 @@ service: { pipelines: { traces: { exporters: [postgres] } }, telemetry: { log_fo
         "receivers.otlp.protocols.http.max_request_body_size_mib: got 0",
         "exporters.prometheus.endpoint: got \"0.0.0.0:99999\"",
         "exporters.prometheus.cardinality.max_values_per_label: got 0",
-        "service.pipelines.traces.exporters: unknown exporter \"postgres\"",
+        "service.pipelines.traces.exporters: unknown exporter \"kafka\"",
+        "service.pipelines.traces.exporters: lists postgres, but exporters.postgres is not configured",
         "service.telemetry.log_format: got \"xml\"",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
-    assert_eq!(list.len(), 6, "{all}");
+    assert_eq!(list.len(), 7, "{all}");
+}
+
+#[test]
+fn postgres_exporter_settings_are_validated_with_their_paths() {
+    let err = from_yaml_str(
+        r#"
+exporters:
+  postgres:
+    url: "postgres://u@h:notaport/db"
+    schema: "Bad-Schema"
+    pool_size: 0
+    tls: { cert_file: /tmp/c.pem }
+    queue: { durability: wal }
+service: { pipelines: { traces: { exporters: [prometheus, postgres] } } }
+"#,
+    )
+    .unwrap_err();
+    let ConfigError::Invalid(list) = err else {
+        panic!("expected validation errors, got {err}")
+    };
+    let all = list.join("\n");
+    for needle in [
+        "exporters.postgres.url: not a PostgreSQL connection string",
+        "exporters.postgres.schema: must be a lower-case SQL identifier",
+        "exporters.postgres.pool_size: must be 1..=64, got 0",
+        "exporters.postgres.tls: cert_file and key_file go together",
+        "exporters.postgres.queue.durability: `wal` needs exporters.postgres.queue.directory",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(list.len(), 5, "{all}");
+    // An empty entry is the sink with defaults (connection from the libpq environment).
+    let c = from_yaml_str("exporters: { postgres: }\nservice: { pipelines: { traces: { exporters: [postgres] } } }\n")
+        .unwrap();
+    assert_eq!(c.exporters.postgres, Some(Default::default()));
 }
 
 #[test]

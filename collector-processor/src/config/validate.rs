@@ -95,11 +95,18 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     for r in &t.exporters {
-        if r != "prometheus" {
+        if !matches!(r.as_str(), "prometheus" | "postgres") {
             errors.push(format!(
-                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus"
+                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus, postgres"
             ));
         }
+    }
+    match &c.exporters.postgres {
+        Some(pg) => errors.extend(pg.problems("exporters.postgres")),
+        None if t.exporters.iter().any(|e| e == "postgres") => errors.push(
+            "service.pipelines.traces.exporters: lists postgres, but exporters.postgres is not configured; add e.g. `exporters: {postgres: {url: \"postgres://llmhub@localhost/llmhub\"}}`".to_owned(),
+        ),
+        None => {}
     }
     let tel = &c.service.telemetry;
     if tracing_subscriber::EnvFilter::try_new(&tel.log_level).is_err() {

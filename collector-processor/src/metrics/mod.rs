@@ -10,7 +10,7 @@ use llmhub_core::{LlmCall, PriceStatus, SpanRole};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use rust_decimal::prelude::ToPrimitive;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,44 +34,7 @@ pub const REQUEST_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// Instrument type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Monotonic counter (Prometheus adds `_total`).
-    Counter,
-    /// Histogram.
-    Histogram,
-}
-
-/// One metric of the catalogue.
-#[derive(Debug, Clone, Copy)]
-pub struct MetricDef {
-    /// OpenTelemetry name (dotted).
-    pub name: &'static str,
-    /// UCUM unit.
-    pub unit: &'static str,
-    /// Instrument type.
-    pub kind: Kind,
-    /// Attribute keys, OpenTelemetry spelling.
-    pub attributes: &'static [&'static str],
-    /// What it measures.
-    pub help: &'static str,
-}
-
-impl MetricDef {
-    /// The name Prometheus shows: dots to underscores, unit suffix for seconds, `_total` for counters.
-    pub fn prometheus_name(&self) -> String {
-        let mut n = self.name.replace('.', "_");
-        // Curly-brace units are annotations and are dropped; seconds get their suffix.
-        if self.unit == "s" {
-            n.push_str("_seconds");
-        }
-        if self.kind == Kind::Counter {
-            n.push_str("_total");
-        }
-        n
-    }
-}
+pub use llmhub_exporters::catalogue::{register, Kind, MetricDef};
 
 macro_rules! attrs {
     ($($extra:literal),*) => {
@@ -90,7 +53,7 @@ macro_rules! attrs {
 /// The attributes of every GenAI instrument.
 const GENAI: &[&str] = attrs!();
 
-/// Every metric llmhub exposes.
+/// Every metric of the receivers and the processor; [`all`] adds the exporters' own.
 pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
         help: "Input and output tokens per model call (semantic conventions; reasoning is part of output, cache reads and writes part of input)." },
@@ -144,13 +107,10 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
 ];
 
-fn register(registry: &mut Registry, def: &MetricDef, metric: impl prometheus_client::registry::Metric) {
-    let base = def.name.replace('.', "_");
-    if def.unit == "s" {
-        registry.register_with_unit(base, def.help, Unit::Seconds, metric);
-    } else {
-        registry.register(base, def.help, metric);
-    }
+/// Every metric llmhub can expose: [`CATALOGUE`] and the exporters' own (the PostgreSQL sink's
+/// appear only when that exporter runs).
+pub fn all() -> impl Iterator<Item = &'static MetricDef> {
+    CATALOGUE.iter().chain(llmhub_exporters::postgres::metrics::METRICS)
 }
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;

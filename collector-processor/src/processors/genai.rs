@@ -7,7 +7,9 @@ use crate::metrics::Metrics;
 use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
-use llmhub_core::{normalize, NormalizeOptions, Outcome};
+use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
+use llmhub_exporters::postgres::PostgresSink;
+use llmhub_exporters::queue::PushError;
 use llmhub_pricing::{price_call, Matcher};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex};
 const MAX_MESSAGES: usize = 5;
 
 /// What became of one export request.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct ExportSummary {
     /// Spans in the request.
     pub received: u64,
@@ -24,6 +26,8 @@ pub struct ExportSummary {
     pub rejected: u64,
     /// Problems, one sentence each, for the partial-success message; empty when all was clean.
     pub message: String,
+    /// The records to deliver to the record sinks (collected only when there is one).
+    pub records: Vec<LlmCall>,
 }
 
 /// The processor.
@@ -32,6 +36,7 @@ pub struct GenAiProcessor {
     dedup: Option<Mutex<Deduplicator>>,
     matcher: Matcher,
     metrics: Arc<Metrics>,
+    sink: Option<Arc<PostgresSink>>,
 }
 
 impl GenAiProcessor {
@@ -49,7 +54,43 @@ impl GenAiProcessor {
                 .then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
             matcher,
             metrics,
+            sink: None,
         }
+    }
+
+    /// Delivers every record to `sink` from now on.
+    pub fn with_sink(mut self, sink: Arc<PostgresSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The record sink, if any.
+    pub fn sink(&self) -> Option<&Arc<PostgresSink>> {
+        self.sink.as_ref()
+    }
+
+    /// Processes a request and delivers its records to the sink: the receivers' entry point.
+    ///
+    /// A full sink queue refuses the request before anything is processed (the client retries it
+    /// later and it is not mistaken for a duplicate). With `durability: wal` this returns once the
+    /// records are on disk, so the client's acknowledgement means they are kept.
+    pub async fn export(&self, req: &[ResourceView<'_>], transport: &'static str) -> Result<ExportSummary, PushError> {
+        if let Some(sink) = &self.sink {
+            if let Err(e) = sink.admit() {
+                let spans: usize = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
+                let reason = match e {
+                    PushError::Full { .. } => "queue_full",
+                    _ => "unavailable",
+                };
+                self.metrics.record_refused(reason, spans as u64);
+                return Err(e);
+            }
+        }
+        let mut summary = self.process_views(req, transport);
+        if let Some(sink) = &self.sink {
+            sink.submit(&std::mem::take(&mut summary.records)).await?;
+        }
+        Ok(summary)
     }
 
     /// The metrics state it records into.
@@ -57,7 +98,8 @@ impl GenAiProcessor {
         &self.metrics
     }
 
-    /// Processes one decoded export request.
+    /// Processes one decoded export request (metrics only: records are collected in the summary
+    /// when a sink is attached, but delivered only by [`GenAiProcessor::export`]).
     pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
         self.process_views(&view::request(req), transport)
     }
@@ -114,6 +156,9 @@ impl GenAiProcessor {
                                 None => {
                                     price_call(&self.matcher, &mut n.call);
                                     self.metrics.record_call(&n.call);
+                                    if self.sink.is_some() {
+                                        summary.records.push(n.call);
+                                    }
                                 }
                             }
                         }

@@ -9,8 +9,8 @@
 //!   synced to disk (`fdatasync`), so an acknowledged OTLP request survives a crash of the machine,
 //!   not only of the process. Concurrent pushes share one sync (group commit).
 //!
-//! A full queue refuses the push with [`PushError::Full`]; the receiver turns that into the OTLP
-//! retryable status, so nothing is dropped silently. Writers take leases of up to `max` items
+//! A full queue refuses new requests ([`Queue::admit`] returns [`PushError::Full`]); the receiver
+//! turns that into the OTLP retryable status, so nothing is dropped silently. Writers take leases of up to `max` items
 //! ([`Queue::pop`]) and confirm them ([`Queue::ack`]) once written; an unconfirmed lease is
 //! delivered again after a restart (the sink is idempotent).
 
@@ -187,7 +187,30 @@ impl Queue {
         &self.name
     }
 
-    /// Appends items. With `durability: wal`, returns once they are synced to disk.
+    /// Whether the queue is below its size limit. Receivers ask before processing a request and
+    /// push its items afterwards without a second check, so a refused request leaves no trace;
+    /// the limit can thus be passed by what the requests admitted at the same moment hold.
+    pub fn admit(&self) -> Result<(), PushError> {
+        let st = self.lock();
+        if st.closed {
+            return Err(PushError::Closed(self.name.clone()));
+        }
+        let (bytes, limit) = match &st.store {
+            Store::Memory(_) => (st.mem_bytes, self.cfg.max_memory_bytes),
+            Store::Disk { log, .. } => (log.pending_bytes(), self.cfg.max_disk_bytes),
+        };
+        if bytes >= limit {
+            return Err(PushError::Full {
+                queue: self.name.clone(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends items (after [`Queue::admit`]). With `durability: wal`, returns once they are
+    /// synced to disk.
     pub async fn push(&self, items: Vec<Bytes>) -> Result<(), PushError> {
         if items.is_empty() {
             return Ok(());
@@ -197,38 +220,19 @@ impl Queue {
         let synced_to = {
             let mut guard = self.lock();
             let st = &mut *guard;
-            if st.closed {
-                return Err(PushError::Closed(self.name.clone()));
-            }
+            // A closed queue still takes what was admitted before it closed: the writers drain it.
             let incoming: u64 = items.iter().map(|b| b.len() as u64).sum();
             let queue = self.name.clone();
             let end = match &mut st.store {
                 Store::Memory(q) => {
-                    let limit = self.cfg.max_memory_bytes;
                     // Memory accounting: payload plus a fixed per-item overhead.
                     let need = incoming + 48 * n;
-                    if st.mem_bytes + need > limit {
-                        return Err(PushError::Full {
-                            queue,
-                            bytes: st.mem_bytes,
-                            limit,
-                        });
-                    }
                     q.extend(items.into_iter().map(|b| (b, ms)));
                     st.mem_bytes += need;
                     None
                 }
                 Store::Disk { log, pushes, .. } => {
-                    let limit = self.cfg.max_disk_bytes;
-                    let held = log.pending_bytes();
                     let need = incoming + 16 * n;
-                    if held + need > limit {
-                        return Err(PushError::Full {
-                            queue,
-                            bytes: held,
-                            limit,
-                        });
-                    }
                     let mut buf = Vec::with_capacity(need as usize);
                     for b in &items {
                         encode_entry(&mut buf, b, ms);

@@ -27,8 +27,9 @@ async fn memory_queue_refuses_past_its_limit_and_accepts_again_after_acks() {
         ..QueueConfig::default()
     };
     let q = Queue::open("mem", &cfg).unwrap();
+    q.admit().unwrap();
     q.push(items(0..10)).await.unwrap();
-    match q.push(items(10..11)).await {
+    match q.admit() {
         Err(PushError::Full { limit, .. }) => assert_eq!(limit, 580),
         other => panic!("expected Full, got {other:?}"),
     }
@@ -36,8 +37,9 @@ async fn memory_queue_refuses_past_its_limit_and_accepts_again_after_acks() {
     let lease = q.pop(4, Duration::ZERO, &stop).await.unwrap().unwrap();
     assert_eq!(lease.items, items(0..4));
     // Leased but unconfirmed items still hold their memory.
-    assert!(q.push(items(10..11)).await.is_err());
+    assert!(q.admit().is_err());
     q.ack(lease);
+    q.admit().unwrap();
     q.push(items(10..14)).await.unwrap();
     assert_eq!(q.stats().items, 10);
 }
@@ -101,11 +103,13 @@ async fn disk_queue_refuses_past_max_disk_bytes() {
     let q = Queue::open("sink", &cfg).unwrap();
     let big: Vec<Bytes> = (0..10).map(|_| Bytes::from(vec![7u8; 500])).collect();
     q.push(big.clone()).await.unwrap();
-    assert!(matches!(q.push(big.clone()).await, Err(PushError::Full { .. })));
+    q.admit().unwrap();
+    q.push(big.clone()).await.unwrap();
+    assert!(matches!(q.admit(), Err(PushError::Full { .. })));
     let stop = CancellationToken::new();
     let l = q.pop(100, Duration::ZERO, &stop).await.unwrap().unwrap();
     q.ack(l);
-    q.push(big).await.unwrap();
+    q.admit().unwrap();
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -161,10 +165,12 @@ async fn closed_queue_refuses_and_writers_drain() {
     let q = Queue::open("closing", &QueueConfig::default()).unwrap();
     q.push(items(0..5)).await.unwrap();
     q.close();
-    assert!(matches!(q.push(items(5..6)).await, Err(PushError::Closed(_))));
+    assert!(matches!(q.admit(), Err(PushError::Closed(_))));
+    // What was admitted before the close is still taken.
+    q.push(items(5..6)).await.unwrap();
     let stop = CancellationToken::new();
     let l = q.pop(100, Duration::from_secs(10), &stop).await.unwrap().unwrap();
-    assert_eq!(l.items.len(), 5);
+    assert_eq!(l.items.len(), 6);
     q.ack(l);
     assert!(q.pop(100, Duration::from_secs(10), &stop).await.unwrap().is_none());
 }

@@ -2,6 +2,7 @@
 //! response with its partial success.
 
 use crate::processors::genai::GenAiProcessor;
+use llmhub_exporters::queue::PushError;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -16,24 +17,128 @@ use prost::Message;
 
 pub use super::json::Signal;
 
-/// Decodes a protobuf trace request and processes it.
-pub fn traces_protobuf(
+/// Why a trace request was not taken.
+#[derive(Debug)]
+pub enum TraceError {
+    /// Malformed: final, the client must not retry.
+    Invalid(String),
+    /// Refused for now (a full or closing queue): the client should retry after the delay.
+    Refused(PushError),
+}
+
+impl TraceError {
+    /// How long the client should wait before retrying a refused request.
+    pub fn retry_after(e: &PushError) -> std::time::Duration {
+        match e {
+            PushError::Full { .. } => std::time::Duration::from_secs(1),
+            _ => std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Decodes a protobuf trace request, processes it and delivers its records.
+pub async fn traces_protobuf(
     p: &GenAiProcessor,
     body: &[u8],
     transport: &'static str,
-) -> Result<ExportTraceServiceResponse, String> {
-    let views =
-        super::wire::decode_request(body).map_err(|e| format!("malformed ExportTraceServiceRequest protobuf: {e}"))?;
-    Ok(response(p.process_views(&views, transport)))
+) -> Result<ExportTraceServiceResponse, TraceError> {
+    let views = super::wire::decode_request(body)
+        .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
+    p.export(&views, transport)
+        .await
+        .map(response)
+        .map_err(TraceError::Refused)
 }
 
-/// Processes a decoded trace request into its response.
-pub fn process(
+/// Processes a decoded trace request (OTLP/JSON) and delivers its records.
+pub async fn process(
     p: &GenAiProcessor,
     req: &ExportTraceServiceRequest,
     transport: &'static str,
-) -> ExportTraceServiceResponse {
-    response(p.process(req, transport))
+) -> Result<ExportTraceServiceResponse, TraceError> {
+    p.export(&super::view::request(req), transport)
+        .await
+        .map(response)
+        .map_err(TraceError::Refused)
+}
+
+/// `google.rpc.Status`: the body of OTLP/HTTP error responses and the gRPC
+/// `grpc-status-details-bin` trailer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    /// gRPC status code.
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// Developer-facing message naming the problem.
+    #[prost(string, tag = "2")]
+    pub message: String,
+    /// Details; llmhub sends a `google.rpc.RetryInfo` with retryable refusals.
+    #[prost(message, repeated, tag = "3")]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoAny {
+    /// Type URL.
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    /// Encoded message.
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    /// How long to wait.
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    /// Seconds.
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    /// Nanoseconds.
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+/// gRPC code RESOURCE_EXHAUSTED.
+pub const RESOURCE_EXHAUSTED: i32 = 8;
+/// gRPC code UNAVAILABLE.
+pub const UNAVAILABLE: i32 = 14;
+/// Type URL of `google.rpc.RetryInfo`.
+pub const RETRY_INFO_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+/// The gRPC code and `google.rpc.Status` (with `RetryInfo`) of a refused request: a full queue is
+/// RESOURCE_EXHAUSTED, a closing or failing one UNAVAILABLE; both retryable under OTLP's rules.
+pub fn refusal(e: &PushError) -> (i32, RpcStatus) {
+    let code = match e {
+        PushError::Full { .. } => RESOURCE_EXHAUSTED,
+        _ => UNAVAILABLE,
+    };
+    let delay = TraceError::retry_after(e);
+    let info = RetryInfo {
+        retry_delay: Some(ProtoDuration {
+            seconds: delay.as_secs() as i64,
+            nanos: 0,
+        }),
+    };
+    (
+        code,
+        RpcStatus {
+            code,
+            message: e.to_string(),
+            details: vec![ProtoAny {
+                type_url: RETRY_INFO_URL.to_owned(),
+                value: info.encode_to_vec(),
+            }],
+        },
+    )
 }
 
 fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceResponse {

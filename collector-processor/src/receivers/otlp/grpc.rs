@@ -5,7 +5,7 @@
 //! an oversized one with `RESOURCE_EXHAUSTED` (tonic's `OUT_OF_RANGE` is retryable in OTLP, and a
 //! client would resend the same oversized message forever).
 
-use super::answer::{self, Signal};
+use super::answer::{self, Signal, TraceError};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
 use prost::Message;
@@ -67,7 +67,7 @@ pub trait GrpcSignal: Send + Sync + 'static {
     /// Response message.
     type Response: Message + Default + Send + 'static;
     /// Handles one request body.
-    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status>;
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status>;
 }
 
 /// The trace service.
@@ -81,17 +81,30 @@ impl GrpcSignal for Traces {
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     type Response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
-        let started = std::time::Instant::now();
-        let result = answer::traces_protobuf(p, &body, "grpc");
-        let outcome = match &result {
-            Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
-            Ok(_) => "ok",
-            Err(_) => "invalid",
-        };
-        p.metrics()
-            .record_request("grpc", outcome, started.elapsed().as_secs_f64());
-        result.map_err(Status::invalid_argument)
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let result = answer::traces_protobuf(&p, &body, "grpc").await;
+            let outcome = match &result {
+                Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
+                Ok(_) => "ok",
+                Err(TraceError::Invalid(_)) => "invalid",
+                Err(TraceError::Refused(_)) => "refused",
+            };
+            p.metrics()
+                .record_request("grpc", outcome, started.elapsed().as_secs_f64());
+            result.map_err(|e| match e {
+                TraceError::Invalid(m) => Status::invalid_argument(m),
+                TraceError::Refused(e) => {
+                    let (code, status) = answer::refusal(&e);
+                    Status::with_details(
+                        tonic::Code::from_i32(code),
+                        status.message.clone(),
+                        Bytes::from(status.encode_to_vec()),
+                    )
+                }
+            })
+        })
     }
 }
 
@@ -99,10 +112,12 @@ impl GrpcSignal for Metrics {
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
-        let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
-        p.metrics().record_outcome("grpc", "not_ingested");
-        Ok(answer::metrics_response(n))
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+        Box::pin(async move {
+            let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
+            p.metrics().record_outcome("grpc", "not_ingested");
+            Ok(answer::metrics_response(n))
+        })
     }
 }
 
@@ -110,10 +125,12 @@ impl GrpcSignal for Logs {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     type Response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-    fn handle(p: &GenAiProcessor, body: Bytes) -> Result<Self::Response, Status> {
-        let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
-        p.metrics().record_outcome("grpc", "not_ingested");
-        Ok(answer::logs_response(n))
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+        Box::pin(async move {
+            let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
+            p.metrics().record_outcome("grpc", "not_ingested");
+            Ok(answer::logs_response(n))
+        })
     }
 }
 
@@ -157,7 +174,7 @@ impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
     type Future = BoxFuture<Response<S::Response>, Status>;
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let p = self.0.clone();
-        Box::pin(async move { S::handle(&p, request.into_inner()).map(Response::new) })
+        Box::pin(async move { S::handle(p, request.into_inner()).await.map(Response::new) })
     }
 }
 

@@ -6,7 +6,7 @@
 //! before or after decompression; 415 for an unsupported content type or encoding; 405 for a method
 //! other than POST. Error bodies use the request's encoding (JSON or protobuf).
 
-use super::answer::{self, Signal};
+use super::answer::{self, Signal, TraceError};
 use super::json;
 use crate::processors::genai::GenAiProcessor;
 use axum::body::Body;
@@ -55,16 +55,7 @@ impl Encoding {
     }
 }
 
-/// `google.rpc.Status`, the body of OTLP/HTTP error responses (details are never sent).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RpcStatus {
-    /// gRPC status code.
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    /// Developer-facing message naming the problem.
-    #[prost(string, tag = "2")]
-    pub message: String,
-}
+pub use super::answer::RpcStatus;
 
 /// gRPC code INVALID_ARGUMENT, used in `google.rpc.Status` bodies.
 const INVALID_ARGUMENT: i32 = 3;
@@ -76,9 +67,41 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Respo
         Encoding::Json => serde_json::json!({ "code": code, "message": message })
             .to_string()
             .into_bytes(),
-        Encoding::Protobuf => RpcStatus { code, message }.encode_to_vec(),
+        Encoding::Protobuf => RpcStatus {
+            code,
+            message,
+            details: Vec::new(),
+        }
+        .encode_to_vec(),
     };
     (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
+}
+
+/// A retryable refusal: 429 for a full queue, 503 when closing or failing, with `Retry-After`
+/// (OTLP/HTTP's retryable statuses).
+fn refused(enc: Encoding, e: &llmhub_exporters::queue::PushError) -> Response {
+    let (code, status) = answer::refusal(e);
+    let http = if code == answer::RESOURCE_EXHAUSTED {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let after = answer::TraceError::retry_after(e).as_secs().to_string();
+    let body = match enc {
+        Encoding::Json => serde_json::json!({ "code": code, "message": status.message })
+            .to_string()
+            .into_bytes(),
+        Encoding::Protobuf => status.encode_to_vec(),
+    };
+    (
+        http,
+        [
+            (header::CONTENT_TYPE, enc.content_type().to_owned()),
+            (header::RETRY_AFTER, after),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Reads the content type; `Err` is the 415 response.
@@ -199,8 +222,11 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
         Err((r, outcome)) => return (r, transport, outcome),
     };
     let decoded = match enc {
-        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport),
-        Encoding::Json => json::decode_traces(&bytes).map(|req| answer::process(&st.processor, &req, transport)),
+        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport).await,
+        Encoding::Json => match json::decode_traces(&bytes) {
+            Ok(req) => answer::process(&st.processor, &req, transport).await,
+            Err(m) => Err(TraceError::Invalid(m)),
+        },
     };
     match decoded {
         Ok(resp) => {
@@ -219,11 +245,12 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
                 outcome,
             )
         }
-        Err(m) => (
+        Err(TraceError::Invalid(m)) => (
             error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
             transport,
             "invalid",
         ),
+        Err(TraceError::Refused(e)) => (refused(enc, &e), transport, "refused"),
     }
 }
 

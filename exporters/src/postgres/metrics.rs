@@ -1,0 +1,111 @@
+//! The sink's and its queue's self-monitoring, declared in [`METRICS`] (which feeds
+//! `docs/metrics.md` with the rest of the catalogue).
+
+use super::error::Failure;
+use crate::catalogue::{register, Kind, MetricDef};
+use crate::queue::Stats;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Buckets of the batch write duration.
+pub const BATCH_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// The PostgreSQL sink's metrics.
+pub static METRICS: &[MetricDef] = &[
+    MetricDef { name: "llmhub.postgres.rows.written", unit: "{row}", kind: Kind::Counter, attributes: &[],
+        help: "Rows inserted into llm_calls." },
+    MetricDef { name: "llmhub.postgres.rows.duplicate", unit: "{row}", kind: Kind::Counter, attributes: &[],
+        help: "Rows skipped because they were already in llm_calls (a retried or replayed batch); never inserted twice." },
+    MetricDef { name: "llmhub.postgres.dead_letters", unit: "{row}", kind: Kind::Counter, attributes: &[],
+        help: "Rows the database rejected (or that could not be encoded), written to the dead-letter file with the reason." },
+    MetricDef { name: "llmhub.postgres.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+        help: "Failed batch writes that were retried, by reason (connection, missing_partition, transient)." },
+    MetricDef { name: "llmhub.postgres.batch.duration", unit: "s", kind: Kind::Histogram, attributes: &[],
+        help: "Time to write one batch (COPY, and the deduplicating path when needed)." },
+    MetricDef { name: "llmhub.postgres.queue.rows", unit: "{row}", kind: Kind::Gauge, attributes: &[],
+        help: "Rows queued or being written, not yet confirmed by the database." },
+    MetricDef { name: "llmhub.postgres.queue.bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+        help: "Bytes of rows not yet confirmed (the figure the queue's size limit applies to)." },
+    MetricDef { name: "llmhub.postgres.queue.disk_bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+        help: "Bytes of queue log files on disk (0 for a memory queue)." },
+    MetricDef { name: "llmhub.postgres.queue.oldest_age", unit: "s", kind: Kind::Gauge, attributes: &[],
+        help: "Age of the oldest row not yet written (0 when the queue is empty): the sink's lag." },
+];
+
+/// The live instruments.
+#[derive(Debug)]
+pub struct SinkMetrics {
+    /// Rows inserted.
+    pub rows_written: Counter,
+    /// Rows already present.
+    pub rows_duplicate: Counter,
+    /// Rows dead-lettered.
+    pub dead_letters: Counter,
+    retries: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Batch write time.
+    pub batch_duration: Histogram,
+    queue_rows: Gauge,
+    queue_bytes: Gauge,
+    disk_bytes: Gauge,
+    oldest_age: Gauge<f64, AtomicU64>,
+}
+
+impl SinkMetrics {
+    /// Creates the instruments and registers them.
+    pub fn new(registry: &mut Registry) -> SinkMetrics {
+        let m = SinkMetrics {
+            rows_written: Counter::default(),
+            rows_duplicate: Counter::default(),
+            dead_letters: Counter::default(),
+            retries: Family::default(),
+            batch_duration: Histogram::new(BATCH_BUCKETS),
+            queue_rows: Gauge::default(),
+            queue_bytes: Gauge::default(),
+            disk_bytes: Gauge::default(),
+            oldest_age: Gauge::default(),
+        };
+        for def in METRICS {
+            let r = &mut *registry;
+            match def.name {
+                "llmhub.postgres.rows.written" => register(r, def, m.rows_written.clone()),
+                "llmhub.postgres.rows.duplicate" => register(r, def, m.rows_duplicate.clone()),
+                "llmhub.postgres.dead_letters" => register(r, def, m.dead_letters.clone()),
+                "llmhub.postgres.retries" => register(r, def, m.retries.clone()),
+                "llmhub.postgres.batch.duration" => register(r, def, m.batch_duration.clone()),
+                "llmhub.postgres.queue.rows" => register(r, def, m.queue_rows.clone()),
+                "llmhub.postgres.queue.bytes" => register(r, def, m.queue_bytes.clone()),
+                "llmhub.postgres.queue.disk_bytes" => register(r, def, m.disk_bytes.clone()),
+                "llmhub.postgres.queue.oldest_age" => register(r, def, m.oldest_age.clone()),
+                other => unreachable!("catalogue entry {other} has no instrument"),
+            }
+        }
+        m
+    }
+
+    /// Counts a retried batch.
+    pub fn retry(&self, why: Failure) {
+        let reason = match why {
+            Failure::Connection => "connection",
+            Failure::MissingPartition => "missing_partition",
+            Failure::Duplicate | Failure::RowRejected | Failure::Transient => "transient",
+        };
+        self.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
+    }
+
+    /// Sets the queue gauges.
+    pub fn observe_queue(&self, s: &Stats) {
+        self.queue_rows.set(s.items as i64);
+        self.queue_bytes.set(s.bytes as i64);
+        self.disk_bytes.set(s.disk_bytes as i64);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.oldest_age
+            .set(s.oldest_ms.map_or(0.0, |ms| now.saturating_sub(ms) as f64 / 1000.0));
+    }
+}

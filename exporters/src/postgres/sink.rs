@@ -1,0 +1,642 @@
+//! The sink at work: records are encoded and queued as the OTLP request is handled; `pool_size`
+//! writers, each with its own connection, take batches from the queue and COPY them into
+//! `llm_calls`.
+//!
+//! A batch is first sent as a plain binary COPY (the fastest path). If a row of it already exists
+//! (a retry after a lost acknowledgement, or a replay after a crash) the batch goes again through
+//! a temporary table and `INSERT ... ON CONFLICT DO NOTHING`, so retries never duplicate. If the
+//! database rejects a row's values, the batch is split in halves until the rejected rows are
+//! alone; those go to the dead-letter file with the database's message, the rest are written.
+//! Connection failures are retried with exponential backoff and full jitter, forever: the queue
+//! holds the rows meanwhile and refuses new spans once full.
+
+use super::config::{Partitioning, PostgresConfig};
+use super::connect::Connector;
+use super::error::{classify, Failure, SinkError};
+use super::metrics::SinkMetrics;
+use super::row::{self, COPY_HEADER, COPY_TRAILER};
+use super::schema::{self, Layout, MIGRATIONS};
+use crate::queue::{PushError, Queue};
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
+use llmhub_core::LlmCall;
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Advisory lock key serializing schema changes between replicas ("llmhub" in ASCII).
+const SCHEMA_LOCK: i64 = 0x6c6c_6d68_7562;
+
+/// Where the table lives and how it is laid out, learned once per process.
+#[derive(Debug, Clone)]
+struct Target {
+    table: String,
+    schema: String,
+    layout: Layout,
+}
+
+struct Shared {
+    cfg: PostgresConfig,
+    connector: Connector,
+    queue: Arc<Queue>,
+    metrics: Arc<SinkMetrics>,
+    target: tokio::sync::Mutex<Option<Target>>,
+    /// Days (since the epoch) whose partition is known to exist.
+    partitions: Mutex<HashSet<i64>>,
+    dead_letter: Mutex<Option<std::fs::File>>,
+    dead_letter_path: PathBuf,
+    copy_sql: Mutex<Option<(String, String)>>,
+    healthy: AtomicBool,
+    /// Last successful write, ms since the epoch.
+    last_write_ms: AtomicU64,
+}
+
+/// The running sink.
+pub struct PostgresSink {
+    shared: Arc<Shared>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
+    stop: CancellationToken,
+}
+
+/// A refused push, for the receivers to answer with a retryable status.
+pub type Refusal = PushError;
+
+impl PostgresSink {
+    /// Opens the queue (replaying what an earlier run left) and starts the writers. Does not
+    /// wait for the database: while it is unreachable, rows wait in the queue.
+    pub fn start(cfg: &PostgresConfig, metrics: Arc<SinkMetrics>) -> Result<Arc<PostgresSink>, SinkError> {
+        let connector = Connector::new(cfg)?;
+        let queue = Queue::open("postgres", &cfg.queue)?;
+        let dead_letter_path = cfg.dead_letter_file.clone().unwrap_or_else(|| {
+            cfg.queue
+                .directory
+                .clone()
+                .unwrap_or_default()
+                .join("postgres-dead-letters.jsonl")
+        });
+        tracing::info!(target = %connector.describe(), writers = cfg.pool_size,
+            queue = ?cfg.queue.directory, durability = ?cfg.queue.durability, "PostgreSQL sink starting");
+        let shared = Arc::new(Shared {
+            cfg: cfg.clone(),
+            connector,
+            queue,
+            metrics,
+            target: tokio::sync::Mutex::new(None),
+            partitions: Mutex::new(HashSet::new()),
+            dead_letter: Mutex::new(None),
+            dead_letter_path,
+            copy_sql: Mutex::new(None),
+            healthy: AtomicBool::new(false),
+            last_write_ms: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let mut writers = Vec::new();
+        for id in 0..cfg.pool_size {
+            writers.push(tokio::spawn(writer(shared.clone(), id, stop.clone())));
+        }
+        writers.push(tokio::spawn(monitor(shared.clone(), stop.clone())));
+        Ok(Arc::new(PostgresSink {
+            shared,
+            writers: Mutex::new(writers),
+            stop,
+        }))
+    }
+
+    /// Whether the queue can take another request (checked before the request is processed,
+    /// so a refused request leaves no trace and its retry is not mistaken for a duplicate).
+    pub fn admit(&self) -> Result<(), Refusal> {
+        self.shared.queue.admit()
+    }
+
+    /// Encodes and queues the records; with `durability: wal`, returns once they are on disk.
+    /// Records that cannot be encoded go to the dead-letter file.
+    pub async fn submit(&self, records: &[LlmCall]) -> Result<(), Refusal> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = BytesMut::with_capacity(records.len() * 640);
+        let mut items = Vec::with_capacity(records.len());
+        for r in records {
+            match row::encode(r, &mut buf) {
+                Ok(()) => items.push(buf.split().freeze()),
+                Err(e) => self.shared.dead_letter_record(r, &e.to_string()),
+            }
+        }
+        self.shared.queue.push(items).await
+    }
+
+    /// Whether the last write attempt succeeded (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The queue (tests and self-monitoring read it).
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.shared.queue
+    }
+
+    /// Stops taking rows and lets the writers drain the queue until `deadline`; what is left
+    /// stays in the on-disk queue for the next start (a memory queue loses it, and says so).
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.shared.queue.close();
+        let handles: Vec<_> = match self.writers.lock() {
+            Ok(mut w) => w.drain(..).collect(),
+            Err(p) => p.into_inner().drain(..).collect(),
+        };
+        let until = tokio::time::Instant::now() + deadline;
+        let drained = async {
+            while self.shared.queue.stats().items > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout_at(until, drained).await;
+        self.stop.cancel();
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        let left = self.shared.queue.stats().items;
+        if left > 0 {
+            if self.shared.cfg.queue.directory.is_some() {
+                tracing::warn!(
+                    rows = left,
+                    "PostgreSQL sink stopped with rows queued on disk; they are written at the next start"
+                );
+            } else {
+                tracing::error!(rows = left, "PostgreSQL sink stopped with rows in its memory queue; they are lost (set queue.directory to keep them)");
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn dead_letter_record(&self, record: &LlmCall, reason: &str) {
+        let line = serde_json::json!({
+            "at_unix_ms": now_ms(),
+            "reason": reason,
+            "record": record.to_json(),
+        });
+        self.write_dead_letter(&line);
+    }
+
+    fn dead_letter_row(&self, tuple: &[u8], sqlstate: &str, reason: &str) {
+        let key = row::key(tuple);
+        let line = serde_json::json!({
+            "at_unix_ms": now_ms(),
+            "sqlstate": sqlstate,
+            "reason": reason,
+            "trace_id": key.as_ref().map(|k| hex::encode(&k.trace_id)),
+            "span_id": key.as_ref().map(|k| hex::encode(&k.span_id)),
+            "time_unix_us": key.as_ref().map(|k| k.time_us),
+            "copy_tuple_hex": hex::encode(tuple),
+        });
+        self.write_dead_letter(&line);
+    }
+
+    fn write_dead_letter(&self, line: &serde_json::Value) {
+        self.metrics.dead_letters.inc();
+        let mut guard = match self.dead_letter.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if guard.is_none() {
+            if let Some(parent) = self.dead_letter_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.dead_letter_path)
+            {
+                Ok(f) => *guard = Some(f),
+                Err(e) => {
+                    tracing::error!(path = %self.dead_letter_path.display(), error = %e, line = %line,
+                        "cannot open the dead-letter file; the rejected row is logged here instead");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = guard.as_mut() {
+            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.sync_data()) {
+                tracing::error!(error = %e, line = %line, "cannot write the dead-letter file");
+            }
+        }
+        tracing::warn!(path = %self.dead_letter_path.display(), reason = %line["reason"], "row dead-lettered");
+    }
+
+    fn copy_statements(&self, t: &Target) -> (String, String) {
+        let mut g = match self.copy_sql.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.get_or_insert_with(|| {
+            let cols = schema::column_list();
+            (
+                format!("COPY {} ({cols}) FROM STDIN WITH (FORMAT binary)", t.table),
+                format!(
+                    "INSERT INTO {} ({cols}) SELECT {cols} FROM llmhub_stage ON CONFLICT DO NOTHING",
+                    t.table
+                ),
+            )
+        })
+        .clone()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Finds (or creates and migrates) `llm_calls`. Runs on a writer's connection.
+async fn prepare(shared: &Shared, client: &Client) -> Result<Target, tokio_postgres::Error> {
+    let mut guard = shared.target.lock().await;
+    if let Some(t) = guard.as_ref() {
+        return Ok(t.clone());
+    }
+    let ext_schema: Option<String> = client
+        .query_opt(
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'llm_analytics'",
+            &[],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let has_timescale = client
+        .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'", &[])
+        .await?
+        .is_some();
+    let schema = match &ext_schema {
+        Some(s) => s.clone(),
+        None => shared.cfg.schema.clone(),
+    };
+    let qs = quote_ident(&schema);
+    if ext_schema.is_none() {
+        migrate(shared, client, &qs, has_timescale).await?;
+    } else {
+        tracing::info!(schema = %schema, "llm_analytics extension installed: writing into its llm_calls");
+    }
+    let layout = detect_layout(client, &schema, has_timescale).await?;
+    let t = Target {
+        table: format!("{qs}.llm_calls"),
+        schema: qs,
+        layout,
+    };
+    tracing::info!(table = %t.table, layout = ?layout, "PostgreSQL sink target ready");
+    *guard = Some(t.clone());
+    Ok(t)
+}
+
+async fn migrate(shared: &Shared, client: &Client, qs: &str, has_timescale: bool) -> Result<(), tokio_postgres::Error> {
+    let layout = match shared.cfg.partitioning {
+        Partitioning::Auto if has_timescale => Layout::Hypertable,
+        Partitioning::Auto | Partitioning::Native => Layout::NativePartitions,
+        Partitioning::Timescaledb => Layout::Hypertable,
+    };
+    client
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({SCHEMA_LOCK});
+             CREATE SCHEMA IF NOT EXISTS {qs};
+             CREATE TABLE IF NOT EXISTS {qs}.llmhub_schema_migrations (
+                 version integer PRIMARY KEY,
+                 description text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());"
+        ))
+        .await?;
+    let result = async {
+        let applied: Vec<i32> = client
+            .query(&format!("SELECT version FROM {qs}.llmhub_schema_migrations"), &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for m in MIGRATIONS {
+            if applied.contains(&m.version) {
+                continue;
+            }
+            let sql = (m.sql)(layout).replace("{schema}", qs);
+            let desc = m.description.replace('\'', "''");
+            client
+                .batch_execute(&format!(
+                    "BEGIN;\n{sql}\nINSERT INTO {qs}.llmhub_schema_migrations (version, description) VALUES ({}, '{desc}');\nCOMMIT;",
+                    m.version
+                ))
+                .await?;
+            tracing::info!(version = m.version, description = m.description, ?layout, "migration applied");
+        }
+        Ok(())
+    }
+    .await;
+    let _ = client
+        .batch_execute(&format!("ROLLBACK; SELECT pg_advisory_unlock({SCHEMA_LOCK});"))
+        .await;
+    result
+}
+
+async fn detect_layout(client: &Client, schema: &str, has_timescale: bool) -> Result<Layout, tokio_postgres::Error> {
+    let kind: Option<i8> = client
+        .query_opt(
+            "SELECT c.relkind::\"char\" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'llm_calls'",
+            &[&schema],
+        )
+        .await?
+        .map(|r| r.get(0));
+    if kind == Some(b'p' as i8) {
+        return Ok(Layout::NativePartitions);
+    }
+    if has_timescale {
+        let hyper = client
+            .query_opt(
+                "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = $1 AND hypertable_name = 'llm_calls'",
+                &[&schema],
+            )
+            .await?
+            .is_some();
+        if hyper {
+            return Ok(Layout::Hypertable);
+        }
+    }
+    Ok(Layout::Plain)
+}
+
+/// Creates the daily partitions for `days` (and the days ahead of today) that are not known to exist.
+async fn ensure_partitions(
+    shared: &Shared,
+    client: &Client,
+    t: &Target,
+    days: impl IntoIterator<Item = i64>,
+) -> Result<(), tokio_postgres::Error> {
+    if t.layout != Layout::NativePartitions {
+        return Ok(());
+    }
+    let today = (now_ms() / 86_400_000) as i64;
+    let ahead = (today..=today + i64::from(shared.cfg.partitions_ahead_days)).collect::<Vec<_>>();
+    let missing: Vec<i64> = {
+        let known = match shared.partitions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut m: Vec<i64> = days.into_iter().chain(ahead).filter(|d| !known.contains(d)).collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n");
+    for d in &missing {
+        sql.push_str(&schema::partition_sql(&t.schema, *d));
+        sql.push_str(";\n");
+    }
+    sql.push_str("COMMIT;");
+    client.batch_execute(&sql).await?;
+    let mut known = match shared.partitions.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    known.extend(missing);
+    Ok(())
+}
+
+/// Keeps the queue gauges current (partitions ahead of the clock are made with each batch).
+async fn monitor(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => shared.metrics.observe_queue(&shared.queue.stats()),
+        }
+    }
+}
+
+/// Result of writing one batch.
+#[derive(Debug, Default, Clone, Copy)]
+struct Written {
+    inserted: u64,
+    duplicates: u64,
+    dead: u64,
+}
+
+/// An error that stops the current attempt (the batch is retried as a whole).
+struct Retry(Failure, String);
+
+struct Conn {
+    client: Client,
+    staged: bool,
+}
+
+async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
+    let linger = Duration::from_millis(shared.cfg.batch_linger_ms);
+    let mut conn: Option<Conn> = None;
+    loop {
+        let lease = match shared.queue.pop(shared.cfg.batch_max_rows, linger, &stop).await {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                tracing::error!(writer = id, error = %e, "cannot read the queue; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            let started = Instant::now();
+            match write_batch(&shared, &mut conn, &lease.items).await {
+                Ok(w) => {
+                    shared.metrics.batch_duration.observe(started.elapsed().as_secs_f64());
+                    shared.metrics.rows_written.inc_by(w.inserted);
+                    shared.metrics.rows_duplicate.inc_by(w.duplicates);
+                    shared.healthy.store(true, Ordering::Relaxed);
+                    shared.last_write_ms.store(now_ms(), Ordering::Relaxed);
+                    shared.queue.ack(lease);
+                    break;
+                }
+                Err(Retry(kind, msg)) => {
+                    shared.healthy.store(false, Ordering::Relaxed);
+                    if matches!(kind, Failure::Connection | Failure::Transient) {
+                        conn = None;
+                    }
+                    shared.metrics.retry(kind);
+                    attempt = attempt.saturating_add(1);
+                    let cap = shared
+                        .cfg
+                        .retry_initial_ms
+                        .saturating_mul(1u64 << attempt.min(20))
+                        .min(shared.cfg.retry_max_ms);
+                    let delay = Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)));
+                    if attempt == 1 || attempt.is_power_of_two() {
+                        tracing::warn!(writer = id, attempt, error = %msg, retry_in = ?delay, rows = lease.items.len(),
+                            "PostgreSQL write failed; retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.cancelled() => {
+                            shared.queue.release(lease);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -> Result<Written, Retry> {
+    if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+        *conn = None;
+    }
+    if conn.is_none() {
+        let client = shared.connector.connect().await.map_err(|e| {
+            Retry(
+                Failure::Connection,
+                format!("connect to {}: {e}", shared.connector.describe()),
+            )
+        })?;
+        *conn = Some(Conn { client, staged: false });
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err(Retry(Failure::Connection, "no connection".to_owned()));
+    };
+    let target = prepare(shared, &c.client)
+        .await
+        .map_err(|e| Retry(classify(&e), format!("preparing llm_calls: {}", describe(&e))))?;
+    let days: HashSet<i64> = rows
+        .iter()
+        .filter_map(|r| row::key(r))
+        .map(|k| k.time_us.div_euclid(MICROS_PER_DAY))
+        .collect();
+    ensure_partitions(shared, &c.client, &target, days)
+        .await
+        .map_err(|e| Retry(classify(&e), format!("creating partitions: {}", describe(&e))))?;
+    // Bisect iteratively: a stack of slices still to write.
+    let mut written = Written::default();
+    let mut todo: Vec<&[Bytes]> = vec![rows];
+    while let Some(part) = todo.pop() {
+        match copy(shared, c, &target, part, false).await {
+            Ok(n) => written.inserted += n,
+            Err(e) => match classify(&e) {
+                Failure::Duplicate => match copy(shared, c, &target, part, true).await {
+                    Ok(n) => {
+                        written.inserted += n;
+                        written.duplicates += part.len() as u64 - n;
+                    }
+                    Err(e2) if classify(&e2) == Failure::RowRejected => {
+                        split(shared, part, &e2, &mut todo, &mut written)
+                    }
+                    Err(e2) => return Err(Retry(classify(&e2), describe(&e2))),
+                },
+                Failure::RowRejected => split(shared, part, &e, &mut todo, &mut written),
+                Failure::MissingPartition => {
+                    // Someone dropped a partition we thought existed: forget and recreate.
+                    if let Ok(mut g) = shared.partitions.lock() {
+                        g.clear();
+                    }
+                    return Err(Retry(Failure::MissingPartition, describe(&e)));
+                }
+                other => return Err(Retry(other, describe(&e))),
+            },
+        }
+    }
+    Ok(written)
+}
+
+fn split<'a>(
+    shared: &Shared,
+    part: &'a [Bytes],
+    e: &tokio_postgres::Error,
+    todo: &mut Vec<&'a [Bytes]>,
+    w: &mut Written,
+) {
+    if part.len() == 1 {
+        let (code, msg) = match e.as_db_error() {
+            Some(db) => (db.code().code().to_owned(), describe(e)),
+            None => (String::new(), e.to_string()),
+        };
+        shared.dead_letter_row(&part[0], &code, &msg);
+        w.dead += 1;
+    } else {
+        let (a, b) = part.split_at(part.len() / 2);
+        todo.push(b);
+        todo.push(a);
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                s.push_str(": ");
+                s.push_str(d);
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+/// One COPY of `rows`: straight into the table, or (`dedup`) through the staging table with
+/// `ON CONFLICT DO NOTHING`. Returns the rows inserted.
+async fn copy(
+    shared: &Shared,
+    c: &mut Conn,
+    t: &Target,
+    rows: &[Bytes],
+    dedup: bool,
+) -> Result<u64, tokio_postgres::Error> {
+    let (copy_sql, insert_sql) = shared.copy_statements(t);
+    let mut data = BytesMut::with_capacity(COPY_HEADER.len() + rows.iter().map(|r| r.len()).sum::<usize>() + 2);
+    data.extend_from_slice(COPY_HEADER);
+    for r in rows {
+        data.extend_from_slice(r);
+    }
+    data.extend_from_slice(COPY_TRAILER);
+    let data = data.freeze();
+    if !dedup {
+        let sink = c.client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
+        futures_util::pin_mut!(sink);
+        sink.send(data).await?;
+        return sink.finish().await;
+    }
+    if !c.staged {
+        c.client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS llmhub_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                t.table
+            ))
+            .await?;
+        c.staged = true;
+    }
+    let tx = c.client.transaction().await?;
+    let stage_copy = format!(
+        "COPY llmhub_stage ({}) FROM STDIN WITH (FORMAT binary)",
+        schema::column_list()
+    );
+    let sink = tx.copy_in::<_, Bytes>(stage_copy.as_str()).await?;
+    futures_util::pin_mut!(sink);
+    sink.send(data).await?;
+    sink.finish().await?;
+    let n = tx.execute(insert_sql.as_str(), &[]).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+impl std::fmt::Debug for PostgresSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("target", &self.shared.connector)
+            .finish()
+    }
+}
