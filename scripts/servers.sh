@@ -38,7 +38,7 @@ SELF=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'servers.sh: %s\n' "$*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "must run as root"
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
 # --- setup -------------------------------------------------------------------------------------
 setup_host() {
@@ -58,6 +58,11 @@ unmount_chroot() {
   findmnt -rn -o TARGET | { grep -F "$CHROOT/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
 }
 
+umount_setup() {
+  local m
+  for m in dev proc; do if mountpoint -q "$CHROOT/$m"; then umount -l "$CHROOT/$m"; fi; done
+}
+
 setup_chroot() {
   [ "$(cat "$STAMP" 2>/dev/null)" = "$CHROOT_PKGS" ] && return
   if [ ! -f "$STAMP" ]; then
@@ -75,7 +80,9 @@ setup_chroot() {
     mkdir -p "$CHROOT/etc/postgresql-common"
     echo 'create_main_cluster = false' >"$CHROOT/etc/postgresql-common/createcluster.conf"
   fi
-  trap unmount_chroot EXIT
+  # /proc and /dev only while packages install; unmounted even on failure or interrupt.
+  trap umount_setup EXIT
+  trap 'exit 1' INT TERM
   mount --bind /proc "$CHROOT/proc"
   mount --bind /dev "$CHROOT/dev"
   log "installing in the chroot: $CHROOT_PKGS"
@@ -84,8 +91,8 @@ setup_chroot() {
   chroot "$CHROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     $CHROOT_PKGS 2>&1 >/dev/null | { grep -v 'Is /dev/pts mounted\|runlevel\|policy-rc.d\|FQDN\|make-ssl-cert\|hostname' || true; }
   chroot "$CHROOT" apt-get clean
-  unmount_chroot
-  trap - EXIT
+  umount_setup
+  trap - EXIT INT TERM
   echo "$CHROOT_PKGS" >"$STAMP"
 }
 
@@ -94,9 +101,9 @@ need_chroot() { [ -f "$STAMP" ] || die "chroot missing: run '$0 setup' first"; }
 
 # Waits until a PostgreSQL server answers on 127.0.0.1:$1.
 wait_pg() {
-  for _ in $(seq 120); do
+  for _ in $(seq 600); do
     "$PG15_BIN/pg_isready" -q -U postgres -h 127.0.0.1 -p "$1" && return
-    sleep 0.5
+    sleep 0.1
   done
   die "PostgreSQL on port $1 not ready after 60 s"
 }
@@ -190,10 +197,10 @@ bg_start() {  # NAME PORT READY_PATH BINARY ARGS...
     setsid chroot "$CHROOT" "$@" </dev/null >"$dir/server.log" 2>&1 &
     echo $! >"$dir/server.pid"
   fi
-  for _ in $(seq 120); do
+  for _ in $(seq 600); do
     curl -sf -o /dev/null "http://127.0.0.1:$port$ready" && { echo "$name ready on 127.0.0.1:$port"; return; }
     bg_pid "$name" "$1" >/dev/null || die "$name exited: see $dir/server.log"
-    sleep 0.5
+    sleep 0.1
   done
   die "$name not ready after 60 s: see $dir/server.log"
 }
@@ -202,8 +209,9 @@ bg_stop() {  # NAME BINARY
   local pid
   if pid=$(bg_pid "$1" "$2"); then
     kill "$pid"
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
+    # bg_pid fails once the process exits (a zombie no longer has an exe link).
+    for _ in $(seq 300); do bg_pid "$1" "$2" >/dev/null || break; sleep 0.1; done
+    if bg_pid "$1" "$2" >/dev/null; then kill -9 "$pid"; fi
   fi
   rm -f "$CHROOT/tmp/llmhub-$1/server.pid"
   echo "$1 stopped"
@@ -242,8 +250,8 @@ each() {  # start|stop SERVER
 }
 
 case "${1:-}" in
-  setup) setup_host; setup_chroot; log "setup complete" ;;
-  start | stop) [ $# -eq 2 ] || die "usage: $0 $1 pg15|timescale|prom-otlp|prometheus|all"; each "$1" "$2" ;;
+  setup) need_root; setup_host; setup_chroot; log "setup complete" ;;
+  start | stop) [ $# -eq 2 ] || die "usage: $0 $1 pg15|timescale|prom-otlp|prometheus|all"; need_root; each "$1" "$2" ;;
   env)
     printf 'export %s=%q\n' \
       LLMHUB_TEST_PG15_URL "postgres://postgres@127.0.0.1:$PG15_PORT/$DB" \
@@ -251,14 +259,9 @@ case "${1:-}" in
       LLMHUB_TEST_PROM_OTLP_URL "http://127.0.0.1:$OTLP_PORT" \
       LLMHUB_TEST_OTLP_METRICS_ENDPOINT "http://127.0.0.1:$OTLP_PORT/opentelemetry/v1/metrics" \
       LLMHUB_TEST_PROMETHEUS_URL "http://127.0.0.1:$PROM_PORT" \
-      LLMHUB_SERVERS "$SELF" \
-      LLMHUB_PG15_BIN "$PG15_BIN" \
-      LLMHUB_PG15_DIR "$PG15_DIR" \
-      LLMHUB_PG15_PORT "$PG15_PORT" \
-      LLMHUB_CHROOT "$CHROOT" \
-      LLMHUB_PG17_BIN "$PG17_BIN" \
-      LLMHUB_TS_DIR "$TS_DIR" \
-      LLMHUB_TS_HOST_DIR "$CHROOT$TS_DIR" \
+      LLMHUB_SERVERS "$SELF" LLMHUB_CHROOT "$CHROOT" \
+      LLMHUB_PG15_BIN "$PG15_BIN" LLMHUB_PG15_DIR "$PG15_DIR" LLMHUB_PG15_PORT "$PG15_PORT" \
+      LLMHUB_PG17_BIN "$PG17_BIN" LLMHUB_TS_DIR "$TS_DIR" LLMHUB_TS_HOST_DIR "$CHROOT$TS_DIR" \
       LLMHUB_TS_PORT "$TS_PORT"
     ;;
   *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -37,6 +37,7 @@ pub struct GenAiProcessor {
     matcher: Matcher,
     metrics: Arc<Metrics>,
     sink: Option<Arc<PostgresSink>>,
+    collect: bool,
 }
 
 impl GenAiProcessor {
@@ -55,12 +56,21 @@ impl GenAiProcessor {
             matcher,
             metrics,
             sink: None,
+            collect: false,
         }
+    }
+
+    /// Keeps each request's records in its [`ExportSummary`] (what a sink would receive); for
+    /// tests that compare a sink's output with the processor's.
+    pub fn collecting(mut self) -> Self {
+        self.collect = true;
+        self
     }
 
     /// Delivers every record to `sink` from now on.
     pub fn with_sink(mut self, sink: Arc<PostgresSink>) -> Self {
         self.sink = Some(sink);
+        self.collect = true;
         self
     }
 
@@ -156,7 +166,7 @@ impl GenAiProcessor {
                                 None => {
                                     price_call(&self.matcher, &mut n.call);
                                     self.metrics.record_call(&n.call);
-                                    if self.sink.is_some() {
+                                    if self.collect {
                                         summary.records.push(n.call);
                                     }
                                 }

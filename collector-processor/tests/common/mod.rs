@@ -1,6 +1,8 @@
 //! Shared test helpers: start llmhub on free loopback ports, scrape and query its metrics.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use llmhub::config::Config;
 use llmhub::service::{self, Running};
 use std::collections::BTreeMap;
