@@ -3,7 +3,8 @@
 #
 # Installs what is missing (idempotent: present tools are skipped), then checks formatting and lints,
 # builds every target (benchmarks included, so they never rot) and runs all tests, including those
-# that need real servers (Prometheus). Servers the tests start are stopped by the tests themselves.
+# that need real servers: Prometheus (scraping), PostgreSQL 15 and PostgreSQL 17 + TimescaleDB
+# (started by scripts/servers.sh and stopped when this script exits).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   log "Debian packages present (prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'))"
 fi
+
+# --- real servers: PostgreSQL 15, PostgreSQL 17 + TimescaleDB (Debian 13 chroot), metrics backends
+log "servers: setup (skips what is present) and start"
+bash scripts/servers.sh setup
+bash scripts/servers.sh start all
+eval "$(bash scripts/servers.sh env)"
+trap 'bash scripts/servers.sh stop all >/dev/null 2>&1 || true' EXIT
 
 # --- Rust checks -----------------------------------------------------------------------------
 log "cargo fmt --check"
