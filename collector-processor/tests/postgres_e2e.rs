@@ -63,7 +63,9 @@ async fn export(
     grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
     req: &ExportTraceServiceRequest,
 ) -> Result<Bytes, tonic::Status> {
-    grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     grpc.unary(
         tonic::Request::new(Bytes::from(req.encode_to_vec())),
         http::uri::PathAndQuery::from_static(TRACE_EXPORT),
@@ -120,7 +122,9 @@ async fn rows_equal_records(server: Server, name: &str) {
     assert_eq!(got_n, want.len() as i64, "rows in llm_calls");
 
     let mut expected: Vec<serde_json::Value> = want.iter().map(pg::expected_json).collect();
-    expected.sort_by(|a, b| (a["trace_id"].as_str(), a["span_id"].as_str()).cmp(&(b["trace_id"].as_str(), b["span_id"].as_str())));
+    expected.sort_by(|a, b| {
+        (a["trace_id"].as_str(), a["span_id"].as_str()).cmp(&(b["trace_id"].as_str(), b["span_id"].as_str()))
+    });
     let got = pg::rows_json(&client, &schema).await;
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
@@ -128,7 +132,10 @@ async fn rows_equal_records(server: Server, name: &str) {
     }
     // Priced rows carry exact decimals: the sum in SQL equals the sum of the records.
     let sql_total: rust_decimal::Decimal = client
-        .query_one(&format!("SELECT coalesce(sum(cost_usd), 0) FROM {schema}.llm_calls"), &[])
+        .query_one(
+            &format!("SELECT coalesce(sum(cost_usd), 0) FROM {schema}.llm_calls"),
+            &[],
+        )
         .await
         .expect("sum")
         .get(0);
@@ -168,7 +175,10 @@ async fn rows_equal_records(server: Server, name: &str) {
         }
     }
     let version: i32 = client
-        .query_one(&format!("SELECT max(version) FROM {schema}.llmhub_schema_migrations"), &[])
+        .query_one(
+            &format!("SELECT max(version) FROM {schema}.llmhub_schema_migrations"),
+            &[],
+        )
         .await
         .expect("migrations")
         .get(0);
@@ -245,13 +255,22 @@ async fn rejected_rows_are_dead_lettered_and_replays_add_nothing() {
     let n = pg::wait_for_rows(&client, &schema, want_good, Duration::from_secs(30)).await;
     assert_eq!(n, want_good, "every good row written (had {before} before)");
     let m = scrape(running.metrics_addr).await;
-    assert_eq!(sum(&m, "llmhub_postgres_dead_letters_total", &[]), poisoned.len() as f64);
+    assert_eq!(
+        sum(&m, "llmhub_postgres_dead_letters_total", &[]),
+        poisoned.len() as f64
+    );
     running.stop().await.expect("stop");
 
     let text = std::fs::read_to_string(&dead).expect("dead-letter file");
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(lines.len(), poisoned.len());
-    let mut got: Vec<String> = lines.iter().map(|l| l["span_id"].as_str().expect("span id").to_owned()).collect();
+    let mut got: Vec<String> = lines
+        .iter()
+        .map(|l| l["span_id"].as_str().expect("span id").to_owned())
+        .collect();
     got.sort();
     poisoned.sort();
     assert_eq!(got, poisoned);
@@ -273,9 +292,14 @@ async fn rejected_rows_are_dead_lettered_and_replays_add_nothing() {
     let until = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let m = scrape(running.metrics_addr).await;
-        let done = sum(&m, "llmhub_postgres_rows_written_total", &[]) + sum(&m, "llmhub_postgres_rows_duplicate_total", &[]);
+        let done =
+            sum(&m, "llmhub_postgres_rows_written_total", &[]) + sum(&m, "llmhub_postgres_rows_duplicate_total", &[]);
         if done >= (all) as f64 || std::time::Instant::now() > until {
-            assert_eq!(sum(&m, "llmhub_postgres_rows_written_total", &[]), poisoned.len() as f64, "only the dead-lettered rows are new");
+            assert_eq!(
+                sum(&m, "llmhub_postgres_rows_written_total", &[]),
+                poisoned.len() as f64,
+                "only the dead-lettered rows are new"
+            );
             assert_eq!(sum(&m, "llmhub_postgres_rows_duplicate_total", &[]), want_good as f64);
             break;
         }
@@ -348,7 +372,13 @@ async fn a_full_queue_refuses_with_retryable_statuses() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(sum(&m, "llmhub_postgres_retries_total", &[("llmhub_reason", "connection")]) >= 2.0);
-    assert!(sum(&m, "llmhub_receiver_spans_refused_total", &[("llmhub_reason", "queue_full")]) >= 55.0);
+    assert!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_refused_total",
+            &[("llmhub_reason", "queue_full")]
+        ) >= 55.0
+    );
     assert!(sum(&m, "llmhub_postgres_queue_rows", &[]) >= 50.0);
     assert!(sum(&m, "llmhub_postgres_queue_oldest_age_seconds", &[]) > 0.0);
     running.stop().await.expect("stop");
@@ -380,7 +410,9 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
         while started.elapsed() < Duration::from_secs(42) {
             let req = realistic_request(20, seed);
             seed += 1;
-            export(&mut grpc, &req).await.expect("every request accepted during the outage");
+            export(&mut grpc, &req)
+                .await
+                .expect("every request accepted during the outage");
             sent.push(req);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -394,7 +426,10 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
     let queued = sum(&m, "llmhub_postgres_queue_rows", &[]);
     let disk = sum(&m, "llmhub_postgres_queue_disk_bytes", &[]);
     server.control("start");
-    eprintln!("database down for {:?}; {queued} rows queued, {disk} bytes on disk", stopped_at.elapsed());
+    eprintln!(
+        "database down for {:?}; {queued} rows queued, {disk} bytes on disk",
+        stopped_at.elapsed()
+    );
     assert!(queued > 1000.0, "rows waited in the queue: {queued}");
     assert!(disk > 0.0);
     let sent = load.await.expect("load");
@@ -410,7 +445,8 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected: BTreeSet<(Vec<u8>, Vec<u8>)> = want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
+    let expected: BTreeSet<(Vec<u8>, Vec<u8>)> =
+        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
     assert_eq!(rows, expected, "exactly the records sent");
     let m = scrape(running.metrics_addr).await;
     assert!(sum(&m, "llmhub_postgres_retries_total", &[("llmhub_reason", "connection")]) >= 1.0);
@@ -481,7 +517,8 @@ async fn kill_9_under_load_with_wal_keeps_every_acknowledged_span() {
 
     let second = llmhub::testkit::spawn_serve(exe, &args, None).expect("llmhub restarts");
     let want = pg::expected_records(&acked);
-    let want_ids: BTreeSet<(Vec<u8>, Vec<u8>)> = want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
+    let want_ids: BTreeSet<(Vec<u8>, Vec<u8>)> =
+        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
     let until = std::time::Instant::now() + Duration::from_secs(90);
     let missing = loop {
         let rows: BTreeSet<(Vec<u8>, Vec<u8>)> = client

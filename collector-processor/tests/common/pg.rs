@@ -60,7 +60,9 @@ impl Server {
 
 /// Connects (no TLS: the test servers listen on loopback).
 pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect to the test server");
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to the test server");
     tokio::spawn(conn);
     client
 }
@@ -86,10 +88,7 @@ pub fn expected_processor() -> GenAiProcessor {
 /// The records the server should have written for `requests`, sent in this order.
 pub fn expected_records(requests: &[ExportTraceServiceRequest]) -> Vec<LlmCall> {
     let p = expected_processor();
-    requests
-        .iter()
-        .flat_map(|r| p.process(r, "grpc").records)
-        .collect()
+    requests.iter().flat_map(|r| p.process(r, "grpc").records).collect()
 }
 
 /// The record's JSON with times cut to microseconds (PostgreSQL's `timestamptz` precision).
