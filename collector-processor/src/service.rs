@@ -51,11 +51,19 @@ async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let card = &config.exporters.prometheus.cardinality;
-    let metrics = Arc::new(Metrics::new(
-        &mut registry,
-        card.max_series_per_metric,
-        card.max_values_per_label,
-    ));
+    let mut metrics = Metrics::new(&mut registry, card.max_series_per_metric, card.max_values_per_label);
+    let exporters_on = &config.service.pipelines.traces.exporters;
+    if let (true, Some(o)) = (
+        exporters_on.iter().any(|e| e == "otlp_metrics"),
+        &config.exporters.otlp_metrics,
+    ) {
+        let provider = llmhub_exporters::otlp_metrics::meter_provider(o)
+            .map_err(|e| anyhow::anyhow!("exporters.otlp_metrics: {e}"))?;
+        tracing::info!(endpoint = %o.endpoint, protocol = ?o.protocol, temporality = ?o.temporality,
+            interval_ms = o.interval_ms, "OTLP metrics push on");
+        metrics = metrics.with_otlp_push(provider);
+    }
+    let metrics = Arc::new(metrics);
     let matcher = crate::processors::pricing::matcher(&config.processors.genai.pricing)?;
     tracing::info!(
         catalog = %matcher.catalog().version,
@@ -200,6 +208,7 @@ impl Running {
             receivers,
             metrics_task,
             sink,
+            processor,
             ..
         } = self;
         let any_ended = async {
@@ -239,6 +248,13 @@ impl Running {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             sink.shutdown(left.max(Duration::from_secs(1))).await;
         }
+        // A last OTLP metrics export of everything processed (the HTTP client blocks).
+        let p = processor.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || p.metrics().shutdown_push()),
+        )
+        .await;
         metrics_stop.cancel();
         match tokio::time::timeout(Duration::from_secs(2), metrics_task).await {
             Ok(Ok(Err(e))) => {

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalogue;
+pub mod otlp_metrics;
 pub mod postgres;
 pub mod prometheus;
 pub mod queue;

@@ -199,6 +199,14 @@ pub struct Exporters {
         skip_serializing_if = "Option::is_none"
     )]
     pub postgres: Option<llmhub_exporters::postgres::PostgresConfig>,
+    /// OTLP metrics push of the metrics state (see docs/metrics.md). Runs when the pipeline lists
+    /// `otlp_metrics`.
+    #[serde(
+        default,
+        deserialize_with = "empty_is_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub otlp_metrics: Option<llmhub_exporters::otlp_metrics::OtlpMetricsConfig>,
 }
 
 /// The Prometheus pull endpoint.

@@ -95,11 +95,18 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     for r in &t.exporters {
-        if !matches!(r.as_str(), "prometheus" | "postgres") {
+        if !matches!(r.as_str(), "prometheus" | "postgres" | "otlp_metrics") {
             errors.push(format!(
-                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus, postgres"
+                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus, postgres, otlp_metrics"
             ));
         }
+    }
+    match &c.exporters.otlp_metrics {
+        Some(o) => errors.extend(o.problems("exporters.otlp_metrics")),
+        None if t.exporters.iter().any(|e| e == "otlp_metrics") => errors.push(
+            "service.pipelines.traces.exporters: lists otlp_metrics, but exporters.otlp_metrics is not configured; add e.g. `exporters: {otlp_metrics: {endpoint: \"http://otel-collector:4317\"}}`".to_owned(),
+        ),
+        None => {}
     }
     match &c.exporters.postgres {
         Some(pg) => errors.extend(pg.problems("exporters.postgres")),

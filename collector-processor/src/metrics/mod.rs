@@ -3,6 +3,7 @@
 //! also feeds `docs/metrics.md` (a test keeps the two equal).
 
 pub mod cardinality;
+pub mod otel;
 
 use cardinality::{CardinalityLimiter, Labels};
 use llmhub_core::dedup::DuplicateReason;
@@ -121,11 +122,10 @@ const SERVER_TTFT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TTFT_BUCKET
 const SERVER_TPOT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TPOT_BUCKETS);
 const REQUEST_HIST: fn() -> Histogram = || Histogram::new(REQUEST_BUCKETS);
 /// Output-tokens-per-second buckets.
-const TPS_HIST: fn() -> Histogram = || {
-    Histogram::new([
-        1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0,
-    ])
-};
+const TPS_BUCKETS: [f64; 13] = [
+    1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 300.0, 500.0, 1000.0,
+];
+const TPS_HIST: fn() -> Histogram = || Histogram::new(TPS_BUCKETS);
 
 /// The live metrics.
 pub struct Metrics {
@@ -157,6 +157,7 @@ pub struct Metrics {
     overflow: Family<Labels, Counter>,
     accepted_total: AtomicU64,
     cost_total_nano_usd: AtomicU64,
+    otel: Option<otel::OtelMirror>,
 }
 
 impl Metrics {
@@ -191,6 +192,7 @@ impl Metrics {
             overflow: Family::default(),
             accepted_total: AtomicU64::new(0),
             cost_total_nano_usd: AtomicU64::new(0),
+            otel: None,
         };
         for def in CATALOGUE {
             let r = &mut *registry;
@@ -226,23 +228,78 @@ impl Metrics {
         m
     }
 
+    /// Also feeds every instrument to an OTLP metrics push provider.
+    pub fn with_otlp_push(mut self, provider: opentelemetry_sdk::metrics::SdkMeterProvider) -> Self {
+        self.otel = Some(otel::OtelMirror::new(provider, CATALOGUE, |name| {
+            let b: &[f64] = match name {
+                "gen_ai.client.token.usage" => &TOKEN_BUCKETS,
+                "gen_ai.server.time_to_first_token" => &SERVER_TTFT_BUCKETS,
+                "gen_ai.server.time_per_output_token" => &SERVER_TPOT_BUCKETS,
+                "llmhub.receiver.request.duration" => &REQUEST_BUCKETS,
+                "llmhub.output_tokens_per_second" => &TPS_BUCKETS,
+                _ => &DURATION_BUCKETS,
+            };
+            b.to_vec()
+        }));
+        self
+    }
+
+    /// Exports pending OTLP metrics and stops the push (no-op without it).
+    pub fn shutdown_push(&self) {
+        if let Some(o) = &self.otel {
+            o.shutdown();
+        }
+    }
+
+    fn count(&self, fam: &Family<Labels, Counter>, metric: &'static str, labels: Labels, n: u64) {
+        let labels = self.admit(metric, labels);
+        self.count_unlimited(fam, metric, labels, n);
+    }
+
+    fn count_unlimited(&self, fam: &Family<Labels, Counter>, metric: &'static str, labels: Labels, n: u64) {
+        fam.get_or_create(&labels).inc_by(n);
+        if let Some(o) = &self.otel {
+            o.add(metric, &labels, n);
+        }
+    }
+
+    fn count_f(&self, fam: &Family<Labels, Counter<f64, AtomicU64>>, metric: &'static str, labels: Labels, v: f64) {
+        let labels = self.admit(metric, labels);
+        fam.get_or_create(&labels).inc_by(v);
+        if let Some(o) = &self.otel {
+            o.add_f(metric, &labels, v);
+        }
+    }
+
+    fn observe(&self, fam: &HistFamily, metric: &'static str, labels: Labels, v: f64) {
+        let labels = self.admit(metric, labels);
+        self.observe_unlimited(fam, metric, labels, v);
+    }
+
+    fn observe_unlimited(&self, fam: &HistFamily, metric: &'static str, labels: Labels, v: f64) {
+        fam.get_or_create(&labels).observe(v);
+        if let Some(o) = &self.otel {
+            o.record(metric, &labels, v);
+        }
+    }
+
     fn admit(&self, metric: &'static str, mut labels: Labels) -> Labels {
         let adm = self.limiter.admit(metric, &mut labels);
         for label in adm.overflowed_labels {
-            self.overflow
-                .get_or_create(&vec![
-                    ("llmhub_metric", metric.to_owned()),
-                    ("llmhub_label", label.to_owned()),
-                ])
-                .inc();
+            self.count_unlimited(
+                &self.overflow,
+                "llmhub.cardinality.overflow",
+                vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", label.to_owned())],
+                1,
+            );
         }
         if adm.overflowed_series {
-            self.overflow
-                .get_or_create(&vec![
-                    ("llmhub_metric", metric.to_owned()),
-                    ("llmhub_label", String::new()),
-                ])
-                .inc();
+            self.count_unlimited(
+                &self.overflow,
+                "llmhub.cardinality.overflow",
+                vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", String::new())],
+                1,
+            );
         }
         labels
     }
@@ -269,9 +326,12 @@ impl Metrics {
     /// Records one normalized call (already deduplicated).
     pub fn record_call(&self, call: &LlmCall) {
         let error = call.error_class.map(|c| c.as_str()).unwrap_or("");
-        self.spans_by_role
-            .get_or_create(&vec![("llmhub_span_role", call.role.as_str().to_owned())])
-            .inc();
+        self.count_unlimited(
+            &self.spans_by_role,
+            "llmhub.processor.spans",
+            vec![("llmhub_span_role", call.role.as_str().to_owned())],
+            1,
+        );
         let env = call.environment.clone().unwrap_or_default();
         match call.role {
             SpanRole::ModelCall => {}
@@ -298,11 +358,9 @@ impl Metrics {
                         ("deployment_environment_name", env),
                         ("error_type", error.to_owned()),
                     ];
-                    family.get_or_create(&self.admit(metric, labels)).observe(d);
+                    self.observe(family, metric, labels, d);
                     let labels = Self::with(Self::genai_labels(call), "error_type", error);
-                    self.duration
-                        .get_or_create(&self.admit("gen_ai.client.operation.duration", labels))
-                        .observe(d);
+                    self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
                 }
                 return;
             }
@@ -310,46 +368,42 @@ impl Metrics {
         }
         let base = Self::genai_labels(call);
         self.record_cost(call, &base);
-        self.requests
-            .get_or_create(&self.admit("llmhub.requests", base.clone()))
-            .inc();
+        self.count(&self.requests, "llmhub.requests", base.clone(), 1);
         if !error.is_empty() {
             let labels = Self::with(base.clone(), "error_type", error);
-            self.errors.get_or_create(&self.admit("llmhub.errors", labels)).inc();
+            self.count(&self.errors, "llmhub.errors", labels, 1);
         }
         if let Some(d) = call.timings.duration_s {
             let labels = Self::with(base.clone(), "error_type", error);
-            self.duration
-                .get_or_create(&self.admit("gen_ai.client.operation.duration", labels))
-                .observe(d);
+            self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
         }
         if let Some(t) = call.timings.ttft_s {
-            self.ttfc
-                .get_or_create(&self.admit("gen_ai.client.operation.time_to_first_chunk", base.clone()))
-                .observe(t);
+            self.observe(
+                &self.ttfc,
+                "gen_ai.client.operation.time_to_first_chunk",
+                base.clone(),
+                t,
+            );
             if call.timings.ttft_from_server {
-                self.server_ttft
-                    .get_or_create(&self.admit("gen_ai.server.time_to_first_token", base.clone()))
-                    .observe(t);
+                self.observe(&self.server_ttft, "gen_ai.server.time_to_first_token", base.clone(), t);
             }
         }
         if let (Some(t), true) = (call.timings.tpot_s, call.timings.tpot_from_server) {
-            self.server_tpot
-                .get_or_create(&self.admit("gen_ai.server.time_per_output_token", base.clone()))
-                .observe(t);
+            self.observe(
+                &self.server_tpot,
+                "gen_ai.server.time_per_output_token",
+                base.clone(),
+                t,
+            );
         }
         if let Some(t) = call.timings.output_tokens_per_s {
-            self.tps
-                .get_or_create(&self.admit("llmhub.output_tokens_per_second", base.clone()))
-                .observe(t);
+            self.observe(&self.tps, "llmhub.output_tokens_per_second", base.clone(), t);
         }
         match (&call.usage, call.counts_usage) {
             (Some(u), true) => {
                 for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
                     let labels = Self::with(base.clone(), "gen_ai_token_type", kind);
-                    self.token_usage
-                        .get_or_create(&self.admit("gen_ai.client.token.usage", labels))
-                        .observe(n as f64);
+                    self.observe(&self.token_usage, "gen_ai.client.token.usage", labels, n as f64);
                 }
                 for (bucket, n) in [
                     ("input_uncached", u.input_uncached),
@@ -360,16 +414,12 @@ impl Metrics {
                     ("reasoning", u.reasoning),
                 ] {
                     let labels = Self::with(base.clone(), "llmhub_token_bucket", bucket);
-                    self.tokens
-                        .get_or_create(&self.admit("llmhub.tokens", labels))
-                        .inc_by(n);
+                    self.count(&self.tokens, "llmhub.tokens", labels, n);
                 }
             }
             (None, true) => {
                 let labels = Self::with(base, "llmhub_dialect", call.dialect.as_str());
-                self.usage_missing
-                    .get_or_create(&self.admit("llmhub.usage.missing", labels))
-                    .inc();
+                self.count(&self.usage_missing, "llmhub.usage.missing", labels, 1);
             }
             _ => {}
         }
@@ -381,9 +431,7 @@ impl Metrics {
                 if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
                     self.cost_total_nano_usd
                         .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
-                    self.cost
-                        .get_or_create(&self.admit("llmhub.cost.usd", base.clone()))
-                        .inc_by(usd);
+                    self.count_f(&self.cost, "llmhub.cost.usd", base.clone(), usd);
                 }
             }
             PriceStatus::UnknownModel | PriceStatus::NoPriceAtDate => {
@@ -394,17 +442,13 @@ impl Metrics {
                     ("service_name", call.service_name.clone()),
                     ("llmhub_price_status", call.price_status.as_str().to_owned()),
                 ];
-                self.unknown_price
-                    .get_or_create(&self.admit("llmhub.cost.unknown_price", labels))
-                    .inc();
+                self.count(&self.unknown_price, "llmhub.cost.unknown_price", labels, 1);
             }
             PriceStatus::NotPriced | PriceStatus::NoUsage => {}
         }
         if let (Some(usd), true) = (call.sdk_reported_cost_usd, call.counts_usage) {
             let labels = Self::with(base.clone(), "llmhub_dialect", call.dialect.as_str());
-            self.sdk_cost
-                .get_or_create(&self.admit("llmhub.cost.sdk_reported.usd", labels))
-                .inc_by(usd);
+            self.count_f(&self.sdk_cost, "llmhub.cost.sdk_reported.usd", labels, usd);
         }
     }
 
@@ -414,41 +458,51 @@ impl Metrics {
             ("llmhub_duplicate_reason", reason.as_str().to_owned()),
             ("service_name", service.to_owned()),
         ];
-        self.duplicates
-            .get_or_create(&self.admit("llmhub.calls.duplicate", labels))
-            .inc();
+        self.count(&self.duplicates, "llmhub.calls.duplicate", labels, 1);
     }
 
     /// Records spans received on a transport.
     pub fn record_received(&self, transport: &'static str, n: u64) {
-        self.spans_received
-            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
-            .inc_by(n);
+        self.count_unlimited(
+            &self.spans_received,
+            "llmhub.receiver.spans",
+            vec![("llmhub_transport", transport.to_owned())],
+            n,
+        );
     }
 
     /// Records accepted spans on a transport.
     pub fn record_accepted(&self, transport: &'static str, n: u64) {
         self.accepted_total.fetch_add(n, Ordering::Relaxed);
-        self.spans_accepted
-            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
-            .inc_by(n);
+        self.count_unlimited(
+            &self.spans_accepted,
+            "llmhub.receiver.spans.accepted",
+            vec![("llmhub_transport", transport.to_owned())],
+            n,
+        );
     }
 
     /// Records refused spans.
     pub fn record_refused(&self, reason: &'static str, n: u64) {
         if n > 0 {
-            self.spans_refused
-                .get_or_create(&vec![("llmhub_reason", reason.to_owned())])
-                .inc_by(n);
+            self.count_unlimited(
+                &self.spans_refused,
+                "llmhub.receiver.spans.refused",
+                vec![("llmhub_reason", reason.to_owned())],
+                n,
+            );
         }
     }
 
     /// Records spans with no GenAI attributes.
     pub fn record_not_genai(&self, n: u64) {
         if n > 0 {
-            self.spans_by_role
-                .get_or_create(&vec![("llmhub_span_role", "not_genai".to_owned())])
-                .inc_by(n);
+            self.count_unlimited(
+                &self.spans_by_role,
+                "llmhub.processor.spans",
+                vec![("llmhub_span_role", "not_genai".to_owned())],
+                n,
+            );
         }
     }
 
@@ -456,20 +510,26 @@ impl Metrics {
     pub fn record_normalization(&self, warnings: usize, conflicts: &[llmhub_core::keys::Field]) {
         self.warnings.inc_by(warnings as u64);
         for f in conflicts {
-            self.conflicts
-                .get_or_create(&vec![("llmhub_field", f.name().to_owned())])
-                .inc();
+            self.count_unlimited(
+                &self.conflicts,
+                "llmhub.processor.conflicts",
+                vec![("llmhub_field", f.name().to_owned())],
+                1,
+            );
         }
     }
 
     /// Records the outcome of a request that was answered but not processed (metrics, logs).
     pub fn record_outcome(&self, transport: &'static str, outcome: &'static str) {
-        self.requests_in
-            .get_or_create(&vec![
+        self.count_unlimited(
+            &self.requests_in,
+            "llmhub.receiver.requests",
+            vec![
                 ("llmhub_transport", transport.to_owned()),
                 ("llmhub_outcome", outcome.to_owned()),
-            ])
-            .inc();
+            ],
+            1,
+        );
     }
 
     /// Spans accepted since start, all transports (for progress displays).
@@ -484,14 +544,20 @@ impl Metrics {
 
     /// Records one export request.
     pub fn record_request(&self, transport: &'static str, outcome: &'static str, seconds: f64) {
-        self.requests_in
-            .get_or_create(&vec![
+        self.count_unlimited(
+            &self.requests_in,
+            "llmhub.receiver.requests",
+            vec![
                 ("llmhub_transport", transport.to_owned()),
                 ("llmhub_outcome", outcome.to_owned()),
-            ])
-            .inc();
-        self.request_duration
-            .get_or_create(&vec![("llmhub_transport", transport.to_owned())])
-            .observe(seconds);
+            ],
+            1,
+        );
+        self.observe_unlimited(
+            &self.request_duration,
+            "llmhub.receiver.request.duration",
+            vec![("llmhub_transport", transport.to_owned())],
+            seconds,
+        );
     }
 }
