@@ -207,10 +207,13 @@ async fn wire_endpoint(protocol: OtlpProtocol) -> (String, Captured) {
     (format!("http://{addr}"), captured)
 }
 
-/// (start, time, value) of every `llmhub.requests` point, per series, in export order.
-fn request_points(captured: &Captured) -> (i32, BTreeMap<String, Vec<(u64, u64, u64)>>) {
+/// (start, time, value) of every point of a series, in export order.
+type Points = Vec<(u64, u64, u64)>;
+
+/// The temporality and the points of `llmhub.requests`, per series.
+fn request_points(captured: &Captured) -> (i32, BTreeMap<String, Points>) {
     let mut temporality = 0;
-    let mut series: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
+    let mut series: BTreeMap<String, Points> = BTreeMap::new();
     for req in captured.lock().expect("lock").iter() {
         for rm in &req.resource_metrics {
             for sm in &rm.scope_metrics {
