@@ -39,6 +39,7 @@ pub struct Running {
     receivers: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     metrics_task: JoinHandle<anyhow::Result<()>>,
     sink: Option<Arc<PostgresSink>>,
+    forwarder: Option<Arc<llmhub_exporters::forward::Forwarder>>,
 }
 
 async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
@@ -84,6 +85,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let s = PostgresSink::start(pg, sink_metrics)?;
         processor = processor.with_sink(s.clone());
         sink = Some(s);
+    }
+    let mut forwarder = None;
+    if let (true, Some(o)) = (exporters_on.iter().any(|e| e == "otlp"), &config.exporters.otlp) {
+        let f = llmhub_exporters::forward::Forwarder::start(o, &mut registry)
+            .map_err(|e| anyhow::anyhow!("exporters.otlp: {e}"))?;
+        processor = processor.with_forwarder(f.clone());
+        forwarder = Some(f);
     }
     let processor = Arc::new(processor);
     let shutdown = CancellationToken::new();
@@ -167,6 +175,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         receivers: tasks,
         metrics_task,
         sink,
+        forwarder,
     })
 }
 
@@ -208,6 +217,7 @@ impl Running {
             receivers,
             metrics_task,
             sink,
+            forwarder,
             processor,
             ..
         } = self;
@@ -243,10 +253,17 @@ impl Running {
                 }
             }
         }
-        if let Some(sink) = sink {
-            // Whatever the receivers left of the shared deadline goes to writing the queue out.
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            sink.shutdown(left.max(Duration::from_secs(1))).await;
+        // Whatever the receivers left of the shared deadline goes to writing the queues out.
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(1));
+        match (sink, forwarder) {
+            (Some(s), Some(f)) => {
+                tokio::join!(s.shutdown(left), f.shutdown(left));
+            }
+            (Some(s), None) => s.shutdown(left).await,
+            (None, Some(f)) => f.shutdown(left).await,
+            (None, None) => {}
         }
         // A last OTLP metrics export of everything processed (the HTTP client blocks).
         let p = processor.clone();

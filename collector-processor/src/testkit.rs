@@ -314,49 +314,7 @@ pub fn realistic_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
 
-/// A gRPC client codec that sends a request body as raw bytes and returns the raw response, so
-/// tests and benchmarks can send malformed or pre-encoded messages.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawGrpcCodec;
-
-/// Encoder half of [`RawGrpcCodec`].
-#[derive(Debug)]
-pub struct RawEncoder;
-
-/// Decoder half of [`RawGrpcCodec`].
-#[derive(Debug)]
-pub struct RawDecoder;
-
-impl tonic::codec::Codec for RawGrpcCodec {
-    type Encode = bytes::Bytes;
-    type Decode = bytes::Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        let n = bytes::Buf::remaining(src);
-        Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
-    }
-}
+pub use llmhub_exporters::forward::grpc_codec::RawGrpcCodec;
 
 /// `serve` flags that bind every listener to a free loopback port (the ports are logged).
 pub const LOOPBACK_EPHEMERAL: [&str; 8] = [

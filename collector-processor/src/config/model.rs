@@ -207,6 +207,14 @@ pub struct Exporters {
         skip_serializing_if = "Option::is_none"
     )]
     pub otlp_metrics: Option<llmhub_exporters::otlp_metrics::OtlpMetricsConfig>,
+    /// Span forwarding to a downstream OTLP endpoint, spans enriched with `llmhub.*` attributes
+    /// (see docs/forwarding.md). Runs when the pipeline lists `otlp`.
+    #[serde(
+        default,
+        deserialize_with = "empty_is_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub otlp: Option<llmhub_exporters::forward::ForwardConfig>,
 }
 
 /// The Prometheus pull endpoint.

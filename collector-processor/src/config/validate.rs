@@ -95,11 +95,18 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         }
     }
     for r in &t.exporters {
-        if !matches!(r.as_str(), "prometheus" | "postgres" | "otlp_metrics") {
+        if !matches!(r.as_str(), "prometheus" | "postgres" | "otlp_metrics" | "otlp") {
             errors.push(format!(
-                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus, postgres, otlp_metrics"
+                "service.pipelines.traces.exporters: unknown exporter {r:?}; available: prometheus, postgres, otlp_metrics, otlp"
             ));
         }
+    }
+    match &c.exporters.otlp {
+        Some(o) => errors.extend(o.problems("exporters.otlp")),
+        None if t.exporters.iter().any(|e| e == "otlp") => errors.push(
+            "service.pipelines.traces.exporters: lists otlp, but exporters.otlp is not configured; add e.g. `exporters: {otlp: {endpoint: \"http://otel-collector:4317\"}}`".to_owned(),
+        ),
+        None => {}
     }
     match &c.exporters.otlp_metrics {
         Some(o) => errors.extend(o.problems("exporters.otlp_metrics")),

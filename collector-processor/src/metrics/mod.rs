@@ -109,9 +109,12 @@ pub static CATALOGUE: &[MetricDef] = &[
 ];
 
 /// Every metric llmhub can expose: [`CATALOGUE`] and the exporters' own (the PostgreSQL sink's
-/// appear only when that exporter runs).
+/// and the forwarder's appear only when those exporters run).
 pub fn all() -> impl Iterator<Item = &'static MetricDef> {
-    CATALOGUE.iter().chain(llmhub_exporters::postgres::metrics::METRICS)
+    CATALOGUE
+        .iter()
+        .chain(llmhub_exporters::postgres::metrics::METRICS)
+        .chain(llmhub_exporters::forward::METRICS)
 }
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;

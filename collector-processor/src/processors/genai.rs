@@ -8,6 +8,7 @@ use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
+use llmhub_exporters::forward::{Forwarder, Original};
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::queue::PushError;
 use llmhub_pricing::{price_call, Matcher};
@@ -37,6 +38,7 @@ pub struct GenAiProcessor {
     matcher: Matcher,
     metrics: Arc<Metrics>,
     sink: Option<Arc<PostgresSink>>,
+    forwarder: Option<Arc<Forwarder>>,
     collect: bool,
 }
 
@@ -56,6 +58,7 @@ impl GenAiProcessor {
             matcher,
             metrics,
             sink: None,
+            forwarder: None,
             collect: false,
         }
     }
@@ -74,29 +77,48 @@ impl GenAiProcessor {
         self
     }
 
+    /// Forwards every request, enriched, to `forwarder` from now on.
+    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
+        self.forwarder = Some(forwarder);
+        self.collect = true;
+        self
+    }
+
     /// The record sink, if any.
     pub fn sink(&self) -> Option<&Arc<PostgresSink>> {
         self.sink.as_ref()
     }
 
-    /// Processes a request and delivers its records to the sink: the receivers' entry point.
+    /// Processes a request, forwards it enriched and delivers its records to the sink: the
+    /// receivers' entry point. `original` is the request as received (for forwarding).
     ///
-    /// A full sink queue refuses the request before anything is processed (the client retries it
+    /// A full queue refuses the request before anything is processed (the client retries it
     /// later and it is not mistaken for a duplicate). With `durability: wal` this returns once the
-    /// records are on disk, so the client's acknowledgement means they are kept.
-    pub async fn export(&self, req: &[ResourceView<'_>], transport: &'static str) -> Result<ExportSummary, PushError> {
-        if let Some(sink) = &self.sink {
-            if let Err(e) = sink.admit() {
-                let spans: usize = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
-                let reason = match e {
-                    PushError::Full { .. } => "queue_full",
-                    _ => "unavailable",
-                };
-                self.metrics.record_refused(reason, spans as u64);
-                return Err(e);
-            }
+    /// request and records are on disk, so the client's acknowledgement means they are kept.
+    pub async fn export(
+        &self,
+        req: &[ResourceView<'_>],
+        original: Original<'_>,
+        transport: &'static str,
+    ) -> Result<ExportSummary, PushError> {
+        let admitted = self
+            .sink
+            .as_ref()
+            .map_or(Ok(()), |s| s.admit())
+            .and_then(|()| self.forwarder.as_ref().map_or(Ok(()), |f| f.admit()));
+        if let Err(e) = admitted {
+            let spans: usize = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
+            let reason = match e {
+                PushError::Full { .. } => "queue_full",
+                _ => "unavailable",
+            };
+            self.metrics.record_refused(reason, spans as u64);
+            return Err(e);
         }
         let mut summary = self.process_views(req, transport);
+        if let Some(f) = &self.forwarder {
+            f.submit(original, &summary.records).await?;
+        }
         if let Some(sink) = &self.sink {
             sink.submit(&std::mem::take(&mut summary.records)).await?;
         }

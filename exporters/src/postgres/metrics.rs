@@ -3,13 +3,12 @@
 
 use super::error::Failure;
 use crate::catalogue::{register, Kind, MetricDef};
+use crate::queue::gauges::QueueGauges;
 use crate::queue::Stats;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
 
 /// Buckets of the batch write duration.
 pub const BATCH_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -48,10 +47,7 @@ pub struct SinkMetrics {
     retries: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Batch write time.
     pub batch_duration: Histogram,
-    queue_rows: Gauge,
-    queue_bytes: Gauge,
-    disk_bytes: Gauge,
-    oldest_age: Gauge<f64, AtomicU64>,
+    queue: QueueGauges,
 }
 
 impl SinkMetrics {
@@ -63,12 +59,9 @@ impl SinkMetrics {
             dead_letters: Counter::default(),
             retries: Family::default(),
             batch_duration: Histogram::new(BATCH_BUCKETS),
-            queue_rows: Gauge::default(),
-            queue_bytes: Gauge::default(),
-            disk_bytes: Gauge::default(),
-            oldest_age: Gauge::default(),
+            queue: QueueGauges::register(registry, &METRICS[5..9]),
         };
-        for def in METRICS {
+        for def in &METRICS[..5] {
             let r = &mut *registry;
             match def.name {
                 "llmhub.postgres.rows.written" => register(r, def, m.rows_written.clone()),
@@ -76,10 +69,6 @@ impl SinkMetrics {
                 "llmhub.postgres.dead_letters" => register(r, def, m.dead_letters.clone()),
                 "llmhub.postgres.retries" => register(r, def, m.retries.clone()),
                 "llmhub.postgres.batch.duration" => register(r, def, m.batch_duration.clone()),
-                "llmhub.postgres.queue.rows" => register(r, def, m.queue_rows.clone()),
-                "llmhub.postgres.queue.bytes" => register(r, def, m.queue_bytes.clone()),
-                "llmhub.postgres.queue.disk_bytes" => register(r, def, m.disk_bytes.clone()),
-                "llmhub.postgres.queue.oldest_age" => register(r, def, m.oldest_age.clone()),
                 other => unreachable!("catalogue entry {other} has no instrument"),
             }
         }
@@ -98,14 +87,6 @@ impl SinkMetrics {
 
     /// Sets the queue gauges.
     pub fn observe_queue(&self, s: &Stats) {
-        self.queue_rows.set(s.items as i64);
-        self.queue_bytes.set(s.bytes as i64);
-        self.disk_bytes.set(s.disk_bytes as i64);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.oldest_age
-            .set(s.oldest_ms.map_or(0.0, |ms| now.saturating_sub(ms) as f64 / 1000.0));
+        self.queue.observe(s);
     }
 }

@@ -15,6 +15,7 @@
 //! delivered again after a restart (the sink is idempotent).
 
 pub mod config;
+pub mod gauges;
 pub mod log;
 
 pub use config::{Durability, QueueConfig};

@@ -2,6 +2,7 @@
 //! response with its partial success.
 
 use crate::processors::genai::GenAiProcessor;
+use llmhub_exporters::forward::Original;
 use llmhub_exporters::queue::PushError;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -44,7 +45,7 @@ pub async fn traces_protobuf(
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body)
         .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
-    p.export(&views, transport)
+    p.export(&views, Original::Protobuf(body), transport)
         .await
         .map(response)
         .map_err(TraceError::Refused)
@@ -56,7 +57,7 @@ pub async fn process(
     req: &ExportTraceServiceRequest,
     transport: &'static str,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
-    p.export(&super::view::request(req), transport)
+    p.export(&super::view::request(req), Original::Message(req), transport)
         .await
         .map(response)
         .map_err(TraceError::Refused)

@@ -1,0 +1,532 @@
+//! Span forwarding: every export request, with its spans enriched ([`enrich`]) and otherwise
+//! unchanged, goes on to a downstream OTLP endpoint (an OpenTelemetry Collector, a tracing
+//! backend, another llmhub) over gRPC or HTTP/protobuf, through the same bounded, optionally
+//! durable [`Queue`] as the PostgreSQL sink, so llmhub can sit inline in a trace pipeline.
+//!
+//! Delivery is at least once: a request is retried (backoff with full jitter) while the endpoint
+//! answers with an OTLP retryable status or cannot be reached; a request it refuses for good (a
+//! permanent status) goes to the dead-letter file with the answer, and the next one is sent.
+
+pub mod enrich;
+pub mod grpc_codec;
+
+use crate::catalogue::{register, Kind, MetricDef};
+use crate::otlp_metrics::OtlpProtocol;
+use crate::queue::gauges::QueueGauges;
+use crate::queue::{PushError, Queue, QueueConfig};
+use bytes::Bytes;
+use llmhub_core::LlmCall;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The span forwarding exporter (`otlp` in a pipeline, as in an OpenTelemetry Collector).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// Downstream endpoint: `http://collector:4317` (gRPC) or `http://collector:4318` (HTTP;
+    /// `/v1/traces` is appended unless the URL has a path).
+    pub endpoint: String,
+    /// `grpc` or `http_protobuf`.
+    pub protocol: OtlpProtocol,
+    /// Extra headers (an API key), sent with every request.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Compress requests with gzip.
+    pub gzip: bool,
+    /// Timeout of one export, in milliseconds.
+    pub timeout_ms: u64,
+    /// Requests sent at the same time.
+    pub senders: usize,
+    /// First retry delay, in milliseconds (doubles up to `retry_max_ms`, full jitter).
+    pub retry_initial_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Where requests the endpoint refuses for good are written (JSON lines). Default:
+    /// `otlp-dead-letters.jsonl` in the queue directory, or in the working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_file: Option<PathBuf>,
+    /// The queue in front of the senders.
+    pub queue: QueueConfig,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            endpoint: "http://localhost:4317".to_owned(),
+            protocol: OtlpProtocol::Grpc,
+            headers: BTreeMap::new(),
+            gzip: true,
+            timeout_ms: 10_000,
+            senders: 2,
+            retry_initial_ms: 100,
+            retry_max_ms: 30_000,
+            dead_letter_file: None,
+            queue: QueueConfig::default(),
+        }
+    }
+}
+
+impl ForwardConfig {
+    /// Problems with this section, each naming the field under `path`.
+    pub fn problems(&self, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
+            out.push(format!(
+                "{path}.endpoint: got {:?}, expected an http:// or https:// URL, e.g. http://otel-collector:4317",
+                self.endpoint
+            ));
+        }
+        if self.senders == 0 || self.senders > 64 {
+            out.push(format!("{path}.senders: must be 1..=64, got {}", self.senders));
+        }
+        if !(100..=600_000).contains(&self.timeout_ms) {
+            out.push(format!(
+                "{path}.timeout_ms: got {}, expected 100 to 600000",
+                self.timeout_ms
+            ));
+        }
+        if self.retry_initial_ms == 0 || self.retry_initial_ms > self.retry_max_ms {
+            out.push(format!(
+                "{path}.retry_initial_ms: must be positive and at most retry_max_ms ({}), got {}",
+                self.retry_max_ms, self.retry_initial_ms
+            ));
+        }
+        for k in self.headers.keys() {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+                out.push(format!("{path}.headers: {k:?} is not a valid header name"));
+            }
+        }
+        out.extend(self.queue.problems(&format!("{path}.queue")));
+        out
+    }
+}
+
+/// The forwarder's metrics.
+pub static METRICS: &[MetricDef] = &[
+    MetricDef { name: "llmhub.forward.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.outcome"],
+        help: "Export requests forwarded downstream, by outcome: sent, partial (the endpoint rejected some spans), dead_letter (refused for good)." },
+    MetricDef { name: "llmhub.forward.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+        help: "Forwarding attempts that failed and were retried, by reason (unreachable, retryable_status)." },
+    MetricDef { name: "llmhub.forward.queue.requests", unit: "{request}", kind: Kind::Gauge, attributes: &[],
+        help: "Export requests queued or being sent, not yet confirmed by the endpoint." },
+    MetricDef { name: "llmhub.forward.queue.bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+        help: "Bytes of requests not yet confirmed (the figure the queue's size limit applies to)." },
+    MetricDef { name: "llmhub.forward.queue.disk_bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+        help: "Bytes of forwarding queue log files on disk (0 for a memory queue)." },
+    MetricDef { name: "llmhub.forward.queue.oldest_age", unit: "s", kind: Kind::Gauge, attributes: &[],
+        help: "Age of the oldest request not yet forwarded (0 when the queue is empty)." },
+];
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+#[derive(Debug)]
+struct ForwardMetrics {
+    requests: Family<Labels, Counter>,
+    retries: Family<Labels, Counter>,
+    queue: QueueGauges,
+}
+
+impl ForwardMetrics {
+    fn new(registry: &mut Registry) -> ForwardMetrics {
+        let m = ForwardMetrics {
+            requests: Family::default(),
+            retries: Family::default(),
+            queue: QueueGauges::register(registry, &METRICS[2..6]),
+        };
+        register(registry, &METRICS[0], m.requests.clone());
+        register(registry, &METRICS[1], m.retries.clone());
+        m
+    }
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Sent {
+        rejected: i64,
+    },
+    Retry {
+        reason: &'static str,
+        message: String,
+        after: Option<Duration>,
+    },
+    Permanent(String),
+}
+
+enum Client {
+    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
+    Http { client: reqwest::Client, url: String },
+}
+
+/// The running forwarder.
+pub struct Forwarder {
+    cfg: ForwardConfig,
+    queue: Arc<Queue>,
+    metrics: Arc<ForwardMetrics>,
+    dead_letter_path: PathBuf,
+    dead_letter: Mutex<Option<std::fs::File>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("endpoint", &self.cfg.endpoint)
+            .finish()
+    }
+}
+
+fn client(cfg: &ForwardConfig) -> Result<Client, String> {
+    let timeout = Duration::from_millis(cfg.timeout_ms);
+    match cfg.protocol {
+        OtlpProtocol::Grpc => {
+            let channel = tonic::transport::Channel::from_shared(cfg.endpoint.clone())
+                .map_err(|e| format!("endpoint: {e}"))?
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .connect_lazy();
+            let mut grpc = tonic::client::Grpc::new(channel);
+            if cfg.gzip {
+                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+            }
+            Ok(Client::Grpc(
+                grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+            ))
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let base = cfg.endpoint.trim_end_matches('/');
+            let has_path = base.splitn(4, '/').nth(3).is_some_and(|p| !p.is_empty());
+            let url = if has_path {
+                base.to_owned()
+            } else {
+                format!("{base}/v1/traces")
+            };
+            let mut headers = http::HeaderMap::new();
+            for (k, v) in &cfg.headers {
+                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k:?}: {e}"))?;
+                let value = http::HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
+                headers.insert(name, value);
+            }
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .default_headers(headers)
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Client::Http { client, url })
+        }
+    }
+}
+
+/// A gRPC status the OTLP specification says to retry (RESOURCE_EXHAUSTED only with RetryInfo).
+fn grpc_retryable(s: &tonic::Status) -> bool {
+    use tonic::Code;
+    match s.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => s.details().windows(20).any(|w| w == b"google.rpc.RetryInfo"),
+        _ => false,
+    }
+}
+
+impl Forwarder {
+    /// Opens the queue (replaying what an earlier run left) and starts the senders.
+    pub fn start(cfg: &ForwardConfig, registry: &mut Registry) -> Result<Arc<Forwarder>, String> {
+        let queue = Queue::open("otlp", &cfg.queue).map_err(|e| format!("cannot open the queue: {e}"))?;
+        let dead_letter_path = cfg.dead_letter_file.clone().unwrap_or_else(|| {
+            cfg.queue
+                .directory
+                .clone()
+                .unwrap_or_default()
+                .join("otlp-dead-letters.jsonl")
+        });
+        let f = Arc::new(Forwarder {
+            cfg: cfg.clone(),
+            queue,
+            metrics: Arc::new(ForwardMetrics::new(registry)),
+            dead_letter_path,
+            dead_letter: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
+            stop: CancellationToken::new(),
+        });
+        let mut tasks = Vec::new();
+        for id in 0..cfg.senders {
+            let c = client(cfg)?;
+            tasks.push(tokio::spawn(sender(f.clone(), c, id)));
+        }
+        let (q, m, stop) = (f.queue.clone(), f.metrics.clone(), f.stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => m.queue.observe(&q.stats()),
+                }
+            }
+        }));
+        if let Ok(mut t) = f.tasks.lock() {
+            *t = tasks;
+        }
+        tracing::info!(endpoint = %cfg.endpoint, protocol = ?cfg.protocol, senders = cfg.senders,
+            queue = ?cfg.queue.directory, durability = ?cfg.queue.durability, "span forwarding on");
+        Ok(f)
+    }
+
+    /// Whether the queue can take another request.
+    pub fn admit(&self) -> Result<(), PushError> {
+        self.queue.admit()
+    }
+
+    /// Enriches the request with the records made of it and queues it; with `durability: wal`,
+    /// returns once it is on disk. `original` is the protobuf body as received, or the decoded
+    /// request (OTLP/JSON).
+    pub async fn submit(&self, original: Original<'_>, records: &[LlmCall]) -> Result<(), PushError> {
+        let mut req = match original {
+            Original::Protobuf(body) => match ExportTraceServiceRequest::decode(body) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The receiver's decoder accepted it; forward it as it came rather than lose it.
+                    tracing::warn!(error = %e, "forwarding a request unenriched: prost cannot decode it");
+                    return self.queue.push(vec![Bytes::copy_from_slice(body)]).await;
+                }
+            },
+            Original::Message(m) => m.clone(),
+        };
+        enrich::enrich(&mut req, records);
+        self.queue.push(vec![Bytes::from(req.encode_to_vec())]).await
+    }
+
+    /// The queue (tests read it).
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
+    }
+
+    /// Stops taking requests and sends what is queued until `deadline`; an on-disk queue keeps
+    /// the rest for the next start.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.queue.close();
+        let until = tokio::time::Instant::now() + deadline;
+        let drained = async {
+            while self.queue.stats().items > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout_at(until, drained).await;
+        self.stop.cancel();
+        let handles: Vec<_> = match self.tasks.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(p) => p.into_inner().drain(..).collect(),
+        };
+        for h in handles {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        let left = self.queue.stats().items;
+        if left > 0 {
+            tracing::warn!(
+                requests = left,
+                kept_on_disk = self.cfg.queue.directory.is_some(),
+                "span forwarding stopped with requests queued"
+            );
+        }
+    }
+
+    fn dead_letter(&self, item: &[u8], reason: &str) {
+        self.metrics
+            .requests
+            .get_or_create(&vec![("llmhub_outcome", "dead_letter")])
+            .inc();
+        let line = serde_json::json!({
+            "at_unix_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            "endpoint": self.cfg.endpoint,
+            "reason": reason,
+            "request_protobuf_hex": hex::encode(item),
+        });
+        let mut guard = match self.dead_letter.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if guard.is_none() {
+            if let Some(parent) = self.dead_letter_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            *guard = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.dead_letter_path)
+                .map_err(|e| tracing::error!(path = %self.dead_letter_path.display(), error = %e, "cannot open the dead-letter file"))
+                .ok();
+        }
+        if let Some(f) = guard.as_mut() {
+            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.sync_data()) {
+                tracing::error!(error = %e, "cannot write the dead-letter file");
+            }
+        }
+        tracing::warn!(reason, path = %self.dead_letter_path.display(), "forwarded request refused for good; dead-lettered");
+    }
+}
+
+/// The request as received.
+#[derive(Debug, Clone, Copy)]
+pub enum Original<'a> {
+    /// A protobuf body (OTLP/gRPC, OTLP/HTTP protobuf).
+    Protobuf(&'a [u8]),
+    /// A decoded request (OTLP/HTTP JSON).
+    Message(&'a ExportTraceServiceRequest),
+}
+
+async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
+    match c {
+        Client::Grpc(grpc) => {
+            if let Err(e) = grpc.ready().await {
+                return Attempt::Retry {
+                    reason: "unreachable",
+                    message: e.to_string(),
+                    after: None,
+                };
+            }
+            let res = grpc
+                .unary(
+                    tonic::Request::new(item.clone()),
+                    http::uri::PathAndQuery::from_static(TRACE_EXPORT),
+                    grpc_codec::RawGrpcCodec,
+                )
+                .await;
+            match res {
+                Ok(resp) => Attempt::Sent {
+                    rejected: ExportTraceServiceResponse::decode(resp.into_inner())
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected_spans),
+                },
+                Err(s) if grpc_retryable(&s) => Attempt::Retry {
+                    reason: if s.code() == tonic::Code::Unavailable && s.message().contains("connect") {
+                        "unreachable"
+                    } else {
+                        "retryable_status"
+                    },
+                    message: format!("{:?}: {}", s.code(), s.message()),
+                    after: None,
+                },
+                Err(s) => Attempt::Permanent(format!("gRPC {:?}: {}", s.code(), s.message())),
+            }
+        }
+        Client::Http { client, url } => {
+            let res = client
+                .post(url.as_str())
+                .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+                .body(item.clone())
+                .send()
+                .await;
+            let resp = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    return Attempt::Retry {
+                        reason: "unreachable",
+                        message: e.to_string(),
+                        after: None,
+                    }
+                }
+            };
+            let status = resp.status().as_u16();
+            let after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = resp.bytes().await.unwrap_or_default();
+            match status {
+                200..=299 => Attempt::Sent {
+                    rejected: ExportTraceServiceResponse::decode(body)
+                        .ok()
+                        .and_then(|r| r.partial_success)
+                        .map_or(0, |p| p.rejected_spans),
+                },
+                429 | 502 | 503 | 504 => Attempt::Retry {
+                    reason: "retryable_status",
+                    message: format!("HTTP {status}"),
+                    after,
+                },
+                _ => Attempt::Permanent(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                )),
+            }
+        }
+    }
+}
+
+async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
+    loop {
+        let lease = match f.queue.pop(16, Duration::ZERO, &f.stop).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(sender = id, error = %e, "cannot read the forwarding queue; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for item in &lease.items {
+            let mut tries: u32 = 0;
+            loop {
+                match attempt(&mut c, item).await {
+                    Attempt::Sent { rejected } => {
+                        let outcome = if rejected > 0 { "partial" } else { "sent" };
+                        f.metrics
+                            .requests
+                            .get_or_create(&vec![("llmhub_outcome", outcome)])
+                            .inc();
+                        break;
+                    }
+                    Attempt::Permanent(reason) => {
+                        f.dead_letter(item, &reason);
+                        break;
+                    }
+                    Attempt::Retry { reason, message, after } => {
+                        f.metrics.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
+                        tries = tries.saturating_add(1);
+                        let cap = f
+                            .cfg
+                            .retry_initial_ms
+                            .saturating_mul(1u64 << tries.min(20))
+                            .min(f.cfg.retry_max_ms);
+                        let mut delay = Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)));
+                        if let Some(a) = after {
+                            delay = delay.max(a.min(Duration::from_millis(f.cfg.retry_max_ms)));
+                        }
+                        if tries == 1 || tries.is_power_of_two() {
+                            tracing::warn!(sender = id, attempt = tries, error = %message, retry_in = ?delay,
+                                "forwarding failed; retrying");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = f.stop.cancelled() => {
+                                // Unsent items stay queued (on disk they are sent by the next run).
+                                f.queue.release(lease);
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        f.queue.ack(lease);
+    }
+}
