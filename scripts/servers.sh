@@ -127,6 +127,38 @@ configure_pg() {
 # --- pg15 --------------------------------------------------------------------------------------
 pg15_ctl() { runuser -u postgres -- "$PG15_BIN/pg_ctl" -D "$PG15_DIR" "$@"; }
 
+# TLS for the sink's tests: a test CA, a server certificate for localhost/127.0.0.1, a client
+# certificate for role llmhub_cert (`cert` auth), and role llmhub_pw (password over TLS only).
+pg15_tls() {
+  local d=$PG15_DIR/tls
+  if [ ! -s "$d/client.key" ]; then
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=llmhub test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=llmhub_cert" -keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/client.ext" -out "$d/client.crt" 2>/dev/null
+    chown -R postgres:postgres "$d"
+    chmod 600 "$d"/*.key
+  fi
+  if ! grep -q "^ssl = on" "$PG15_DIR/postgresql.conf"; then
+    printf '%s\n' "ssl = on" "ssl_cert_file = '$d/server.crt'" "ssl_key_file = '$d/server.key'" \
+      "ssl_ca_file = '$d/ca.crt'" "password_encryption = 'scram-sha-256'" >>"$PG15_DIR/postgresql.conf"
+  fi
+  if ! grep -q "llmhub_cert" "$PG15_DIR/pg_hba.conf"; then
+    { printf '%s\n' "hostssl all llmhub_cert 127.0.0.1/32 cert" "hostssl all llmhub_pw 127.0.0.1/32 scram-sha-256" \
+        "host all llmhub_cert,llmhub_pw 127.0.0.1/32 reject"; cat "$PG15_DIR/pg_hba.conf"; } >"$PG15_DIR/pg_hba.new"
+    mv "$PG15_DIR/pg_hba.new" "$PG15_DIR/pg_hba.conf"
+    chown postgres:postgres "$PG15_DIR/pg_hba.conf"
+    ! pg15_ctl status >/dev/null || pg15_ctl reload >/dev/null
+  fi
+}
+
 start_pg15() {
   if [ ! -s "$PG15_DIR/PG_VERSION" ]; then
     rm -rf "$PG15_DIR"
@@ -134,9 +166,14 @@ start_pg15() {
     runuser -u postgres -- "$PG15_BIN/initdb" -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$PG15_DIR" >/dev/null
     configure_pg "$PG15_DIR/postgresql.conf" "$PG15_PORT"
   fi
+  pg15_tls
   pg15_ctl status >/dev/null || pg15_ctl -w -t 60 -l "$PG15_DIR/server.log" start >/dev/null
   wait_pg "$PG15_PORT"
   create_db "$PG15_PORT"
+  sql "$PG15_PORT" "$DB" "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmhub_cert') THEN CREATE ROLE llmhub_cert LOGIN; END IF;
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'llmhub_pw') THEN CREATE ROLE llmhub_pw LOGIN PASSWORD 'llmhub-test-password'; END IF;
+    END \$\$; GRANT CREATE ON DATABASE $DB TO llmhub_cert, llmhub_pw"
   echo "pg15 ready on 127.0.0.1:$PG15_PORT"
 }
 

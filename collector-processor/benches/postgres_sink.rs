@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 
-#[path = "../tests/common/pg.rs"]
-#[allow(dead_code)]
-mod pg;
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::pg;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

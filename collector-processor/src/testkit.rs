@@ -345,6 +345,16 @@ pub struct ServeProcess {
 /// log line and returns the addresses it listens on. Its standard error keeps being drained.
 /// Returns `None` when the process exits before it is ready (a busy port, a bad flag).
 pub fn spawn_serve(exe: &str, args: &[&str], pin: Option<u32>) -> Option<ServeProcess> {
+    spawn_serve_with_env(exe, args, pin, &[])
+}
+
+/// [`spawn_serve`] with extra environment variables for the child.
+pub fn spawn_serve_with_env(
+    exe: &str,
+    args: &[&str],
+    pin: Option<u32>,
+    env: &[(&str, String)],
+) -> Option<ServeProcess> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut cmd = match pin {
@@ -359,6 +369,7 @@ pub fn spawn_serve(exe: &str, args: &[&str], pin: Option<u32>) -> Option<ServePr
         .arg("serve")
         .args(args)
         .env("LLMHUB_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -4,76 +4,22 @@
 //! records the processor makes of the same spans.
 //!
 //! These tests need the servers, so they are `#[ignore]`d for a bare `cargo test`; the README's
-//! test command starts the servers and runs them with `--include-ignored`.
+//! test command starts the servers and runs them with `--include-ignored`. The tests that stop the
+//! servers are in `postgres_faults.rs`.
 
 mod common;
 
-use bytes::Bytes;
-use common::pg::{self, Server};
-use common::{loopback_config, scrape, start, sum};
-use llmhub::config::Config;
+use common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Server};
+use common::{scrape, start, sum};
 use llmhub::receivers::otlp::answer::{RetryInfo, RpcStatus, RETRY_INFO_URL};
-use llmhub::testkit::{realistic_request, RawGrpcCodec};
+use llmhub::testkit::realistic_request;
 use llmhub_exporters::postgres::PostgresConfig;
 use llmhub_exporters::queue::QueueConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-fn sink_config(url: &str, schema: &str) -> PostgresConfig {
-    PostgresConfig {
-        url: Some(url.to_owned()),
-        schema: schema.to_owned(),
-        batch_linger_ms: 50,
-        retry_initial_ms: 50,
-        retry_max_ms: 1000,
-        ..PostgresConfig::default()
-    }
-}
-
-fn with_sink(pg: PostgresConfig) -> Config {
-    let mut c = loopback_config();
-    c.exporters.postgres = Some(pg);
-    c.service.pipelines.traces.exporters = vec!["prometheus".into(), "postgres".into()];
-    c
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("llmhub-pgtest-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-async fn grpc_channel(addr: &str) -> tonic::client::Grpc<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    tonic::client::Grpc::new(channel)
-}
-
-async fn export(
-    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
-    req: &ExportTraceServiceRequest,
-) -> Result<Bytes, tonic::Status> {
-    grpc.ready()
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    grpc.unary(
-        tonic::Request::new(Bytes::from(req.encode_to_vec())),
-        http::uri::PathAndQuery::from_static(TRACE_EXPORT),
-        RawGrpcCodec,
-    )
-    .await
-    .map(|r| r.into_inner())
-}
 
 fn fixture_requests() -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
@@ -384,173 +330,151 @@ async fn a_full_queue_refuses_with_retryable_statuses() {
     running.stop().await.expect("stop");
 }
 
-/// Stop the database for 30 s under steady load and start it again: every record arrives once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL 15 (scripts/servers.sh); stops and restarts it"]
-async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
-    let server = Server::Pg15;
-    let url = server.url();
-    let schema = {
-        let client = pg::connect(&url).await;
-        pg::fresh_schema(&client, "outage").await
-    };
-    let dir = tmpdir("outage");
-    let mut cfg = sink_config(&url, &schema);
-    cfg.queue = QueueConfig {
-        directory: Some(dir.clone()),
-        ..QueueConfig::default()
-    };
-    let running = start(&with_sink(cfg)).await;
-    let addr = running.grpc_addr.expect("grpc").to_string();
-    let load = tokio::spawn(async move {
-        let mut grpc = grpc_channel(&addr).await;
-        let mut sent = Vec::new();
-        let started = std::time::Instant::now();
-        let mut seed = 50_000;
-        while started.elapsed() < Duration::from_secs(42) {
-            let req = realistic_request(20, seed);
-            seed += 1;
-            export(&mut grpc, &req)
-                .await
-                .expect("every request accepted during the outage");
-            sent.push(req);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+fn tls_dir() -> PathBuf {
+    PathBuf::from(std::env::var("LLMHUB_PG15_DIR").expect("LLMHUB_PG15_DIR (scripts/servers.sh env)")).join("tls")
+}
+
+fn pg15_port() -> String {
+    std::env::var("LLMHUB_PG15_PORT").expect("LLMHUB_PG15_PORT (scripts/servers.sh env)")
+}
+
+/// Sends one realistic batch through a sink configured with `pg` and returns the rows written
+/// (after at most `wait`) and the connection-retry count.
+async fn write_through(pg: PostgresConfig, seed: u64, wait: Duration) -> (i64, f64) {
+    let admin = pg::connect(&Server::Pg15.url()).await;
+    let schema = pg.schema.clone();
+    client_drop_schema(&admin, &schema).await;
+    let running = start(&with_sink(pg)).await;
+    let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
+    export(&mut grpc, &realistic_request(20, seed)).await.expect("accepted");
+    let want = pg::expected_records(&[realistic_request(20, seed)]).len() as i64;
+    let until = std::time::Instant::now() + wait;
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        n = admin
+            .query_one(&format!("SELECT count(*) FROM {schema}.llm_calls"), &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0);
+        if n >= want {
+            break;
         }
-        sent
-    });
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    server.control("stop");
-    let stopped_at = std::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs(30)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if n > 0 {
+        // The sink's connection is still open: it must be encrypted.
+        let ssl: bool = admin
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'llmhub' AND a.usename IN ('llmhub_pw', 'llmhub_cert')",
+                &[],
+            )
+            .await
+            .expect("pg_stat_ssl")
+            .get(0);
+        assert!(ssl, "the sink's connections use TLS");
+        assert_eq!(n, want);
+    }
     let m = scrape(running.metrics_addr).await;
-    let queued = sum(&m, "llmhub_postgres_queue_rows", &[]);
-    let disk = sum(&m, "llmhub_postgres_queue_disk_bytes", &[]);
-    server.control("start");
-    eprintln!(
-        "database down for {:?}; {queued} rows queued, {disk} bytes on disk",
-        stopped_at.elapsed()
-    );
-    assert!(queued > 1000.0, "rows waited in the queue: {queued}");
-    assert!(disk > 0.0);
-    let sent = load.await.expect("load");
-    let want = pg::expected_records(&sent);
-    let client = pg::connect(&url).await;
-    let n = pg::wait_for_rows(&client, &schema, want.len() as i64, Duration::from_secs(90)).await;
-    assert_eq!(n, want.len() as i64);
-    assert_eq!(pg::counts(&client, &schema).await, (n, n), "none duplicated");
-    let rows: BTreeSet<(Vec<u8>, Vec<u8>)> = client
-        .query(&format!("SELECT trace_id, span_id FROM {schema}.llm_calls"), &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let expected: BTreeSet<(Vec<u8>, Vec<u8>)> =
-        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
-    assert_eq!(rows, expected, "exactly the records sent");
-    let m = scrape(running.metrics_addr).await;
-    assert!(sum(&m, "llmhub_postgres_retries_total", &[("llmhub_reason", "connection")]) >= 1.0);
     running.stop().await.expect("stop");
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+    client_drop_schema(&admin, &schema).await;
+    (
+        n,
+        sum(&m, "llmhub_postgres_retries_total", &[("llmhub_reason", "connection")]),
+    )
+}
+
+async fn client_drop_schema(c: &tokio_postgres::Client, schema: &str) {
+    c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await
-        .expect("cleanup");
+        .expect("drop schema");
+}
+
+/// TLS with the server checked against the test CA: a password user (password from a file,
+/// libpq-style `sslmode=verify-full&sslrootcert=`), a client-certificate user, and a refusal when
+/// the server's certificate cannot be verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with TLS (scripts/servers.sh)"]
+async fn tls_with_password_or_client_certificate() {
+    let tls = tls_dir();
+    let port = pg15_port();
+    let dir = tmpdir("tls");
+    let pw = dir.join("password");
+    std::fs::write(&pw, "llmhub-test-password\n").expect("password file");
+
+    let mut by_password = sink_config(
+        &format!(
+            "postgres://llmhub_pw@localhost:{port}/llmhub_test?sslmode=verify-full&sslrootcert={}",
+            tls.join("ca.crt").display()
+        ),
+        "t_tls_pw",
+    );
+    by_password.password_file = Some(pw.clone());
+    let (n, _) = write_through(by_password, 5_001, Duration::from_secs(20)).await;
+    assert!(n > 0, "password over verified TLS writes rows");
+
+    let mut by_cert = sink_config(
+        &format!("postgres://llmhub_cert@localhost:{port}/llmhub_test?sslmode=require"),
+        "t_tls_cert",
+    );
+    by_cert.tls = llmhub_exporters::postgres::config::TlsConfig {
+        ca_file: Some(tls.join("ca.crt")),
+        cert_file: Some(tls.join("client.crt")),
+        key_file: Some(tls.join("client.key")),
+        ..Default::default()
+    };
+    let (n, _) = write_through(by_cert, 5_002, Duration::from_secs(20)).await;
+    assert!(n > 0, "client-certificate authentication writes rows");
+
+    // The public root set does not know the test CA: the handshake fails, nothing is written.
+    let mut unverifiable = sink_config(
+        &format!("postgres://llmhub_pw@localhost:{port}/llmhub_test?sslmode=require"),
+        "t_tls_bad",
+    );
+    unverifiable.password_file = Some(pw);
+    unverifiable.tls.verify = llmhub_exporters::postgres::config::TlsVerify::Full;
+    let (n, retries) = write_through(unverifiable, 5_003, Duration::from_secs(3)).await;
+    assert_eq!(n, 0);
+    assert!(retries >= 1.0, "the failed handshakes are retried and counted");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Kill -9 llmhub under load with `durability: wal`, start it again: every span whose request was
-/// acknowledged is in the database, once.
+/// No connection string in the config: the libpq environment variables are used (here by a real
+/// `llmhub serve` process, TLS verified through `PGSSLMODE`/`PGSSLROOTCERT`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL 17 + TimescaleDB (scripts/servers.sh)"]
-async fn kill_9_under_load_with_wal_keeps_every_acknowledged_span() {
-    let server = Server::Timescale;
-    let url = server.url();
-    let client = pg::connect(&url).await;
-    let schema = pg::fresh_schema(&client, "kill9").await;
-    let dir = tmpdir("kill9");
+#[ignore = "needs PostgreSQL 15 with TLS (scripts/servers.sh)"]
+async fn connection_settings_from_the_libpq_environment() {
+    let admin = pg::connect(&Server::Pg15.url()).await;
+    client_drop_schema(&admin, "t_env").await;
+    let dir = tmpdir("env");
     let config = dir.join("llmhub.yaml");
     std::fs::write(
         &config,
-        format!(
-            "exporters:\n  postgres:\n    url: {url}\n    schema: {schema}\n    batch_linger_ms: 50\n    retry_initial_ms: 50\n    retry_max_ms: 1000\n    queue:\n      directory: {}\n      durability: wal\nservice:\n  pipelines:\n    traces:\n      exporters: [prometheus, postgres]\n",
-            dir.join("queue").display()
-        ),
+        "exporters:\n  postgres:\n    schema: t_env\n    batch_linger_ms: 50\nservice:\n  pipelines:\n    traces:\n      exporters: [prometheus, postgres]\n",
     )
     .expect("config");
-    let exe = env!("CARGO_BIN_EXE_llmhub");
     let cfg_arg = config.display().to_string();
     let mut args = vec!["--config", cfg_arg.as_str()];
     args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
-    let mut first = llmhub::testkit::spawn_serve(exe, &args, None).expect("llmhub starts");
-    let addr = first.grpc.clone();
-    // Load from two clients; each remembers what was acknowledged.
-    let mut clients = Vec::new();
-    for c in 0..2u64 {
-        let addr = addr.clone();
-        clients.push(tokio::spawn(async move {
-            let mut grpc = grpc_channel(&addr).await;
-            let mut acked = Vec::new();
-            for k in 0..100_000u64 {
-                let req = realistic_request(50, 900_000 + c * 100_000 + k);
-                match export(&mut grpc, &req).await {
-                    Ok(_) => acked.push(req),
-                    Err(_) => break,
-                }
-            }
-            acked
-        }));
-    }
-    // Half-way the database goes away too, so a backlog builds up that only the log holds.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    server.control("stop");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    first.child.kill().expect("kill -9");
-    let _ = first.child.wait();
-    server.control("start");
-    let mut acked = Vec::new();
-    for c in clients {
-        acked.extend(c.await.expect("client"));
-    }
-    assert!(acked.len() > 20, "load ran: {} requests acknowledged", acked.len());
-    let client = pg::connect(&url).await;
-    let in_db_at_kill = pg::counts(&client, &schema).await.0;
-
-    let second = llmhub::testkit::spawn_serve(exe, &args, None).expect("llmhub restarts");
-    let want = pg::expected_records(&acked);
-    let want_ids: BTreeSet<(Vec<u8>, Vec<u8>)> =
-        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
-    let until = std::time::Instant::now() + Duration::from_secs(90);
-    let missing = loop {
-        let rows: BTreeSet<(Vec<u8>, Vec<u8>)> = client
-            .query(&format!("SELECT trace_id, span_id FROM {schema}.llm_calls"), &[])
-            .await
-            .expect("ids")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let missing = want_ids.difference(&rows).count();
-        if missing == 0 || std::time::Instant::now() > until {
-            break missing;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!(
-        "{} acknowledged records, {in_db_at_kill} rows in the database at the kill, {missing} missing after the restart",
-        want_ids.len()
-    );
-    assert_eq!(missing, 0, "acknowledged spans lost");
-    assert!(
-        (in_db_at_kill as usize) + 1000 < want_ids.len(),
-        "a real backlog was replayed from the log"
-    );
-    let (n, distinct) = pg::counts(&client, &schema).await;
-    assert_eq!(n, distinct, "no row twice");
-    let mut second = second;
-    let _ = second.child.kill();
-    let _ = second.child.wait();
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("cleanup");
+    let ca = tls_dir().join("ca.crt");
+    let env = [
+        ("PGHOST", "localhost".to_owned()),
+        ("PGPORT", pg15_port()),
+        ("PGUSER", "llmhub_pw".to_owned()),
+        ("PGPASSWORD", "llmhub-test-password".to_owned()),
+        ("PGDATABASE", "llmhub_test".to_owned()),
+        ("PGSSLMODE", "verify-full".to_owned()),
+        ("PGSSLROOTCERT", ca.display().to_string()),
+    ];
+    let mut child =
+        llmhub::testkit::spawn_serve_with_env(env!("CARGO_BIN_EXE_llmhub"), &args, None, &env).expect("llmhub starts");
+    let mut grpc = grpc_channel(&child.grpc).await;
+    let req = realistic_request(30, 5_100);
+    export(&mut grpc, &req).await.expect("accepted");
+    let want = pg::expected_records(&[req]).len() as i64;
+    let n = pg::wait_for_rows(&admin, "t_env", want, Duration::from_secs(20)).await;
+    let _ = child.child.kill();
+    let _ = child.child.wait();
+    assert_eq!(n, want);
+    client_drop_schema(&admin, "t_env").await;
     let _ = std::fs::remove_dir_all(&dir);
 }

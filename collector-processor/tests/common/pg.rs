@@ -1,16 +1,24 @@
 //! Helpers for tests against the real PostgreSQL 15 and PostgreSQL 17 + TimescaleDB servers that
 //! `scripts/servers.sh` starts (the README's test command runs it and exports their URLs).
 
+use bytes::Bytes;
+use llmhub::config::Config;
 use llmhub::config::GenAiProcessor as GenAiConfig;
 use llmhub::metrics::Metrics;
 use llmhub::processors::genai::GenAiProcessor;
+use llmhub::testkit::RawGrpcCodec;
 use llmhub_core::LlmCall;
+use llmhub_exporters::postgres::PostgresConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::registry::Registry;
+use prost::Message;
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_postgres::{Client, NoTls, Row};
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Which server.
 #[derive(Debug, Clone, Copy)]
@@ -233,4 +241,61 @@ pub async fn wait_for_rows(client: &Client, schema: &str, want: i64, timeout: st
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+// --- llmhub with the sink ---------------------------------------------------------------------
+
+/// A sink config writing into `schema`, with short linger and retry delays.
+pub fn sink_config(url: &str, schema: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: Some(url.to_owned()),
+        schema: schema.to_owned(),
+        batch_linger_ms: 50,
+        retry_initial_ms: 50,
+        retry_max_ms: 1000,
+        ..PostgresConfig::default()
+    }
+}
+
+/// A loopback config with the sink in the pipeline.
+pub fn with_sink(pg: PostgresConfig) -> Config {
+    let mut c = super::loopback_config();
+    c.exporters.postgres = Some(pg);
+    c.service.pipelines.traces.exporters = vec!["prometheus".into(), "postgres".into()];
+    c
+}
+
+/// A fresh temporary directory.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("llmhub-pgtest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// A gRPC client to `addr`.
+pub async fn grpc_channel(addr: &str) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    tonic::client::Grpc::new(channel)
+}
+
+/// One OTLP/gRPC trace export of `req`.
+pub async fn export(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    req: &ExportTraceServiceRequest,
+) -> Result<Bytes, tonic::Status> {
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    grpc.unary(
+        tonic::Request::new(Bytes::from(req.encode_to_vec())),
+        http::uri::PathAndQuery::from_static(TRACE_EXPORT),
+        RawGrpcCodec,
+    )
+    .await
+    .map(|r| r.into_inner())
 }

@@ -22,10 +22,14 @@ pub enum Partitioning {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsVerify {
-    /// Check the certificate chain and that it names the host (libpq's `verify-full`).
+    /// As libpq: check the chain and host name when a CA is given (`tls.ca_file` or the URL's
+    /// `sslrootcert`, or `sslmode=verify-full`), otherwise encrypt without checking.
     #[default]
+    Auto,
+    /// Always check the certificate chain and that it names the host (libpq's `verify-full`),
+    /// against `tls.ca_file` or the Mozilla root set.
     Full,
-    /// Encrypt without checking the certificate (libpq's `require`); open to impersonation.
+    /// Encrypt without checking the certificate; open to impersonation.
     None,
 }
 
@@ -42,7 +46,7 @@ pub struct TlsConfig {
     /// PEM private key of the client certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
-    /// `full` or `none`.
+    /// `auto`, `full` or `none`.
     pub verify: TlsVerify,
 }
 
@@ -51,8 +55,9 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PostgresConfig {
     /// Connection string: a URL (`postgres://user@host:5432/db?sslmode=require`) or libpq
-    /// `key=value` pairs. Without it the libpq environment variables are read (`PGHOST`,
-    /// `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`).
+    /// `key=value` pairs; libpq's `sslmode=verify-ca|verify-full`, `sslrootcert`, `sslcert` and
+    /// `sslkey` are understood. Without it the libpq environment variables are read (`PGHOST`,
+    /// `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A file holding the password (first line), so it stays out of the config and the logs.
@@ -111,7 +116,7 @@ impl PostgresConfig {
     pub fn problems(&self, path: &str) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(url) = &self.url {
-            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+            if let Err(e) = super::connect::libpq_compat(url).0.parse::<tokio_postgres::Config>() {
                 out.push(format!(
                     "{path}.url: not a PostgreSQL connection string ({e}), e.g. `postgres://llmhub@db.example:5432/llmhub?sslmode=require`"
                 ));

@@ -1,7 +1,7 @@
 //! Connecting: the connection string from config or the libpq environment, the password from a
 //! file, and TLS through rustls (CA file, client certificate, verification mode).
 
-use super::config::{PostgresConfig, TlsVerify};
+use super::config::{PostgresConfig, TlsConfig, TlsVerify};
 use super::error::SinkError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -30,6 +30,76 @@ impl std::fmt::Debug for Connector {
     }
 }
 
+/// TLS settings found in a libpq connection string that tokio-postgres does not read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LibpqTls {
+    /// `sslmode=verify-ca` or `verify-full`.
+    pub verify: bool,
+    /// `sslrootcert`.
+    pub root_cert: Option<String>,
+    /// `sslcert`.
+    pub cert: Option<String>,
+    /// `sslkey`.
+    pub key: Option<String>,
+}
+
+/// Rewrites a libpq connection string for tokio-postgres: `sslmode=verify-ca|verify-full` becomes
+/// `require` (with verification), `sslrootcert`, `sslcert` and `sslkey` are taken out.
+pub fn libpq_compat(conn: &str) -> (String, LibpqTls) {
+    let mut tls = LibpqTls::default();
+    let mut take = |k: &str, v: &str| -> Option<String> {
+        match (k, v) {
+            ("sslmode", "verify-ca" | "verify-full") => {
+                tls.verify = true;
+                Some("sslmode=require".to_owned())
+            }
+            ("sslrootcert", _) => {
+                tls.root_cert = Some(v.to_owned());
+                None
+            }
+            ("sslcert", _) => {
+                tls.cert = Some(v.to_owned());
+                None
+            }
+            ("sslkey", _) => {
+                tls.key = Some(v.to_owned());
+                None
+            }
+            _ => Some(format!("{k}={v}")),
+        }
+    };
+    let is_url = conn.starts_with("postgres://") || conn.starts_with("postgresql://");
+    let out = if is_url {
+        match conn.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<String> = query
+                    .split('&')
+                    .filter(|p| !p.is_empty())
+                    .filter_map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        take(k, v)
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => conn.to_owned(),
+        }
+    } else {
+        conn.split_whitespace()
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                take(k, v)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (out, tls)
+}
+
 fn from_env() -> tokio_postgres::Config {
     let mut c = tokio_postgres::Config::new();
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -56,12 +126,31 @@ fn from_env() -> tokio_postgres::Config {
 impl Connector {
     /// Reads the connection settings, password file and TLS files.
     pub fn new(cfg: &PostgresConfig) -> Result<Connector, SinkError> {
-        let mut config = match &cfg.url {
-            Some(url) => url
-                .parse::<tokio_postgres::Config>()
-                .map_err(|e| SinkError::Config(format!("url: {e}")))?,
-            None => from_env(),
+        let (mut config, mut libpq) = match &cfg.url {
+            Some(url) => {
+                let (conn, libpq) = libpq_compat(url);
+                let config = conn
+                    .parse::<tokio_postgres::Config>()
+                    .map_err(|e| SinkError::Config(format!("url: {e}")))?;
+                (config, libpq)
+            }
+            None => {
+                let mut libpq = LibpqTls::default();
+                if let Ok(mode) = std::env::var("PGSSLMODE") {
+                    libpq.verify = matches!(mode.as_str(), "verify-ca" | "verify-full");
+                }
+                libpq.root_cert = std::env::var("PGSSLROOTCERT").ok().filter(|v| !v.is_empty());
+                (from_env(), libpq)
+            }
         };
+        // The config's TLS files win over the connection string's.
+        let mut tls = cfg.tls.clone();
+        tls.ca_file = tls.ca_file.or(libpq.root_cert.take().map(Into::into));
+        tls.cert_file = tls.cert_file.or(libpq.cert.take().map(Into::into));
+        tls.key_file = tls.key_file.or(libpq.key.take().map(Into::into));
+        if libpq.verify && tls.verify == TlsVerify::Auto {
+            tls.verify = TlsVerify::Full;
+        }
         config.application_name("llmhub");
         config.connect_timeout(std::time::Duration::from_secs(10));
         if let Some(path) = &cfg.password_file {
@@ -71,7 +160,7 @@ impl Connector {
         }
         Ok(Connector {
             config,
-            tls: MakeRustlsConnect::new(tls_config(cfg)?),
+            tls: MakeRustlsConnect::new(tls_config(&tls)?),
         })
     }
 
@@ -106,18 +195,23 @@ fn pem_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Sin
         .map_err(|e| SinkError::Config(format!("tls: {} is not PEM certificates: {e}", path.display())))
 }
 
-fn tls_config(cfg: &PostgresConfig) -> Result<rustls::ClientConfig, SinkError> {
+fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| SinkError::Config(format!("tls: {e}")))?;
-    let builder = match cfg.tls.verify {
-        TlsVerify::None => builder
+    let verify = match tls.verify {
+        TlsVerify::Auto if tls.ca_file.is_some() => TlsVerify::Full,
+        TlsVerify::Auto => TlsVerify::None,
+        v => v,
+    };
+    let builder = match verify {
+        TlsVerify::None | TlsVerify::Auto => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
         TlsVerify::Full => {
             let mut roots = RootCertStore::empty();
-            match &cfg.tls.ca_file {
+            match &tls.ca_file {
                 Some(path) => {
                     for cert in pem_certs(path)? {
                         roots
@@ -130,7 +224,7 @@ fn tls_config(cfg: &PostgresConfig) -> Result<rustls::ClientConfig, SinkError> {
             builder.with_root_certificates(roots)
         }
     };
-    match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+    match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let certs = pem_certs(cert)?;
             let data = std::fs::read(key)
@@ -146,7 +240,8 @@ fn tls_config(cfg: &PostgresConfig) -> Result<rustls::ClientConfig, SinkError> {
     }
 }
 
-/// `verify: none`: encrypt, check signatures, but accept any certificate.
+/// No CA to check against (`verify: none`, or `auto` without a CA): encrypt, check the handshake
+/// signatures, accept any certificate — libpq's `prefer` and `require`.
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
 
@@ -182,5 +277,29 @@ impl ServerCertVerifier for NoVerify {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libpq_tls_parameters_are_understood() {
+        let (url, tls) = libpq_compat(
+            "postgres://u@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&application_name=a&sslcert=/c.pem&sslkey=/k.pem",
+        );
+        assert_eq!(url, "postgres://u@db:5432/x?sslmode=require&application_name=a");
+        assert!(tls.verify);
+        assert_eq!(tls.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(tls.cert.as_deref(), Some("/c.pem"));
+        assert_eq!(tls.key.as_deref(), Some("/k.pem"));
+        let (kv, tls) = libpq_compat("host=db user=u sslmode=verify-ca sslrootcert=/ca.pem");
+        assert_eq!(kv, "host=db user=u sslmode=require");
+        assert!(tls.verify);
+        let (plain, tls) = libpq_compat("postgres://u@db/x?sslmode=prefer");
+        assert_eq!(plain, "postgres://u@db/x?sslmode=prefer");
+        assert_eq!(tls, LibpqTls::default());
+        assert!(plain.parse::<tokio_postgres::Config>().is_ok());
     }
 }
