@@ -145,8 +145,10 @@ fn main() {
     } else {
         5_000
     } as usize;
+    // Both sides without TLS (the baseline's client has none), so the ratio is the sink's own cost.
     let url = std::env::var("LLMHUB_BENCH_PG_URL")
         .or_else(|_| std::env::var("LLMHUB_TEST_PG15_URL"))
+        .map(|u| format!("{u}{}sslmode=disable", if u.contains('?') { '&' } else { '?' }))
         .expect("set LLMHUB_TEST_PG15_URL (scripts/servers.sh env) or LLMHUB_BENCH_PG_URL");
     let recs = records(n);
     let tuples: Vec<Bytes> = recs
