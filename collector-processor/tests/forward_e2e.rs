@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{loopback_config, scrape, start, sum};
+use common::{loopback_config, post_otlp, scrape, start, sum};
 use llmhub::config::Config;
 use llmhub::testkit::realistic_request;
 use llmhub_exporters::forward::ForwardConfig;
@@ -132,7 +132,6 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     let dir = tmpdir(&format!("{protocol:?}"));
     let running = start(&forwarding(endpoint, protocol, &dir)).await;
     let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
-    let web = reqwest::Client::new();
     let mut sent = Vec::new();
     // The dialect fixtures as OTLP/JSON, realistic batches as protobuf.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
@@ -144,39 +143,30 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     files.sort();
     for f in files {
         let body = std::fs::read(&f).expect("read");
-        let r = web
-            .post(&http)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200, "{}", f.display());
+        assert_eq!(
+            post_otlp(&http, "application/json", body.clone()).await,
+            200,
+            "{}",
+            f.display()
+        );
         sent.push(llmhub::receivers::otlp::json::decode_traces(&body).expect("decodes"));
     }
     for k in 0..5 {
         let req = realistic_request(100, 61_000 + k);
-        let r = web
-            .post(&http)
-            .header("content-type", "application/x-protobuf")
-            .body(req.encode_to_vec())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200);
+        assert_eq!(
+            post_otlp(&http, "application/x-protobuf", req.encode_to_vec()).await,
+            200
+        );
         sent.push(req);
     }
     // One request the endpoint refuses for good.
     let mut poison = realistic_request(3, 999);
     poison.resource_spans[0].scope_spans[0].spans[0].name = REFUSE.into();
-    let r = web
-        .post(&http)
-        .header("content-type", "application/x-protobuf")
-        .body(poison.encode_to_vec())
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(r.status(), 200, "llmhub accepts it; the downstream refuses it");
+    assert_eq!(
+        post_otlp(&http, "application/x-protobuf", poison.encode_to_vec()).await,
+        200,
+        "llmhub accepts it; the downstream refuses it"
+    );
 
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while captured.lock().expect("lock").len() < sent.len() && std::time::Instant::now() < until {
@@ -287,16 +277,17 @@ async fn a_downstream_llmhub_started_late_receives_everything() {
     ))
     .await;
     let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
-    let web = reqwest::Client::new();
     for k in 0..10 {
-        let r = web
-            .post(&http)
-            .header("content-type", "application/x-protobuf")
-            .body(realistic_request(200, 71_000 + k).encode_to_vec())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200, "accepted while the downstream is down");
+        assert_eq!(
+            post_otlp(
+                &http,
+                "application/x-protobuf",
+                realistic_request(200, 71_000 + k).encode_to_vec()
+            )
+            .await,
+            200,
+            "accepted while the downstream is down"
+        );
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
     let m = scrape(up.metrics_addr).await;

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{loopback_config, scrape, start, sum};
+use common::{loopback_config, post_otlp, scrape, start, sum};
 use llmhub::testkit::{realistic_request, s};
 use llmhub_exporters::otlp_metrics::{MetricTemporality, OtlpMetricsConfig, OtlpProtocol};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -88,7 +88,6 @@ async fn push_and_read_back(temporality: MetricTemporality) {
     c.service.pipelines.traces.exporters = vec!["prometheus".into(), "otlp_metrics".into()];
     let running = start(&c).await;
     let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
-    let web = reqwest::Client::new();
     // Several exports' worth of traffic, so delta points really are differences.
     for k in 0..6u64 {
         let mut req = realistic_request(200, 31_000 + k);
@@ -98,14 +97,10 @@ async fn push_and_read_back(temporality: MetricTemporality) {
                 r.attributes.push(s("deployment.environment.name", &env));
             }
         }
-        let r = web
-            .post(&http)
-            .header("content-type", "application/x-protobuf")
-            .body(req.encode_to_vec())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200);
+        assert_eq!(
+            post_otlp(&http, "application/x-protobuf", req.encode_to_vec()).await,
+            200
+        );
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     let m = scrape(running.metrics_addr).await;
@@ -256,16 +251,16 @@ async fn wire_check(protocol: OtlpProtocol, temporality: MetricTemporality) {
     let before = now_nanos();
     let running = start(&c).await;
     let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
-    let web = reqwest::Client::new();
     for k in 0..5u64 {
-        let r = web
-            .post(&http)
-            .header("content-type", "application/x-protobuf")
-            .body(realistic_request(100, 41_000 + k).encode_to_vec())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200);
+        assert_eq!(
+            post_otlp(
+                &http,
+                "application/x-protobuf",
+                realistic_request(100, 41_000 + k).encode_to_vec()
+            )
+            .await,
+            200
+        );
         tokio::time::sleep(Duration::from_millis(450)).await;
     }
     let m = scrape(running.metrics_addr).await;

@@ -10,7 +10,7 @@
 mod common;
 
 use common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Server};
-use common::{scrape, start, sum};
+use common::{post_otlp, scrape, start, sum};
 use llmhub::receivers::otlp::answer::{RetryInfo, RpcStatus, RETRY_INFO_URL};
 use llmhub::testkit::realistic_request;
 use llmhub_exporters::postgres::PostgresConfig;
@@ -45,16 +45,8 @@ async fn rows_equal_records(server: Server, name: &str) {
 
     // Every dialect fixture over OTLP/HTTP JSON, then realistic batches over gRPC.
     let mut sent: Vec<ExportTraceServiceRequest> = Vec::new();
-    let web = reqwest::Client::new();
     for (path, body) in fixture_requests() {
-        let r = web
-            .post(&http)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(post_otlp(&http, "application/json", body.clone()).await, 200, "{path}");
         sent.push(llmhub::receivers::otlp::json::decode_traces(&body).expect("fixture decodes"));
     }
     for seed in 0..20 {

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod catalogue;
+pub mod delivery;
 pub mod forward;
 pub mod otlp_metrics;
 pub mod postgres;

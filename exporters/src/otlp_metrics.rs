@@ -72,12 +72,7 @@ impl OtlpMetricsConfig {
     /// Problems with this section, each naming the field under `path`.
     pub fn problems(&self, path: &str) -> Vec<String> {
         let mut out = Vec::new();
-        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            out.push(format!(
-                "{path}.endpoint: got {:?}, expected an http:// or https:// URL, e.g. http://otel-collector:4317",
-                self.endpoint
-            ));
-        }
+        out.extend(crate::delivery::endpoint_problem(path, &self.endpoint));
         if !(100..=3_600_000).contains(&self.interval_ms) {
             out.push(format!(
                 "{path}.interval_ms: got {}, expected 100 to 3600000, e.g. 60000",

@@ -21,6 +21,19 @@ pub fn loopback_config() -> Config {
     c
 }
 
+/// POSTs an OTLP/HTTP body with `content_type` and returns the status code.
+pub async fn post_otlp(url: &str, content_type: &str, body: Vec<u8>) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("post")
+        .status()
+        .as_u16()
+}
+
 /// Starts llmhub with `c`.
 pub async fn start(c: &Config) -> Running {
     service::start(c).await.expect("llmhub starts")

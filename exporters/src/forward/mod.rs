@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod grpc_codec;
 
 use crate::catalogue::{register, Kind, MetricDef};
+use crate::delivery::{backoff, endpoint_problem, DeadLetters};
 use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
 use crate::queue::{PushError, Queue, QueueConfig};
@@ -23,7 +24,6 @@ use prometheus_client::registry::Registry;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,12 +83,7 @@ impl ForwardConfig {
     /// Problems with this section, each naming the field under `path`.
     pub fn problems(&self, path: &str) -> Vec<String> {
         let mut out = Vec::new();
-        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            out.push(format!(
-                "{path}.endpoint: got {:?}, expected an http:// or https:// URL, e.g. http://otel-collector:4317",
-                self.endpoint
-            ));
-        }
+        out.extend(endpoint_problem(path, &self.endpoint));
         if self.senders == 0 || self.senders > 64 {
             out.push(format!("{path}.senders: must be 1..=64, got {}", self.senders));
         }
@@ -175,8 +170,7 @@ pub struct Forwarder {
     cfg: ForwardConfig,
     queue: Arc<Queue>,
     metrics: Arc<ForwardMetrics>,
-    dead_letter_path: PathBuf,
-    dead_letter: Mutex<Option<std::fs::File>>,
+    dead_letters: DeadLetters,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
 }
@@ -249,19 +243,16 @@ impl Forwarder {
     /// Opens the queue (replaying what an earlier run left) and starts the senders.
     pub fn start(cfg: &ForwardConfig, registry: &mut Registry) -> Result<Arc<Forwarder>, String> {
         let queue = Queue::open("otlp", &cfg.queue).map_err(|e| format!("cannot open the queue: {e}"))?;
-        let dead_letter_path = cfg.dead_letter_file.clone().unwrap_or_else(|| {
-            cfg.queue
-                .directory
-                .clone()
-                .unwrap_or_default()
-                .join("otlp-dead-letters.jsonl")
-        });
+        let dead_letters = DeadLetters::new(
+            cfg.dead_letter_file.as_deref(),
+            cfg.queue.directory.as_deref(),
+            "otlp-dead-letters.jsonl",
+        );
         let f = Arc::new(Forwarder {
             cfg: cfg.clone(),
             queue,
             metrics: Arc::new(ForwardMetrics::new(registry)),
-            dead_letter_path,
-            dead_letter: Mutex::new(None),
+            dead_letters,
             tasks: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
         });
@@ -351,33 +342,11 @@ impl Forwarder {
             .requests
             .get_or_create(&vec![("llmhub_outcome", "dead_letter")])
             .inc();
-        let line = serde_json::json!({
-            "at_unix_ms": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+        self.dead_letters.write(serde_json::json!({
             "endpoint": self.cfg.endpoint,
             "reason": reason,
             "request_protobuf_hex": hex::encode(item),
-        });
-        let mut guard = match self.dead_letter.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if guard.is_none() {
-            if let Some(parent) = self.dead_letter_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            *guard = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.dead_letter_path)
-                .map_err(|e| tracing::error!(path = %self.dead_letter_path.display(), error = %e, "cannot open the dead-letter file"))
-                .ok();
-        }
-        if let Some(f) = guard.as_mut() {
-            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.sync_data()) {
-                tracing::error!(error = %e, "cannot write the dead-letter file");
-            }
-        }
-        tracing::warn!(reason, path = %self.dead_letter_path.display(), "forwarded request refused for good; dead-lettered");
+        }));
     }
 }
 
@@ -502,12 +471,7 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
                     Attempt::Retry { reason, message, after } => {
                         f.metrics.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
                         tries = tries.saturating_add(1);
-                        let cap = f
-                            .cfg
-                            .retry_initial_ms
-                            .saturating_mul(1u64 << tries.min(20))
-                            .min(f.cfg.retry_max_ms);
-                        let mut delay = Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)));
+                        let mut delay = backoff(f.cfg.retry_initial_ms, f.cfg.retry_max_ms, tries);
                         if let Some(a) = after {
                             delay = delay.max(a.min(Duration::from_millis(f.cfg.retry_max_ms)));
                         }

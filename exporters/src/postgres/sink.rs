@@ -16,13 +16,12 @@ use super::error::{classify, Failure, SinkError};
 use super::metrics::SinkMetrics;
 use super::row::{self, COPY_HEADER, COPY_TRAILER};
 use super::schema::{self, Layout, MIGRATIONS};
+use crate::delivery::{backoff, now_ms, DeadLetters};
 use crate::queue::{PushError, Queue};
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use llmhub_core::LlmCall;
 use std::collections::HashSet;
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,8 +49,7 @@ struct Shared {
     target: tokio::sync::Mutex<Option<Target>>,
     /// Days (since the epoch) whose partition is known to exist.
     partitions: Mutex<HashSet<i64>>,
-    dead_letter: Mutex<Option<std::fs::File>>,
-    dead_letter_path: PathBuf,
+    dead_letters: DeadLetters,
     copy_sql: Mutex<Option<(String, String)>>,
     healthy: AtomicBool,
     /// Last successful write, ms since the epoch.
@@ -74,13 +72,11 @@ impl PostgresSink {
     pub fn start(cfg: &PostgresConfig, metrics: Arc<SinkMetrics>) -> Result<Arc<PostgresSink>, SinkError> {
         let connector = Connector::new(cfg)?;
         let queue = Queue::open("postgres", &cfg.queue)?;
-        let dead_letter_path = cfg.dead_letter_file.clone().unwrap_or_else(|| {
-            cfg.queue
-                .directory
-                .clone()
-                .unwrap_or_default()
-                .join("postgres-dead-letters.jsonl")
-        });
+        let dead_letters = DeadLetters::new(
+            cfg.dead_letter_file.as_deref(),
+            cfg.queue.directory.as_deref(),
+            "postgres-dead-letters.jsonl",
+        );
         tracing::info!(target = %connector.describe(), writers = cfg.pool_size,
             queue = ?cfg.queue.directory, durability = ?cfg.queue.durability, "PostgreSQL sink starting");
         let shared = Arc::new(Shared {
@@ -90,8 +86,7 @@ impl PostgresSink {
             metrics,
             target: tokio::sync::Mutex::new(None),
             partitions: Mutex::new(HashSet::new()),
-            dead_letter: Mutex::new(None),
-            dead_letter_path,
+            dead_letters,
             copy_sql: Mutex::new(None),
             healthy: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
@@ -177,57 +172,27 @@ impl PostgresSink {
 
 impl Shared {
     fn dead_letter_record(&self, record: &LlmCall, reason: &str) {
-        let line = serde_json::json!({
-            "at_unix_ms": now_ms(),
+        self.write_dead_letter(serde_json::json!({
             "reason": reason,
             "record": record.to_json(),
-        });
-        self.write_dead_letter(&line);
+        }));
     }
 
     fn dead_letter_row(&self, tuple: &[u8], sqlstate: &str, reason: &str) {
         let key = row::key(tuple);
-        let line = serde_json::json!({
-            "at_unix_ms": now_ms(),
+        self.write_dead_letter(serde_json::json!({
             "sqlstate": sqlstate,
             "reason": reason,
             "trace_id": key.as_ref().map(|k| hex::encode(&k.trace_id)),
             "span_id": key.as_ref().map(|k| hex::encode(&k.span_id)),
             "time_unix_us": key.as_ref().map(|k| k.time_us),
             "copy_tuple_hex": hex::encode(tuple),
-        });
-        self.write_dead_letter(&line);
+        }));
     }
 
-    fn write_dead_letter(&self, line: &serde_json::Value) {
+    fn write_dead_letter(&self, line: serde_json::Value) {
         self.metrics.dead_letters.inc();
-        let mut guard = match self.dead_letter.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if guard.is_none() {
-            if let Some(parent) = self.dead_letter_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.dead_letter_path)
-            {
-                Ok(f) => *guard = Some(f),
-                Err(e) => {
-                    tracing::error!(path = %self.dead_letter_path.display(), error = %e, line = %line,
-                        "cannot open the dead-letter file; the rejected row is logged here instead");
-                    return;
-                }
-            }
-        }
-        if let Some(f) = guard.as_mut() {
-            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.sync_data()) {
-                tracing::error!(error = %e, line = %line, "cannot write the dead-letter file");
-            }
-        }
-        tracing::warn!(path = %self.dead_letter_path.display(), reason = %line["reason"], "row dead-lettered");
+        self.dead_letters.write(line);
     }
 
     fn copy_statements(&self, t: &Target) -> (String, String) {
@@ -247,13 +212,6 @@ impl Shared {
         })
         .clone()
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn quote_ident(s: &str) -> String {
@@ -470,12 +428,7 @@ async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
                     }
                     shared.metrics.retry(kind);
                     attempt = attempt.saturating_add(1);
-                    let cap = shared
-                        .cfg
-                        .retry_initial_ms
-                        .saturating_mul(1u64 << attempt.min(20))
-                        .min(shared.cfg.retry_max_ms);
-                    let delay = Duration::from_millis(fastrand::u64(cap / 2..=cap.max(1)));
+                    let delay = backoff(shared.cfg.retry_initial_ms, shared.cfg.retry_max_ms, attempt);
                     if attempt == 1 || attempt.is_power_of_two() {
                         tracing::warn!(writer = id, attempt, error = %msg, retry_in = ?delay, rows = lease.items.len(),
                             "PostgreSQL write failed; retrying");
