@@ -1,0 +1,199 @@
+//! The stable on-disk format of a summary (what the SQL type stores), version 1, little-endian:
+//!
+//! ```text
+//! magic "LHQS" | version u8 = 1 | collapses u8 | reserved u16 = 0
+//! alpha f64 | max_buckets u32 | count u64 | zero_count u64 | sum f64 | min f64 | max f64
+//! bucket_count u32 | per bucket: index delta (zigzag varint; the first is the index itself), count (varint)
+//! ```
+//!
+//! Empty buckets are not stored, so the size follows the data, not `max_buckets`. A reader of a
+//! later version refuses older or newer versions it does not know by name; the decoder checks
+//! every field and never panics, whatever the bytes.
+
+use crate::QuantileSketch;
+
+/// First four bytes of every encoded summary.
+pub const MAGIC: &[u8; 4] = b"LHQS";
+/// The version written by [`QuantileSketch::to_bytes`].
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Why bytes are not a summary.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    /// Wrong magic number.
+    #[error("not an llmhub quantile summary (bad magic)")]
+    Magic,
+    /// A version this code does not read.
+    #[error("unsupported summary format version {0} (this build reads version 1)")]
+    Version(u8),
+    /// Ended early.
+    #[error("truncated summary: {0}")]
+    Truncated(&'static str),
+    /// A field out of range or inconsistent with the others.
+    #[error("invalid summary: {0}")]
+    Invalid(String),
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], FormatError> {
+        let (head, rest) = self.b.split_at_checked(N).ok_or(FormatError::Truncated(what))?;
+        self.b = rest;
+        head.try_into().map_err(|_| FormatError::Truncated(what))
+    }
+
+    fn varint(&mut self, what: &'static str) -> Result<u64, FormatError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let [byte] = self.take::<1>(what)?;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(FormatError::Invalid(format!("{what}: varint longer than 10 bytes")))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+impl QuantileSketch {
+    /// Encodes the summary in format version 1.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let buckets: Vec<(i32, u64)> = self.buckets().collect();
+        let mut out = Vec::with_capacity(64 + buckets.len() * 3);
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(self.collapses);
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&self.alpha.to_le_bytes());
+        out.extend_from_slice(&self.max_buckets.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.zero_count.to_le_bytes());
+        out.extend_from_slice(&self.sum.to_le_bytes());
+        let (min, max) = if self.count == 0 {
+            (0.0, 0.0)
+        } else {
+            (self.min, self.max)
+        };
+        out.extend_from_slice(&min.to_le_bytes());
+        out.extend_from_slice(&max.to_le_bytes());
+        out.extend_from_slice(&(buckets.len() as u32).to_le_bytes());
+        let mut prev = 0i64;
+        for (k, (i, c)) in buckets.iter().enumerate() {
+            let i = i64::from(*i);
+            put_varint(&mut out, zigzag(if k == 0 { i } else { i - prev }));
+            put_varint(&mut out, *c);
+            prev = i;
+        }
+        out
+    }
+
+    /// Decodes a summary, checking every field.
+    pub fn from_bytes(bytes: &[u8]) -> Result<QuantileSketch, FormatError> {
+        let mut r = Reader { b: bytes };
+        if &r.take::<4>("magic")? != MAGIC {
+            return Err(FormatError::Magic);
+        }
+        let [version] = r.take::<1>("version")?;
+        if version != FORMAT_VERSION {
+            return Err(FormatError::Version(version));
+        }
+        let [collapses] = r.take::<1>("collapses")?;
+        let reserved = u16::from_le_bytes(r.take::<2>("reserved")?);
+        let alpha = f64::from_le_bytes(r.take::<8>("alpha")?);
+        let max_buckets = u32::from_le_bytes(r.take::<4>("max_buckets")?);
+        let count = u64::from_le_bytes(r.take::<8>("count")?);
+        let zero_count = u64::from_le_bytes(r.take::<8>("zero_count")?);
+        let sum = f64::from_le_bytes(r.take::<8>("sum")?);
+        let min = f64::from_le_bytes(r.take::<8>("min")?);
+        let max = f64::from_le_bytes(r.take::<8>("max")?);
+        let n = u32::from_le_bytes(r.take::<4>("bucket count")?);
+        let bad = |m: String| Err(FormatError::Invalid(m));
+        if reserved != 0 {
+            return bad(format!("reserved field is {reserved}, expected 0"));
+        }
+        if collapses > 40 {
+            return bad(format!("{collapses} collapses"));
+        }
+        let mut s = QuantileSketch::new(alpha, max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+        for _ in 0..collapses {
+            s.collapse();
+        }
+        if !sum.is_finite() || sum < 0.0 {
+            return bad(format!("sum {sum}"));
+        }
+        if count > 0 && !(min.is_finite() && max.is_finite() && 0.0 <= min && min <= max) {
+            return bad(format!("min {min} and max {max}"));
+        }
+        if n > max_buckets {
+            return bad(format!("{n} buckets for max_buckets {max_buckets}"));
+        }
+        let mut total = zero_count;
+        let mut prev: Option<i64> = None;
+        let mut buckets = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let d = unzigzag(r.varint("bucket index")?);
+            let c = r.varint("bucket count")?;
+            let i = match prev {
+                None => d,
+                Some(p) if d > 0 => p
+                    .checked_add(d)
+                    .ok_or(FormatError::Invalid("bucket index overflow".into()))?,
+                Some(_) => return bad("bucket indexes not increasing".into()),
+            };
+            let i32_index = i32::try_from(i).map_err(|_| FormatError::Invalid(format!("bucket index {i}")))?;
+            if c == 0 {
+                return bad("empty bucket stored".into());
+            }
+            total = total
+                .checked_add(c)
+                .ok_or(FormatError::Invalid("counts overflow".into()))?;
+            buckets.push((i32_index, c));
+            prev = Some(i);
+        }
+        if !r.b.is_empty() {
+            return bad(format!("{} bytes after the buckets", r.b.len()));
+        }
+        if total != count {
+            return bad(format!("count {count} but buckets hold {total}"));
+        }
+        if let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) {
+            if i64::from(last) - i64::from(first) >= i64::from(max_buckets) {
+                return bad(format!(
+                    "bucket range {first}..={last} wider than max_buckets {max_buckets}"
+                ));
+            }
+            s.offset = first;
+            s.counts = vec![0; (last - first + 1) as usize];
+            for (i, c) in buckets {
+                s.counts[(i - first) as usize] = c;
+            }
+        }
+        s.count = count;
+        s.zero_count = zero_count;
+        s.sum = sum;
+        if count > 0 {
+            s.min = min;
+            s.max = max;
+        }
+        Ok(s)
+    }
+}
