@@ -17,6 +17,10 @@ as_root() {
 # --- system packages -------------------------------------------------------------------------
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# For the pgrx extension: PostgreSQL 15 headers, libclang (bindgen), sudo (cargo pgrx test --runas).
+for p in postgresql-server-dev-15 libclang-dev clang sudo; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -44,3 +48,23 @@ cargo test --workspace --lib --bins --tests --locked -- --include-ignored
 
 log "benchmarks in test mode (each runs once, so they never rot)"
 cargo test --workspace --benches --locked
+
+# --- the SQL extension (pgrx 0.18.1, its own workspace under pg-extension/) --------------------
+if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.1" ]; then
+  log "installing cargo-pgrx 0.18.1 (about 5 minutes on 2 cores)"
+  cargo install cargo-pgrx --version 0.18.1 --locked
+fi
+if ! grep -q '^pg15' "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
+  log "cargo pgrx init (PostgreSQL 15 from the system)"
+  cargo pgrx init --pg15 /usr/bin/pg_config
+fi
+log "pg-extension: fmt, clippy, pgrx tests on PostgreSQL 15"
+(
+  cd pg-extension
+  cargo fmt -- --check
+  cargo clippy --all-targets --locked --features pg15 -- -D warnings
+  # initdb refuses root, so the test server runs as postgres; its data directory's parent must be
+  # owned by postgres.
+  as_root install -d -o postgres -g postgres /var/lib/llmhub-pgrx
+  cargo pgrx test pg15 --runas postgres --pgdata /var/lib/llmhub-pgrx/data
+)

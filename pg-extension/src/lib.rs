@@ -1,0 +1,136 @@
+//! llm_analytics: analytic SQL over LLM calls on PostgreSQL and TimescaleDB.
+//!
+//! Each SQL function is a thin layer over pure Rust in the workspace's crates (`llmhub-sketch` for
+//! quantile summaries), so the extension computes what the processor computes.
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod summary;
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn one_f64(sql: &str) -> Option<f64> {
+        Spi::get_one::<f64>(sql).expect("query runs")
+    }
+
+    /// Skewed data: lognormal latencies made from a deterministic generator in SQL.
+    const SETUP: &str = "
+        CREATE TEMP TABLE lat AS
+        SELECT g AS id, (g % 24) AS hour,
+               exp(-0.2 + 0.9 * sqrt(-2 * ln(((g * 7919) % 100003 + 0.5) / 100003.0))
+                   * cos(2 * pi() * (((g * 104729) % 99991 + 0.5) / 99991.0))) AS v
+        FROM generate_series(1::bigint, 200000) g;";
+
+    #[pg_test]
+    fn percentiles_are_within_the_declared_error_of_percentile_cont() {
+        Spi::run(SETUP).expect("setup");
+        for p in [0.5, 0.95, 0.99] {
+            let exact = one_f64(&format!(
+                "SELECT percentile_cont({p}) WITHIN GROUP (ORDER BY v) FROM lat"
+            ))
+            .unwrap();
+            let approx = one_f64(&format!(
+                "SELECT approx_percentile({p}, quantile_summary_agg(v)) FROM lat"
+            ))
+            .unwrap();
+            let rel = (approx - exact).abs() / exact;
+            assert!(
+                rel <= 0.01,
+                "p{p}: approx {approx}, exact {exact}, relative error {rel}"
+            );
+        }
+        let n = Spi::get_one::<i64>("SELECT num_vals(quantile_summary_agg(v)) FROM lat").unwrap();
+        assert_eq!(n, Some(200_000));
+    }
+
+    #[pg_test]
+    fn a_rollup_of_hourly_summaries_equals_one_summary_of_all_rows() {
+        Spi::run(SETUP).expect("setup");
+        let same = Spi::get_one::<bool>(
+            "WITH h AS (SELECT hour, quantile_summary_agg(v) s FROM lat GROUP BY hour)
+             SELECT bool_and(approx_percentile(p, (SELECT rollup(s) FROM h)) = approx_percentile(p, (SELECT quantile_summary_agg(v) FROM lat)))
+             FROM unnest(ARRAY[0.01, 0.5, 0.9, 0.95, 0.99, 0.999]) p",
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+    }
+
+    #[pg_test]
+    fn parallel_plans_give_the_same_summary() {
+        // A plain table: temporary tables are never scanned by parallel workers.
+        Spi::run(&SETUP.replace("CREATE TEMP TABLE lat", "CREATE TABLE lat_par")).expect("setup");
+        let serial = Spi::get_one::<Vec<u8>>("SELECT quantile_summary_agg(v)::bytea FROM lat_par").unwrap();
+        Spi::run(
+            "DO $$ BEGIN
+               IF current_setting('server_version_num')::int >= 160000 THEN
+                 SET LOCAL debug_parallel_query = on;
+               ELSE
+                 SET LOCAL force_parallel_mode = on;
+               END IF;
+             END $$;
+             SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;",
+        )
+        .expect("settings");
+        let plan: String = Spi::connect(|c| {
+            c.select("EXPLAIN SELECT quantile_summary_agg(v) FROM lat_par", None, &[])
+                .expect("explain")
+                .map(|row| row.get::<String>(1).ok().flatten().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        assert!(
+            plan.contains("Partial Aggregate") && plan.contains("Gather"),
+            "not parallel:\n{plan}"
+        );
+        let parallel = Spi::get_one::<Vec<u8>>("SELECT quantile_summary_agg(v)::bytea FROM lat_par").unwrap();
+        let a = llmhub_sketch::QuantileSketch::from_bytes(&serial.unwrap()).unwrap();
+        let b = llmhub_sketch::QuantileSketch::from_bytes(&parallel.unwrap()).unwrap();
+        assert_eq!(a.buckets().collect::<Vec<_>>(), b.buckets().collect::<Vec<_>>());
+        assert_eq!(a.count(), b.count());
+        // rollup in a parallel plan too.
+        let rolled = Spi::get_one::<i64>(
+            "SELECT num_vals(rollup(s)) FROM (SELECT hour, quantile_summary_agg(v) s FROM lat_par GROUP BY hour) h",
+        )
+        .unwrap();
+        assert_eq!(rolled, Some(200_000));
+    }
+
+    #[pg_test]
+    fn bad_input_is_skipped_or_named() {
+        let s = Spi::get_one::<i64>(
+            "SELECT num_vals(quantile_summary_agg(v)) FROM unnest(ARRAY[1, NULL, 'NaN', 'Infinity', -3, 2]::float8[]) v",
+        )
+        .unwrap();
+        assert_eq!(s, Some(2), "NULL, NaN, infinity and negative values are skipped");
+        let empty =
+            Spi::get_one::<Vec<u8>>("SELECT quantile_summary_agg(v)::bytea FROM unnest('{}'::float8[]) v").unwrap();
+        assert_eq!(empty, None, "no values: NULL");
+    }
+
+    #[pg_test(error = "percentile must be between 0 and 1, got 1.5")]
+    fn a_percentile_outside_0_1_is_an_error_naming_it() {
+        Spi::run("SELECT approx_percentile(1.5, quantile_summary_agg(v)) FROM unnest(ARRAY[1.0, 2.0]) v").unwrap();
+    }
+
+    #[pg_test(error = "summary: not an llmhub quantile summary (bad magic)")]
+    fn a_corrupt_summary_is_an_error_naming_the_argument() {
+        Spi::run("SELECT num_vals('\\x00010203'::quantile_summary)").unwrap();
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    /// Runs once before the tests.
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// Extra `postgresql.conf` settings for the test server.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
