@@ -36,6 +36,30 @@ bash scripts/servers.sh start all
 eval "$(bash scripts/servers.sh env)"
 trap 'bash scripts/servers.sh stop all >/dev/null 2>&1 || true' EXIT
 
+# --- the SQL extension (pgrx 0.18.1, its own workspace under pg-extension/) --------------------
+if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.1" ]; then
+  log "installing cargo-pgrx 0.18.1 (about 5 minutes on 2 cores)"
+  cargo install cargo-pgrx --version 0.18.1 --locked
+fi
+pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -q "^pg15 = " "$pgrx_config" 2>/dev/null || ! grep -qF "pg17 = \"$PWD/scripts/pg17-config\"" "$pgrx_config" 2>/dev/null; then
+  log "cargo pgrx init (PostgreSQL 15 from the system, PostgreSQL 17 from the Debian 13 chroot)"
+  cargo pgrx init --pg15 /usr/bin/pg_config --pg17 "$PWD/scripts/pg17-config"
+fi
+log "pg-extension: fmt, clippy, pgrx tests on PostgreSQL 15, install into PostgreSQL 17 + TimescaleDB"
+(
+  cd pg-extension
+  cargo fmt -- --check
+  cargo clippy --all-targets --locked --features pg15 -- -D warnings
+  # initdb refuses root, so the test server runs as postgres; its data directory's parent must be
+  # owned by postgres.
+  as_root install -d -o postgres -g postgres /var/lib/llmhub-pgrx
+  cargo pgrx test pg15 --runas postgres --pgdata /var/lib/llmhub-pgrx/data
+  # Built on the host against the chroot's headers, written into the chroot (its tests run with the
+  # workspace's below: collector-processor/tests/sql_timescale.rs).
+  cargo pgrx install --pg-config "$PWD/../scripts/pg17-config" --no-default-features --features pg17
+)
+
 # --- Rust checks -----------------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -48,23 +72,3 @@ cargo test --workspace --lib --bins --tests --locked -- --include-ignored
 
 log "benchmarks in test mode (each runs once, so they never rot)"
 cargo test --workspace --benches --locked
-
-# --- the SQL extension (pgrx 0.18.1, its own workspace under pg-extension/) --------------------
-if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.1" ]; then
-  log "installing cargo-pgrx 0.18.1 (about 5 minutes on 2 cores)"
-  cargo install cargo-pgrx --version 0.18.1 --locked
-fi
-if ! grep -q '^pg15' "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
-  log "cargo pgrx init (PostgreSQL 15 from the system)"
-  cargo pgrx init --pg15 /usr/bin/pg_config
-fi
-log "pg-extension: fmt, clippy, pgrx tests on PostgreSQL 15"
-(
-  cd pg-extension
-  cargo fmt -- --check
-  cargo clippy --all-targets --locked --features pg15 -- -D warnings
-  # initdb refuses root, so the test server runs as postgres; its data directory's parent must be
-  # owned by postgres.
-  as_root install -d -o postgres -g postgres /var/lib/llmhub-pgrx
-  cargo pgrx test pg15 --runas postgres --pgdata /var/lib/llmhub-pgrx/data
-)

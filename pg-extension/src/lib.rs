@@ -111,6 +111,30 @@ mod tests {
         assert_eq!(empty, None, "no values: NULL");
     }
 
+    /// Every example in docs/sql.md, with the result documented under it.
+    #[pg_test]
+    fn the_sql_reference_examples_give_their_documented_results() {
+        let doc = include_str!("../../docs/sql.md");
+        let mut rest = doc;
+        let mut checked = 0;
+        while let Some(i) = rest.find("```sql\n") {
+            let after = &rest[i + 7..];
+            let end = after.find("```").expect("closed sql block");
+            let sql = after[..end].trim().trim_end_matches(';');
+            rest = &after[end + 3..];
+            let Some(out) = rest.trim_start().strip_prefix("```output\n") else {
+                continue; // e.g. CREATE EXTENSION: nothing to compare
+            };
+            let want = out[..out.find("```").expect("closed output block")].trim();
+            let got = Spi::get_one::<String>(&format!("SELECT json_agg(t)::text FROM ({sql}) t"))
+                .expect("example runs")
+                .unwrap_or_default();
+            assert_eq!(got, want, "docs/sql.md example gives another result:\n{sql}");
+            checked += 1;
+        }
+        assert!(checked >= 4, "{checked} examples checked");
+    }
+
     #[pg_test(error = "percentile must be between 0 and 1, got 1.5")]
     fn a_percentile_outside_0_1_is_an_error_naming_it() {
         Spi::run("SELECT approx_percentile(1.5, quantile_summary_agg(v)) FROM unnest(ARRAY[1.0, 2.0]) v").unwrap();
