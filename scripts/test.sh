@@ -17,8 +17,9 @@ as_root() {
 # --- system packages -------------------------------------------------------------------------
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-# For the pgrx extension: PostgreSQL 15 headers, libclang (bindgen), sudo (cargo pgrx test --runas).
-for p in postgresql-server-dev-15 libclang-dev clang sudo; do
+# For the pgrx extension: PostgreSQL 15 headers, libclang (bindgen), sudo (cargo pgrx test --runas);
+# tdigest is the peer the SQL percentile benchmark compares with.
+for p in postgresql-server-dev-15 libclang-dev clang sudo postgresql-15-tdigest; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

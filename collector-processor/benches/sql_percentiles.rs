@@ -1,0 +1,127 @@
+//! Approximate percentiles in SQL beside the exact and the established ones, same server, same run:
+//! `approx_percentile(p, quantile_summary_agg(v))` (llm_analytics) vs `percentile_cont` (exact,
+//! PostgreSQL) vs `tdigest_percentile` (the tdigest extension, Debian `postgresql-15-tdigest`), over
+//! the same table of skewed values, reporting the median time of three runs of each and the
+//! relative error of each estimate at p50, p95 and p99 against `percentile_cont`.
+//!
+//! ```sh
+//! (cd pg-extension && cargo pgrx install --release --pg-config /usr/bin/pg_config)
+//! eval "$(scripts/servers.sh env)"
+//! cargo bench -p llmhub --bench sql_percentiles          # 10 000 000 rows (LLMHUB_BENCH_ROWS)
+//! ```
+//! Under `cargo test` it runs once over 100 000 rows (with whatever build of the extension
+//! `cargo pgrx test` installed).
+
+use std::time::Instant;
+use tokio_postgres::{Client, NoTls};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn connect(url: &str) -> Client {
+    let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    c
+}
+
+/// Median wall time (s) of `runs` executions of `sql`, and its three values.
+async fn timed(c: &Client, sql: &str, runs: usize) -> (f64, [f64; 3]) {
+    let mut times = Vec::new();
+    let mut values = [0.0; 3];
+    for _ in 0..runs {
+        let t = Instant::now();
+        let row = c.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        times.push(t.elapsed().as_secs_f64());
+        values = [row.get(0), row.get(1), row.get(2)];
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], values)
+}
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rows = if bench {
+        env_num("LLMHUB_BENCH_ROWS", 10_000_000)
+    } else {
+        100_000
+    };
+    let runs = if bench { 3 } else { 1 };
+    let base = std::env::var("LLMHUB_BENCH_PG_URL")
+        .or_else(|_| std::env::var("LLMHUB_TEST_PG15_URL"))
+        .expect("set LLMHUB_TEST_PG15_URL (scripts/servers.sh env) or LLMHUB_BENCH_PG_URL");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let admin = connect(&base).await;
+        admin
+            .batch_execute("DROP DATABASE IF EXISTS llmhub_bench WITH (FORCE)")
+            .await
+            .expect("drop");
+        admin.batch_execute("CREATE DATABASE llmhub_bench").await.expect("create");
+        let c = connect(&base.replace("/llmhub_test", "/llmhub_bench")).await;
+        c.batch_execute("CREATE EXTENSION llm_analytics; CREATE EXTENSION tdigest;")
+            .await
+            .expect("extensions (install llm_analytics with cargo pgrx, tdigest with apt)");
+        let t = Instant::now();
+        // Lognormal latencies (median ≈ 0.8 s, long right tail) from a deterministic generator.
+        c.batch_execute(&format!(
+            "CREATE UNLOGGED TABLE lat AS
+             SELECT exp(-0.2 + 0.9 * sqrt(-2 * ln(((g * 7919) % 100003 + 0.5) / 100003.0))
+                        * cos(2 * pi() * (((g * 104729) % 99991 + 0.5) / 99991.0))) AS v
+             FROM generate_series(1::bigint, {rows}) g"
+        ))
+        .await
+        .expect("data");
+        c.batch_execute("VACUUM ANALYZE lat").await.expect("vacuum");
+        println!("sql_percentiles: {rows} rows loaded in {:.1} s; median of {runs} runs each", t.elapsed().as_secs_f64());
+        let (exact_t, exact) = timed(
+            &c,
+            "SELECT x[1], x[2], x[3] FROM (SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY v) x FROM lat) q",
+            runs,
+        )
+        .await;
+        let (ours_t, ours) = timed(
+            &c,
+            "SELECT approx_percentile(0.5, s), approx_percentile(0.95, s), approx_percentile(0.99, s)
+             FROM (SELECT quantile_summary_agg(v) s FROM lat) q",
+            runs,
+        )
+        .await;
+        let (td_t, td) = timed(
+            &c,
+            "SELECT x[1], x[2], x[3] FROM (SELECT tdigest_percentile(v, 100, ARRAY[0.5, 0.95, 0.99]) x FROM lat) q",
+            runs,
+        )
+        .await;
+        let err = |v: [f64; 3]| -> [f64; 3] { [0, 1, 2].map(|k| (v[k] - exact[k]).abs() / exact[k]) };
+        let (e_ours, e_td) = (err(ours), err(td));
+        println!("| method | time (s) | vs percentile_cont | rel. error p50 | p95 | p99 |");
+        println!("|---|---|---|---|---|---|");
+        println!("| percentile_cont (exact) | {exact_t:.3} | 1.0x | 0 | 0 | 0 |");
+        println!(
+            "| approx_percentile(quantile_summary_agg) | {ours_t:.3} | {:.1}x faster | {:.4}% | {:.4}% | {:.4}% |",
+            exact_t / ours_t,
+            e_ours[0] * 100.0,
+            e_ours[1] * 100.0,
+            e_ours[2] * 100.0
+        );
+        println!(
+            "| tdigest_percentile (compression 100) | {td_t:.3} | {:.1}x faster | {:.4}% | {:.4}% | {:.4}% |",
+            exact_t / td_t,
+            e_td[0] * 100.0,
+            e_td[1] * 100.0,
+            e_td[2] * 100.0
+        );
+        println!("llm_analytics vs tdigest: {:.2}x faster", td_t / ours_t);
+        assert!(e_ours.iter().all(|e| *e <= 0.01), "relative error above 1%: {e_ours:?}");
+        drop(c);
+        admin
+            .batch_execute("DROP DATABASE llmhub_bench WITH (FORCE)")
+            .await
+            .expect("cleanup");
+    });
+}
