@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use llmhub_core::LlmCall;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
@@ -52,8 +52,6 @@ struct Shared {
     dead_letters: DeadLetters,
     copy_sql: Mutex<Option<(String, String)>>,
     healthy: AtomicBool,
-    /// Last successful write, ms since the epoch.
-    last_write_ms: AtomicU64,
 }
 
 /// The running sink.
@@ -89,7 +87,6 @@ impl PostgresSink {
             dead_letters,
             copy_sql: Mutex::new(None),
             healthy: AtomicBool::new(false),
-            last_write_ms: AtomicU64::new(0),
         });
         let stop = CancellationToken::new();
         let mut writers = Vec::new();
@@ -417,7 +414,6 @@ async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
                     shared.metrics.rows_written.inc_by(w.inserted);
                     shared.metrics.rows_duplicate.inc_by(w.duplicates);
                     shared.healthy.store(true, Ordering::Relaxed);
-                    shared.last_write_ms.store(now_ms(), Ordering::Relaxed);
                     shared.queue.ack(lease);
                     break;
                 }

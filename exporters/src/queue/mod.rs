@@ -25,7 +25,6 @@ use log::{encode_entry, Log, Pos};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
@@ -119,8 +118,6 @@ pub struct Queue {
     state: Mutex<State>,
     sync: tokio::sync::Mutex<Syncer>,
     notify: Notify,
-    /// Items ever pushed.
-    pushed: AtomicU64,
 }
 
 fn now_ms() -> u64 {
@@ -172,7 +169,6 @@ impl Queue {
                 synced: Pos::default(),
             }),
             notify: Notify::new(),
-            pushed: AtomicU64::new(0),
         }))
     }
 
@@ -252,7 +248,6 @@ impl Queue {
             st.ready += n;
             end
         };
-        self.pushed.fetch_add(n, Ordering::Relaxed);
         self.notify.notify_waiters();
         if let Some((file, end)) = synced_to {
             self.sync_to(file, end).await?;
@@ -465,11 +460,6 @@ impl Queue {
                 },
             },
         }
-    }
-
-    /// Items ever pushed.
-    pub fn pushed(&self) -> u64 {
-        self.pushed.load(Ordering::Relaxed)
     }
 }
 
