@@ -107,6 +107,10 @@ struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C, at most an hour of traffic).
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
+    /// Also write every call into this PostgreSQL/TimescaleDB database (table `llm_calls`, created
+    /// if missing), e.g. postgres://postgres@localhost:5432/postgres, and print example SQL.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     #[command(flatten)]
     traffic: TrafficArgs,
 }
@@ -275,6 +279,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             c.receivers.otlp.protocols.http.as_mut().context("http")?.endpoint =
                 format!("{}:{}", args.bind, args.http_port);
             c.exporters.prometheus.endpoint = format!("{}:{}", args.bind, args.metrics_port);
+            if let Some(url) = &args.postgres {
+                c.exporters.postgres = Some(llmhub_exporters::postgres::PostgresConfig {
+                    url: Some(url.clone()),
+                    ..Default::default()
+                });
+                c.service.pipelines.traces.exporters.push("postgres".into());
+            }
             config::validate(&c)?;
             c.service.telemetry.log_level = "warn".into();
             init_logging(&c);
@@ -480,6 +491,14 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
     println!("  PromQL:     sum by (gen_ai_request_model) (rate(llmhub_cost_usd_total[5m]))");
     println!("              histogram_quantile(0.95, sum by (le, gen_ai_request_model) (rate(gen_ai_client_operation_duration_seconds_bucket[5m])))");
     println!("              sum by (error_type) (rate(llmhub_errors_total[5m]))");
+    if let Some(url) = &args.postgres {
+        println!("  PostgreSQL  every call goes to llm_calls in {}", redact(url));
+        println!("  SQL:        SELECT model, count(*) AS calls, sum(cost_usd) AS usd FROM llm_calls");
+        println!("                GROUP BY model ORDER BY usd DESC NULLS LAST LIMIT 10;");
+        println!("              SELECT date_trunc('minute', time) AS minute, sum(cost_usd) AS usd,");
+        println!("                     avg(ttft_s) AS avg_ttft_s FROM llm_calls GROUP BY 1 ORDER BY 1 DESC LIMIT 15;");
+        println!("              SELECT error_class, count(*) FROM llm_calls WHERE status = 'error' GROUP BY 1;");
+    }
     println!("  Ctrl-C stops.");
     let progress = std::sync::Arc::new(llmhub::loadgen::Progress::default());
     let stop = tokio_util::sync::CancellationToken::new();
@@ -487,12 +506,15 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
     let processor = running.processor.clone();
     let report = |final_line: bool| {
         let m = processor.metrics();
-        let line = format!(
+        let mut line = format!(
             "sent {} spans, accepted {}, catalog cost so far ${:.4}",
             progress.spans.load(Ordering::Relaxed),
             m.accepted_spans(),
             m.cost_usd()
         );
+        if let Some(sink) = processor.sink() {
+            line.push_str(&format!(", rows in PostgreSQL {}", sink.rows_written()));
+        }
         if final_line {
             println!("{line}");
         } else {
@@ -509,12 +531,26 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
             r = &mut gen => break r,
         }
     };
-    // Let the last exports land before the final count.
+    // Let the last exports land before the final count; stopping writes the sink's queue out.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    running.stop().await?;
     println!();
     report(true);
-    running.stop().await?;
     outcome.context("load generator")?.map(|_| ())
+}
+
+/// A connection URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 async fn serve(c: Config) -> anyhow::Result<()> {

@@ -470,3 +470,53 @@ async fn connection_settings_from_the_libpq_environment() {
     client_drop_schema(&admin, "t_env").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `llmhub demo --postgres URL`: one command fills the database and says how to query it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 (scripts/servers.sh)"]
+async fn demo_with_postgres_fills_the_database() {
+    let url = Server::Pg15.url();
+    let admin = pg::connect(&url).await;
+    // The demo writes into the default schema of a database of its own.
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS llmhub_demo WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .batch_execute("CREATE DATABASE llmhub_demo")
+        .await
+        .expect("create");
+    let demo_url = url.replace("/llmhub_test", "/llmhub_demo");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmhub"))
+        .args(["demo", "--postgres", &demo_url, "--duration", "4", "--rate", "40"])
+        .args(["--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"])
+        .output()
+        .await
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SQL:") && stdout.contains("FROM llm_calls"), "{stdout}");
+    let c = pg::connect(&demo_url).await;
+    let (rows, priced): (i64, i64) = {
+        let r = c
+            .query_one("SELECT count(*), count(cost_usd) FROM public.llm_calls", &[])
+            .await
+            .expect("rows");
+        (r.get(0), r.get(1))
+    };
+    assert!(rows > 50 && priced > 10, "{rows} rows, {priced} priced");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&format!("rows in PostgreSQL {rows}")),
+        "final line {last:?}, {rows} rows"
+    );
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE llmhub_demo WITH (FORCE)")
+        .await
+        .expect("cleanup");
+}

@@ -124,6 +124,11 @@ impl PostgresSink {
         self.shared.queue.push(items).await
     }
 
+    /// Rows inserted since start.
+    pub fn rows_written(&self) -> u64 {
+        self.shared.metrics.rows_written.get()
+    }
+
     /// Whether the last write attempt succeeded (for `/readyz`).
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
