@@ -520,3 +520,74 @@ async fn demo_with_postgres_fills_the_database() {
         .await
         .expect("cleanup");
 }
+
+/// A call costs the same in SQL (`llm_cost`, llm_analytics) as in the processor, to the last
+/// decimal: every priced row the sink wrote is priced again in SQL and compared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with llm_analytics installed (scripts/test.sh)"]
+async fn sql_cost_equals_the_processors_cost() {
+    let url = Server::Pg15.url();
+    let admin = pg::connect(&url).await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS llmhub_cost WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .batch_execute("CREATE DATABASE llmhub_cost")
+        .await
+        .expect("create");
+    let db = url.replace("/llmhub_test", "/llmhub_cost");
+    let c = pg::connect(&db).await;
+    c.batch_execute("CREATE EXTENSION llm_analytics")
+        .await
+        .expect("extension installed by cargo pgrx");
+    let running = start(&with_sink(sink_config(&db, "public"))).await;
+    let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
+    let mut sent = Vec::new();
+    for seed in 0..6 {
+        let req = realistic_request(200, 8_800 + seed);
+        export(&mut grpc, &req).await.expect("accepted");
+        sent.push(req);
+    }
+    let want = pg::expected_records(&sent).len() as i64;
+    assert_eq!(
+        pg::wait_for_rows(&c, "public", want, Duration::from_secs(30)).await,
+        want
+    );
+    running.stop().await.expect("stop");
+    let r = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE cost_usd IS NOT NULL),
+                    count(*) FILTER (WHERE cost_usd IS NOT NULL AND llm_cost(
+                        provider, coalesce(response_model, request_model), time,
+                        input_uncached_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+                        output_tokens, reasoning_tokens, service_tier) IS DISTINCT FROM cost_usd),
+                    max(catalog_version) = llm_price_catalog_version()
+             FROM llm_calls",
+            &[],
+        )
+        .await
+        .expect("price again in SQL");
+    let (priced, different, same_catalog): (i64, i64, bool) = (r.get(0), r.get(1), r.get(2));
+    assert!(priced > 500, "{priced} priced rows");
+    assert_eq!(different, 0, "rows whose SQL cost differs from the processor's");
+    assert!(same_catalog);
+    // Bad arguments are named.
+    let err = c
+        .query_one("SELECT llm_cost('openai', 'gpt-4o', now(), -5)", &[])
+        .await
+        .expect_err("negative tokens");
+    let msg = err.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    assert!(msg.contains("input_uncached must not be negative, got -5"), "{msg}");
+    let unknown: Option<rust_decimal::Decimal> = c
+        .query_one("SELECT llm_cost('openai', 'no-such-model', now(), 100)", &[])
+        .await
+        .expect("unknown model")
+        .get(0);
+    assert_eq!(unknown, None, "unknown model: NULL, never 0");
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE llmhub_cost WITH (FORCE)")
+        .await
+        .expect("cleanup");
+}

@@ -5,6 +5,7 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod cost;
 pub mod summary;
 
 #[cfg(any(test, feature = "pg_test"))]

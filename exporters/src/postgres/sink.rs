@@ -226,9 +226,13 @@ async fn prepare(shared: &Shared, client: &Client) -> Result<Target, tokio_postg
     if let Some(t) = guard.as_ref() {
         return Ok(t.clone());
     }
+    // The extension's schema owns llm_calls once the extension provides the table; an extension
+    // without it (an older version) leaves the table to the sink's own migrations.
     let ext_schema: Option<String> = client
         .query_opt(
-            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'llm_analytics'",
+            "SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+             WHERE e.extname = 'llm_analytics'
+               AND EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = n.oid AND c.relname = 'llm_calls')",
             &[],
         )
         .await?
