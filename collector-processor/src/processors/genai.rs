@@ -116,13 +116,41 @@ impl GenAiProcessor {
             return Err(e);
         }
         let mut summary = self.process_views(req, transport);
-        if let Some(f) = &self.forwarder {
-            f.submit(original, &summary.records).await?;
+        let records = std::mem::take(&mut summary.records);
+        let forward = self
+            .forwarder
+            .as_ref()
+            .map(|f| (f.clone(), f.prepare(original, &records)));
+        let rows = self.sink.as_ref().map(|s| (s.clone(), s.encode(&records)));
+        if forward.is_none() && rows.is_none() {
+            return Ok(summary);
         }
-        if let Some(sink) = &self.sink {
-            sink.submit(&std::mem::take(&mut summary.records)).await?;
+        // Queued on a task of its own: a client that gives up while a sync is pending does not
+        // stop what the deduplicator has already seen from being queued (its retry would be
+        // taken for a duplicate). Both queues sync at the same time.
+        let delivery = tokio::spawn(async move {
+            let to_forwarder = async {
+                match forward {
+                    Some((f, item)) => f.push(item).await,
+                    None => Ok(()),
+                }
+            };
+            let to_sink = async {
+                match rows {
+                    Some((s, items)) => s.push(items).await,
+                    None => Ok(()),
+                }
+            };
+            let (a, b) = tokio::join!(to_forwarder, to_sink);
+            a.and(b)
+        });
+        match delivery.await {
+            Ok(r) => r.map(|()| summary),
+            Err(e) => Err(PushError::Io {
+                queue: "delivery".to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
-        Ok(summary)
     }
 
     /// The metrics state it records into.

@@ -284,23 +284,27 @@ impl Forwarder {
         self.queue.admit()
     }
 
-    /// Enriches the request with the records made of it and queues it; with `durability: wal`,
-    /// returns once it is on disk. `original` is the protobuf body as received, or the decoded
-    /// request (OTLP/JSON).
-    pub async fn submit(&self, original: Original<'_>, records: &[LlmCall]) -> Result<(), PushError> {
+    /// Enriches the request with the records made of it and encodes it for the queue.
+    /// `original` is the protobuf body as received, or the decoded request (OTLP/JSON).
+    pub fn prepare(&self, original: Original<'_>, records: &[LlmCall]) -> Bytes {
         let mut req = match original {
             Original::Protobuf(body) => match ExportTraceServiceRequest::decode(body) {
                 Ok(r) => r,
                 Err(e) => {
                     // The receiver's decoder accepted it; forward it as it came rather than lose it.
                     tracing::warn!(error = %e, "forwarding a request unenriched: prost cannot decode it");
-                    return self.queue.push(vec![Bytes::copy_from_slice(body)]).await;
+                    return Bytes::copy_from_slice(body);
                 }
             },
             Original::Message(m) => m.clone(),
         };
         enrich::enrich(&mut req, records);
-        self.queue.push(vec![Bytes::from(req.encode_to_vec())]).await
+        Bytes::from(req.encode_to_vec())
+    }
+
+    /// Queues a prepared request; with `durability: wal`, returns once it is on disk.
+    pub async fn push(&self, item: Bytes) -> Result<(), PushError> {
+        self.queue.push(vec![item]).await
     }
 
     /// The queue (tests read it).
@@ -443,7 +447,9 @@ async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
 
 async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
     loop {
-        let lease = match f.queue.pop(16, Duration::ZERO, &f.stop).await {
+        // One request per lease: a request stuck in retries holds up no other, and a stop never
+        // releases (and later resends) requests that already went out.
+        let lease = match f.queue.pop(1, Duration::ZERO, &f.stop).await {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {

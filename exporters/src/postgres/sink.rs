@@ -110,9 +110,12 @@ impl PostgresSink {
     /// Encodes and queues the records; with `durability: wal`, returns once they are on disk.
     /// Records that cannot be encoded go to the dead-letter file.
     pub async fn submit(&self, records: &[LlmCall]) -> Result<(), Refusal> {
-        if records.is_empty() {
-            return Ok(());
-        }
+        self.push(self.encode(records)).await
+    }
+
+    /// Encodes records as COPY tuples for [`PostgresSink::push`]; records that cannot be encoded
+    /// go to the dead-letter file.
+    pub fn encode(&self, records: &[LlmCall]) -> Vec<Bytes> {
         let mut buf = BytesMut::with_capacity(records.len() * 640);
         let mut items = Vec::with_capacity(records.len());
         for r in records {
@@ -121,6 +124,11 @@ impl PostgresSink {
                 Err(e) => self.shared.dead_letter_record(r, &e.to_string()),
             }
         }
+        items
+    }
+
+    /// Queues encoded rows; with `durability: wal`, returns once they are on disk.
+    pub async fn push(&self, items: Vec<Bytes>) -> Result<(), Refusal> {
         self.shared.queue.push(items).await
     }
 
@@ -493,21 +501,26 @@ async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -
                     Err(e2) if classify(&e2) == Failure::RowRejected => {
                         split(shared, part, &e2, &mut todo, &mut written)
                     }
-                    Err(e2) => return Err(Retry(classify(&e2), describe(&e2))),
+                    Err(e2) => return Err(retry(shared, &e2)),
                 },
                 Failure::RowRejected => split(shared, part, &e, &mut todo, &mut written),
-                Failure::MissingPartition => {
-                    // Someone dropped a partition we thought existed: forget and recreate.
-                    if let Ok(mut g) = shared.partitions.lock() {
-                        g.clear();
-                    }
-                    return Err(Retry(Failure::MissingPartition, describe(&e)));
-                }
-                other => return Err(Retry(other, describe(&e))),
+                _ => return Err(retry(shared, &e)),
             },
         }
     }
     Ok(written)
+}
+
+/// A batch-level failure to retry; a missing partition (dropped by someone else) also makes the sink
+/// forget which partitions it believed exist, so they are created again.
+fn retry(shared: &Shared, e: &tokio_postgres::Error) -> Retry {
+    let kind = classify(e);
+    if kind == Failure::MissingPartition {
+        if let Ok(mut g) = shared.partitions.lock() {
+            g.clear();
+        }
+    }
+    Retry(kind, describe(e))
 }
 
 fn split<'a>(

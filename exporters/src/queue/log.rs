@@ -17,8 +17,9 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const HEADER: usize = 16;
-/// Largest single entry accepted (a corrupt length beyond it marks the end of valid data).
-pub const MAX_ENTRY: usize = 64 * 1024 * 1024;
+/// Largest single entry; pushes of larger items are refused, and a corrupt length beyond it marks
+/// the end of valid data (so a bad length never makes a huge allocation).
+pub const MAX_ENTRY: usize = 256 * 1024 * 1024;
 
 /// A position in the log: segment number and byte offset in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -228,7 +229,11 @@ impl Log {
         if self.write.offset > 0 && self.write.offset + encoded.len() as u64 > self.segment_bytes {
             self.rotate()?;
         }
-        self.writer.write_all(encoded)?;
+        if let Err(e) = self.writer.write_all(encoded) {
+            // A partial write (a full disk) must not stay in front of later entries.
+            let _ = self.writer.set_len(self.write.offset);
+            return Err(e);
+        }
         self.write.offset += encoded.len() as u64;
         if let Some(last) = self.segments.back_mut() {
             last.1 = self.write.offset;

@@ -212,6 +212,19 @@ impl Queue {
         if items.is_empty() {
             return Ok(());
         }
+        if let Some(big) = items.iter().find(|b| b.len() > log::MAX_ENTRY) {
+            return Err(PushError::Io {
+                queue: self.name.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "an item of {} bytes is larger than the queue's {} byte limit",
+                        big.len(),
+                        log::MAX_ENTRY
+                    ),
+                ),
+            });
+        }
         let n = items.len() as u64;
         let ms = now_ms();
         let synced_to = {
@@ -302,14 +315,20 @@ impl Queue {
             notified.as_mut().enable();
             {
                 let mut st = self.lock();
-                let stopping = stop.is_cancelled() || st.closed;
+                // Closing: take what is there at once. Only `stop` ends the writers, so what is
+                // pushed late (admitted before the close) is still written.
+                let hurry = stop.is_cancelled() || st.closed;
                 if st.ready > 0 {
                     let at = *first_seen.get_or_insert_with(tokio::time::Instant::now);
-                    if st.ready >= max || stopping || at.elapsed() >= linger {
+                    if st.ready >= max || hurry || at.elapsed() >= linger {
                         return self.take(&mut st, max).map(Some);
                     }
-                } else if stopping {
-                    return Ok(None);
+                } else {
+                    // Another writer took the items: wait for new ones, not for a past deadline.
+                    first_seen = None;
+                    if stop.is_cancelled() {
+                        return Ok(None);
+                    }
                 }
             }
             match first_seen {
@@ -354,13 +373,25 @@ impl Queue {
                 let start = *read_pos;
                 let mut end = start;
                 while (items.len() as u64) < max {
-                    match log.read_next()? {
-                        Some(e) => {
+                    match log.read_next() {
+                        Ok(Some(e)) => {
                             end = e.next;
                             bytes += e.payload.len() as u64 + 16;
                             items.push(Bytes::from(e.payload));
                         }
-                        None => break,
+                        Ok(None) => {
+                            if (items.len() as u64) < st.ready.min(max) {
+                                // Fewer entries than counted (entries skipped as corrupt): trust the log.
+                                tracing::warn!(queue = %self.name, expected = st.ready, "queue log holds fewer entries than counted");
+                                st.ready = items.len() as u64;
+                            }
+                            break;
+                        }
+                        Err(e) => {
+                            // Nothing of this lease is handed out: read it again next time.
+                            log.rewind(start);
+                            return Err(e);
+                        }
                     }
                 }
                 *read_pos = end;

@@ -172,5 +172,13 @@ async fn closed_queue_refuses_and_writers_drain() {
     let l = q.pop(100, Duration::from_secs(10), &stop).await.unwrap().unwrap();
     assert_eq!(l.items.len(), 6);
     q.ack(l);
+    // Closed and empty, writers keep waiting (a late admitted push may still come) until stopped.
+    let waiting = tokio::time::timeout(Duration::from_millis(200), q.pop(100, Duration::from_secs(10), &stop)).await;
+    assert!(waiting.is_err(), "a writer stays until stop");
+    q.push(items(6..7)).await.unwrap();
+    let late = q.pop(100, Duration::from_secs(10), &stop).await.unwrap().unwrap();
+    assert_eq!(late.items, items(6..7));
+    q.ack(late);
+    stop.cancel();
     assert!(q.pop(100, Duration::from_secs(10), &stop).await.unwrap().is_none());
 }
