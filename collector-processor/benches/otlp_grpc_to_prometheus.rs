@@ -9,6 +9,7 @@
 //! half-second smoke pass so the harness never rots.
 
 use bytes::Bytes;
+use llmhub::testkit::env_num;
 use llmhub::testkit::{realistic_request, RawGrpcCodec};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -17,10 +18,6 @@ use std::time::{Duration, Instant};
 
 const SPANS_PER_REQUEST: usize = 512;
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Spans decoded per second by a bare decode loop (`decode`) over `bodies` for about `secs`.
 fn decode_rate<B>(bodies: &[B], secs: f64, decode: impl Fn(&B) -> ExportTraceServiceRequest) -> f64 {

@@ -14,6 +14,7 @@
 
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
+use llmhub::testkit::env_num;
 use llmhub::testkit::realistic_request;
 use llmhub_core::LlmCall;
 use llmhub_exporters::postgres::row::{self, COPY_HEADER, COPY_TRAILER};
@@ -27,10 +28,6 @@ use tokio_postgres::NoTls;
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::pg;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn records(n: usize) -> Vec<LlmCall> {
     let p = pg::expected_processor();

@@ -12,12 +12,9 @@
 //! Under `cargo test` it runs once over 100 000 rows (with whatever build of the extension
 //! `cargo pgrx test` installed).
 
+use llmhub::testkit::env_num;
 use std::time::Instant;
 use tokio_postgres::{Client, NoTls};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 async fn connect(url: &str) -> Client {
     let (c, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");

@@ -316,6 +316,11 @@ pub fn realistic_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
 
 pub use llmhub_exporters::forward::grpc_codec::RawGrpcCodec;
 
+/// A numeric setting of a benchmark from the environment, or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 /// `serve` flags that bind every listener to a free loopback port (the ports are logged).
 pub const LOOPBACK_EPHEMERAL: [&str; 8] = [
     "--bind",

@@ -9,7 +9,6 @@ use common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Ser
 use common::{scrape, start, sum};
 use llmhub::testkit::realistic_request;
 use llmhub_exporters::queue::QueueConfig;
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Stop the database for 30 s under steady load and start it again: every record arrives once.
@@ -66,16 +65,11 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
     let n = pg::wait_for_rows(&client, &schema, want.len() as i64, Duration::from_secs(90)).await;
     assert_eq!(n, want.len() as i64);
     assert_eq!(pg::counts(&client, &schema).await, (n, n), "none duplicated");
-    let rows: BTreeSet<(Vec<u8>, Vec<u8>)> = client
-        .query(&format!("SELECT trace_id, span_id FROM {schema}.llm_calls"), &[])
-        .await
-        .expect("ids")
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let expected: BTreeSet<(Vec<u8>, Vec<u8>)> =
-        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
-    assert_eq!(rows, expected, "exactly the records sent");
+    assert_eq!(
+        pg::row_ids(&client, &schema).await,
+        pg::record_ids(&want),
+        "exactly the records sent"
+    );
     let m = scrape(running.metrics_addr).await;
     assert!(sum(&m, "llmhub_postgres_retries_total", &[("llmhub_reason", "connection")]) >= 1.0);
     running.stop().await.expect("stop");
@@ -145,18 +139,10 @@ async fn kill_9_under_load_with_wal_keeps_every_acknowledged_span() {
 
     let second = llmhub::testkit::spawn_serve(exe, &args, None).expect("llmhub restarts");
     let want = pg::expected_records(&acked);
-    let want_ids: BTreeSet<(Vec<u8>, Vec<u8>)> =
-        want.iter().map(|c| (c.trace_id.to_vec(), c.span_id.to_vec())).collect();
+    let want_ids = pg::record_ids(&want);
     let until = std::time::Instant::now() + Duration::from_secs(90);
     let missing = loop {
-        let rows: BTreeSet<(Vec<u8>, Vec<u8>)> = client
-            .query(&format!("SELECT trace_id, span_id FROM {schema}.llm_calls"), &[])
-            .await
-            .expect("ids")
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let missing = want_ids.difference(&rows).count();
+        let missing = want_ids.difference(&pg::row_ids(&client, &schema).await).count();
         if missing == 0 || std::time::Instant::now() > until {
             break missing;
         }

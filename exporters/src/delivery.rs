@@ -26,11 +26,6 @@ impl DeadLetters {
         }
     }
 
-    /// Where lines go.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one line (an object; `at_unix_ms` is added). If the file cannot be written, the
     /// line is logged instead, so nothing disappears silently.
     pub fn write(&self, mut line: serde_json::Value) {

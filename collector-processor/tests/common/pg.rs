@@ -215,6 +215,25 @@ pub fn row_json(r: &Row) -> Value {
     v
 }
 
+/// (trace id, span id) of a set of records.
+pub fn record_ids(records: &[LlmCall]) -> std::collections::BTreeSet<(Vec<u8>, Vec<u8>)> {
+    records
+        .iter()
+        .map(|c| (c.trace_id.to_vec(), c.span_id.to_vec()))
+        .collect()
+}
+
+/// (trace id, span id) of every row of `schema.llm_calls`.
+pub async fn row_ids(client: &Client, schema: &str) -> std::collections::BTreeSet<(Vec<u8>, Vec<u8>)> {
+    client
+        .query(&format!("SELECT trace_id, span_id FROM {schema}.llm_calls"), &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
 /// Row count and distinct (trace, span) count of `schema.llm_calls`.
 pub async fn counts(client: &Client, schema: &str) -> (i64, i64) {
     let r = client

@@ -307,11 +307,6 @@ impl Forwarder {
         self.queue.push(vec![item]).await
     }
 
-    /// The queue (tests read it).
-    pub fn queue(&self) -> &Arc<Queue> {
-        &self.queue
-    }
-
     /// Stops taking requests and sends what is queued until `deadline`; an on-disk queue keeps
     /// the rest for the next start.
     pub async fn shutdown(&self, deadline: Duration) {

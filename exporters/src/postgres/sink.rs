@@ -142,11 +142,6 @@ impl PostgresSink {
         self.shared.healthy.load(Ordering::Relaxed)
     }
 
-    /// The queue (tests and self-monitoring read it).
-    pub fn queue(&self) -> &Arc<Queue> {
-        &self.shared.queue
-    }
-
     /// Stops taking rows and lets the writers drain the queue until `deadline`; what is left
     /// stays in the on-disk queue for the next start (a memory queue loses it, and says so).
     pub async fn shutdown(&self, deadline: Duration) {

@@ -179,11 +179,6 @@ impl Queue {
         }
     }
 
-    /// The queue's name (the exporter it feeds).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Whether the queue is below its size limit. Receivers ask before processing a request and
     /// push its items afterwards without a second check, so a refused request leaves no trace;
     /// the limit can thus be passed by what the requests admitted at the same moment hold.
