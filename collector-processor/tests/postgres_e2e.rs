@@ -572,6 +572,59 @@ async fn sql_cost_equals_the_processors_cost() {
     assert!(priced > 500, "{priced} priced rows");
     assert_eq!(different, 0, "rows whose SQL cost differs from the processor's");
     assert!(same_catalog);
+    // Repricing every row with the same catalog changes nothing, to the last digit: llm_price gives
+    // each row the status, total, per-bucket costs and rule the processor gave it.
+    let costs = "SELECT string_agg(concat_ws(' ', price_status, cost_usd::text, cost_input_uncached_usd::text, cost_cache_read_usd::text,
+                     cost_cache_write_usd::text, cost_cache_write_1h_usd::text, cost_output_usd::text, cost_reasoning_usd::text,
+                     cost_request_usd::text, catalog_version, price_rule), E'\\n' ORDER BY trace_id, span_id) FROM llm_calls";
+    let before: String = c.query_one(costs, &[]).await.expect("costs").get(0);
+    let r = c
+        .query_one(
+            "SELECT rows_repriced, rows_changed FROM llm_reprice((SELECT min(time) FROM llm_calls), (SELECT max(time) FROM llm_calls) + interval '1 second')",
+            &[],
+        )
+        .await
+        .expect("reprice");
+    let (repriced, changed): (i64, i64) = (r.get(0), r.get(1));
+    assert!(repriced >= priced, "{repriced} rows repriced");
+    assert_eq!(changed, 0, "rows whose SQL price differs from the processor's");
+    let after: String = c.query_one(costs, &[]).await.expect("costs").get(0);
+    assert_eq!(before, after);
+
+    // A least-privilege writer (llm_grant_writer: INSERT, and SELECT that row-level security
+    // empties) writes through the staging path, since PostgreSQL refuses COPY into a table with
+    // row-level security for such a role, and makes partitions through llm_create_partitions.
+    c.batch_execute(
+        "DROP ROLE IF EXISTS llmhub_e2e_writer; CREATE ROLE llmhub_e2e_writer LOGIN;
+         SELECT llm_grant_writer('llmhub_e2e_writer');",
+    )
+    .await
+    .expect("writer role");
+    let writer_url = db.replace("postgres://postgres@", "postgres://llmhub_e2e_writer@");
+    let running = start(&with_sink(sink_config(&writer_url, "public"))).await;
+    let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
+    let mut more = Vec::new();
+    for seed in 0..2 {
+        let req = realistic_request(200, 9_900 + seed);
+        export(&mut grpc, &req).await.expect("accepted");
+        more.push(req);
+    }
+    let total = want + pg::expected_records(&more).len() as i64;
+    assert_eq!(
+        pg::wait_for_rows(&c, "public", total, Duration::from_secs(30)).await,
+        total,
+        "the writer's rows arrived"
+    );
+    running.stop().await.expect("stop");
+    let writer_sees: i64 = pg::connect(&writer_url)
+        .await
+        .query_one("SELECT count(*) FROM llm_calls", &[])
+        .await
+        .expect("writer may select")
+        .get(0);
+    assert_eq!(writer_sees, 0, "row-level security shows the writer nothing");
+    c.batch_execute("DROP OWNED BY llmhub_e2e_writer; DROP ROLE llmhub_e2e_writer").await.ok();
+
     // Bad arguments are named.
     let err = c
         .query_one("SELECT llm_cost('openai', 'gpt-4o', now(), -5)", &[])

@@ -5,8 +5,43 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod catalog;
 pub mod cost;
+pub mod rollups;
+pub mod schema;
 pub mod summary;
+
+/// Test data for `llm_calls`: model calls spread over the last `hours` hours (ending one minute
+/// ago), tenants acme/globex/NULL, three models, lognormal-ish latencies, every 17th an error.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn insert_calls_sql(n: u32, hours: u32) -> String {
+    insert_calls_ending_sql(1, n, hours, "date_trunc('minute', now()) - interval '1 minute'")
+}
+
+/// Like [`insert_calls_sql`], with ids from `first` and the newest call at `end` (an SQL
+/// timestamptz expression).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn insert_calls_ending_sql(first: u64, n: u32, hours: u32, end: &str) -> String {
+    let last = first + u64::from(n) - 1;
+    format!(
+        "INSERT INTO llm_calls (time, end_time, trace_id, span_id, tenant, service_name, environment, dialect, scope_name,
+            role, operation, provider, request_model, response_model, model, finish_reasons, status, error_class,
+            usage_reported, counts_usage, input_uncached_tokens, cache_read_tokens, cache_write_tokens,
+            cache_write_1h_tokens, output_tokens, reasoning_tokens, duration_s, ttft_s, output_tokens_per_s,
+            ttft_from_server, tpot_from_server, price_status, cost_usd)
+         SELECT t, t + d * interval '1 second', decode(lpad(to_hex(g), 32, '0'), 'hex'), decode(lpad(to_hex(g), 16, '0'), 'hex'),
+                (ARRAY['acme', 'globex', NULL])[g % 3 + 1], 'svc-' || (g % 2), 'prod', 'otel_genai', 'test',
+                'model_call', 'chat', 'openai', m, m, m, '{{stop}}', CASE WHEN g % 17 = 0 THEN 'error' ELSE 'ok' END,
+                CASE WHEN g % 17 = 0 THEN 'rate_limited' END,
+                true, true, 1000 + g % 500, g % 200, 0, 0, 100 + g % 300, 0, d, d / 4, (100 + g % 300) / d,
+                false, false, 'priced', ((1000 + g % 500) * 2.5 + (100 + g % 300) * 10) / 1000000
+           FROM (SELECT g, (ARRAY['gpt-4o', 'gpt-4o-mini', 'o3'])[g % 3 + 1] AS m,
+                        {end} - (((g - {first})::double precision / {n}) * {hours} * interval '1 hour') AS t,
+                        exp(-0.5 + 0.8 * sqrt(-2 * ln(((g * 7919) % 100003 + 0.5) / 100003.0))
+                            * cos(2 * pi() * (((g * 104729) % 99991 + 0.5) / 99991.0))) AS d
+                   FROM generate_series({first}::bigint, {last}) g) s"
+    )
+}
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pgrx::pg_schema]

@@ -150,6 +150,12 @@ pub fn partition_sql(schema: &str, day: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DD` of `day` (days since the Unix epoch).
+pub fn iso_date(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -185,6 +191,23 @@ mod tests {
             partition_sql("s", day),
             "CREATE TABLE IF NOT EXISTS s.llm_calls_p20261231 PARTITION OF s.llm_calls FOR VALUES FROM ('2026-12-31 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
         );
+    }
+
+    /// The extension creates the same table (pg-extension/sql/llm_calls.sql): same columns, same
+    /// types, same order, so the sink's COPY fits either.
+    #[test]
+    fn the_extension_table_has_the_sinks_columns_in_order() {
+        let sql = include_str!("../../../pg-extension/sql/llm_calls.sql");
+        let body = &sql[sql.find("CREATE TABLE llm_calls (").expect("CREATE TABLE")..];
+        let declared: Vec<String> = body
+            .lines()
+            .skip(1)
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("PRIMARY KEY"))
+            .map(|l| l.trim_end_matches(',').to_owned())
+            .collect();
+        let expected: Vec<String> = COLUMNS.iter().map(|c| format!("{} {}", c.name, c.sql)).collect();
+        assert_eq!(declared, expected);
     }
 
     #[test]

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Advisory lock key serializing schema changes between replicas ("llmhub" in ASCII).
+/// Advisory lock for migrations and partitions; the extension's `llm_create_partitions` takes the
+/// same one (119212947830114).
 const SCHEMA_LOCK: i64 = 0x6c6c_6d68_7562;
 
 /// Where the table lives and how it is laid out, learned once per process.
@@ -39,6 +41,12 @@ struct Target {
     table: String,
     schema: String,
     layout: Layout,
+    /// The `llm_analytics` extension owns the table: partitions are made by its
+    /// `llm_create_partitions` (a security-definer function, so the sink's role needs no ownership).
+    extension: bool,
+    /// Row-level security applies to the sink's role, and PostgreSQL refuses `COPY FROM` into such a
+    /// table: every batch goes through the staging table and `INSERT`.
+    staged_only: bool,
 }
 
 struct Shared {
@@ -255,12 +263,19 @@ async fn prepare(shared: &Shared, client: &Client) -> Result<Target, tokio_postg
         tracing::info!(schema = %schema, "llm_analytics extension installed: writing into its llm_calls");
     }
     let layout = detect_layout(client, &schema, has_timescale).await?;
+    let table = format!("{qs}.llm_calls");
+    let staged_only: bool = client
+        .query_one("SELECT row_security_active($1::text::regclass)", &[&table])
+        .await?
+        .get(0);
     let t = Target {
-        table: format!("{qs}.llm_calls"),
+        table,
         schema: qs,
         layout,
+        extension: ext_schema.is_some(),
+        staged_only,
     };
-    tracing::info!(table = %t.table, layout = ?layout, "PostgreSQL sink target ready");
+    tracing::info!(table = %t.table, layout = ?layout, staged_only, "PostgreSQL sink target ready");
     *guard = Some(t.clone());
     Ok(t)
 }
@@ -362,13 +377,23 @@ async fn ensure_partitions(
     if missing.is_empty() {
         return Ok(());
     }
-    let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n");
-    for d in &missing {
-        sql.push_str(&schema::partition_sql(&t.schema, *d));
-        sql.push_str(";\n");
+    if t.extension {
+        let days: Vec<String> = missing.iter().map(|d| schema::iso_date(*d)).collect();
+        client
+            .execute(
+                &format!("SELECT {}.llm_create_partitions(d, d) FROM unnest($1::text[]::date[]) d", t.schema),
+                &[&days],
+            )
+            .await?;
+    } else {
+        let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n");
+        for d in &missing {
+            sql.push_str(&schema::partition_sql(&t.schema, *d));
+            sql.push_str(";\n");
+        }
+        sql.push_str("COMMIT;");
+        client.batch_execute(&sql).await?;
     }
-    sql.push_str("COMMIT;");
-    client.batch_execute(&sql).await?;
     let mut known = match shared.partitions.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -485,8 +510,12 @@ async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -
     let mut written = Written::default();
     let mut todo: Vec<&[Bytes]> = vec![rows];
     while let Some(part) = todo.pop() {
-        match copy(shared, c, &target, part, false).await {
-            Ok(n) => written.inserted += n,
+        match copy(shared, c, &target, part, target.staged_only).await {
+            Ok(n) => {
+                // (Only the staged path can skip rows: a plain COPY inserts all or fails.)
+                written.inserted += n;
+                written.duplicates += part.len() as u64 - n;
+            }
             Err(e) => match classify(&e) {
                 Failure::Duplicate => match copy(shared, c, &target, part, true).await {
                     Ok(n) => {

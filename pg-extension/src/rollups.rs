@@ -1,0 +1,273 @@
+//! Rollups of `llm_calls` by minute, hour and day that need no TimescaleDB-licensed feature:
+//! plain tables (`llm_rollup_1m`, `llm_rollup_1h`, `llm_rollup_1d`) kept current by
+//! `llm_refresh_rollups()`, which rebuilds every bucket from the watermark minus a late window up
+//! to the last complete minute. Buckets are rebuilt whole (delete, then insert), so a refresh is
+//! idempotent; refreshes take an advisory lock, so concurrent ones queue instead of racing.
+//!
+//! Hours are merged from minutes and days from hours (`rollup` of the summaries), all in UTC.
+
+use pgrx::prelude::*;
+
+extension_sql!(
+    r#"
+DO $do$
+DECLARE
+    g text;
+BEGIN
+    FOREACH g IN ARRAY ARRAY['1m', '1h', '1d'] LOOP
+        EXECUTE pg_catalog.format($ddl$
+        CREATE TABLE %1$I (
+            bucket timestamptz NOT NULL,
+            tenant text,
+            service_name text NOT NULL,
+            environment text,
+            provider text,
+            model text,
+            operation text NOT NULL,
+            calls bigint NOT NULL,
+            errors bigint NOT NULL,
+            no_usage bigint NOT NULL,
+            unpriced bigint NOT NULL,
+            input_uncached_tokens bigint NOT NULL,
+            cache_read_tokens bigint NOT NULL,
+            cache_write_tokens bigint NOT NULL,
+            cache_write_1h_tokens bigint NOT NULL,
+            output_tokens bigint NOT NULL,
+            reasoning_tokens bigint NOT NULL,
+            cost_usd numeric NOT NULL,
+            duration_s_sum double precision NOT NULL,
+            duration_s quantile_summary,
+            ttft_s quantile_summary,
+            output_tokens_per_s quantile_summary,
+            tokens_per_call quantile_summary,
+            UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, provider, model, operation)
+        );
+        CREATE INDEX %2$I ON %1$I (tenant, bucket);
+        ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY %3$I ON %1$I FOR SELECT USING (tenant = (SELECT @extschema@.llm_current_tenant()));
+        SELECT pg_catalog.pg_extension_config_dump(%1$L, '');
+        $ddl$, 'llm_rollup_' || g, 'llm_rollup_' || g || '_tenant_idx', 'llm_rollup_' || g || '_tenant_read');
+    END LOOP;
+END
+$do$;
+COMMENT ON TABLE llm_rollup_1m IS 'llm_calls per minute (UTC) by tenant, service, environment, provider, model and operation; kept by llm_refresh_rollups().';
+COMMENT ON TABLE llm_rollup_1h IS 'llm_rollup_1m merged by hour (UTC).';
+COMMENT ON TABLE llm_rollup_1d IS 'llm_rollup_1h merged by day (UTC).';
+
+CREATE TABLE llm_rollup_state (
+    rollup text PRIMARY KEY,
+    watermark timestamptz NOT NULL,
+    refreshed_at timestamptz NOT NULL
+);
+COMMENT ON TABLE llm_rollup_state IS 'How far the rollups are complete: every bucket before watermark - late_window is final.';
+SELECT pg_catalog.pg_extension_config_dump('llm_rollup_state', '');
+
+CREATE FUNCTION llm_refresh_rollups_range(from_time timestamptz, to_time timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    f1 timestamptz;
+    t1 timestamptz;
+    fh timestamptz;
+    th timestamptz;
+    fd timestamptz;
+    td timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    step text;
+    src text;
+    dst text;
+    unit text;
+    n bigint;
+BEGIN
+    IF from_time IS NULL OR to_time IS NULL OR NOT isfinite(from_time) OR NOT isfinite(to_time) THEN
+        RAISE EXCEPTION 'from_time and to_time must be finite times, got % and %', from_time, to_time;
+    END IF;
+    IF to_time <= from_time THEN
+        RAISE EXCEPTION 'to_time (%) must be after from_time (%)', to_time, from_time;
+    END IF;
+    PERFORM pg_catalog.pg_advisory_xact_lock(119212947830115);
+    -- Whole buckets that touch [from_time, to_time).
+    f1 := date_trunc('minute', from_time, 'UTC');
+    t1 := date_trunc('minute', to_time - interval '1 microsecond', 'UTC') + interval '1 minute';
+    fh := date_trunc('hour', f1, 'UTC');
+    th := date_trunc('hour', t1 - interval '1 microsecond', 'UTC') + interval '1 hour';
+    fd := date_trunc('day', fh, 'UTC');
+    td := date_trunc('day', th - interval '1 microsecond', 'UTC') + interval '1 day';
+
+    DELETE FROM @extschema@.llm_rollup_1m WHERE bucket >= f1 AND bucket < t1;
+    INSERT INTO @extschema@.llm_rollup_1m
+    SELECT date_trunc('minute', c.time, 'UTC'), c.tenant, c.service_name, c.environment, c.provider, c.model, c.operation,
+           count(*),
+           count(*) FILTER (WHERE c.status = 'error'),
+           count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.input_uncached_tokens IS NULL),
+           count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.price_status <> 'priced'),
+           coalesce(sum(c.input_uncached_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.cache_read_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.cache_write_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.cache_write_1h_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.output_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.reasoning_tokens) FILTER (WHERE c.counts_usage), 0),
+           coalesce(sum(c.cost_usd), 0),
+           coalesce(sum(c.duration_s), 0),
+           @extschema@.quantile_summary_agg(c.duration_s),
+           @extschema@.quantile_summary_agg(c.ttft_s),
+           @extschema@.quantile_summary_agg(c.output_tokens_per_s),
+           @extschema@.quantile_summary_agg((c.input_uncached_tokens + c.cache_read_tokens + c.cache_write_tokens
+               + c.cache_write_1h_tokens + c.output_tokens + c.reasoning_tokens)::double precision)
+               FILTER (WHERE c.counts_usage)
+      FROM @extschema@.llm_calls c
+     WHERE c.time >= f1 AND c.time < t1
+     GROUP BY 1, 2, 3, 4, 5, 6, 7;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    -- Hours from minutes, then days from hours: sums add up, summaries merge.
+    FOREACH step IN ARRAY ARRAY['llm_rollup_1m llm_rollup_1h hour', 'llm_rollup_1h llm_rollup_1d day'] LOOP
+        src := split_part(step, ' ', 1);
+        dst := split_part(step, ' ', 2);
+        unit := split_part(step, ' ', 3);
+        lo := CASE unit WHEN 'hour' THEN fh ELSE fd END;
+        hi := CASE unit WHEN 'hour' THEN th ELSE td END;
+        EXECUTE pg_catalog.format('DELETE FROM @extschema@.%I WHERE bucket >= $1 AND bucket < $2', dst) USING lo, hi;
+        EXECUTE pg_catalog.format($q$
+            INSERT INTO @extschema@.%I
+            SELECT date_trunc(%L, r.bucket, 'UTC'), r.tenant, r.service_name, r.environment, r.provider, r.model, r.operation,
+                   sum(r.calls), sum(r.errors), sum(r.no_usage), sum(r.unpriced),
+                   sum(r.input_uncached_tokens), sum(r.cache_read_tokens), sum(r.cache_write_tokens),
+                   sum(r.cache_write_1h_tokens), sum(r.output_tokens), sum(r.reasoning_tokens),
+                   sum(r.cost_usd), sum(r.duration_s_sum),
+                   @extschema@.rollup(r.duration_s), @extschema@.rollup(r.ttft_s),
+                   @extschema@.rollup(r.output_tokens_per_s), @extschema@.rollup(r.tokens_per_call)
+              FROM @extschema@.%I r
+             WHERE r.bucket >= $1 AND r.bucket < $2
+             GROUP BY 1, 2, 3, 4, 5, 6, 7$q$, dst, unit, src) USING lo, hi;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION llm_refresh_rollups_range(timestamptz, timestamptz) IS 'Rebuilds the minute, hour and day buckets touching [from_time, to_time) from llm_calls (hours from minutes, days from hours); returns the minute rows written.';
+
+CREATE FUNCTION llm_refresh_rollups(late_window interval DEFAULT '1 hour')
+RETURNS TABLE (from_time timestamptz, to_time timestamptz, minute_rows bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    wm timestamptz;
+    f timestamptz;
+    t timestamptz := date_trunc('minute', pg_catalog.now(), 'UTC');
+    n bigint := 0;
+BEGIN
+    IF late_window IS NULL OR late_window < interval '0' THEN
+        RAISE EXCEPTION 'late_window must be a non-negative interval, got %', late_window;
+    END IF;
+    -- Concurrent refreshes queue here; each then rebuilds whole buckets, so the result is the same.
+    PERFORM pg_catalog.pg_advisory_xact_lock(119212947830115);
+    SELECT s.watermark INTO wm FROM @extschema@.llm_rollup_state s WHERE s.rollup = 'llm_rollup';
+    IF wm IS NULL THEN
+        SELECT min(c.time) INTO f FROM @extschema@.llm_calls c;
+    ELSE
+        f := wm - late_window;
+    END IF;
+    IF f IS NOT NULL AND f < t THEN
+        n := @extschema@.llm_refresh_rollups_range(f, t);
+    END IF;
+    IF f IS NOT NULL OR wm IS NOT NULL THEN
+        INSERT INTO @extschema@.llm_rollup_state AS s (rollup, watermark, refreshed_at)
+        VALUES ('llm_rollup', greatest(t, wm), pg_catalog.now())
+        ON CONFLICT (rollup) DO UPDATE SET watermark = greatest(s.watermark, excluded.watermark), refreshed_at = excluded.refreshed_at;
+    END IF;
+    RETURN QUERY SELECT f, t, n;
+END
+$fn$;
+COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to the last complete minute, rebuilding from watermark - late_window (rows arriving later than that are picked up by llm_refresh_rollups_range). Idempotent; safe to run concurrently. Schedule it every minute (pg_cron, or TimescaleDB''s add_job).';
+"#,
+    name = "rollups",
+    requires = ["llm_calls_management", "quantile_summary_aggregates"]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn text(sql: &str) -> Option<String> {
+        Spi::get_one::<String>(sql).expect("query runs")
+    }
+
+    /// Totals of a rollup table, as one comparable line.
+    fn totals(table: &str) -> String {
+        text(&format!(
+            "SELECT concat_ws(' ', sum(calls), sum(errors), sum(input_uncached_tokens), sum(output_tokens), sum(cost_usd),
+                    round(approx_percentile(0.5, rollup(duration_s))::numeric, 9), round(approx_percentile(0.99, rollup(duration_s))::numeric, 9),
+                    num_vals(rollup(ttft_s)), num_vals(rollup(tokens_per_call)))
+               FROM {table}"
+        ))
+        .unwrap()
+    }
+
+    #[pg_test]
+    fn minute_hour_and_day_rollups_agree_with_the_raw_rows() {
+        Spi::run("SELECT llm_create_partitions(current_date - 2, current_date)").expect("partitions");
+        Spi::run(&crate::insert_calls_sql(20_000, 3)).expect("insert");
+        let out = text("SELECT concat_ws(' ', minute_rows > 0, to_time = date_trunc('minute', now(), 'UTC')) FROM llm_refresh_rollups()");
+        assert_eq!(out.as_deref(), Some("t t"));
+        let raw = text(
+            "SELECT concat_ws(' ', count(*), count(*) FILTER (WHERE status = 'error'), sum(input_uncached_tokens), sum(output_tokens), sum(cost_usd),
+                    round(approx_percentile(0.5, quantile_summary_agg(duration_s))::numeric, 9), round(approx_percentile(0.99, quantile_summary_agg(duration_s))::numeric, 9),
+                    count(ttft_s), count(*))
+               FROM llm_calls",
+        )
+        .unwrap();
+        assert_eq!(totals("llm_rollup_1m"), raw);
+        assert_eq!(totals("llm_rollup_1h"), raw);
+        assert_eq!(totals("llm_rollup_1d"), raw);
+        // Per group too: every (hour, model) bucket has its rows' count and cost.
+        let mismatched = text(
+            "SELECT count(*)::text FROM (
+               SELECT date_trunc('hour', time, 'UTC') b, tenant, model, count(*) n, sum(cost_usd) c FROM llm_calls GROUP BY 1, 2, 3) r
+             FULL JOIN (SELECT bucket b, tenant, model, sum(calls) n, sum(cost_usd) c FROM llm_rollup_1h GROUP BY 1, 2, 3) h
+               ON r.b = h.b AND r.tenant IS NOT DISTINCT FROM h.tenant AND r.model = h.model
+             WHERE r.n IS DISTINCT FROM h.n OR r.c IS DISTINCT FROM h.c",
+        );
+        assert_eq!(mismatched.as_deref(), Some("0"));
+        // Idempotent: a second refresh changes nothing.
+        Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
+        assert_eq!(totals("llm_rollup_1h"), raw);
+    }
+
+    #[pg_test]
+    fn late_rows_within_the_window_are_picked_up_and_older_ones_by_a_range_refresh() {
+        Spi::run("SELECT llm_create_partitions(current_date - 2, current_date)").expect("partitions");
+        Spi::run(&crate::insert_calls_sql(1_000, 1)).expect("insert");
+        Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
+        let calls = || text("SELECT sum(calls)::text FROM llm_rollup_1d").unwrap();
+        assert_eq!(calls(), "1000");
+        // 30 minutes late: inside the default one-hour window.
+        Spi::run(&crate::insert_calls_ending_sql(
+            10_00001,
+            10,
+            0,
+            "date_trunc('minute', now()) - interval '30 minutes'",
+        ))
+        .expect("late rows");
+        Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
+        assert_eq!(calls(), "1010");
+        // Three hours late: outside the window, so not picked up...
+        Spi::run(&crate::insert_calls_ending_sql(
+            20_00001,
+            10,
+            0,
+            "date_trunc('minute', now()) - interval '3 hours'",
+        ))
+        .expect("later rows");
+        Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
+        assert_eq!(calls(), "1010");
+        // ...until the range is rebuilt.
+        Spi::run("SELECT llm_refresh_rollups_range(now() - interval '4 hours', now())").expect("range");
+        assert_eq!(calls(), "1020");
+    }
+
+    #[pg_test(error = "late_window must be a non-negative interval, got -00:05:00")]
+    fn a_negative_late_window_is_an_error_naming_it() {
+        Spi::run("SELECT llm_refresh_rollups(interval '-5 minutes')").unwrap();
+    }
+}
