@@ -145,3 +145,105 @@ async fn continuous_aggregates_take_the_summary_where_the_edition_allows() {
         }
     }
 }
+
+/// `n` model calls in the last half hour (at least a minute old, so inside complete minutes), with
+/// random ids; tenants, models and errors vary.
+fn insert_recent_calls(n: u32) -> String {
+    format!(
+        "INSERT INTO llm_calls (time, end_time, trace_id, span_id, tenant, service_name, environment, dialect, scope_name,
+            role, operation, provider, request_model, response_model, model, finish_reasons, status,
+            usage_reported, counts_usage, input_uncached_tokens, cache_read_tokens, cache_write_tokens,
+            cache_write_1h_tokens, output_tokens, reasoning_tokens, duration_s, ttft_s,
+            ttft_from_server, tpot_from_server, price_status, cost_usd)
+         SELECT t, t + d * interval '1 second', decode(md5(random()::text || g), 'hex'), decode(substr(md5(random()::text), 1, 16), 'hex'),
+                (ARRAY['acme', 'globex'])[1 + g % 2], 'svc', 'prod', 'otel_genai', 'test', 'model_call', 'chat', 'openai',
+                m, m, m, '{{stop}}', CASE WHEN g % 13 = 0 THEN 'error' ELSE 'ok' END, true, true,
+                1000 + g % 700, 0, 0, 0, 50 + g % 400, 0, d, d / 5, false, false, 'priced', (1000 + g % 700) * 0.0000025
+           FROM (SELECT g, (ARRAY['gpt-4o', 'gpt-4o-mini'])[1 + g % 2] AS m,
+                        now() - (60 + random() * 1740) * interval '1 second' AS t, 0.05 + random() * 3 AS d
+                   FROM generate_series(1, {n}) g) s"
+    )
+}
+
+/// The extension's `llm_calls` is a hypertable here; rollup refreshes racing concurrent inserts
+/// end, after a final refresh, with exactly the raw rows' totals in every rollup table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 17 + TimescaleDB with llm_analytics installed (scripts/test.sh)"]
+async fn rollup_refreshes_racing_inserts_on_the_hypertable_end_exact() {
+    let c = fresh_database("llmhub_sql_rollups").await;
+    let url = Server::Timescale.url().replace("/llmhub_test", "/llmhub_sql_rollups");
+    let hyper: bool = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'llm_calls')",
+            &[],
+        )
+        .await
+        .expect("hypertables")
+        .get(0);
+    assert!(hyper, "llm_calls is a hypertable when TimescaleDB is installed first");
+    c.batch_execute(
+        "CREATE TABLE other_calls (time timestamptz NOT NULL, v int);
+         INSERT INTO other_calls SELECT now() - g * interval '1 hour', g FROM generate_series(1, 100) g;",
+    )
+    .await
+    .expect("plain table");
+    let convert = "SELECT llm_to_hypertable('other_calls')";
+    let first: bool = c.query_one(convert, &[]).await.expect("convert").get(0);
+    let second: bool = c.query_one(convert, &[]).await.expect("convert again").get(0);
+    assert!(first && !second, "an existing table becomes a hypertable once");
+    let moved: i64 = c.query_one("SELECT count(*) FROM other_calls", &[]).await.expect("rows").get(0);
+    assert_eq!(moved, 100, "its rows moved into chunks");
+
+    c.batch_execute(&insert_recent_calls(5_000)).await.expect("first rows");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for _ in 0..2 {
+        let (url, stop) = (url.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let w = pg::connect(&url).await;
+            let mut inserted = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                w.batch_execute(&insert_recent_calls(300)).await.expect("insert");
+                inserted += 300;
+            }
+            inserted
+        }));
+    }
+    let refresher = {
+        let url = url.clone();
+        tokio::spawn(async move {
+            let r = pg::connect(&url).await;
+            for _ in 0..6 {
+                r.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
+            }
+        })
+    };
+    // A second refresher at the same time: the advisory lock queues them.
+    for _ in 0..6 {
+        c.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
+    }
+    refresher.await.expect("refresher");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut inserted = 5_000;
+    for w in writers {
+        inserted += w.await.expect("writer");
+    }
+    assert!(inserted > 5_000, "inserts ran while refreshing");
+    c.batch_execute("SELECT llm_refresh_rollups()").await.expect("final refresh");
+    let raw = "SELECT concat_ws(' ', count(*), count(*) FILTER (WHERE status = 'error'), sum(input_uncached_tokens), sum(cost_usd), count(ttft_s))
+               FROM llm_calls WHERE time < date_trunc('minute', now(), 'UTC')";
+    let want: String = c.query_one(raw, &[]).await.expect("raw").get(0);
+    for table in ["llm_rollup_1m", "llm_rollup_1h", "llm_rollup_1d"] {
+        let got: String = c
+            .query_one(
+                &format!(
+                    "SELECT concat_ws(' ', sum(calls), sum(errors), sum(input_uncached_tokens), sum(cost_usd), num_vals(rollup(ttft_s))) FROM {table}"
+                ),
+                &[],
+            )
+            .await
+            .expect("rollup totals")
+            .get(0);
+        assert_eq!(got, want, "{table} against the raw rows ({inserted} inserted)");
+    }
+}
