@@ -5,6 +5,7 @@
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod analytics;
 pub mod catalog;
 pub mod cost;
 pub mod rollups;

@@ -1,0 +1,481 @@
+//! Anomalies, forecasts, budgets and SLOs in SQL: thin wrappers over `llmhub-analytics` taking a
+//! series as two arrays (times and values, ordered by time, e.g. `array_agg(... ORDER BY bucket)`
+//! over a rollup), plus SQL functions that read the rollups for budgets and burn rates.
+//!
+//! A NULL, NaN or infinite value in a series is a missing point: the detectors return it unscored,
+//! the linear fit skips it, Holt-Winters and budgets refuse it (fill gaps first).
+
+use llmhub_analytics as an;
+use pgrx::prelude::*;
+
+/// Microseconds per second.
+const US: i64 = 1_000_000;
+/// Seconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_S: i64 = 946_684_800;
+
+/// Raises the crate's error with the argument spelled as in the SQL signature.
+fn fail(e: an::AnalyticsError) -> ! {
+    let msg = e.to_string();
+    let sql_name = match e.argument() {
+        "values" => "vals",
+        "window" => "window_size",
+        other => other,
+    };
+    error!("{}", msg.replacen(e.argument(), sql_name, 1))
+}
+
+fn series(vals: Vec<Option<f64>>) -> Vec<f64> {
+    vals.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+}
+
+fn micros(ts: &[Option<TimestampWithTimeZone>]) -> Vec<i64> {
+    ts.iter()
+        .enumerate()
+        .map(|(i, t)| match t {
+            Some(t) if t.is_finite() => pg_sys::TimestampTz::from(*t),
+            Some(t) => error!("ts[{}] must be a finite time, got {t}", i + 1),
+            None => error!("ts[{}] must be a finite time, got NULL", i + 1),
+        })
+        .collect()
+}
+
+fn timestamp(us: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(us).unwrap_or_else(|e| error!("time out of range: {e:?}"))
+}
+
+fn same_length(ts: &[i64], vals: &[f64]) {
+    if ts.len() != vals.len() {
+        error!(
+            "ts and vals must have the same length, got {} and {}",
+            ts.len(),
+            vals.len()
+        );
+    }
+}
+
+fn usize_arg(name: &str, v: i32) -> usize {
+    usize::try_from(v).unwrap_or_else(|_| error!("{name} must not be negative, got {v}"))
+}
+
+fn nan_null(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+#[allow(clippy::type_complexity)]
+fn scored(
+    ts: Vec<i64>,
+    points: Vec<an::Scored>,
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(value, Option<f64>),
+        name!(expected, Option<f64>),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
+        name!(score, Option<f64>),
+        name!(is_anomaly, bool),
+    ),
+> {
+    TableIterator::new(ts.into_iter().zip(points).map(|(t, p)| {
+        (
+            timestamp(t),
+            p.value.is_finite().then_some(p.value),
+            nan_null(p.expected),
+            nan_null(p.lower),
+            nan_null(p.upper),
+            nan_null(p.score),
+            p.anomaly,
+        )
+    }))
+}
+
+/// Robust z-score of each point against the median and MAD of the `window_size` points before it.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_anomalies_robust_z(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    window_size: default!(i32, 24),
+    threshold: default!(f64, 3.5),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(value, Option<f64>),
+        name!(expected, Option<f64>),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
+        name!(score, Option<f64>),
+        name!(is_anomaly, bool),
+    ),
+> {
+    let (t, v) = (micros(&ts), series(vals));
+    same_length(&t, &v);
+    let out = an::robust_z(&v, usize_arg("window_size", window_size), threshold).unwrap_or_else(|e| fail(e));
+    scored(t, out)
+}
+
+/// EWMA control chart: expected value and band `expected ± k·σ` from the points before.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_anomalies_ewma(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    alpha: default!(f64, 0.3),
+    k: default!(f64, 3.0),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(value, Option<f64>),
+        name!(expected, Option<f64>),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
+        name!(score, Option<f64>),
+        name!(is_anomaly, bool),
+    ),
+> {
+    let (t, v) = (micros(&ts), series(vals));
+    same_length(&t, &v);
+    let out = an::ewma(&v, alpha, k).unwrap_or_else(|e| fail(e));
+    scored(t, out)
+}
+
+/// The season key of a time (UTC): hour of day 0–23, day of week 0–6 (Sunday 0), or hour of week.
+fn season_key(season: &str, us: i64) -> u32 {
+    let secs = us.div_euclid(US) + PG_EPOCH_S;
+    let hour = secs.div_euclid(3600).rem_euclid(24) as u32;
+    // 1970-01-01 was a Thursday (4).
+    let dow = (secs.div_euclid(86_400) + 4).rem_euclid(7) as u32;
+    match season {
+        "hour_of_day" => hour,
+        "day_of_week" => dow,
+        "hour_of_week" => dow * 24 + hour,
+        other => error!("season must be 'hour_of_day', 'day_of_week' or 'hour_of_week', got {other:?}"),
+    }
+}
+
+/// Seasonal baseline: each point against the earlier points of the same hour of day, day of week or
+/// hour of week (UTC).
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_anomalies_seasonal(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    season: default!(&str, "'hour_of_day'"),
+    min_history: default!(i32, 3),
+    threshold: default!(f64, 3.5),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(value, Option<f64>),
+        name!(expected, Option<f64>),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
+        name!(score, Option<f64>),
+        name!(is_anomaly, bool),
+    ),
+> {
+    let (t, v) = (micros(&ts), series(vals));
+    same_length(&t, &v);
+    let keys: Vec<u32> = t.iter().map(|us| season_key(season, *us)).collect();
+    let out = an::seasonal(&v, &keys, usize_arg("min_history", min_history), threshold).unwrap_or_else(|e| fail(e));
+    scored(t, out)
+}
+
+/// Times of the forecast steps: after the last point, at the spacing of the last two.
+#[allow(clippy::type_complexity)]
+fn forecast_rows(
+    t: &[i64],
+    f: an::Forecast,
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(step, i32),
+        name!(value, f64),
+        name!(lower, f64),
+        name!(upper, f64),
+    ),
+> {
+    let (Some(&last), Some(&before)) = (t.last(), t.len().checked_sub(2).and_then(|i| t.get(i))) else {
+        error!("ts: need at least 2 points to know the step, got {}", t.len());
+    };
+    let step = last - before;
+    if step <= 0 {
+        error!("ts must increase: the last two points are {before} and {last} µs");
+    }
+    TableIterator::new(f.points.into_iter().map(move |p| {
+        let s = i64::try_from(p.step).unwrap_or(i64::MAX);
+        let at = s
+            .checked_mul(step)
+            .and_then(|d| last.checked_add(d))
+            .unwrap_or_else(|| error!("horizon reaches beyond the last representable time"));
+        (
+            timestamp(at),
+            i32::try_from(p.step).unwrap_or(i32::MAX),
+            p.value,
+            p.lower,
+            p.upper,
+        )
+    }))
+}
+
+/// Additive Holt-Winters forecast (level, trend, season of `period` points) with a prediction
+/// interval at confidence `level`.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_forecast_holt_winters(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    period: i32,
+    horizon: i32,
+    level: default!(f64, 0.95),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(step, i32),
+        name!(value, f64),
+        name!(lower, f64),
+        name!(upper, f64),
+    ),
+> {
+    let (t, v) = (micros(&ts), series(vals));
+    same_length(&t, &v);
+    let f = an::holt_winters(&v, usize_arg("period", period), usize_arg("horizon", horizon), level)
+        .unwrap_or_else(|e| fail(e));
+    forecast_rows(&t, f)
+}
+
+/// Linear-trend forecast (least squares) with a Student-t prediction interval at `level`.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_forecast_linear(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    horizon: i32,
+    level: default!(f64, 0.95),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(step, i32),
+        name!(value, f64),
+        name!(lower, f64),
+        name!(upper, f64),
+    ),
+> {
+    let (t, v) = (micros(&ts), series(vals));
+    same_length(&t, &v);
+    let f = an::linear(&v, usize_arg("horizon", horizon), level).unwrap_or_else(|e| fail(e));
+    forecast_rows(&t, f)
+}
+
+/// Budget projection from the spend of each completed day of a period: spend so far, projected
+/// period-end spend with an interval at `level`, and the (fractional) day the budget runs out.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_budget_projection(
+    daily_spend: Vec<Option<f64>>,
+    days_in_period: i32,
+    budget: f64,
+    level: default!(f64, 0.9),
+) -> TableIterator<
+    'static,
+    (
+        name!(spent, f64),
+        name!(projected, f64),
+        name!(lower, f64),
+        name!(upper, f64),
+        name!(runout_day, Option<f64>),
+        name!(daily_rate, f64),
+    ),
+> {
+    let days = series(daily_spend);
+    let p = an::budget(&days, usize_arg("days_in_period", days_in_period), budget, level).unwrap_or_else(|e| fail(e));
+    TableIterator::once((p.spent, p.projected, p.lower, p.upper, p.runout_day, p.daily_rate))
+}
+
+/// Error-budget burn rate: the error ratio `bad / total` over the budget `1 − objective`.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn llm_burn_rate(bad: i64, total: i64, objective: f64) -> f64 {
+    an::burn_rate(bad as f64, total as f64, objective).unwrap_or_else(|e| fail(e))
+}
+
+/// Share of input tokens served from the prompt cache: cache reads over all input tokens; NULL
+/// when there were none.
+#[pg_extern(immutable, parallel_safe)]
+fn llm_cache_hit_ratio(
+    cache_read: i64,
+    input_uncached: i64,
+    cache_write: default!(i64, 0),
+    cache_write_1h: default!(i64, 0),
+) -> Option<f64> {
+    for (name, v) in [
+        ("cache_read", cache_read),
+        ("input_uncached", input_uncached),
+        ("cache_write", cache_write),
+        ("cache_write_1h", cache_write_1h),
+    ] {
+        if v < 0 {
+            error!("{name} must not be negative, got {v}");
+        }
+    }
+    let all = cache_read as f64 + input_uncached as f64 + cache_write as f64 + cache_write_1h as f64;
+    (all > 0.0).then(|| cache_read as f64 / all)
+}
+
+/// Output tokens per second of generation; NULL for a zero duration.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn llm_output_tokens_per_second(output_tokens: i64, duration_s: f64) -> Option<f64> {
+    if output_tokens < 0 {
+        error!("output_tokens must not be negative, got {output_tokens}");
+    }
+    if !duration_s.is_finite() || duration_s < 0.0 {
+        error!("duration_s must be a finite number >= 0, got {duration_s}");
+    }
+    (duration_s > 0.0).then(|| output_tokens as f64 / duration_s)
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION llm_cost_per_1k_tokens(cost_usd numeric, tokens bigint) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE STRICT AS $fn$
+BEGIN
+    IF tokens < 0 THEN RAISE EXCEPTION 'tokens must not be negative, got %', tokens; END IF;
+    IF cost_usd < 0 THEN RAISE EXCEPTION 'cost_usd must not be negative, got %', cost_usd; END IF;
+    RETURN CASE WHEN tokens = 0 THEN NULL ELSE cost_usd * 1000 / tokens END;
+END
+$fn$;
+COMMENT ON FUNCTION llm_cost_per_1k_tokens(numeric, bigint) IS 'USD per 1 000 tokens (exact); NULL for no tokens.';
+
+CREATE FUNCTION llm_multi_window_burn(objective double precision, short_window interval DEFAULT '5 minutes',
+    long_window interval DEFAULT '1 hour', threshold double precision DEFAULT 14.4, tenant text DEFAULT NULL,
+    service_name text DEFAULT NULL, model text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (short_burn double precision, long_burn double precision, alert boolean,
+               short_errors bigint, short_calls bigint, long_errors bigint, long_calls bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    t timestamptz := date_trunc('minute', as_of, 'UTC');
+BEGIN
+    IF short_window IS NULL OR short_window < interval '1 minute' THEN
+        RAISE EXCEPTION 'short_window must be at least 1 minute (the rollups'' resolution), got %', short_window;
+    END IF;
+    IF long_window IS NULL OR long_window <= short_window THEN
+        RAISE EXCEPTION 'long_window must be longer than short_window, got % and %', long_window, short_window;
+    END IF;
+    SELECT coalesce(sum(r.errors) FILTER (WHERE r.bucket >= t - short_window), 0),
+           coalesce(sum(r.calls) FILTER (WHERE r.bucket >= t - short_window), 0),
+           coalesce(sum(r.errors), 0), coalesce(sum(r.calls), 0)
+      INTO short_errors, short_calls, long_errors, long_calls
+      FROM @extschema@.llm_rollup_1m r
+     WHERE r.bucket >= t - long_window AND r.bucket < t
+       AND (llm_multi_window_burn.tenant IS NULL OR r.tenant = llm_multi_window_burn.tenant)
+       AND (llm_multi_window_burn.service_name IS NULL OR r.service_name = llm_multi_window_burn.service_name)
+       AND (llm_multi_window_burn.model IS NULL OR r.model = llm_multi_window_burn.model);
+    short_burn := @extschema@.llm_burn_rate(short_errors, short_calls, objective);
+    long_burn := @extschema@.llm_burn_rate(long_errors, long_calls, objective);
+    alert := short_burn > threshold AND long_burn > threshold;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION llm_multi_window_burn(double precision, interval, interval, double precision, text, text, text, timestamptz) IS
+  'Multi-window error-budget burn over the minute rollups ending at the last complete minute before as_of: alert when both windows burn faster than threshold (14.4 over 1 h and 5 min pages at a 2% monthly budget spend in an hour).';
+
+CREATE FUNCTION llm_budget(budget numeric, period_start timestamptz, period_end timestamptz, tenant text DEFAULT NULL,
+    as_of timestamptz DEFAULT now(), level double precision DEFAULT 0.9)
+RETURNS TABLE (spent numeric, projected double precision, lower double precision, upper double precision,
+               runout_at timestamptz, daily_rate double precision)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    days integer;
+    done integer;
+    daily double precision[];
+    p record;
+BEGIN
+    IF budget IS NULL OR budget <= 0 THEN RAISE EXCEPTION 'budget must be a positive amount, got %', budget; END IF;
+    IF period_start IS NULL OR period_end IS NULL OR period_end <= period_start THEN
+        RAISE EXCEPTION 'period_end must be after period_start, got % and %', period_start, period_end;
+    END IF;
+    IF (period_end - period_start) <> date_trunc('day', period_end - period_start) THEN
+        RAISE EXCEPTION 'period_end - period_start must be whole days, got %', period_end - period_start;
+    END IF;
+    days := extract(day FROM period_end - period_start)::integer;
+    -- Completed days before as_of: the projection's basis.
+    done := greatest(0, least(days, floor(extract(epoch FROM least(as_of, period_end) - period_start) / 86400)::integer));
+    SELECT coalesce(array_agg(coalesce(s.spend, 0)::double precision ORDER BY d.n), '{}')
+      INTO daily
+      FROM generate_series(0, done - 1) d(n)
+      LEFT JOIN LATERAL (
+          SELECT sum(r.cost_usd) AS spend FROM @extschema@.llm_rollup_1h r
+           WHERE r.bucket >= period_start + d.n * interval '1 day' AND r.bucket < period_start + (d.n + 1) * interval '1 day'
+             AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)) s ON true;
+    SELECT coalesce(sum(r.cost_usd), 0) INTO spent FROM @extschema@.llm_rollup_1h r
+     WHERE r.bucket >= period_start AND r.bucket < least(as_of, period_end)
+       AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant);
+    IF done = 0 THEN
+        projected := NULL; lower := NULL; upper := NULL; runout_at := NULL; daily_rate := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT * INTO p FROM @extschema@.llm_budget_projection(daily, days, budget::double precision, level);
+    -- The projection is from completed days; today's spend so far is part of the remaining days.
+    projected := p.projected; lower := p.lower; upper := p.upper; daily_rate := p.daily_rate;
+    runout_at := period_start + p.runout_day * interval '1 day';
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION llm_budget(numeric, timestamptz, timestamptz, text, timestamptz, double precision) IS
+  'Spend of a budget period from the hourly rollups: spent so far, projected period-end spend with an interval at level (from the completed days'' mean daily spend), and when the budget runs out at that rate.';
+"#,
+    name = "analytics_sql",
+    requires = ["rollups", llm_burn_rate, llm_budget_projection]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test(error = "vals: need at least 2 full seasons (8 points) for a seasonal model, got 2")]
+    fn a_series_too_short_for_its_season_is_an_error_naming_it() {
+        Spi::run("SELECT * FROM llm_forecast_holt_winters(ARRAY['2026-01-01'::timestamptz, '2026-01-02'], ARRAY[1, 2]::float8[], 4, 2)").unwrap();
+    }
+
+    #[pg_test(error = "window_size must be at least 3, got 1")]
+    fn a_window_too_small_is_an_error_naming_it() {
+        Spi::run("SELECT * FROM llm_anomalies_robust_z(ARRAY['2026-01-01'::timestamptz], ARRAY[1]::float8[], window_size => 1)").unwrap();
+    }
+
+    #[pg_test(error = "ts and vals must have the same length, got 1 and 2")]
+    fn series_of_different_lengths_are_an_error() {
+        Spi::run("SELECT * FROM llm_anomalies_ewma(ARRAY['2026-01-01'::timestamptz], ARRAY[1, 2]::float8[])").unwrap();
+    }
+
+    #[pg_test(error = "ts[1] must be a finite time, got NULL")]
+    fn a_null_time_is_an_error_naming_its_position() {
+        Spi::run("SELECT * FROM llm_anomalies_ewma(ARRAY[NULL, '2026-01-01'::timestamptz], ARRAY[1, 2]::float8[])")
+            .unwrap();
+    }
+
+    #[pg_test(error = "objective must be between 0 and 1 (exclusive), e.g. 0.999, got 1")]
+    fn an_objective_of_one_is_an_error_naming_it() {
+        Spi::run("SELECT llm_burn_rate(1, 10, 1)").unwrap();
+    }
+
+    #[pg_test]
+    fn missing_points_are_returned_unscored_and_infinities_do_not_crash() {
+        let unscored = Spi::get_one::<i64>(
+            "SELECT count(*) FILTER (WHERE score IS NULL AND NOT is_anomaly)
+               FROM llm_anomalies_robust_z(ARRAY(SELECT timestamptz '2026-01-01' + g * interval '1 hour' FROM generate_series(1, 40) g),
+                    ARRAY(SELECT CASE WHEN g IN (30, 31, 32) THEN (ARRAY[NULL, 'NaN', 'Infinity']::float8[])[g - 29] ELSE g % 3 END
+                            FROM generate_series(1, 40) g), window_size => 5)",
+        )
+        .unwrap();
+        // 5 warm-up points and the 3 missing ones.
+        assert_eq!(unscored, Some(8));
+    }
+}
