@@ -83,6 +83,38 @@ mod tests {
         assert_eq!(n, Some(200_000));
     }
 
+    /// Bimodal (fast cache hits and slow misses) and heavy-tailed (Pareto, shape 1.2) data.
+    #[pg_test]
+    fn percentiles_of_bimodal_and_heavy_tailed_data_are_within_the_declared_error() {
+        Spi::run(
+            "CREATE TEMP TABLE skewed AS
+             SELECT 'bimodal' AS shape,
+                    (CASE WHEN g % 10 < 7 THEN 0.05 + ((g * 7919) % 1000) / 20000.0 ELSE 2.0 + ((g * 104729) % 1000) / 250.0 END)::float8 AS v
+               FROM generate_series(1::bigint, 100000) g
+             UNION ALL
+             SELECT 'pareto', 0.1 * power(((g * 7919) % 100003 + 0.5) / 100003.0, -1 / 1.2)
+               FROM generate_series(1::bigint, 100000) g",
+        )
+        .expect("setup");
+        for shape in ["bimodal", "pareto"] {
+            for p in [0.5, 0.95, 0.99] {
+                let exact = one_f64(&format!(
+                    "SELECT percentile_disc({p}) WITHIN GROUP (ORDER BY v) FROM skewed WHERE shape = '{shape}'"
+                ))
+                .unwrap();
+                let approx = one_f64(&format!(
+                    "SELECT approx_percentile({p}, quantile_summary_agg(v)) FROM skewed WHERE shape = '{shape}'"
+                ))
+                .unwrap();
+                let rel = (approx - exact).abs() / exact;
+                assert!(
+                    rel <= 0.005,
+                    "{shape} p{p}: approx {approx}, exact {exact}, relative error {rel}"
+                );
+            }
+        }
+    }
+
     #[pg_test]
     fn a_rollup_of_hourly_summaries_equals_one_summary_of_all_rows() {
         Spi::run(SETUP).expect("setup");
