@@ -623,7 +623,9 @@ async fn sql_cost_equals_the_processors_cost() {
         .expect("writer may select")
         .get(0);
     assert_eq!(writer_sees, 0, "row-level security shows the writer nothing");
-    c.batch_execute("DROP OWNED BY llmhub_e2e_writer; DROP ROLE llmhub_e2e_writer").await.ok();
+    c.batch_execute("DROP OWNED BY llmhub_e2e_writer; DROP ROLE llmhub_e2e_writer")
+        .await
+        .ok();
 
     // Bad arguments are named.
     let err = c

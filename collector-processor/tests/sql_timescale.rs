@@ -191,7 +191,11 @@ async fn rollup_refreshes_racing_inserts_on_the_hypertable_end_exact() {
     let first: bool = c.query_one(convert, &[]).await.expect("convert").get(0);
     let second: bool = c.query_one(convert, &[]).await.expect("convert again").get(0);
     assert!(first && !second, "an existing table becomes a hypertable once");
-    let moved: i64 = c.query_one("SELECT count(*) FROM other_calls", &[]).await.expect("rows").get(0);
+    let moved: i64 = c
+        .query_one("SELECT count(*) FROM other_calls", &[])
+        .await
+        .expect("rows")
+        .get(0);
     assert_eq!(moved, 100, "its rows moved into chunks");
 
     c.batch_execute(&insert_recent_calls(5_000)).await.expect("first rows");
@@ -229,7 +233,9 @@ async fn rollup_refreshes_racing_inserts_on_the_hypertable_end_exact() {
         inserted += w.await.expect("writer");
     }
     assert!(inserted > 5_000, "inserts ran while refreshing");
-    c.batch_execute("SELECT llm_refresh_rollups()").await.expect("final refresh");
+    c.batch_execute("SELECT llm_refresh_rollups()")
+        .await
+        .expect("final refresh");
     let raw = "SELECT concat_ws(' ', count(*), count(*) FILTER (WHERE status = 'error'), sum(input_uncached_tokens), sum(cost_usd), count(ttft_s))
                FROM llm_calls WHERE time < date_trunc('minute', now(), 'UTC')";
     let want: String = c.query_one(raw, &[]).await.expect("raw").get(0);

@@ -17,6 +17,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod fastlog;
 mod format;
 
 pub use format::{FormatError, FORMAT_VERSION, MAGIC};
@@ -166,7 +167,7 @@ impl QuantileSketch {
     fn index(&self, x: f64) -> i32 {
         // x ≥ MIN_POSITIVE and finite, so the logarithm is finite and the index in i32 range.
         // The ceiling by hand: `f64::ceil` is a libm call on baseline x86-64 (no SSE4.1).
-        let y = x.ln() * self.inv_ln_gamma;
+        let y = fastlog::ln(x) * self.inv_ln_gamma;
         let t = y as i32;
         if (t as f64) < y {
             t + 1
@@ -210,7 +211,20 @@ impl QuantileSketch {
     }
 
     /// Adds `n` to bucket `i` (at the current collapse level), growing or collapsing the range.
-    fn bump(&mut self, mut i: i32, n: u64) {
+    #[inline]
+    fn bump(&mut self, i: i32, n: u64) {
+        // The common case, kept inline: a bucket inside the current range.
+        let k = (i64::from(i) - i64::from(self.offset)) as u64;
+        if let Some(c) = usize::try_from(k).ok().and_then(|k| self.counts.get_mut(k)) {
+            *c = c.saturating_add(n);
+            return;
+        }
+        self.bump_outside(i, n);
+    }
+
+    /// [`Self::bump`] for a bucket outside the current range: grows or collapses the range.
+    #[cold]
+    fn bump_outside(&mut self, mut i: i32, n: u64) {
         if self.counts.is_empty() {
             self.offset = i;
             self.counts.push(n);

@@ -381,7 +381,10 @@ async fn ensure_partitions(
         let days: Vec<String> = missing.iter().map(|d| schema::iso_date(*d)).collect();
         client
             .execute(
-                &format!("SELECT {}.llm_create_partitions(d, d) FROM unnest($1::text[]::date[]) d", t.schema),
+                &format!(
+                    "SELECT {}.llm_create_partitions(d, d) FROM unnest($1::text[]::date[]) d",
+                    t.schema
+                ),
                 &[&days],
             )
             .await?;
