@@ -400,10 +400,11 @@ BEGIN
     IF period_start IS NULL OR period_end IS NULL OR period_end <= period_start THEN
         RAISE EXCEPTION 'period_end must be after period_start, got % and %', period_start, period_end;
     END IF;
-    IF (period_end - period_start) <> date_trunc('day', period_end - period_start) THEN
+    -- Days of 24 hours (UTC): interval arithmetic on timestamptz would follow the session's time zone.
+    IF extract(epoch FROM period_end - period_start)::numeric % 86400 <> 0 THEN
         RAISE EXCEPTION 'period_end - period_start must be whole days, got %', period_end - period_start;
     END IF;
-    days := extract(day FROM period_end - period_start)::integer;
+    days := (extract(epoch FROM period_end - period_start)::numeric / 86400)::integer;
     -- Completed days before as_of: the projection's basis.
     done := greatest(0, least(days, floor(extract(epoch FROM least(as_of, period_end) - period_start) / 86400)::integer));
     SELECT coalesce(array_agg(coalesce(s.spend, 0)::double precision ORDER BY d.n), '{}')
@@ -411,11 +412,16 @@ BEGIN
       FROM generate_series(0, done - 1) d(n)
       LEFT JOIN LATERAL (
           SELECT sum(r.cost_usd) AS spend FROM @extschema@.llm_rollup_1h r
-           WHERE r.bucket >= period_start + d.n * interval '1 day' AND r.bucket < period_start + (d.n + 1) * interval '1 day'
+           WHERE r.bucket >= period_start + d.n * interval '24 hours' AND r.bucket < period_start + (d.n + 1) * interval '24 hours'
              AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)) s ON true;
-    SELECT coalesce(sum(r.cost_usd), 0) INTO spent FROM @extschema@.llm_rollup_1h r
-     WHERE r.bucket >= period_start AND r.bucket < least(as_of, period_end)
-       AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant);
+    -- Whole hours from the hourly rollups, the rest of the hour containing as_of from the minutes.
+    SELECT coalesce((SELECT sum(r.cost_usd) FROM @extschema@.llm_rollup_1h r
+                      WHERE r.bucket >= period_start AND r.bucket < least(date_trunc('hour', as_of, 'UTC'), period_end)
+                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)), 0)
+         + coalesce((SELECT sum(r.cost_usd) FROM @extschema@.llm_rollup_1m r
+                      WHERE r.bucket >= greatest(date_trunc('hour', as_of, 'UTC'), period_start) AND r.bucket <= least(as_of, period_end - interval '1 microsecond')
+                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)), 0)
+      INTO spent;
     IF done = 0 THEN
         projected := NULL; lower := NULL; upper := NULL; runout_at := NULL; daily_rate := NULL;
         RETURN NEXT;
@@ -424,7 +430,7 @@ BEGIN
     SELECT * INTO p FROM @extschema@.llm_budget_projection(daily, days, budget::double precision, level);
     -- The projection is from completed days; today's spend so far is part of the remaining days.
     projected := p.projected; lower := p.lower; upper := p.upper; daily_rate := p.daily_rate;
-    runout_at := period_start + p.runout_day * interval '1 day';
+    runout_at := period_start + p.runout_day * interval '24 hours';
     RETURN NEXT;
 END
 $fn$;

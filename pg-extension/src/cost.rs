@@ -16,16 +16,17 @@ fn tokens(arg: &str, v: i64) -> u64 {
     u64::try_from(v).unwrap_or_else(|_| error!("{arg} must not be negative, got {v}"))
 }
 
-fn unix_nanos(at: TimestampWithTimeZone) -> u64 {
+/// Nanoseconds since the Unix epoch, when `at` is between 1970-01-01 and 2262-04-11 (the range
+/// of the processor's span times).
+fn unix_nanos(at: TimestampWithTimeZone) -> Option<u64> {
     if !at.is_finite() {
-        error!("at must be a finite time");
+        return None;
     }
     let micros: i64 = pg_sys::TimestampTz::from(at);
     micros
         .checked_add(PG_EPOCH_US)
         .and_then(|us| us.checked_mul(1000))
         .and_then(|ns| u64::try_from(ns).ok())
-        .unwrap_or_else(|| error!("at must be after 1970-01-01"))
 }
 
 /// The version of the active price catalog (`llm_price_catalogs`).
@@ -52,7 +53,8 @@ fn llm_cost(
     service_tier: default!(Option<&str>, "NULL"),
     catalog_version: default!(Option<&str>, "NULL"),
 ) -> Option<AnyNumeric> {
-    let unix_ns = unix_nanos(at);
+    let unix_ns =
+        unix_nanos(at).unwrap_or_else(|| error!("at must be a time between 1970-01-01 and 2262-04-11, got {at}"));
     let mut call = LlmCall {
         start_unix_nano: unix_ns,
         end_unix_nano: unix_ns,
@@ -114,7 +116,6 @@ fn llm_price(
         name!(price_rule, Option<String>),
     ),
 > {
-    let unix_ns = unix_nanos(at);
     let role = match role {
         "model_call" => SpanRole::ModelCall,
         "agent" => SpanRole::Agent,
@@ -142,6 +143,30 @@ fn llm_price(
             output: t("output", output),
             reasoning: t("reasoning", reasoning),
         })
+    };
+    // A row whose time is outside the span-time range (a bad client clock) has no price at that
+    // date, like any other unpriceable row, instead of aborting a whole repricing.
+    let Some(unix_ns) = unix_nanos(at) else {
+        let status = if role == SpanRole::ModelCall && counts_usage && usage.is_some() {
+            PriceStatus::NoPriceAtDate
+        } else if role == SpanRole::ModelCall && counts_usage {
+            PriceStatus::NoUsage
+        } else {
+            PriceStatus::NotPriced
+        };
+        return TableIterator::once((
+            status.as_str().to_owned(),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ));
     };
     let mut call = LlmCall {
         start_unix_nano: unix_ns,

@@ -86,6 +86,11 @@ BEGIN
     IF to_time <= from_time THEN
         RAISE EXCEPTION 'to_time (%) must be after from_time (%)', to_time, from_time;
     END IF;
+    -- Under REPEATABLE READ or SERIALIZABLE the snapshot predates the lock, so a refresh queued
+    -- behind another would not see its rows.
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'rollup refreshes must run at READ COMMITTED isolation, not %', pg_catalog.current_setting('transaction_isolation');
+    END IF;
     PERFORM pg_catalog.pg_advisory_xact_lock(119212947830115);
     -- Whole buckets that touch [from_time, to_time).
     f1 := date_trunc('minute', from_time, 'UTC');
@@ -93,7 +98,8 @@ BEGIN
     fh := date_trunc('hour', f1, 'UTC');
     th := date_trunc('hour', t1 - interval '1 microsecond', 'UTC') + interval '1 hour';
     fd := date_trunc('day', fh, 'UTC');
-    td := date_trunc('day', th - interval '1 microsecond', 'UTC') + interval '1 day';
+    -- 24 hours, not '1 day': adding days to a timestamptz follows the session's time zone.
+    td := date_trunc('day', th - interval '1 microsecond', 'UTC') + interval '24 hours';
 
     DELETE FROM @extschema@.llm_rollup_1m WHERE bucket >= f1 AND bucket < t1;
     INSERT INTO @extschema@.llm_rollup_1m
@@ -101,7 +107,8 @@ BEGIN
            count(*),
            count(*) FILTER (WHERE c.status = 'error'),
            count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.input_uncached_tokens IS NULL),
-           count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.price_status <> 'priced'),
+           count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.input_uncached_tokens IS NOT NULL
+                                  AND c.price_status <> 'priced'),
            coalesce(sum(c.input_uncached_tokens) FILTER (WHERE c.counts_usage), 0),
            coalesce(sum(c.cache_read_tokens) FILTER (WHERE c.counts_usage), 0),
            coalesce(sum(c.cache_write_tokens) FILTER (WHERE c.counts_usage), 0),
@@ -158,6 +165,9 @@ DECLARE
 BEGIN
     IF late_window IS NULL OR late_window < interval '0' THEN
         RAISE EXCEPTION 'late_window must be a non-negative interval, got %', late_window;
+    END IF;
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'rollup refreshes must run at READ COMMITTED isolation, not %', pg_catalog.current_setting('transaction_isolation');
     END IF;
     -- Concurrent refreshes queue here; each then rebuilds whole buckets, so the result is the same.
     PERFORM pg_catalog.pg_advisory_xact_lock(119212947830115);
@@ -269,5 +279,34 @@ mod tests {
     #[pg_test(error = "late_window must be a non-negative interval, got -00:05:00")]
     fn a_negative_late_window_is_an_error_naming_it() {
         Spi::run("SELECT llm_refresh_rollups(interval '-5 minutes')").unwrap();
+    }
+
+    /// Buckets are UTC whatever the session's time zone, also across a daylight-saving change.
+    #[pg_test]
+    fn a_range_refresh_on_a_dst_day_in_another_time_zone_keeps_the_next_day_whole() {
+        Spi::run("SELECT llm_create_partitions('2025-10-25', '2025-10-28')").expect("partitions");
+        Spi::run(&crate::insert_calls_ending_sql(
+            1,
+            480,
+            48,
+            "'2025-10-27 23:59:00+00'::timestamptz",
+        ))
+        .expect("rows");
+        Spi::run("SELECT llm_refresh_rollups_range('2025-10-25 00:00+00', '2025-10-28 00:00+00')").expect("refresh");
+        let days = || {
+            text(
+                "SELECT string_agg(to_char(bucket AT TIME ZONE 'UTC', 'MM-DD') || '=' || calls, ' ' ORDER BY bucket)
+                    FROM (SELECT bucket, sum(calls) calls FROM llm_rollup_1d GROUP BY 1) d",
+            )
+            .unwrap()
+        };
+        let before = days();
+        Spi::run(
+            "SET LOCAL TimeZone = 'Europe/Berlin';
+             SELECT llm_refresh_rollups_range('2025-10-26 06:00+00', '2025-10-26 07:00+00');",
+        )
+        .expect("refresh in Berlin time");
+        assert_eq!(days(), before);
+        assert_eq!(before, "10-26=240 10-27=240", "48 hours, a call every 6 minutes");
     }
 }

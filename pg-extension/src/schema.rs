@@ -84,6 +84,8 @@ BEGIN
     RETURN created;
 END
 $fn$;
+-- Only the owner and the roles llm_grant_writer names may create partitions.
+REVOKE EXECUTE ON FUNCTION llm_create_partitions(date, date) FROM PUBLIC;
 COMMENT ON FUNCTION llm_create_partitions(date, date) IS 'Creates the missing daily (UTC) partitions of llm_calls for from_day..to_day; returns how many. 0 for a hypertable.';
 
 CREATE FUNCTION llm_ensure_partitions(ahead_days integer DEFAULT 7) RETURNS integer
@@ -307,5 +309,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(privileges.as_deref(), Some("t,t,f,t"));
+    }
+
+    #[pg_test]
+    fn only_writers_may_create_partitions() {
+        Spi::run(
+            "CREATE ROLE llmhub_t_reader2; CREATE ROLE llmhub_t_writer2; SELECT llm_grant_writer('llmhub_t_writer2')",
+        )
+        .unwrap();
+        let can = |role: &str| {
+            Spi::get_one::<bool>(&format!(
+                "SELECT has_function_privilege('{role}', 'llm_create_partitions(date, date)', 'EXECUTE')"
+            ))
+            .unwrap()
+        };
+        assert_eq!(can("llmhub_t_reader2"), Some(false));
+        assert_eq!(can("llmhub_t_writer2"), Some(true));
     }
 }

@@ -1,8 +1,8 @@
 //! The natural logarithm for the bucket index, without a libm call: the exponent gives the
 //! binade, a table of `ln(1 + j/256)` the mantissa's top eight bits, and a short series the rest
-//! (evaluated in Estrin's scheme, so the dependency chain stays short). Agrees with `f64::ln` to
-//! a few ulp over every positive normal `f64` (tests below), which moves a value to the
-//! neighbouring bucket only when it lies within ~1e-15 (relative) of a bucket boundary: far inside
+//! (evaluated in Estrin's scheme, so the dependency chain stays short). Its absolute error against
+//! `f64::ln` stays below 1e-14 from 1e-12 to 1e15 (tests below), so a value can land in the
+//! neighbouring bucket only when it lies within ~1e-14 (relative) of a bucket boundary: far inside
 //! the summary's error bound.
 
 /// `ln(1 + j/256)` for `j` in 0..256 (generated with Python's `math.log`, checked by a test).
@@ -116,19 +116,19 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_libm_to_a_few_ulp() {
+    fn absolute_error_against_libm_is_below_1e_14() {
         let mut x = 1e-12f64;
         let mut worst = 0.0f64;
         while x < 1e15 {
             for k in 0..256 {
                 let y = x * (1.0 + k as f64 / 256.0) * 1.000_000_1;
                 let (a, b) = (ln(y), y.ln());
-                let err = (a - b).abs() / b.abs().max(1.0);
+                let err = (a - b).abs();
                 worst = worst.max(err);
             }
             x *= 1.37;
         }
-        assert!(worst < 2e-15, "worst difference {worst:e}");
+        assert!(worst < 1e-14, "worst absolute difference {worst:e}");
         assert_eq!(ln(1.0), 0.0);
         assert!((ln(2.0) - LN2).abs() < 1e-16);
     }
