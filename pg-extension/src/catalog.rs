@@ -296,9 +296,7 @@ fn insert_prices(schema: &str, catalog: &Catalog) {
 mod tests {
     use pgrx::prelude::*;
 
-    fn text(sql: &str) -> Option<String> {
-        Spi::get_one::<String>(sql).expect("query runs")
-    }
+    use crate::sql_text as text;
 
     #[pg_test]
     fn activation_switches_back_and_forth_and_builtin_rows_are_marked() {

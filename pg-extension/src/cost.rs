@@ -281,9 +281,7 @@ COMMENT ON FUNCTION llm_reprice(timestamptz, timestamptz, text) IS 'Prices the m
 mod tests {
     use pgrx::prelude::*;
 
-    fn text(sql: &str) -> Option<String> {
-        Spi::get_one::<String>(sql).expect("query runs")
-    }
+    use crate::sql_text as text;
 
     #[pg_test]
     fn the_embedded_catalog_is_loaded_as_effective_dated_rows() {

@@ -12,6 +12,12 @@ pub mod rollups;
 pub mod schema;
 pub mod summary;
 
+/// The first column of a one-row query as text (tests).
+#[cfg(any(test, feature = "pg_test"))]
+pub fn sql_text(sql: &str) -> Option<String> {
+    pgrx::Spi::get_one::<String>(sql).expect("query runs")
+}
+
 /// Test data for `llm_calls`: model calls spread over the last `hours` hours (ending one minute
 /// ago), tenants acme/globex/NULL, three models, lognormal-ish latencies, every 17th an error.
 #[cfg(any(test, feature = "pg_test"))]

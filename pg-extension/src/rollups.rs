@@ -199,9 +199,7 @@ COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to t
 mod tests {
     use pgrx::prelude::*;
 
-    fn text(sql: &str) -> Option<String> {
-        Spi::get_one::<String>(sql).expect("query runs")
-    }
+    use crate::sql_text as text;
 
     /// Totals of a rollup table, as one comparable line.
     fn totals(table: &str) -> String {
