@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
+pub mod dashboards;
 pub mod loadgen;
 pub mod metrics;
 pub mod prices;

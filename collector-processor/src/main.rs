@@ -23,6 +23,12 @@ enum Command {
     Demo(DemoArgs),
     /// Send realistic GenAI traffic through the real OpenTelemetry SDK to an OTLP endpoint.
     Loadgen(LoadgenArgs),
+    /// Write the bundled Grafana dashboards (JSON, import-ready) and their README into a directory.
+    Dashboards {
+        /// Output directory.
+        #[arg(long, value_name = "DIR", default_value = "dashboards")]
+        out: PathBuf,
+    },
     /// Show, check and import price catalogs.
     #[command(subcommand)]
     Prices(PricesCommand),
@@ -247,6 +253,15 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Dashboards { out } => {
+            llmhub::dashboards::write(&out).with_context(|| format!("writing dashboards into {}", out.display()))?;
+            println!(
+                "wrote {} dashboards and README.md into {}",
+                llmhub::dashboards::all().len(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::CheckConfig { config } => {
             let c = config::load_file(&config)?;
             llmhub::processors::pricing::matcher(&c.processors.genai.pricing)?;

@@ -411,6 +411,12 @@ impl Traces<'_> {
         match dialect {
             PlanDialect::Otel => {
                 put("gen_ai.operation.name", PlanValue::Str("chat".into()));
+                // Conversations: a tenant's calls within the same ten simulated minutes (no draw
+                // from the generator, so the rest of the plan is unchanged).
+                put(
+                    "gen_ai.conversation.id",
+                    PlanValue::Str(format!("conv-{tenant}-{}", t / 600_000_000_000)),
+                );
                 put("gen_ai.provider.name", PlanValue::Str(provider.into()));
                 put("gen_ai.request.model", PlanValue::Str(model.into()));
                 put("gen_ai.request.stream", PlanValue::Bool(stream));

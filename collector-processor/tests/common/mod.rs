@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod pg;
+pub mod prometheus;
 
 use llmhub::config::Config;
 use llmhub::service::{self, Running};

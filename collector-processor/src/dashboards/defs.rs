@@ -1,0 +1,270 @@
+//! The five dashboards: what each panel asks, in PromQL over llmhub's metrics or SQL over the
+//! `llm_analytics` rollups.
+
+use super::{Dashboard, Panel, Query, Source, Viz};
+
+/// PromQL label filter from the template variables.
+const PF: &str = r#"service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
+
+/// SQL filter from the template variables ('.*' is "All"; NULL columns pass only then).
+const SF: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
+   AND ('.*' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))
+   AND ('.*' IN (${provider:sqlstring}) OR provider IN (${provider:sqlstring}))
+   AND ('.*' IN (${model:sqlstring}) OR model IN (${model:sqlstring}))
+   AND ('.*' IN (${environment:sqlstring}) OR environment IN (${environment:sqlstring}))";
+
+fn q(expr: impl Into<String>, legend: &'static str) -> Query {
+    Query {
+        expr: expr.into(),
+        legend,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn panel(
+    title: &'static str,
+    description: &'static str,
+    viz: Viz,
+    unit: &'static str,
+    source: Source,
+    width: u32,
+    height: u32,
+    queries: Vec<Query>,
+) -> Panel {
+    Panel {
+        title,
+        description,
+        viz,
+        unit,
+        source,
+        width,
+        height,
+        queries,
+    }
+}
+
+fn p(s: &str) -> String {
+    s.replace("{F}", PF)
+}
+
+fn sql(s: &str) -> String {
+    s.replace("{F}", SF)
+}
+
+/// Model calls only (not agent or tool steps) in the duration histogram.
+const CALLS_ONLY: &str = r#",gen_ai_operation_name!~"invoke_agent|execute_tool""#;
+
+fn overview() -> Dashboard {
+    use Source::Prometheus as P;
+    use Viz::*;
+    let lat = |quantile: &str| {
+        p(&format!(
+            "histogram_quantile({quantile}, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket{{{{F}}{CALLS_ONLY}}}[$__rate_interval])))"
+        ))
+    };
+    let ttft = |quantile: &str| {
+        p(&format!(
+            "histogram_quantile({quantile}, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket{{{{F}}}}[$__rate_interval])))"
+        ))
+    };
+    Dashboard {
+        uid: "llmhub-overview",
+        file: "llm-overview.json",
+        title: "LLM overview",
+        description: "Requests, errors, tokens, cost and latency of every model call llmhub saw, by provider, model, service and environment.",
+        from: "now-6h",
+        panels: vec![
+            panel("Model calls", "How many model calls were made in the selected range?", Stat, "short", P, 6, 4,
+                vec![q(p("sum(increase(llmhub_requests_total{{F}}[$__range]))"), "calls")]),
+            panel("Error rate", "Which share of model calls failed in the selected range?", Stat, "percentunit", P, 6, 4,
+                vec![q(p("sum(increase(llmhub_errors_total{{F}}[$__range])) / sum(increase(llmhub_requests_total{{F}}[$__range]))"), "error rate")]),
+            panel("Cost", "How much did the model calls cost in the selected range (catalog prices, USD)?", Stat, "currencyUSD", P, 6, 4,
+                vec![q(p("sum(increase(llmhub_cost_usd_total{{F}}[$__range]))"), "cost")]),
+            panel("Cache-hit ratio", "Which share of input tokens was served from the prompt cache?", Stat, "percentunit", P, 6, 4,
+                vec![q(p(r#"sum(increase(llmhub_tokens_total{{F},llmhub_token_bucket="cache_read"}[$__range])) / sum(increase(llmhub_tokens_total{{F},llmhub_token_bucket=~"input_uncached|cache_read|cache_write|cache_write_1h"}[$__range]))"#), "cache hits")]),
+            panel("Model calls per second by model", "Which models carry the traffic?", TimeSeries, "reqps", P, 12, 8,
+                vec![q(p("sum by (gen_ai_request_model) (rate(llmhub_requests_total{{F}}[$__rate_interval]))"), "{{gen_ai_request_model}}")]),
+            panel("Errors per second by class", "What fails, and how (rate limits, timeouts, context length, content filter...)?", TimeSeries, "reqps", P, 12, 8,
+                vec![q(p("sum by (error_type) (rate(llmhub_errors_total{{F}}[$__rate_interval]))"), "{{error_type}}")]),
+            panel("Tokens per second by bucket", "How many tokens flow, split into uncached input, cache reads and writes, output and reasoning?", TimeSeries, "short", P, 12, 8,
+                vec![q(p("sum by (llmhub_token_bucket) (rate(llmhub_tokens_total{{F}}[$__rate_interval]))"), "{{llmhub_token_bucket}}")]),
+            panel("Cost per hour by provider", "At what rate is money being spent, per provider (USD per hour at the current rate)?", TimeSeries, "currencyUSD", P, 12, 8,
+                vec![q(p("sum by (gen_ai_provider_name) (rate(llmhub_cost_usd_total{{F}}[$__rate_interval])) * 3600"), "{{gen_ai_provider_name}}")]),
+            panel("Latency p50 / p95 / p99", "How long do model calls take (from the duration histogram, model calls only)?", TimeSeries, "s", P, 12, 8,
+                vec![q(lat("0.5"), "p50"), q(lat("0.95"), "p95"), q(lat("0.99"), "p99")]),
+            panel("Time to first token p50 / p95", "How long do streamed responses take to start?", TimeSeries, "s", P, 12, 8,
+                vec![q(ttft("0.5"), "p50"), q(ttft("0.95"), "p95")]),
+            panel("Output tokens per second p50", "How fast do models generate, per model (the inverse of the time per output token)?", TimeSeries, "short", P, 12, 8,
+                vec![q(p("histogram_quantile(0.5, sum by (le, gen_ai_request_model) (rate(llmhub_output_tokens_per_second_bucket{{F}}[$__rate_interval])))"), "{{gen_ai_request_model}}")]),
+            panel("Cost by service and model", "Who spends on what in the selected range?", BarGauge, "currencyUSD", P, 12, 8,
+                vec![q(p("sort_desc(sum by (service_name, gen_ai_request_model) (increase(llmhub_cost_usd_total{{F}}[$__range])))"), "{{service_name}} / {{gen_ai_request_model}}")]),
+            panel("Calls without a price", "Which model calls had usage the catalog cannot price (unknown model, no price at that date)? They have no cost, never a cost of 0.", Stat, "short", P, 12, 4,
+                vec![q(r#"sum(increase(llmhub_cost_unknown_price_total{service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model"}[$__range])) or vector(0)"#, "unpriced")]),
+            panel("Calls without usage", "Which model calls reported no token usage (never counted as zero tokens)?", Stat, "short", P, 12, 4,
+                vec![q(p("sum(increase(llmhub_usage_missing_total{{F}}[$__range])) or vector(0)"), "no usage")]),
+        ],
+    }
+}
+
+fn health() -> Dashboard {
+    use Source::Prometheus as P;
+    use Viz::*;
+    Dashboard {
+        uid: "llmhub-health",
+        file: "llmhub-health.json",
+        title: "llmhub health",
+        description: "llmhub itself: ingest, refusals, processing, the PostgreSQL sink's queue and lag, dead letters.",
+        from: "now-1h",
+        panels: vec![
+            panel("Spans received per second", "How much is arriving, by transport?", TimeSeries, "short", P, 12, 8,
+                vec![q("sum by (llmhub_transport) (rate(llmhub_receiver_spans_total[$__rate_interval]))", "{{llmhub_transport}}")]),
+            panel("Spans refused per second by reason", "Is llmhub refusing data (invalid spans, a full or closing queue)?", TimeSeries, "short", P, 12, 8,
+                vec![q("sum by (llmhub_reason) (rate(llmhub_receiver_spans_refused_total[$__rate_interval])) or vector(0)", "{{llmhub_reason}}")]),
+            panel("Export requests by outcome", "Do clients' export requests succeed (ok, partial, invalid, too large, refused)?", TimeSeries, "reqps", P, 12, 8,
+                vec![q("sum by (llmhub_outcome) (rate(llmhub_receiver_requests_total[$__rate_interval]))", "{{llmhub_outcome}}")]),
+            panel("Request processing p99", "How long does llmhub take to decode and process an export request?", TimeSeries, "s", P, 12, 8,
+                vec![q("histogram_quantile(0.99, sum by (le, llmhub_transport) (rate(llmhub_receiver_request_duration_seconds_bucket[$__rate_interval])))", "{{llmhub_transport}}")]),
+            panel("Spans by role", "What do the accepted spans describe (model calls, agents, tools, workflows, other)?", TimeSeries, "short", P, 12, 8,
+                vec![q("sum by (llmhub_span_role) (rate(llmhub_processor_spans_total[$__rate_interval]))", "{{llmhub_span_role}}")]),
+            panel("Sink rows written per second", "Is the PostgreSQL sink keeping up?", TimeSeries, "short", P, 12, 8,
+                vec![q("sum(rate(llmhub_postgres_rows_written_total[$__rate_interval]))", "rows/s")]),
+            panel("Sink queue depth", "How many rows wait for the database?", TimeSeries, "short", P, 8, 8,
+                vec![q("sum(llmhub_postgres_queue_rows)", "rows")]),
+            panel("Sink lag", "How old is the oldest row not yet in the database?", TimeSeries, "s", P, 8, 8,
+                vec![q("max(llmhub_postgres_queue_oldest_age_seconds)", "lag")]),
+            panel("Sink retries by reason", "Why did batch writes have to be retried (connection, missing partition, transient)?", TimeSeries, "short", P, 8, 8,
+                vec![q("sum by (llmhub_reason) (increase(llmhub_postgres_retries_total[$__rate_interval])) or vector(0)", "{{llmhub_reason}}")]),
+            panel("Dead letters", "How many rows did the database reject for good (see the dead-letter file)?", Stat, "short", P, 8, 4,
+                vec![q("sum(increase(llmhub_postgres_dead_letters_total[$__range])) or vector(0)", "dead letters")]),
+            panel("Duplicate calls removed", "How many model calls were reported twice and counted once?", Stat, "short", P, 8, 4,
+                vec![q("sum(increase(llmhub_calls_duplicate_total[$__range])) or vector(0)", "duplicates")]),
+            panel("Cardinality overflow", "Did a label hit its cardinality limit (values folded into __overflow__)?", Stat, "short", P, 8, 4,
+                vec![q("sum(increase(llmhub_cardinality_overflow_total[$__range])) or vector(0)", "overflow")]),
+        ],
+    }
+}
+
+fn cost() -> Dashboard {
+    use Source::Postgres as G;
+    use Viz::*;
+    Dashboard {
+        uid: "llmhub-cost",
+        file: "llm-cost.json",
+        title: "LLM cost and budgets",
+        description: "Spend by tenant, service and model from the hourly rollups, the costliest traces and conversations, the monthly budget with its forecast, and cost anomalies.",
+        from: "now-7d",
+        panels: vec![
+            panel("Spend in range", "How much was spent in the selected range (exact, from the rollups)?", Stat, "currencyUSD", G, 6, 4,
+                vec![q(sql("SELECT coalesce(sum(cost_usd), 0)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
+            panel("Model calls in range", "How many calls was that?", Stat, "short", G, 6, 4,
+                vec![q(sql("SELECT coalesce(sum(calls), 0) AS calls FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} AND operation NOT IN ('invoke_agent', 'execute_tool')"), "")]),
+            panel("Cost per 1K tokens", "What does a thousand tokens cost on average in the selected range?", Stat, "currencyUSD", G, 6, 4,
+                vec![q(sql("SELECT llm_cost_per_1k_tokens(sum(cost_usd), sum(input_uncached_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens + output_tokens + reasoning_tokens)::bigint)::float8 AS usd_per_1k FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
+            panel("Calls without a price", "How many model calls with usage have no price (unknown model or date)?", Stat, "short", G, 6, 4,
+                vec![q(sql("SELECT coalesce(sum(unpriced), 0) AS unpriced FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
+            panel("Spend per hour by provider", "When and with whom is money spent?", TimeSeries, "currencyUSD", G, 12, 8,
+                vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 ORDER BY 1"), "")]),
+            panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
+                vec![q(sql("SELECT tenant, service_name AS service, model, sum(calls) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
+            panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected.", Table, "currencyUSD", G, 12, 6,
+                vec![q("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => CASE WHEN '.*' IN (${tenant:sqlstring}) THEN NULL ELSE (ARRAY[${tenant:sqlstring}])[1] END)".to_owned(), "")]),
+            panel("Daily spend and forecast", "Daily spend over the selected range and the linear trend for the next seven days, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
+                vec![q(sql("WITH d AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
+SELECT day AS time, spend AS actual, NULL::float8 AS forecast, NULL::float8 AS lower, NULL::float8 AS upper FROM d
+UNION ALL
+SELECT f.ts, NULL, f.value, f.lower, f.upper FROM llm_forecast_linear((SELECT array_agg(day ORDER BY day) FROM d), (SELECT array_agg(spend ORDER BY day) FROM d), 7) f
+WHERE (SELECT count(*) FROM d) >= 3
+ORDER BY 1"), "")]),
+            panel("Costliest traces", "Which traces cost the most in the selected range (raw rows)?", Table, "currencyUSD", G, 12, 8,
+                vec![q(sql("SELECT encode(trace_id, 'hex') AS trace_id, min(time) AS started, string_agg(DISTINCT service_name, ', ') AS services, count(*) AS spans, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE $__timeFilter(time) AND {F} AND cost_usd IS NOT NULL GROUP BY trace_id ORDER BY cost DESC LIMIT 20"), "")]),
+            panel("Costliest conversations", "Which conversations cost the most in the selected range (raw rows)?", Table, "currencyUSD", G, 12, 8,
+                vec![q(sql("SELECT conversation_id, min(time) AS started, count(*) AS calls, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE $__timeFilter(time) AND {F} AND conversation_id IS NOT NULL AND cost_usd IS NOT NULL GROUP BY conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
+            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly).", TimeSeries, "currencyUSD", G, 24, 8,
+                vec![q(sql("WITH h AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
+SELECT a.ts AS time, a.value AS spend, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
+FROM llm_anomalies_seasonal((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(spend ORDER BY bucket) FROM h), 'hour_of_day') a
+ORDER BY 1"), "")]),
+        ],
+    }
+}
+
+fn performance() -> Dashboard {
+    use Source::Postgres as G;
+    use Viz::*;
+    const MODEL_CALLS: &str = "operation NOT IN ('invoke_agent', 'execute_tool')";
+    Dashboard {
+        uid: "llmhub-performance",
+        file: "llm-performance.json",
+        title: "LLM performance and SLOs",
+        description: "Latency and time-to-first-token percentiles merged from the rollups' quantile summaries over any range, error-budget burn, generation speed and latency anomalies.",
+        from: "now-7d",
+        panels: vec![
+            panel("Error-budget burn (5 min / 1 h)", "Is the error budget burning fast enough to page? Both windows above 14.4x the sustainable rate alert (the multi-window, multi-burn-rate rule).", Table, "short", G, 12, 5,
+                vec![q("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => CASE WHEN '.*' IN (${tenant:sqlstring}) THEN NULL ELSE (ARRAY[${tenant:sqlstring}])[1] END)".to_owned(), "")]),
+            panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
+                vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
+            panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,
+                vec![q(sql(&format!("SELECT approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
+            panel("Latency p50 / p95 / p99 per hour", "How long do model calls take, hour by hour?", TimeSeries, "s", G, 12, 8,
+                vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 ORDER BY 1")), "")]),
+            panel("Time to first token p50 / p95 per hour", "How long do streamed responses take to start?", TimeSeries, "s", G, 12, 8,
+                vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(ttft_s)) AS p50, approx_percentile(0.95, rollup(ttft_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(ttft_s)) > 0 ORDER BY 1")), "")]),
+            panel("Error ratio per hour", "When did failures rise?", TimeSeries, "percentunit", G, 12, 8,
+                vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), sum(errors)::float8 / nullif(sum(calls), 0) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 ORDER BY 1")), "")]),
+            panel("Output tokens per second by model (median)", "How fast does each model generate?", BarGauge, "short", G, 12, 8,
+                vec![q(sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "")]),
+            panel("Slowest models", "Which models are slowest at p95 over the range, and how many calls is that based on?", Table, "s", G, 12, 8,
+                vec![q(sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "")]),
+            panel("Hourly p95 latency anomalies", "Is an hour's p95 latency unusual against the trailing day (robust z-score over 24 hours)?", TimeSeries, "s", G, 24, 8,
+                vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1)
+SELECT a.ts AS time, a.value AS p95, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
+FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(p95 ORDER BY bucket) FROM h), 24) a
+ORDER BY 1")), "")]),
+        ],
+    }
+}
+
+fn agents() -> Dashboard {
+    use Source::{Postgres as G, Prometheus as P};
+    use Viz::*;
+    Dashboard {
+        uid: "llmhub-agents",
+        file: "llm-agents.json",
+        title: "Agents and tools",
+        description: "Agent invocations and tool calls with their durations (Prometheus), model calls per agent invocation and runaway loops (PostgreSQL, raw rows).",
+        from: "now-6h",
+        panels: vec![
+            panel("Agent invocations per second", "Which agents run, and how often?", TimeSeries, "reqps", P, 12, 8,
+                vec![q(r#"sum by (gen_ai_agent_name) (rate(llmhub_agent_duration_seconds_count{service_name=~"$service",deployment_environment_name=~"$environment"}[$__rate_interval]))"#, "{{gen_ai_agent_name}}")]),
+            panel("Agent duration p95", "How long does an agent invocation take end to end?", TimeSeries, "s", P, 12, 8,
+                vec![q(r#"histogram_quantile(0.95, sum by (le, gen_ai_agent_name) (rate(llmhub_agent_duration_seconds_bucket{service_name=~"$service",deployment_environment_name=~"$environment"}[$__rate_interval])))"#, "{{gen_ai_agent_name}}")]),
+            panel("Tool calls per second", "Which tools are called, and how often?", TimeSeries, "reqps", P, 12, 8,
+                vec![q(r#"sum by (gen_ai_tool_name) (rate(llmhub_tool_duration_seconds_count{service_name=~"$service",deployment_environment_name=~"$environment"}[$__rate_interval]))"#, "{{gen_ai_tool_name}}")]),
+            panel("Tool duration p95", "Which tools are slow?", TimeSeries, "s", P, 12, 8,
+                vec![q(r#"histogram_quantile(0.95, sum by (le, gen_ai_tool_name) (rate(llmhub_tool_duration_seconds_bucket{service_name=~"$service",deployment_environment_name=~"$environment"}[$__rate_interval])))"#, "{{gen_ai_tool_name}}")]),
+            panel("Tool errors", "How many tool calls failed in the selected range, by tool?", BarGauge, "short", P, 12, 8,
+                vec![q(r#"sort_desc(sum by (gen_ai_tool_name) (increase(llmhub_tool_duration_seconds_count{service_name=~"$service",deployment_environment_name=~"$environment",error_type!=""}[$__range]))) or vector(0)"#, "{{gen_ai_tool_name}}")]),
+            panel("Model calls per agent invocation", "How many model and tool calls does one invocation of each agent make (mean and maximum)?", Table, "short", G, 12, 8,
+                vec![q(sql("WITH a AS (SELECT trace_id, span_id, agent_name, time, end_time FROM llm_calls WHERE role = 'agent' AND $__timeFilter(time) AND {F})
+SELECT a.agent_name AS agent, count(*) AS invocations,
+       round(avg(s.model_calls), 1)::float8 AS model_calls_mean, max(s.model_calls) AS model_calls_max,
+       round(avg(s.tool_calls), 1)::float8 AS tool_calls_mean
+FROM a CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE c.role = 'model_call') AS model_calls, count(*) FILTER (WHERE c.role = 'tool') AS tool_calls
+    FROM llm_calls c WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id) s
+GROUP BY 1 ORDER BY model_calls_mean DESC"), "")]),
+            panel("Runaway agent loops", "Which agent invocations made far more calls than usual (more than 25 model and tool calls in one invocation)?", Table, "short", G, 24, 8,
+                vec![q(sql("WITH a AS (SELECT trace_id, span_id, agent_name, service_name, time, end_time FROM llm_calls WHERE role = 'agent' AND $__timeFilter(time) AND {F})
+SELECT a.time AS started, a.agent_name AS agent, a.service_name AS service, encode(a.trace_id, 'hex') AS trace_id, s.calls, s.cost::float8 AS cost
+FROM a CROSS JOIN LATERAL (
+    SELECT count(*) AS calls, sum(c.cost_usd) AS cost FROM llm_calls c
+    WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id AND c.role IN ('model_call', 'tool')) s
+WHERE s.calls > 25 ORDER BY s.calls DESC LIMIT 20"), "")]),
+        ],
+    }
+}
+
+/// Every bundled dashboard.
+pub fn all() -> Vec<Dashboard> {
+    vec![overview(), cost(), performance(), agents(), health()]
+}

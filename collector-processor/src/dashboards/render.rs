@@ -1,0 +1,302 @@
+//! Dashboards as Grafana JSON (schema version 39, Grafana 10.4 and later) and the README table.
+
+use super::{all, Dashboard, Panel, Source, Viz};
+use serde_json::{json, Value};
+
+/// Grafana plugin id of each source.
+fn plugin(s: Source) -> &'static str {
+    match s {
+        Source::Prometheus => "prometheus",
+        Source::Postgres => "grafana-postgresql-datasource",
+    }
+}
+
+/// The datasource template variable of each source.
+pub(crate) fn ds_var(s: Source) -> &'static str {
+    match s {
+        Source::Prometheus => "prometheus",
+        Source::Postgres => "postgres",
+    }
+}
+
+fn input_name(s: Source) -> &'static str {
+    match s {
+        Source::Prometheus => "DS_PROMETHEUS",
+        Source::Postgres => "DS_POSTGRES",
+    }
+}
+
+fn viz_id(v: Viz) -> (&'static str, &'static str) {
+    match v {
+        Viz::TimeSeries => ("timeseries", "Time series"),
+        Viz::Stat => ("stat", "Stat"),
+        Viz::Table => ("table", "Table"),
+        Viz::BarGauge => ("bargauge", "Bar gauge"),
+    }
+}
+
+fn datasource(s: Source) -> Value {
+    json!({ "type": plugin(s), "uid": format!("${{{}}}", ds_var(s)) })
+}
+
+/// Template variables: the data sources, then the filters the queries use.
+fn variables(d: &Dashboard) -> Vec<Value> {
+    let sources = d.sources();
+    let mut vars: Vec<Value> = sources
+        .iter()
+        .map(|s| {
+            json!({
+                "name": ds_var(*s),
+                "label": match s { Source::Prometheus => "Prometheus", Source::Postgres => "PostgreSQL" },
+                "type": "datasource",
+                "query": plugin(*s),
+                "current": { "text": format!("${{{}}}", input_name(*s)), "value": format!("${{{}}}", input_name(*s)) },
+                "hide": 0,
+                "refresh": 1,
+                "options": [],
+            })
+        })
+        .collect();
+    let text: String = d
+        .panels
+        .iter()
+        .flat_map(|p| p.queries.iter().map(|q| q.expr.as_str()))
+        .collect();
+    // Filter variables: from PostgreSQL when the dashboard has it (it knows tenants), else from
+    // Prometheus labels. "All" is ".*": a regex in PromQL, the string '.*' in SQL (`${x:sqlstring}`).
+    let filters: [(&str, &str, &str, &str); 5] = [
+        (
+            "tenant",
+            "Tenant",
+            "",
+            "SELECT DISTINCT tenant FROM llm_rollup_1d WHERE tenant IS NOT NULL ORDER BY 1",
+        ),
+        (
+            "service",
+            "Service",
+            "label_values(llmhub_requests_total, service_name)",
+            "SELECT DISTINCT service_name FROM llm_rollup_1d ORDER BY 1",
+        ),
+        (
+            "provider",
+            "Provider",
+            "label_values(llmhub_requests_total, gen_ai_provider_name)",
+            "SELECT DISTINCT provider FROM llm_rollup_1d WHERE provider IS NOT NULL ORDER BY 1",
+        ),
+        (
+            "model",
+            "Model",
+            "label_values(llmhub_requests_total, gen_ai_request_model)",
+            "SELECT DISTINCT model FROM llm_rollup_1d WHERE model IS NOT NULL ORDER BY 1",
+        ),
+        (
+            "environment",
+            "Environment",
+            "label_values(llmhub_requests_total, deployment_environment_name)",
+            "SELECT DISTINCT environment FROM llm_rollup_1d WHERE environment IS NOT NULL ORDER BY 1",
+        ),
+    ];
+    for (name, label, promql, sql) in filters {
+        if !text.contains(&format!("${name}")) && !text.contains(&format!("${{{name}")) {
+            continue;
+        }
+        let (source, query) = if sources.contains(&Source::Postgres) {
+            (Source::Postgres, json!(sql))
+        } else {
+            (
+                Source::Prometheus,
+                json!({ "query": promql, "refId": "PrometheusVariableQueryEditor-VariableQuery" }),
+            )
+        };
+        let definition = if source == Source::Postgres { sql } else { promql };
+        vars.push(json!({
+            "name": name,
+            "label": label,
+            "type": "query",
+            "datasource": datasource(source),
+            "query": query,
+            "definition": definition,
+            "multi": true,
+            "includeAll": true,
+            "allValue": ".*",
+            "current": { "text": "All", "value": "$__all" },
+            "refresh": 2,
+            "sort": 1,
+            "hide": 0,
+            "options": [],
+        }));
+    }
+    if text.contains("$budget") {
+        vars.push(json!({
+            "name": "budget", "label": "Monthly budget (USD)", "type": "textbox", "query": "1000",
+            "current": { "text": "1000", "value": "1000" }, "hide": 0, "options": [],
+        }));
+    }
+    if text.contains("$objective") {
+        vars.push(json!({
+            "name": "objective", "label": "Success objective", "type": "custom",
+            "query": "0.99,0.995,0.999", "current": { "text": "0.99", "value": "0.99" }, "hide": 0,
+            "multi": false, "includeAll": false,
+            "options": [
+                { "text": "0.99", "value": "0.99", "selected": true },
+                { "text": "0.995", "value": "0.995", "selected": false },
+                { "text": "0.999", "value": "0.999", "selected": false },
+            ],
+        }));
+    }
+    vars
+}
+
+fn panel_json(p: &Panel, id: usize, x: u32, y: u32) -> Value {
+    let targets: Vec<Value> = p
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let ref_id = ((b'A' + i as u8) as char).to_string();
+            match p.source {
+                Source::Prometheus => json!({
+                    "refId": ref_id, "datasource": datasource(p.source), "expr": q.expr,
+                    "legendFormat": if q.legend.is_empty() { "__auto" } else { q.legend },
+                    "range": p.viz == Viz::TimeSeries, "instant": p.viz != Viz::TimeSeries, "editorMode": "code",
+                }),
+                Source::Postgres => json!({
+                    "refId": ref_id, "datasource": datasource(p.source), "rawSql": q.expr, "rawQuery": true,
+                    "editorMode": "code", "format": if p.viz == Viz::TimeSeries { "time_series" } else { "table" },
+                }),
+            }
+        })
+        .collect();
+    let options = match p.viz {
+        Viz::TimeSeries => {
+            json!({ "legend": { "displayMode": "list", "placement": "bottom", "showLegend": true }, "tooltip": { "mode": "multi", "sort": "desc" } })
+        }
+        Viz::Stat => {
+            json!({ "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false }, "colorMode": "value", "graphMode": "none", "textMode": "auto" })
+        }
+        Viz::Table => {
+            json!({ "showHeader": true, "cellHeight": "sm", "footer": { "show": false, "reducer": ["sum"], "fields": "" } })
+        }
+        Viz::BarGauge => {
+            json!({ "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false }, "orientation": "horizontal", "displayMode": "gradient", "showUnfilled": true })
+        }
+    };
+    json!({
+        "id": id,
+        "type": viz_id(p.viz).0,
+        "title": p.title,
+        "description": p.description,
+        "datasource": datasource(p.source),
+        "gridPos": { "h": p.height, "w": p.width, "x": x, "y": y },
+        "fieldConfig": { "defaults": { "unit": p.unit, "color": { "mode": "palette-classic" } }, "overrides": [] },
+        "options": options,
+        "targets": targets,
+    })
+}
+
+/// Grafana JSON of one dashboard.
+pub fn to_json(d: &Dashboard) -> Value {
+    let (mut x, mut y, mut row_h) = (0u32, 0u32, 0u32);
+    let mut panels = Vec::new();
+    for (i, p) in d.panels.iter().enumerate() {
+        if x + p.width > 24 {
+            x = 0;
+            y += row_h;
+            row_h = 0;
+        }
+        panels.push(panel_json(p, i + 1, x, y));
+        x += p.width;
+        row_h = row_h.max(p.height);
+    }
+    let sources = d.sources();
+    let inputs: Vec<Value> = sources
+        .iter()
+        .map(|s| {
+            json!({
+                "name": input_name(*s), "label": match s { Source::Prometheus => "Prometheus", Source::Postgres => "PostgreSQL" },
+                "description": match s {
+                    Source::Prometheus => "A Prometheus scraping llmhub's /metrics",
+                    Source::Postgres => "A PostgreSQL database with the llm_analytics extension",
+                },
+                "type": "datasource", "pluginId": plugin(*s), "pluginName": match s { Source::Prometheus => "Prometheus", Source::Postgres => "PostgreSQL" },
+            })
+        })
+        .collect();
+    let mut requires = vec![json!({ "type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.4.0" })];
+    for s in &sources {
+        requires.push(json!({ "type": "datasource", "id": plugin(*s), "name": match s { Source::Prometheus => "Prometheus", Source::Postgres => "PostgreSQL" }, "version": "1.0.0" }));
+    }
+    let mut vizs: Vec<Viz> = Vec::new();
+    for p in &d.panels {
+        if !vizs.contains(&p.viz) {
+            vizs.push(p.viz);
+        }
+    }
+    for v in vizs {
+        let (id, name) = viz_id(v);
+        requires.push(json!({ "type": "panel", "id": id, "name": name, "version": "" }));
+    }
+    json!({
+        "__inputs": inputs,
+        "__requires": requires,
+        "uid": d.uid,
+        "title": d.title,
+        "description": d.description,
+        "tags": ["llmhub", "genai", "llm"],
+        "editable": true,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "timezone": "utc",
+        "refresh": "1m",
+        "time": { "from": d.from, "to": "now" },
+        "links": [{
+            "title": "llmhub dashboards", "type": "dashboards", "tags": ["llmhub"], "asDropdown": true,
+            "includeVars": true, "keepTime": true, "icon": "external link", "targetBlank": false,
+        }],
+        "annotations": { "list": [] },
+        "templating": { "list": variables(d) },
+        "panels": panels,
+    })
+}
+
+/// `dashboards/README.md`: every dashboard and panel with what it answers.
+pub fn readme() -> String {
+    let mut s = String::from(
+        "# Grafana dashboards\n\n\
+         Generated by `cargo run -p llmhub -- dashboards --out dashboards` from\n\
+         `collector-processor/src/dashboards/` (edit there, then regenerate; a test fails when the files\n\
+         differ from the code). Import a JSON file in Grafana (it asks for the data sources), or\n\
+         provision them with `provisioning/` (see below).\n\n\
+         Every query filters on llmhub's normalized labels and columns, never on an SDK's name, so the\n\
+         panels fill for every emitter llmhub reads. Prometheus dashboards have no tenant variable:\n\
+         llmhub's metrics carry no tenant label (it would multiply series by tenants); per-tenant views\n\
+         are the PostgreSQL dashboards, which also enforce tenant isolation through row-level\n\
+         security when Grafana connects as a tenant role.\n\n\
+         Provisioning: copy `provisioning/datasources/llmhub.yaml` and\n\
+         `provisioning/dashboards/llmhub.yaml` into Grafana's provisioning directory, set the URLs,\n\
+         and point the dashboards provider at this directory.\n\n",
+    );
+    for d in all() {
+        let sources: Vec<&str> = d
+            .sources()
+            .iter()
+            .map(|s| match s {
+                Source::Prometheus => "Prometheus",
+                Source::Postgres => "PostgreSQL (`llm_analytics`)",
+            })
+            .collect();
+        s.push_str(&format!(
+            "## {} (`{}`)\n\n{} Data: {}.\n\n| panel | answers | unit |\n|---|---|---|\n",
+            d.title,
+            d.file,
+            d.description,
+            sources.join(" and ")
+        ));
+        for p in &d.panels {
+            s.push_str(&format!("| {} | {} | `{}` |\n", p.title, p.description, p.unit));
+        }
+        s.push('\n');
+    }
+    s
+}

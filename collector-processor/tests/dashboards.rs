@@ -1,0 +1,473 @@
+//! The bundled Grafana dashboards: the checked-in files are what the code generates; their
+//! structure is valid for current Grafana; and, against real data (llmhub fed by the load
+//! generator, a real Prometheus scraping it, PostgreSQL with `llm_analytics` filled by the sink),
+//! every query of every panel returns data of the shape its panel draws, with Grafana's variables
+//! and macros expanded as Grafana expands them.
+
+mod common;
+
+use common::pg::{self, Server};
+use common::prometheus;
+use llmhub::dashboards::{self, Source, Viz};
+use llmhub::loadgen::scenario::PlanDialect;
+use llmhub::loadgen::{run, LoadgenConfig, Progress, Transport};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+fn checked_in() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
+    dashboards::all()
+        .iter()
+        .map(|d| {
+            let text = std::fs::read_to_string(dir.join(d.file)).unwrap_or_else(|e| panic!("{}: {e}", d.file));
+            (d.file.to_owned(), serde_json::from_str(&text).expect("valid JSON"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_checked_in_dashboards_are_what_the_code_generates() {
+    let dir = std::env::temp_dir().join(format!("llmhub-dashboards-{}", std::process::id()));
+    dashboards::write(&dir).expect("write");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
+    for d in dashboards::all() {
+        let want = std::fs::read_to_string(dir.join(d.file)).expect("generated");
+        let have = std::fs::read_to_string(repo.join(d.file)).expect("checked in");
+        assert!(
+            want == have,
+            "dashboards/{} differs from the code: run `cargo run -p llmhub -- dashboards --out dashboards` and review the diff",
+            d.file
+        );
+    }
+    let readme = std::fs::read_to_string(repo.join("README.md")).expect("README");
+    assert_eq!(
+        readme,
+        dashboards::readme(),
+        "dashboards/README.md differs from the code"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Grafana's built-in variables and the ones our dashboards define.
+fn variables_used(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let rest = &text[i + 1..];
+            let rest = rest.strip_prefix('{').unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !name.starts_with("__") {
+                out.insert(name);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn dashboards_are_valid_for_current_grafana() {
+    let vendor_words = [
+        "openlit",
+        "traceloop",
+        "langfuse",
+        "openinference",
+        "vercel",
+        "logfire",
+        "dialect",
+        "scope_name",
+        "telemetry_sdk",
+    ];
+    for (file, d) in checked_in() {
+        assert!(d["schemaVersion"].as_u64().unwrap_or(0) >= 39, "{file}: schemaVersion");
+        assert!(d["uid"].is_string() && d["title"].is_string(), "{file}: uid/title");
+        let panels = d["panels"].as_array().expect("panels");
+        assert!(
+            !panels.is_empty() && panels.len() <= 20,
+            "{file}: {} panels",
+            panels.len()
+        );
+        let vars: Vec<&Value> = d["templating"]["list"].as_array().expect("templating").iter().collect();
+        let var_names: BTreeSet<String> = vars
+            .iter()
+            .map(|v| v["name"].as_str().unwrap_or("").to_owned())
+            .collect();
+        // Import-ready: one __inputs entry per datasource variable, __requires for Grafana.
+        let ds_vars: BTreeSet<&str> = vars
+            .iter()
+            .filter(|v| v["type"] == "datasource")
+            .map(|v| v["name"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            d["__inputs"].as_array().map(Vec::len),
+            Some(ds_vars.len()),
+            "{file}: __inputs"
+        );
+        assert!(
+            d["__requires"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x["id"] == "grafana")),
+            "{file}: __requires"
+        );
+        assert!(
+            d["links"].as_array().is_some_and(|l| !l.is_empty()),
+            "{file}: links to the other dashboards"
+        );
+        let mut ids = BTreeSet::new();
+        let mut cells = BTreeSet::new();
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or("?");
+            assert!(ids.insert(p["id"].as_u64().expect("id")), "{file}: duplicate panel id");
+            assert!(
+                p["description"].as_str().is_some_and(|s| s.len() > 10),
+                "{file}/{title}: description"
+            );
+            assert!(
+                p["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{file}/{title}: unit"
+            );
+            let g = &p["gridPos"];
+            let (x, y, w, h) = (
+                g["x"].as_u64().unwrap(),
+                g["y"].as_u64().unwrap(),
+                g["w"].as_u64().unwrap(),
+                g["h"].as_u64().unwrap(),
+            );
+            assert!(x + w <= 24 && w > 0 && h > 0, "{file}/{title}: gridPos {g}");
+            for cx in x..x + w {
+                for cy in y..y + h {
+                    assert!(
+                        cells.insert((cx, cy)),
+                        "{file}/{title}: overlaps another panel at ({cx}, {cy})"
+                    );
+                }
+            }
+            let ds = p["datasource"]["uid"].as_str().unwrap_or("");
+            assert!(
+                ds_vars.iter().any(|v| ds == format!("${{{v}}}")),
+                "{file}/{title}: datasource {ds} is not a variable"
+            );
+            for t in p["targets"].as_array().expect("targets") {
+                assert_eq!(t["datasource"]["uid"], p["datasource"]["uid"], "{file}/{title}");
+                let q = t["expr"].as_str().or(t["rawSql"].as_str()).expect("query");
+                for v in variables_used(q) {
+                    assert!(var_names.contains(&v), "{file}/{title}: ${v} is not defined");
+                }
+                let lower = q.to_lowercase();
+                for w in vendor_words {
+                    assert!(!lower.contains(w), "{file}/{title}: vendor-specific filter {w:?}");
+                }
+            }
+        }
+        for v in &vars {
+            if v["type"] == "query" {
+                let ds = v["datasource"]["uid"].as_str().unwrap_or("");
+                assert!(
+                    ds_vars.iter().any(|x| ds == format!("${{{x}}}")),
+                    "{file}: variable datasource {ds}"
+                );
+            }
+        }
+    }
+    for f in [
+        "provisioning/datasources/llmhub.yaml",
+        "provisioning/dashboards/llmhub.yaml",
+    ] {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards").join(f)).expect(f);
+        let y: serde_yaml::Value = serde_yaml::from_str(&text).expect(f);
+        assert_eq!(y["apiVersion"], serde_yaml::Value::from(1), "{f}");
+    }
+}
+
+/// RFC 3339 (UTC) of Unix seconds, as Grafana writes times into SQL macros.
+fn rfc3339(secs: u64) -> String {
+    let (y, m, d) = llmhub_exporters::postgres::schema::civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Expands Grafana's PostgreSQL macros and our variables (every filter at "All") as Grafana does.
+fn expand_sql(sql: &str, from: u64, to: u64) -> String {
+    let mut s = sql.to_owned();
+    for v in ["tenant", "service", "provider", "model", "environment"] {
+        s = s.replace(&format!("${{{v}:sqlstring}}"), "'.*'");
+    }
+    s = s.replace("$budget", "1000").replace("$objective", "0.99");
+    s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
+    s = s.replace("$__timeTo()", &format!("'{}'", rfc3339(to)));
+    while let Some(i) = s.find("$__timeFilter(") {
+        let end = i + s[i..].find(')').expect("closing paren");
+        let col = s[i + 14..end].trim().to_owned();
+        s.replace_range(
+            i..=end,
+            &format!("{col} BETWEEN '{}' AND '{}'", rfc3339(from), rfc3339(to)),
+        );
+    }
+    while let Some(i) = s.find("$__timeGroupAlias(") {
+        let end = i + s[i..].find(')').expect("closing paren");
+        let args: Vec<&str> = s[i + 18..end].split(',').map(str::trim).collect();
+        let secs = match args[1].trim_matches('\'') {
+            "1h" => 3600,
+            "1m" => 60,
+            "1d" => 86_400,
+            other => panic!("interval {other}"),
+        };
+        let col = args[0].to_owned();
+        s.replace_range(
+            i..=end,
+            &format!("floor(extract(epoch from {col})/{secs})*{secs} AS \"time\""),
+        );
+    }
+    assert!(!s.contains('$'), "unexpanded variable or macro in:\n{s}");
+    s
+}
+
+/// Expands PromQL variables (every filter at "All") and Grafana's range variables.
+fn expand_promql(q: &str, range_s: u64) -> String {
+    let mut s = q.to_owned();
+    for v in ["service", "provider", "model", "environment"] {
+        s = s.replace(&format!("${v}"), ".*");
+    }
+    s = s
+        .replace("$__rate_interval", "30s")
+        .replace("$__range", &format!("{range_s}s"));
+    assert!(!s.contains('$'), "unexpanded variable in:\n{s}");
+    s
+}
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+}
+
+fn loadgen(
+    endpoint: String,
+    rate: f64,
+    backfill: Option<(u64, u64)>,
+    duration: Option<Duration>,
+    seed: u64,
+) -> LoadgenConfig {
+    LoadgenConfig {
+        endpoint,
+        transport: Transport::Grpc,
+        seed,
+        rate,
+        duration,
+        count: None,
+        spans: None,
+        models: Vec::new(),
+        backfill,
+        start: None,
+        dialects: PlanDialect::ALL.to_vec(),
+        tenants: 3,
+        incidents: true,
+        ground_truth: None,
+    }
+}
+
+/// One Prometheus answer: a non-empty result with at least one finite value.
+fn has_finite_values(v: &Value) -> bool {
+    let Some(result) = v["data"]["result"].as_array() else {
+        return false;
+    };
+    result.iter().any(|series| {
+        let one = series["value"][1].as_str().into_iter();
+        let many = series["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p[1].as_str());
+        one.chain(many).any(|x| x.parse::<f64>().is_ok_and(f64::is_finite))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with llm_analytics and Prometheus (scripts/test.sh)"]
+async fn every_panel_query_returns_data_of_its_shape() {
+    let admin = pg::connect(&Server::Pg15.url()).await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS llmhub_dashboards WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .batch_execute("CREATE DATABASE llmhub_dashboards")
+        .await
+        .expect("create");
+    let url = Server::Pg15.url().replace("/llmhub_test", "/llmhub_dashboards");
+    let c = pg::connect(&url).await;
+    c.batch_execute("CREATE EXTENSION llm_analytics")
+        .await
+        .expect("extension");
+
+    let running = common::start(&pg::with_sink(pg::sink_config(&url, "public"))).await;
+    let prom = prometheus::start(running.metrics_addr, "dashboards");
+    let endpoint = format!("http://{}", running.grpc_addr.expect("grpc"));
+    // A day of history (hourly series, rollups, incidents), then live traffic Prometheus scrapes.
+    let now = now_s();
+    let day = 86_400u64 * 1_000_000_000;
+    let end = (now - 120) * 1_000_000_000;
+    run(
+        loadgen(
+            endpoint.clone(),
+            0.05,
+            Some((end - day - 3_600_000_000_000, end)),
+            None,
+            7,
+        ),
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("backfill");
+    run(
+        loadgen(endpoint, 20.0, None, Some(Duration::from_secs(12)), 8),
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("live traffic");
+    // Every row in, then the rollups.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let q: i64 = c
+            .query_one("SELECT count(*) FROM llm_calls", &[])
+            .await
+            .expect("count")
+            .get(0);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let q2: i64 = c
+            .query_one("SELECT count(*) FROM llm_calls", &[])
+            .await
+            .expect("count")
+            .get(0);
+        if q == q2 && q > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sink never settled");
+    }
+    c.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few more scrapes after the last span
+
+    let to = now_s();
+    let from = to - 26 * 3600;
+    let mut checked = 0;
+    for d in dashboards::all() {
+        // Every query variable resolves to at least one value.
+        let json = dashboards::to_json(&d);
+        for v in json["templating"]["list"].as_array().expect("vars") {
+            if v["type"] != "query" {
+                continue;
+            }
+            let name = v["name"].as_str().unwrap_or("?");
+            if v["datasource"]["type"] == "prometheus" {
+                let label = v["definition"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split(", ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim_end_matches(')');
+                let r = prom
+                    .api(
+                        &format!("label/{label}/values"),
+                        &[("match[]", "llmhub_requests_total".to_owned())],
+                    )
+                    .await;
+                assert!(
+                    r["data"].as_array().is_some_and(|a| !a.is_empty()),
+                    "{}: variable {name}: {r}",
+                    d.file
+                );
+            } else {
+                let rows = c
+                    .query(v["query"].as_str().expect("sql"), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{}: variable {name}: {e}", d.file));
+                assert!(!rows.is_empty(), "{}: variable {name} has no values", d.file);
+            }
+        }
+        for p in &d.panels {
+            for q in &p.queries {
+                match p.source {
+                    Source::Prometheus => {
+                        let expr = expand_promql(&q.expr, 600);
+                        let v = if p.viz == Viz::TimeSeries {
+                            prom.api(
+                                "query_range",
+                                &[
+                                    ("query", expr.clone()),
+                                    ("start", (to - 600).to_string()),
+                                    ("end", to.to_string()),
+                                    ("step", "5".to_owned()),
+                                ],
+                            )
+                            .await
+                        } else {
+                            prom.query(&expr).await
+                        };
+                        assert_eq!(v["status"], "success", "{}/{}: {expr}\n{v}", d.file, p.title);
+                        assert!(
+                            has_finite_values(&v),
+                            "{}/{}: no data for\n{expr}\n{v}",
+                            d.file,
+                            p.title
+                        );
+                    }
+                    Source::Postgres => {
+                        let sql = expand_sql(&q.expr, from, to);
+                        let rows = c
+                            .query(sql.as_str(), &[])
+                            .await
+                            .unwrap_or_else(|e| panic!("{}/{}: {e}\n{sql}", d.file, p.title));
+                        assert!(!rows.is_empty(), "{}/{}: no rows\n{sql}", d.file, p.title);
+                        let cols: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+                        match p.viz {
+                            Viz::TimeSeries => assert!(
+                                cols[0] == "time" && cols.len() >= 2,
+                                "{}/{}: time series columns {cols:?}",
+                                d.file,
+                                p.title
+                            ),
+                            Viz::Stat => {
+                                assert_eq!(rows.len(), 1, "{}/{}: one value", d.file, p.title);
+                                let r = &rows[0];
+                                let v: Option<f64> = r
+                                    .try_get::<_, Option<f64>>(0)
+                                    .ok()
+                                    .flatten()
+                                    .or_else(|| r.try_get::<_, Option<i64>>(0).ok().flatten().map(|x| x as f64))
+                                    .or_else(|| {
+                                        r.try_get::<_, Option<rust_decimal::Decimal>>(0)
+                                            .ok()
+                                            .flatten()
+                                            .map(|x| x.to_string().parse().unwrap_or(f64::NAN))
+                                    });
+                                assert!(v.is_some(), "{}/{}: NULL stat\n{sql}", d.file, p.title);
+                            }
+                            Viz::Table | Viz::BarGauge => assert!(!cols.is_empty()),
+                        }
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 50, "{checked} queries checked");
+    running.stop().await.expect("stop");
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE llmhub_dashboards WITH (FORCE)")
+        .await
+        .expect("cleanup");
+}
