@@ -191,49 +191,6 @@ fn dashboards_are_valid_for_current_grafana() {
     }
 }
 
-/// RFC 3339 (UTC) of Unix seconds, as Grafana writes times into SQL macros.
-fn rfc3339(secs: u64) -> String {
-    let (y, m, d) = llmhub_exporters::postgres::schema::civil_from_days((secs / 86_400) as i64);
-    let s = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// Expands Grafana's PostgreSQL macros and our variables (every filter at "All") as Grafana does.
-fn expand_sql(sql: &str, from: u64, to: u64) -> String {
-    let mut s = sql.to_owned();
-    for v in ["tenant", "service", "provider", "model", "environment"] {
-        s = s.replace(&format!("${{{v}:sqlstring}}"), "'.*'");
-    }
-    s = s.replace("$budget", "1000").replace("$objective", "0.99");
-    s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
-    s = s.replace("$__timeTo()", &format!("'{}'", rfc3339(to)));
-    while let Some(i) = s.find("$__timeFilter(") {
-        let end = i + s[i..].find(')').expect("closing paren");
-        let col = s[i + 14..end].trim().to_owned();
-        s.replace_range(
-            i..=end,
-            &format!("{col} BETWEEN '{}' AND '{}'", rfc3339(from), rfc3339(to)),
-        );
-    }
-    while let Some(i) = s.find("$__timeGroupAlias(") {
-        let end = i + s[i..].find(')').expect("closing paren");
-        let args: Vec<&str> = s[i + 18..end].split(',').map(str::trim).collect();
-        let secs = match args[1].trim_matches('\'') {
-            "1h" => 3600,
-            "1m" => 60,
-            "1d" => 86_400,
-            other => panic!("interval {other}"),
-        };
-        let col = args[0].to_owned();
-        s.replace_range(
-            i..=end,
-            &format!("floor(extract(epoch from {col})/{secs})*{secs} AS \"time\""),
-        );
-    }
-    assert!(!s.contains('$'), "unexpanded variable or macro in:\n{s}");
-    s
-}
-
 /// Expands PromQL variables (every filter at "All") and Grafana's range variables.
 fn expand_promql(q: &str, range_s: u64) -> String {
     let mut s = q.to_owned();
@@ -425,7 +382,7 @@ async fn every_panel_query_returns_data_of_its_shape() {
                         );
                     }
                     Source::Postgres => {
-                        let sql = expand_sql(&q.expr, from, to);
+                        let sql = dashboards::expand_sql(&q.expr, from, to).expect("expands");
                         let rows = c
                             .query(sql.as_str(), &[])
                             .await
@@ -468,6 +425,113 @@ async fn every_panel_query_returns_data_of_its_shape() {
     drop(c);
     admin
         .batch_execute("DROP DATABASE llmhub_dashboards WITH (FORCE)")
+        .await
+        .expect("cleanup");
+}
+
+/// Relation names anywhere in an `EXPLAIN (FORMAT JSON)` plan.
+fn relations(plan: &Value, out: &mut BTreeSet<String>) {
+    match plan {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("Relation Name") {
+                out.insert(r.clone());
+            }
+            if let Some(Value::String(f)) = m.get("Function Name") {
+                out.insert(format!("{f}()"));
+            }
+            m.values().for_each(|v| relations(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| relations(v, out)),
+        _ => {}
+    }
+}
+
+/// Over a month of rollups at the equivalent of 1M calls a day, every SQL panel's plan reads
+/// rollup tables and never `llm_calls` (their speed is the `dashboard_queries` benchmark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with llm_analytics (scripts/test.sh)"]
+async fn sql_panels_read_rollups_not_raw_rows() {
+    let admin = pg::connect(&Server::Pg15.url()).await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS llmhub_dash_plans WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .batch_execute("CREATE DATABASE llmhub_dash_plans")
+        .await
+        .expect("create");
+    let c = pg::connect(&Server::Pg15.url().replace("/llmhub_test", "/llmhub_dash_plans")).await;
+    c.batch_execute("CREATE EXTENSION llm_analytics")
+        .await
+        .expect("extension");
+    c.batch_execute(&dashboards::synthetic_rollups_sql(30, 1_000_000))
+        .await
+        .expect("rollups");
+    let to = now_s();
+    let from = to - 30 * 86_400;
+    let mut checked = 0;
+    for d in dashboards::all() {
+        for p in d.panels.iter().filter(|p| p.source == Source::Postgres) {
+            for q in &p.queries {
+                let sql = dashboards::expand_sql(&q.expr, from, to).expect("expands");
+                let plan: Value = c
+                    .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{}/{}: {e}", d.file, p.title))
+                    .get(0);
+                let mut rels = BTreeSet::new();
+                relations(&plan, &mut rels);
+                // A SQL or PL/pgSQL function scanned by the plan: what its body reads counts.
+                for f in rels.clone().iter().filter_map(|r| r.strip_suffix("()")) {
+                    let body: Option<String> = c
+                        .query_opt(
+                            "SELECT p.prosrc FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                              WHERE p.proname = $1 AND l.lanname IN ('sql', 'plpgsql') LIMIT 1",
+                            &[&f],
+                        )
+                        .await
+                        .expect("pg_proc")
+                        .map(|r| r.get(0));
+                    for t in ["llm_calls", "llm_rollup_1m", "llm_rollup_1h", "llm_rollup_1d"] {
+                        if body
+                            .as_deref()
+                            .is_some_and(|b| b.contains(&format!(".{t} ")) || b.contains(&format!(".{t}\n")))
+                        {
+                            rels.insert(t.to_owned());
+                        }
+                    }
+                }
+                assert!(
+                    !rels.iter().any(|r| r.starts_with("llm_calls")),
+                    "{}/{}: reads raw rows: {rels:?}",
+                    d.file,
+                    p.title
+                );
+                assert!(
+                    rels.iter()
+                        .any(|r| r.starts_with("llm_rollup") || r == "llm_agent_runaways"),
+                    "{}/{}: reads no rollup: {rels:?}",
+                    d.file,
+                    p.title
+                );
+                let rows = c
+                    .query(sql.as_str(), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{}/{}: {e}", d.file, p.title));
+                assert!(
+                    !rows.is_empty(),
+                    "{}/{}: no rows over the synthetic month",
+                    d.file,
+                    p.title
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked} SQL queries checked");
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE llmhub_dash_plans WITH (FORCE)")
         .await
         .expect("cleanup");
 }

@@ -54,6 +54,77 @@ COMMENT ON TABLE llm_rollup_1m IS 'llm_calls per minute (UTC) by tenant, service
 COMMENT ON TABLE llm_rollup_1h IS 'llm_rollup_1m merged by hour (UTC).';
 COMMENT ON TABLE llm_rollup_1d IS 'llm_rollup_1h merged by day (UTC).';
 
+-- Per hour (UTC) and tenant, the 100 costliest traces and conversations of that hour (cost of
+-- their spans in the hour): a range's costliest ones without reading raw rows. Exact for traces
+-- and conversations within one hour; one spanning hours is counted in each hour where it made
+-- that hour's top 100.
+CREATE TABLE llm_rollup_top_traces_1h (
+    bucket timestamptz NOT NULL,
+    trace_id bytea NOT NULL,
+    tenant text,
+    service_name text NOT NULL,
+    environment text,
+    started timestamptz NOT NULL,
+    spans bigint NOT NULL,
+    cost_usd numeric NOT NULL,
+    PRIMARY KEY (bucket, trace_id)
+);
+CREATE INDEX llm_rollup_top_traces_1h_cost ON llm_rollup_top_traces_1h (cost_usd DESC);
+CREATE TABLE llm_rollup_top_conversations_1h (
+    bucket timestamptz NOT NULL,
+    conversation_id text NOT NULL,
+    tenant text,
+    service_name text NOT NULL,
+    environment text,
+    started timestamptz NOT NULL,
+    calls bigint NOT NULL,
+    cost_usd numeric NOT NULL,
+    PRIMARY KEY (bucket, conversation_id)
+);
+CREATE INDEX llm_rollup_top_conversations_1h_cost ON llm_rollup_top_conversations_1h (cost_usd DESC);
+-- Agent invocations per hour (UTC) of their start: how many model and tool calls each made.
+CREATE TABLE llm_rollup_agents_1h (
+    bucket timestamptz NOT NULL,
+    tenant text,
+    service_name text NOT NULL,
+    environment text,
+    agent_name text,
+    invocations bigint NOT NULL,
+    model_calls bigint NOT NULL,
+    max_model_calls bigint NOT NULL,
+    tool_calls bigint NOT NULL,
+    max_tool_calls bigint NOT NULL,
+    cost_usd numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, agent_name)
+);
+-- Agent invocations that made more than 25 model and tool calls: runaway loops.
+CREATE TABLE llm_agent_runaways (
+    time timestamptz NOT NULL,
+    trace_id bytea NOT NULL,
+    span_id bytea NOT NULL,
+    tenant text,
+    service_name text NOT NULL,
+    environment text,
+    agent_name text,
+    model_calls bigint NOT NULL,
+    tool_calls bigint NOT NULL,
+    cost_usd numeric NOT NULL,
+    PRIMARY KEY (time, trace_id, span_id)
+);
+DO $do$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['llm_rollup_top_traces_1h', 'llm_rollup_top_conversations_1h', 'llm_rollup_agents_1h', 'llm_agent_runaways'] LOOP
+        EXECUTE pg_catalog.format($ddl$
+            ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
+            CREATE POLICY %2$I ON %1$I FOR SELECT USING (tenant = (SELECT @extschema@.llm_current_tenant()));
+            SELECT pg_catalog.pg_extension_config_dump(%1$L, '');
+        $ddl$, t, t || '_tenant_read');
+    END LOOP;
+END
+$do$;
+
 CREATE TABLE llm_rollup_state (
     rollup text PRIMARY KEY,
     watermark timestamptz NOT NULL,
@@ -149,6 +220,55 @@ BEGIN
              WHERE r.bucket >= $1 AND r.bucket < $2
              GROUP BY 1, 2, 3, 4, 5, 6, 7$q$, dst, unit, src) USING lo, hi;
     END LOOP;
+
+    -- Costliest traces and conversations per hour and tenant, agent invocations: rebuilt by hour.
+    DELETE FROM @extschema@.llm_rollup_top_traces_1h WHERE bucket >= fh AND bucket < th;
+    INSERT INTO @extschema@.llm_rollup_top_traces_1h
+    SELECT bucket, trace_id, tenant, service_name, environment, started, spans, cost
+      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.trace_id, min(c.tenant) AS tenant,
+                   min(c.service_name) AS service_name, min(c.environment) AS environment, min(c.time) AS started,
+                   count(*) AS spans, sum(c.cost_usd) AS cost,
+                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), min(c.tenant)
+                                      ORDER BY sum(c.cost_usd) DESC NULLS LAST) AS rank
+              FROM @extschema@.llm_calls c
+             WHERE c.time >= fh AND c.time < th
+             GROUP BY 1, 2) t
+     WHERE rank <= 100 AND cost IS NOT NULL;
+    DELETE FROM @extschema@.llm_rollup_top_conversations_1h WHERE bucket >= fh AND bucket < th;
+    INSERT INTO @extschema@.llm_rollup_top_conversations_1h
+    SELECT bucket, conversation_id, tenant, service_name, environment, started, calls, cost
+      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.conversation_id, min(c.tenant) AS tenant,
+                   min(c.service_name) AS service_name, min(c.environment) AS environment, min(c.time) AS started,
+                   count(*) AS calls, sum(c.cost_usd) AS cost,
+                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), min(c.tenant)
+                                      ORDER BY sum(c.cost_usd) DESC NULLS LAST) AS rank
+              FROM @extschema@.llm_calls c
+             WHERE c.time >= fh AND c.time < th AND c.conversation_id IS NOT NULL
+             GROUP BY 1, 2) t
+     WHERE rank <= 100 AND cost IS NOT NULL;
+    DELETE FROM @extschema@.llm_rollup_agents_1h WHERE bucket >= fh AND bucket < th;
+    DELETE FROM @extschema@.llm_agent_runaways WHERE time >= fh AND time < th;
+    WITH runs AS (
+        SELECT a.time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name,
+               x.model_calls, x.tool_calls, x.cost AS cost_usd
+          FROM @extschema@.llm_calls a
+         CROSS JOIN LATERAL (
+               SELECT count(*) FILTER (WHERE c.role = 'model_call') AS model_calls,
+                      count(*) FILTER (WHERE c.role = 'tool') AS tool_calls,
+                      coalesce(sum(c.cost_usd), 0) AS cost
+                 FROM @extschema@.llm_calls c
+                WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id) x
+         WHERE a.role = 'agent' AND a.time >= fh AND a.time < th
+    ), runaways AS (
+        INSERT INTO @extschema@.llm_agent_runaways
+        SELECT r.time, r.trace_id, r.span_id, r.tenant, r.service_name, r.environment, r.agent_name,
+               r.model_calls, r.tool_calls, r.cost_usd
+          FROM runs r WHERE r.model_calls + r.tool_calls > 25
+    )
+    INSERT INTO @extschema@.llm_rollup_agents_1h
+    SELECT date_trunc('hour', r.time, 'UTC'), r.tenant, r.service_name, r.environment, r.agent_name, count(*),
+           sum(r.model_calls), max(r.model_calls), sum(r.tool_calls), max(r.tool_calls), sum(r.cost_usd)
+      FROM runs r GROUP BY 1, 2, 3, 4, 5;
     RETURN n;
 END
 $fn$;
@@ -306,5 +426,59 @@ mod tests {
         .expect("refresh in Berlin time");
         assert_eq!(days(), before);
         assert_eq!(before, "10-26=240 10-27=240", "48 hours, a call every 6 minutes");
+    }
+
+    #[pg_test]
+    fn costliest_traces_and_agent_runs_agree_with_the_raw_rows() {
+        Spi::run("SELECT llm_create_partitions('2026-11-01', '2026-11-03')").expect("partitions");
+        Spi::run(&crate::insert_calls_ending_sql(
+            1,
+            3000,
+            2,
+            "'2026-11-02 11:59:00+00'::timestamptz",
+        ))
+        .expect("calls");
+        // One agent run with 30 tool and 3 model calls inside it, one with 2 model calls.
+        Spi::run(
+            "INSERT INTO llm_calls (time, end_time, trace_id, span_id, tenant, service_name, dialect, scope_name, role, operation,
+                 finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, agent_name, cost_usd)
+             SELECT '2026-11-02 10:00:00+00'::timestamptz + g * interval '1 second', '2026-11-02 10:00:00+00'::timestamptz + g * interval '1 second' + CASE WHEN g = 0 THEN interval '5 minutes' ELSE interval '0' END,
+                    '\\xaa'::bytea, decode(lpad(to_hex(1000 + g), 16, '0'), 'hex'), 'acme', 'agent-runner', 'otel_genai', 'test',
+                    CASE WHEN g = 0 THEN 'agent' WHEN g <= 30 THEN 'tool' ELSE 'model_call' END,
+                    CASE WHEN g = 0 THEN 'invoke_agent' WHEN g <= 30 THEN 'execute_tool' ELSE 'chat' END,
+                    '{}'::text[], 'ok', false, true, false, false, 'not_priced', CASE WHEN g = 0 THEN 'looper' END,
+                    CASE WHEN g > 30 THEN 0.5 END
+               FROM generate_series(0, 33) g
+             UNION ALL
+             SELECT '2026-11-02 10:30:00+00'::timestamptz + g * interval '1 second', '2026-11-02 10:30:00+00'::timestamptz + CASE WHEN g = 0 THEN interval '1 minute' ELSE g * interval '1 second' END,
+                    '\\xbb'::bytea, decode(lpad(to_hex(2000 + g), 16, '0'), 'hex'), 'acme', 'agent-runner', 'otel_genai', 'test',
+                    CASE WHEN g = 0 THEN 'agent' ELSE 'model_call' END, CASE WHEN g = 0 THEN 'invoke_agent' ELSE 'chat' END,
+                    '{}'::text[], 'ok', false, true, false, false, 'not_priced', CASE WHEN g = 0 THEN 'helper' END, NULL
+               FROM generate_series(0, 2) g",
+        )
+        .expect("agent runs");
+        Spi::run("SELECT llm_refresh_rollups_range('2026-11-02 00:00+00', '2026-11-03 00:00+00')").expect("refresh");
+        assert_eq!(
+            text("SELECT string_agg(concat_ws(' ', agent_name, invocations, model_calls, max_model_calls, tool_calls, cost_usd), '; ' ORDER BY agent_name) FROM llm_rollup_agents_1h"),
+            Some("helper 1 2 2 0 0; looper 1 3 3 30 1.5".to_owned())
+        );
+        assert_eq!(
+            text(
+                "SELECT string_agg(concat_ws(' ', agent_name, model_calls + tool_calls), ',') FROM llm_agent_runaways"
+            ),
+            Some("looper 33".to_owned())
+        );
+        // Each hour's and tenant's costliest trace is the raw rows' costliest.
+        let mismatched = text(
+            "SELECT count(*)::text FROM (
+               SELECT DISTINCT ON (date_trunc('hour', time, 'UTC'), tenant) date_trunc('hour', time, 'UTC') b, tenant, trace_id, sum(cost_usd) OVER (PARTITION BY trace_id) c
+                 FROM llm_calls WHERE cost_usd IS NOT NULL ORDER BY date_trunc('hour', time, 'UTC'), tenant, c DESC, trace_id) r
+             WHERE NOT EXISTS (SELECT 1 FROM llm_rollup_top_traces_1h t WHERE t.bucket = r.b AND t.tenant IS NOT DISTINCT FROM r.tenant AND t.cost_usd = r.c)",
+        );
+        assert_eq!(mismatched.as_deref(), Some("0"));
+        assert_eq!(
+            text("SELECT (max(n) <= 100)::text FROM (SELECT count(*) n FROM llm_rollup_top_traces_1h GROUP BY bucket, tenant) x"),
+            Some("true".to_owned())
+        );
     }
 }

@@ -179,7 +179,8 @@ BEGIN
     END IF;
     IF tenant IS NULL OR tenant = '' THEN RAISE EXCEPTION 'tenant must be a tenant name or ''*'', got %', tenant; END IF;
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA @extschema@ TO %I', role_name);
-    FOR t IN SELECT unnest(ARRAY['llm_calls', 'llm_rollup_1m', 'llm_rollup_1h', 'llm_rollup_1d']) LOOP
+    FOR t IN SELECT unnest(ARRAY['llm_calls', 'llm_rollup_1m', 'llm_rollup_1h', 'llm_rollup_1d', 'llm_rollup_top_traces_1h',
+                                  'llm_rollup_top_conversations_1h', 'llm_rollup_agents_1h', 'llm_agent_runaways']) LOOP
         IF pg_catalog.to_regclass('@extschema@.' || t) IS NOT NULL THEN
             EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.%I TO %I', t, role_name);
         END IF;

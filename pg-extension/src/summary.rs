@@ -126,15 +126,19 @@ fn quantile_summary_rollup_trans(
     summary: Option<QuantileSummary>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<(i32, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let mut state = state.unwrap_or_default();
     let Some(summary) = summary else { return state };
-    let incoming = decode("summary", &summary);
     unsafe {
         if !state.initialized() {
-            return new_state(fcinfo, incoming);
+            return new_state(fcinfo, decode("summary", &summary));
         }
         if let Some(s) = state.get_mut::<QuantileSketch>() {
-            if let Err(e) = s.merge(&incoming) {
+            // Merged straight from its bytes: no summary is built for each row.
+            let merged = SCRATCH.with(|scratch| s.merge_bytes(&summary.0, &mut scratch.borrow_mut()));
+            if let Err(e) = merged {
                 error!("summary: {e}");
             }
         }

@@ -13,6 +13,31 @@ const SF: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstrin
    AND ('.*' IN (${model:sqlstring}) OR model IN (${model:sqlstring}))
    AND ('.*' IN (${environment:sqlstring}) OR environment IN (${environment:sqlstring}))";
 
+/// SQL filter for the tables without provider and model (traces, conversations, agents).
+const SF_NO_MODEL: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
+   AND ('.*' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))
+   AND ('.*' IN (${environment:sqlstring}) OR environment IN (${environment:sqlstring}))";
+
+fn sql_no_model(s: &str) -> String {
+    s.replace("{F}", SF_NO_MODEL)
+}
+
+/// Ranges up to this read hourly rollups; longer ones daily rollups (whole UTC days), so a month
+/// merges 30 summaries per group instead of 720.
+const HOURLY_UP_TO: &str = "interval '3 days'";
+
+/// The same query over `llm_rollup_1h` for short ranges and `llm_rollup_1d` (daily points) for
+/// long ones; the branch not taken is cut by a one-time filter before it reads anything.
+fn adaptive(q1h: &str, order: &str) -> String {
+    let q1d = q1h.replace("llm_rollup_1h", "llm_rollup_1d").replace("'1h'", "'1d'");
+    format!(
+        "SELECT * FROM ({q1h}) hourly WHERE $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= {HOURLY_UP_TO}
+UNION ALL
+SELECT * FROM ({q1d}) daily WHERE $__timeTo()::timestamptz - $__timeFrom()::timestamptz > {HOURLY_UP_TO}
+ORDER BY {order}"
+    )
+}
+
 fn q(expr: impl Into<String>, legend: &'static str) -> Query {
     Query {
         expr: expr.into(),
@@ -175,10 +200,10 @@ UNION ALL
 SELECT f.ts, NULL, f.value, f.lower, f.upper FROM llm_forecast_linear((SELECT array_agg(day ORDER BY day) FROM d), (SELECT array_agg(spend ORDER BY day) FROM d), 7) f
 WHERE (SELECT count(*) FROM d) >= 3
 ORDER BY 1"), "")]),
-            panel("Costliest traces", "Which traces cost the most in the selected range (raw rows)?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT encode(trace_id, 'hex') AS trace_id, min(time) AS started, string_agg(DISTINCT service_name, ', ') AS services, count(*) AS spans, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE $__timeFilter(time) AND {F} AND cost_usd IS NOT NULL GROUP BY trace_id ORDER BY cost DESC LIMIT 20"), "")]),
-            panel("Costliest conversations", "Which conversations cost the most in the selected range (raw rows)?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT conversation_id, min(time) AS started, count(*) AS calls, sum(cost_usd)::float8 AS cost FROM llm_calls WHERE $__timeFilter(time) AND {F} AND conversation_id IS NOT NULL AND cost_usd IS NOT NULL GROUP BY conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
+            panel("Costliest traces", "Which traces cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 500 costliest trace-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
+                vec![q(sql_no_model("SELECT encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY trace_id ORDER BY cost DESC LIMIT 20"), "")]),
+            panel("Costliest conversations", "Which conversations cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 2000 costliest conversation-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
+                vec![q(sql_no_model("SELECT conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
             panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly).", TimeSeries, "currencyUSD", G, 24, 8,
                 vec![q(sql("WITH h AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
 SELECT a.ts AS time, a.value AS spend, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
@@ -204,22 +229,27 @@ fn performance() -> Dashboard {
             panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
                 vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,
-                vec![q(sql(&format!("SELECT approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
-            panel("Latency p50 / p95 / p99 per hour", "How long do model calls take, hour by hour?", TimeSeries, "s", G, 12, 8,
-                vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 ORDER BY 1")), "")]),
-            panel("Time to first token p50 / p95 per hour", "How long do streamed responses take to start?", TimeSeries, "s", G, 12, 8,
-                vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(ttft_s)) AS p50, approx_percentile(0.95, rollup(ttft_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(ttft_s)) > 0 ORDER BY 1")), "")]),
+                vec![q(adaptive(&sql(&format!("SELECT approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "1"), "")]),
+            panel("Latency p50 / p95 / p99", "How long do model calls take, hour by hour (day by day beyond 3 days)?", TimeSeries, "s", G, 12, 8,
+                vec![q(adaptive(&sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 ORDER BY 1")), "1"), "")]),
+            panel("Time to first token p50 / p95", "How long do streamed responses take to start, hour by hour (day by day beyond 3 days)?", TimeSeries, "s", G, 12, 8,
+                vec![q(adaptive(&sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), approx_percentile(0.5, rollup(ttft_s)) AS p50, approx_percentile(0.95, rollup(ttft_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(ttft_s)) > 0 ORDER BY 1")), "1"), "")]),
             panel("Error ratio per hour", "When did failures rise?", TimeSeries, "percentunit", G, 12, 8,
                 vec![q(sql(&format!("SELECT $__timeGroupAlias(bucket, '1h'), sum(errors)::float8 / nullif(sum(calls), 0) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 ORDER BY 1")), "")]),
             panel("Output tokens per second by model (median)", "How fast does each model generate?", BarGauge, "short", G, 12, 8,
-                vec![q(sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "")]),
+                vec![q(adaptive(&sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "2 DESC"), "")]),
             panel("Slowest models", "Which models are slowest at p95 over the range, and how many calls is that based on?", Table, "s", G, 12, 8,
-                vec![q(sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "")]),
-            panel("Hourly p95 latency anomalies", "Is an hour's p95 latency unusual against the trailing day (robust z-score over 24 hours)?", TimeSeries, "s", G, 24, 8,
-                vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1)
+                vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]),
+            panel("p95 latency anomalies", "Is a period's p95 latency unusual against the ones before it? Robust z-score of each hour against the previous 24 (ranges up to 3 days), or of each day against the previous 7 (longer ranges).", TimeSeries, "s", G, 24, 8,
+                vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}
+             AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= {HOURLY_UP_TO} GROUP BY 1),
+     d AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1d WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}
+             AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz > {HOURLY_UP_TO} GROUP BY 1),
+     a AS (SELECT * FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(p95 ORDER BY bucket) FROM h), 24)
+           UNION ALL
+           SELECT * FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM d), (SELECT array_agg(p95 ORDER BY bucket) FROM d), 7))
 SELECT a.ts AS time, a.value AS p95, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
-FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(p95 ORDER BY bucket) FROM h), 24) a
-ORDER BY 1")), "")]),
+FROM a ORDER BY 1")), "")]),
         ],
     }
 }
@@ -231,7 +261,7 @@ fn agents() -> Dashboard {
         uid: "llmhub-agents",
         file: "llm-agents.json",
         title: "Agents and tools",
-        description: "Agent invocations and tool calls with their durations (Prometheus), model calls per agent invocation and runaway loops (PostgreSQL, raw rows).",
+        description: "Agent invocations and tool calls with their durations (Prometheus), model calls per agent invocation and runaway loops (PostgreSQL rollups).",
         from: "now-6h",
         panels: vec![
             panel("Agent invocations per second", "Which agents run, and how often?", TimeSeries, "reqps", P, 12, 8,
@@ -245,21 +275,9 @@ fn agents() -> Dashboard {
             panel("Tool errors", "How many tool calls failed in the selected range, by tool?", BarGauge, "short", P, 12, 8,
                 vec![q(r#"sort_desc(sum by (gen_ai_tool_name) (increase(llmhub_tool_duration_seconds_count{service_name=~"$service",deployment_environment_name=~"$environment",error_type!=""}[$__range]))) or vector(0)"#, "{{gen_ai_tool_name}}")]),
             panel("Model calls per agent invocation", "How many model and tool calls does one invocation of each agent make (mean and maximum)?", Table, "short", G, 12, 8,
-                vec![q(sql("WITH a AS (SELECT trace_id, span_id, agent_name, time, end_time FROM llm_calls WHERE role = 'agent' AND $__timeFilter(time) AND {F})
-SELECT a.agent_name AS agent, count(*) AS invocations,
-       round(avg(s.model_calls), 1)::float8 AS model_calls_mean, max(s.model_calls) AS model_calls_max,
-       round(avg(s.tool_calls), 1)::float8 AS tool_calls_mean
-FROM a CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE c.role = 'model_call') AS model_calls, count(*) FILTER (WHERE c.role = 'tool') AS tool_calls
-    FROM llm_calls c WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id) s
-GROUP BY 1 ORDER BY model_calls_mean DESC"), "")]),
+                vec![q(sql_no_model("SELECT coalesce(agent_name, '(unnamed)') AS agent, sum(invocations) AS invocations, round(sum(model_calls)::numeric / sum(invocations), 1)::float8 AS model_calls_mean, max(max_model_calls) AS model_calls_max, round(sum(tool_calls)::numeric / sum(invocations), 1)::float8 AS tool_calls_mean, max(max_tool_calls) AS tool_calls_max FROM llm_rollup_agents_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1 ORDER BY model_calls_mean DESC"), "")]),
             panel("Runaway agent loops", "Which agent invocations made far more calls than usual (more than 25 model and tool calls in one invocation)?", Table, "short", G, 24, 8,
-                vec![q(sql("WITH a AS (SELECT trace_id, span_id, agent_name, service_name, time, end_time FROM llm_calls WHERE role = 'agent' AND $__timeFilter(time) AND {F})
-SELECT a.time AS started, a.agent_name AS agent, a.service_name AS service, encode(a.trace_id, 'hex') AS trace_id, s.calls, s.cost::float8 AS cost
-FROM a CROSS JOIN LATERAL (
-    SELECT count(*) AS calls, sum(c.cost_usd) AS cost FROM llm_calls c
-    WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id AND c.role IN ('model_call', 'tool')) s
-WHERE s.calls > 25 ORDER BY s.calls DESC LIMIT 20"), "")]),
+                vec![q(sql_no_model("SELECT time AS started, agent_name AS agent, service_name AS service, encode(trace_id, 'hex') AS trace_id, model_calls + tool_calls AS calls, cost_usd::float8 AS cost FROM llm_agent_runaways WHERE $__timeFilter(time) AND {F} ORDER BY calls DESC LIMIT 20"), "")]),
         ],
     }
 }

@@ -103,3 +103,109 @@ pub fn write(dir: &std::path::Path) -> std::io::Result<()> {
     }
     std::fs::write(dir.join("README.md"), readme())
 }
+
+/// SQL that fills the `llm_analytics` rollups (not `llm_calls`) of a fresh database with `days`
+/// days up to now at the equivalent of `calls_per_day` model calls per day: 3 tenants × 3 services
+/// × 2 environments × 6 models per hour, quantile summaries of 500 values each, each hour's 100
+/// costliest traces and conversations per tenant, agent runs and a runaway loop per tenant and
+/// day. For the dashboards' speed benchmark and plan test: the rollups a month of real traffic
+/// would leave, without inserting its raw rows.
+pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
+    let per_hour = calls_per_day / 24 / 108;
+    format!(
+        "CREATE TEMP TABLE syn_groups AS
+         SELECT t.tenant, s.service, e.env, m.provider, m.model
+           FROM unnest(ARRAY['acme', 'globex', 'initech']) t(tenant),
+                unnest(ARRAY['chat-api', 'search', 'agent-runner']) s(service),
+                unnest(ARRAY['prod', 'staging']) e(env),
+                (VALUES ('openai', 'gpt-4o'), ('openai', 'gpt-4o-mini'), ('openai', 'o3'), ('anthropic', 'claude-sonnet-4-5'),
+                        ('anthropic', 'claude-haiku-4-5'), ('google', 'gemini-2.5-pro')) m(provider, model);
+         CREATE TEMP TABLE syn_summaries AS
+         SELECT g.model, quantile_summary_agg(exp(-0.5 + 0.9 * sqrt(-2 * ln(random() + 1e-9)) * cos(2 * pi() * random()))) AS d,
+                quantile_summary_agg(0.05 + random() * 2) AS ttft, quantile_summary_agg(20 + random() * 80) AS tps,
+                quantile_summary_agg(500 + random() * 3000) AS tok
+           FROM (SELECT DISTINCT model FROM syn_groups) g, generate_series(1, 500) GROUP BY g.model;
+         CREATE TEMP TABLE syn_hours AS
+         SELECT h FROM generate_series(date_trunc('hour', now(), 'UTC') - interval '{days} days', date_trunc('hour', now(), 'UTC'), interval '1 hour') h;
+         INSERT INTO llm_rollup_1h
+         SELECT h, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour}, {per_hour} / 50, 0, 0, {per_hour} * 1200,
+                {per_hour} * 300, 0, 0, {per_hour} * 400, 0, {per_hour} * 0.004, {per_hour} * 1.5, s.d, s.ttft, s.tps, s.tok
+           FROM syn_hours, syn_groups g JOIN syn_summaries s USING (model);
+         INSERT INTO llm_rollup_1m
+         SELECT m, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour} / 60 + 1, ({per_hour} / 60 + 1) / 50, 0, 0,
+                ({per_hour} / 60 + 1) * 1200, 0, 0, 0, ({per_hour} / 60 + 1) * 400, 0, ({per_hour} / 60 + 1) * 0.004, 1.5, s.d, s.ttft, s.tps, s.tok
+           FROM generate_series(date_trunc('minute', now(), 'UTC') - interval '2 hours', date_trunc('minute', now(), 'UTC'), interval '1 minute') m,
+                syn_groups g JOIN syn_summaries s USING (model);
+         INSERT INTO llm_rollup_1d
+         SELECT dd.day, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour} * 24, {per_hour} * 24 / 50, 0, 0,
+                {per_hour} * 24 * 1200, 0, 0, 0, {per_hour} * 24 * 400, 0, {per_hour} * 24 * 0.004, {per_hour} * 36, s.d, s.ttft, s.tps, s.tok
+           FROM generate_series(date_trunc('day', now(), 'UTC') - interval '{days} days', date_trunc('day', now(), 'UTC'), interval '24 hours') dd(day),
+                syn_groups g JOIN syn_summaries s USING (model);
+         INSERT INTO llm_rollup_top_traces_1h
+         SELECT h, decode(md5(h::text || t || r), 'hex'), t, 'chat-api', 'prod', h, 5, 0.01 + r * 0.001
+           FROM syn_hours, unnest(ARRAY['acme', 'globex', 'initech']) t, generate_series(1, 100) r;
+         INSERT INTO llm_rollup_top_conversations_1h
+         SELECT h, 'conv-' || md5(h::text || t || r), t, 'chat-api', 'prod', h, 12, 0.02 + r * 0.001
+           FROM syn_hours, unnest(ARRAY['acme', 'globex', 'initech']) t, generate_series(1, 100) r;
+         INSERT INTO llm_rollup_agents_1h
+         SELECT h, t, 'agent-runner', 'prod', a, 40, 160, 9, 240, 14, 1.2
+           FROM syn_hours, unnest(ARRAY['acme', 'globex', 'initech']) t, unnest(ARRAY['planner', 'researcher', 'support-agent']) a;
+         INSERT INTO llm_agent_runaways
+         SELECT h, decode(md5('run' || h::text || t), 'hex'), decode(substr(md5(h::text || t), 1, 16), 'hex'), t, 'agent-runner', 'prod',
+                'researcher', 12, 30, 0.9
+           FROM syn_hours, unnest(ARRAY['acme', 'globex', 'initech']) t WHERE extract(hour FROM h) = 12;
+         ANALYZE llm_rollup_1m; ANALYZE llm_rollup_1h; ANALYZE llm_rollup_1d; ANALYZE llm_rollup_top_traces_1h;
+         ANALYZE llm_rollup_top_conversations_1h; ANALYZE llm_rollup_agents_1h; ANALYZE llm_agent_runaways;"
+    )
+}
+
+/// RFC 3339 (UTC) of Unix seconds, as Grafana writes times into SQL macros.
+pub fn rfc3339(secs: u64) -> String {
+    let (y, m, d) = llmhub_exporters::postgres::schema::civil_from_days((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Expands Grafana's PostgreSQL macros (`$__timeFilter`, `$__timeGroupAlias`, `$__timeFrom()`,
+/// `$__timeTo()`) as Grafana does, with every filter variable at "All", the budget at 1000 and the
+/// objective at 0.99, for `from..to` (Unix seconds). For tests and benchmarks.
+pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
+    let mut s = sql.to_owned();
+    for v in ["tenant", "service", "provider", "model", "environment"] {
+        s = s.replace(&format!("${{{v}:sqlstring}}"), "'.*'");
+    }
+    s = s.replace("$budget", "1000").replace("$objective", "0.99");
+    s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
+    s = s.replace("$__timeTo()", &format!("'{}'", rfc3339(to)));
+    let unclosed = |m: &str| format!("{m} without its closing parenthesis");
+    while let Some(i) = s.find("$__timeFilter(") {
+        let end = i + s[i..].find(')').ok_or_else(|| unclosed("$__timeFilter("))?;
+        let col = s[i + 14..end].trim().to_owned();
+        s.replace_range(
+            i..=end,
+            &format!("{col} BETWEEN '{}' AND '{}'", rfc3339(from), rfc3339(to)),
+        );
+    }
+    while let Some(i) = s.find("$__timeGroupAlias(") {
+        let end = i + s[i..].find(')').ok_or_else(|| unclosed("$__timeGroupAlias("))?;
+        let args: Vec<String> = s[i + 18..end].split(',').map(|a| a.trim().to_owned()).collect();
+        let secs = match args.get(1).map(|a| a.trim_matches('\'')) {
+            Some("1m") => 60,
+            Some("1h") => 3600,
+            Some("1d") => 86_400,
+            other => {
+                return Err(format!(
+                    "$__timeGroupAlias interval {other:?} is not one of '1m', '1h', '1d'"
+                ))
+            }
+        };
+        s.replace_range(
+            i..=end,
+            &format!("floor(extract(epoch from {})/{secs})*{secs} AS \"time\"", args[0]),
+        );
+    }
+    if s.contains('$') {
+        return Err(format!("unexpanded variable or macro in:\n{s}"));
+    }
+    Ok(s)
+}

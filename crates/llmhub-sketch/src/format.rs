@@ -10,7 +10,7 @@
 //! later version refuses older or newer versions it does not know by name; the decoder checks
 //! every field and never panics, whatever the bytes.
 
-use crate::QuantileSketch;
+use crate::{MergeError, QuantileSketch};
 
 /// First four bytes of every encoded summary.
 pub const MAGIC: &[u8; 4] = b"LHQS";
@@ -46,15 +46,21 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self, what: &'static str) -> Result<u64, FormatError> {
+        // Straight over the slice (this runs twice per bucket of every summary `rollup` merges).
+        let b = self.b;
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let [byte] = self.take::<1>(what)?;
-            v |= u64::from(byte & 0x7f) << shift;
+        for (k, &byte) in b.iter().take(10).enumerate() {
+            v |= u64::from(byte & 0x7f) << (7 * k);
             if byte & 0x80 == 0 {
+                self.b = &b[k + 1..];
                 return Ok(v);
             }
         }
-        Err(FormatError::Invalid(format!("{what}: varint longer than 10 bytes")))
+        if b.len() < 10 {
+            Err(FormatError::Truncated(what))
+        } else {
+            Err(FormatError::Invalid(format!("{what}: varint longer than 10 bytes")))
+        }
     }
 }
 
@@ -108,92 +114,196 @@ impl QuantileSketch {
 
     /// Decodes a summary, checking every field.
     pub fn from_bytes(bytes: &[u8]) -> Result<QuantileSketch, FormatError> {
-        let mut r = Reader { b: bytes };
-        if &r.take::<4>("magic")? != MAGIC {
-            return Err(FormatError::Magic);
+        let mut buckets = Vec::new();
+        let h = decode(bytes, &mut buckets)?;
+        h.build(&buckets)
+    }
+
+    /// Merges an encoded summary into this one, as `merge(&from_bytes(bytes)?)` does, without
+    /// building it when both are at the same collapse level and their buckets fit one range (the
+    /// common case of `rollup`). `scratch` is reused between calls to avoid allocating.
+    pub fn merge_bytes(&mut self, bytes: &[u8], scratch: &mut Vec<(i32, u64)>) -> Result<(), MergeBytesError> {
+        let h = decode(bytes, scratch)?;
+        if h.alpha != self.alpha || h.max_buckets != self.max_buckets {
+            return Err(MergeError::Parameters(self.alpha, h.alpha, self.max_buckets, h.max_buckets).into());
         }
-        let [version] = r.take::<1>("version")?;
-        if version != FORMAT_VERSION {
-            return Err(FormatError::Version(version));
+        if h.count == 0 {
+            return Ok(());
         }
-        let [collapses] = r.take::<1>("collapses")?;
-        let reserved = u16::from_le_bytes(r.take::<2>("reserved")?);
-        let alpha = f64::from_le_bytes(r.take::<8>("alpha")?);
-        let max_buckets = u32::from_le_bytes(r.take::<4>("max_buckets")?);
-        let count = u64::from_le_bytes(r.take::<8>("count")?);
-        let zero_count = u64::from_le_bytes(r.take::<8>("zero_count")?);
-        let sum = f64::from_le_bytes(r.take::<8>("sum")?);
-        let min = f64::from_le_bytes(r.take::<8>("min")?);
-        let max = f64::from_le_bytes(r.take::<8>("max")?);
-        let n = u32::from_le_bytes(r.take::<4>("bucket count")?);
-        let bad = |m: String| Err(FormatError::Invalid(m));
-        if reserved != 0 {
-            return bad(format!("reserved field is {reserved}, expected 0"));
+        let fits = |s: &QuantileSketch| match (scratch.first(), scratch.last()) {
+            (Some(&(first, _)), Some(&(last, _))) if !s.counts.is_empty() => {
+                let lo = i64::from(s.offset.min(first));
+                let hi = (i64::from(s.offset) + s.counts.len() as i64 - 1).max(i64::from(last));
+                hi - lo < i64::from(s.max_buckets)
+            }
+            _ => true,
+        };
+        if h.collapses != self.collapses || !fits(self) {
+            let other = h.build(scratch)?;
+            return Ok(self.merge(&other)?);
         }
-        if collapses > 40 {
-            return bad(format!("{collapses} collapses"));
+        self.count = self.count.saturating_add(h.count);
+        self.zero_count = self.zero_count.saturating_add(h.zero_count);
+        self.sum += h.sum;
+        self.min = self.min.min(h.min);
+        self.max = self.max.max(h.max);
+        if let (Some(&(first, _)), Some(&(last, _))) = (scratch.first(), scratch.last()) {
+            if self.counts.is_empty() {
+                self.offset = first;
+                self.counts = vec![0; (last - first + 1) as usize];
+            } else {
+                if first < self.offset {
+                    let grow = (self.offset - first) as usize;
+                    self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+                    self.offset = first;
+                }
+                let end = self.offset + self.counts.len() as i32 - 1;
+                if last > end {
+                    self.counts.resize((last - self.offset + 1) as usize, 0);
+                }
+            }
+            for &(i, c) in scratch.iter() {
+                let k = (i - self.offset) as usize;
+                self.counts[k] = self.counts[k].saturating_add(c);
+            }
         }
-        let mut s = QuantileSketch::new(alpha, max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
-        for _ in 0..collapses {
+        Ok(())
+    }
+}
+
+/// Why an encoded summary could not be merged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MergeBytesError {
+    /// The bytes are not a summary.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A summary with other parameters.
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+}
+
+/// The fixed fields of an encoded summary.
+struct Header {
+    collapses: u8,
+    alpha: f64,
+    max_buckets: u32,
+    count: u64,
+    zero_count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Header {
+    /// The summary of this header and its (validated) buckets.
+    fn build(&self, buckets: &[(i32, u64)]) -> Result<QuantileSketch, FormatError> {
+        let mut s =
+            QuantileSketch::new(self.alpha, self.max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+        for _ in 0..self.collapses {
             s.collapse();
         }
-        if !sum.is_finite() || sum < 0.0 {
-            return bad(format!("sum {sum}"));
-        }
-        if count > 0 && !(min.is_finite() && max.is_finite() && 0.0 <= min && min <= max) {
-            return bad(format!("min {min} and max {max}"));
-        }
-        if n > max_buckets {
-            return bad(format!("{n} buckets for max_buckets {max_buckets}"));
-        }
-        let mut total = zero_count;
-        let mut prev: Option<i64> = None;
-        let mut buckets = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let d = unzigzag(r.varint("bucket index")?);
-            let c = r.varint("bucket count")?;
-            let i = match prev {
-                None => d,
-                Some(p) if d > 0 => p
-                    .checked_add(d)
-                    .ok_or(FormatError::Invalid("bucket index overflow".into()))?,
-                Some(_) => return bad("bucket indexes not increasing".into()),
-            };
-            let i32_index = i32::try_from(i).map_err(|_| FormatError::Invalid(format!("bucket index {i}")))?;
-            if c == 0 {
-                return bad("empty bucket stored".into());
-            }
-            total = total
-                .checked_add(c)
-                .ok_or(FormatError::Invalid("counts overflow".into()))?;
-            buckets.push((i32_index, c));
-            prev = Some(i);
-        }
-        if !r.b.is_empty() {
-            return bad(format!("{} bytes after the buckets", r.b.len()));
-        }
-        if total != count {
-            return bad(format!("count {count} but buckets hold {total}"));
-        }
         if let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) {
-            if i64::from(last) - i64::from(first) >= i64::from(max_buckets) {
-                return bad(format!(
-                    "bucket range {first}..={last} wider than max_buckets {max_buckets}"
-                ));
-            }
             s.offset = first;
             s.counts = vec![0; (last - first + 1) as usize];
-            for (i, c) in buckets {
+            for &(i, c) in buckets {
                 s.counts[(i - first) as usize] = c;
             }
         }
-        s.count = count;
-        s.zero_count = zero_count;
-        s.sum = sum;
-        if count > 0 {
-            s.min = min;
-            s.max = max;
+        s.count = self.count;
+        s.zero_count = self.zero_count;
+        s.sum = self.sum;
+        if self.count > 0 {
+            s.min = self.min;
+            s.max = self.max;
         }
         Ok(s)
     }
+}
+
+/// Reads and checks every field; the buckets go into `buckets` (cleared first), in increasing
+/// index order, within one range of at most `max_buckets`.
+fn decode(bytes: &[u8], buckets: &mut Vec<(i32, u64)>) -> Result<Header, FormatError> {
+    buckets.clear();
+    let mut r = Reader { b: bytes };
+    if &r.take::<4>("magic")? != MAGIC {
+        return Err(FormatError::Magic);
+    }
+    let [version] = r.take::<1>("version")?;
+    if version != FORMAT_VERSION {
+        return Err(FormatError::Version(version));
+    }
+    let [collapses] = r.take::<1>("collapses")?;
+    let reserved = u16::from_le_bytes(r.take::<2>("reserved")?);
+    let alpha = f64::from_le_bytes(r.take::<8>("alpha")?);
+    let max_buckets = u32::from_le_bytes(r.take::<4>("max_buckets")?);
+    let count = u64::from_le_bytes(r.take::<8>("count")?);
+    let zero_count = u64::from_le_bytes(r.take::<8>("zero_count")?);
+    let sum = f64::from_le_bytes(r.take::<8>("sum")?);
+    let min = f64::from_le_bytes(r.take::<8>("min")?);
+    let max = f64::from_le_bytes(r.take::<8>("max")?);
+    let n = u32::from_le_bytes(r.take::<4>("bucket count")?);
+    let bad = |m: String| Err(FormatError::Invalid(m));
+    if reserved != 0 {
+        return bad(format!("reserved field is {reserved}, expected 0"));
+    }
+    if collapses > 40 {
+        return bad(format!("{collapses} collapses"));
+    }
+    // Validates alpha and max_buckets.
+    QuantileSketch::new(alpha, max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+    if !sum.is_finite() || sum < 0.0 {
+        return bad(format!("sum {sum}"));
+    }
+    if count > 0 && !(min.is_finite() && max.is_finite() && 0.0 <= min && min <= max) {
+        return bad(format!("min {min} and max {max}"));
+    }
+    if n > max_buckets {
+        return bad(format!("{n} buckets for max_buckets {max_buckets}"));
+    }
+    let mut total = zero_count;
+    let mut prev: Option<i64> = None;
+    buckets.reserve(n as usize);
+    for _ in 0..n {
+        let d = unzigzag(r.varint("bucket index")?);
+        let c = r.varint("bucket count")?;
+        let i = match prev {
+            None => d,
+            Some(p) if d > 0 => p
+                .checked_add(d)
+                .ok_or(FormatError::Invalid("bucket index overflow".into()))?,
+            Some(_) => return bad("bucket indexes not increasing".into()),
+        };
+        let i32_index = i32::try_from(i).map_err(|_| FormatError::Invalid(format!("bucket index {i}")))?;
+        if c == 0 {
+            return bad("empty bucket stored".into());
+        }
+        total = total
+            .checked_add(c)
+            .ok_or(FormatError::Invalid("counts overflow".into()))?;
+        buckets.push((i32_index, c));
+        prev = Some(i);
+    }
+    if !r.b.is_empty() {
+        return bad(format!("{} bytes after the buckets", r.b.len()));
+    }
+    if total != count {
+        return bad(format!("count {count} but buckets hold {total}"));
+    }
+    if let (Some(&(first, _)), Some(&(last, _))) = (buckets.first(), buckets.last()) {
+        if i64::from(last) - i64::from(first) >= i64::from(max_buckets) {
+            return bad(format!(
+                "bucket range {first}..={last} wider than max_buckets {max_buckets}"
+            ));
+        }
+    }
+    Ok(Header {
+        collapses,
+        alpha,
+        max_buckets,
+        count,
+        zero_count,
+        sum,
+        min,
+        max,
+    })
 }

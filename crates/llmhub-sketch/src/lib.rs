@@ -20,7 +20,7 @@
 mod fastlog;
 mod format;
 
-pub use format::{FormatError, FORMAT_VERSION, MAGIC};
+pub use format::{FormatError, MergeBytesError, FORMAT_VERSION, MAGIC};
 
 /// Values below this (and zero) count as 0.
 pub const MIN_POSITIVE: f64 = 1e-9;

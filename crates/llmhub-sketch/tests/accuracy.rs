@@ -258,3 +258,38 @@ fn defaults() {
     let s = QuantileSketch::default();
     assert_eq!((s.alpha(), s.max_buckets()), (DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS));
 }
+
+proptest! {
+    /// Merging the encoded form equals merging the decoded summary, whatever the ranges and
+    /// collapse levels of the two (the fast path and the fallback).
+    #[test]
+    fn merge_bytes_equals_merge_of_the_decoded_summary(
+        a in proptest::collection::vec(1e-6f64..1e9, 0..300),
+        b in proptest::collection::vec(1e-6f64..1e9, 0..300),
+        max_buckets in 16u32..256,
+    ) {
+        let mut x = QuantileSketch::new(0.01, max_buckets).unwrap();
+        let mut y = QuantileSketch::new(0.01, max_buckets).unwrap();
+        for v in &a { x.add(*v).unwrap(); }
+        for v in &b { y.add(*v).unwrap(); }
+        let mut via_merge = x.clone();
+        via_merge.merge(&QuantileSketch::from_bytes(&y.to_bytes()).unwrap()).unwrap();
+        let mut via_bytes = x.clone();
+        let mut scratch = Vec::new();
+        via_bytes.merge_bytes(&y.to_bytes(), &mut scratch).unwrap();
+        prop_assert_eq!(via_bytes.to_bytes(), via_merge.to_bytes());
+    }
+}
+
+#[test]
+fn merge_bytes_refuses_what_from_bytes_refuses() {
+    let mut s = QuantileSketch::default();
+    s.add(1.0).unwrap();
+    let before = s.to_bytes();
+    let mut scratch = Vec::new();
+    assert!(s.merge_bytes(b"LHQS\x09", &mut scratch).is_err());
+    assert!(s
+        .merge_bytes(&QuantileSketch::new(0.02, 2048).unwrap().to_bytes(), &mut scratch)
+        .is_err());
+    assert_eq!(s.to_bytes(), before, "a refused merge leaves the summary unchanged");
+}
