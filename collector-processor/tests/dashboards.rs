@@ -252,7 +252,18 @@ fn has_finite_values(v: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL 15 with llm_analytics and Prometheus (scripts/test.sh)"]
 async fn every_panel_query_returns_data_of_its_shape() {
-    let admin = pg::connect(&Server::Pg15.url()).await;
+    every_panel_on(Server::Pg15, "").await;
+}
+
+/// The same on PostgreSQL 17 with TimescaleDB: `llm_calls` is a hypertable there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 17 + TimescaleDB with llm_analytics and Prometheus (scripts/test.sh)"]
+async fn every_panel_query_returns_data_of_its_shape_on_timescaledb() {
+    every_panel_on(Server::Timescale, "CREATE EXTENSION timescaledb;").await;
+}
+
+async fn every_panel_on(server: Server, before: &str) {
+    let admin = pg::connect(&server.url()).await;
     admin
         .batch_execute("DROP DATABASE IF EXISTS llmhub_dashboards WITH (FORCE)")
         .await
@@ -261,14 +272,16 @@ async fn every_panel_query_returns_data_of_its_shape() {
         .batch_execute("CREATE DATABASE llmhub_dashboards")
         .await
         .expect("create");
-    let url = Server::Pg15.url().replace("/llmhub_test", "/llmhub_dashboards");
+    let url = server.url().replace("/llmhub_test", "/llmhub_dashboards");
     let c = pg::connect(&url).await;
-    c.batch_execute("CREATE EXTENSION llm_analytics")
-        .await
-        .expect("extension");
+    c.batch_execute(&format!(
+        "SET client_min_messages = warning; {before} CREATE EXTENSION llm_analytics;"
+    ))
+    .await
+    .expect("extension");
 
     let running = common::start(&pg::with_sink(pg::sink_config(&url, "public"))).await;
-    let prom = prometheus::start(running.metrics_addr, "dashboards");
+    let prom = prometheus::start(running.metrics_addr, &format!("dashboards-{}", server.script_name()));
     let endpoint = format!("http://{}", running.grpc_addr.expect("grpc"));
     // A day of history (hourly series, rollups, incidents), then live traffic Prometheus scrapes.
     let now = now_s();

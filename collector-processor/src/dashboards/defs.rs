@@ -92,6 +92,11 @@ fn overview() -> Dashboard {
             "histogram_quantile({quantile}, sum by (le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket{{{{F}}}}[$__rate_interval])))"
         ))
     };
+    let tpot = |quantile: &str| {
+        p(&format!(
+            "histogram_quantile({quantile}, sum by (le) (rate(gen_ai_server_time_per_output_token_seconds_bucket{{{{F}}}}[$__rate_interval])))"
+        ))
+    };
     Dashboard {
         uid: "llmhub-overview",
         file: "llm-overview.json",
@@ -119,6 +124,8 @@ fn overview() -> Dashboard {
                 vec![q(lat("0.5"), "p50"), q(lat("0.95"), "p95"), q(lat("0.99"), "p99")]),
             panel("Time to first token p50 / p95", "How long do streamed responses take to start?", TimeSeries, "s", P, 12, 8,
                 vec![q(ttft("0.5"), "p50"), q(ttft("0.95"), "p95")]),
+            panel("Time per output token p50 / p95", "How long does each output token take after the first (the semantic conventions' gen_ai.server.time_per_output_token, from emitters that report it)?", TimeSeries, "s", P, 12, 8,
+                vec![q(tpot("0.5"), "p50"), q(tpot("0.95"), "p95")]),
             panel("Output tokens per second p50", "How fast do models generate, per model (the inverse of the time per output token)?", TimeSeries, "short", P, 12, 8,
                 vec![q(p("histogram_quantile(0.5, sum by (le, gen_ai_request_model) (rate(llmhub_output_tokens_per_second_bucket{{F}}[$__rate_interval])))"), "{{gen_ai_request_model}}")]),
             panel("Cost by service and model", "Who spends on what in the selected range?", BarGauge, "currencyUSD", P, 12, 8,
