@@ -194,7 +194,7 @@ fn dashboards_are_valid_for_current_grafana() {
 /// Expands PromQL variables (every filter at "All") and Grafana's range variables.
 fn expand_promql(q: &str, range_s: u64) -> String {
     let mut s = q.to_owned();
-    for v in ["service", "provider", "model", "environment"] {
+    for v in ["tenant", "service", "provider", "model", "environment"] {
         s = s.replace(&format!("${v}"), ".*");
     }
     s = s

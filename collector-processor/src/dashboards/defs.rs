@@ -6,6 +6,10 @@ use super::{Dashboard, Panel, Query, Source, Viz};
 /// PromQL label filter from the template variables.
 const PF: &str = r#"service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
 
+/// The same plus the tenant, for llmhub's own counters (the semantic-convention histograms carry
+/// no tenant label).
+const PFT: &str = r#"llmhub_tenant=~"$tenant",service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
+
 /// SQL filter from the template variables ('.*' is "All"; NULL columns pass only then).
 const SF: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
    AND ('.*' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))
@@ -69,7 +73,7 @@ fn panel(
 }
 
 fn p(s: &str) -> String {
-    s.replace("{F}", PF)
+    s.replace("{F}", PF).replace("{T}", PFT)
 }
 
 fn sql(s: &str) -> String {
@@ -105,21 +109,21 @@ fn overview() -> Dashboard {
         from: "now-6h",
         panels: vec![
             panel("Model calls", "How many model calls were made in the selected range?", Stat, "short", P, 6, 4,
-                vec![q(p("sum(increase(llmhub_requests_total{{F}}[$__range]))"), "calls")]),
+                vec![q(p("sum(increase(llmhub_requests_total{{T}}[$__range]))"), "calls")]),
             panel("Error rate", "Which share of model calls failed in the selected range?", Stat, "percentunit", P, 6, 4,
-                vec![q(p("sum(increase(llmhub_errors_total{{F}}[$__range])) / sum(increase(llmhub_requests_total{{F}}[$__range]))"), "error rate")]),
+                vec![q(p("sum(increase(llmhub_errors_total{{T}}[$__range])) / sum(increase(llmhub_requests_total{{T}}[$__range]))"), "error rate")]),
             panel("Cost", "How much did the model calls cost in the selected range (catalog prices, USD)?", Stat, "currencyUSD", P, 6, 4,
-                vec![q(p("sum(increase(llmhub_cost_usd_total{{F}}[$__range]))"), "cost")]),
+                vec![q(p("sum(increase(llmhub_cost_usd_total{{T}}[$__range]))"), "cost")]),
             panel("Cache-hit ratio", "Which share of input tokens was served from the prompt cache?", Stat, "percentunit", P, 6, 4,
-                vec![q(p(r#"sum(increase(llmhub_tokens_total{{F},llmhub_token_bucket="cache_read"}[$__range])) / sum(increase(llmhub_tokens_total{{F},llmhub_token_bucket=~"input_uncached|cache_read|cache_write|cache_write_1h"}[$__range]))"#), "cache hits")]),
+                vec![q(p(r#"sum(increase(llmhub_tokens_total{{T},llmhub_token_bucket="cache_read"}[$__range])) / sum(increase(llmhub_tokens_total{{T},llmhub_token_bucket=~"input_uncached|cache_read|cache_write|cache_write_1h"}[$__range]))"#), "cache hits")]),
             panel("Model calls per second by model", "Which models carry the traffic?", TimeSeries, "reqps", P, 12, 8,
-                vec![q(p("sum by (gen_ai_request_model) (rate(llmhub_requests_total{{F}}[$__rate_interval]))"), "{{gen_ai_request_model}}")]),
+                vec![q(p("sum by (gen_ai_request_model) (rate(llmhub_requests_total{{T}}[$__rate_interval]))"), "{{gen_ai_request_model}}")]),
             panel("Errors per second by class", "What fails, and how (rate limits, timeouts, context length, content filter...)?", TimeSeries, "reqps", P, 12, 8,
-                vec![q(p("sum by (error_type) (rate(llmhub_errors_total{{F}}[$__rate_interval]))"), "{{error_type}}")]),
+                vec![q(p("sum by (error_type) (rate(llmhub_errors_total{{T}}[$__rate_interval]))"), "{{error_type}}")]),
             panel("Tokens per second by bucket", "How many tokens flow, split into uncached input, cache reads and writes, output and reasoning?", TimeSeries, "short", P, 12, 8,
-                vec![q(p("sum by (llmhub_token_bucket) (rate(llmhub_tokens_total{{F}}[$__rate_interval]))"), "{{llmhub_token_bucket}}")]),
+                vec![q(p("sum by (llmhub_token_bucket) (rate(llmhub_tokens_total{{T}}[$__rate_interval]))"), "{{llmhub_token_bucket}}")]),
             panel("Cost per hour by provider", "At what rate is money being spent, per provider (USD per hour at the current rate)?", TimeSeries, "currencyUSD", P, 12, 8,
-                vec![q(p("sum by (gen_ai_provider_name) (rate(llmhub_cost_usd_total{{F}}[$__rate_interval])) * 3600"), "{{gen_ai_provider_name}}")]),
+                vec![q(p("sum by (gen_ai_provider_name) (rate(llmhub_cost_usd_total{{T}}[$__rate_interval])) * 3600"), "{{gen_ai_provider_name}}")]),
             panel("Latency p50 / p95 / p99", "How long do model calls take (from the duration histogram, model calls only)?", TimeSeries, "s", P, 12, 8,
                 vec![q(lat("0.5"), "p50"), q(lat("0.95"), "p95"), q(lat("0.99"), "p99")]),
             panel("Time to first token p50 / p95", "How long do streamed responses take to start?", TimeSeries, "s", P, 12, 8,
@@ -129,11 +133,11 @@ fn overview() -> Dashboard {
             panel("Output tokens per second p50", "How fast do models generate, per model (the inverse of the time per output token)?", TimeSeries, "short", P, 12, 8,
                 vec![q(p("histogram_quantile(0.5, sum by (le, gen_ai_request_model) (rate(llmhub_output_tokens_per_second_bucket{{F}}[$__rate_interval])))"), "{{gen_ai_request_model}}")]),
             panel("Cost by service and model", "Who spends on what in the selected range?", BarGauge, "currencyUSD", P, 12, 8,
-                vec![q(p("sort_desc(sum by (service_name, gen_ai_request_model) (increase(llmhub_cost_usd_total{{F}}[$__range])))"), "{{service_name}} / {{gen_ai_request_model}}")]),
+                vec![q(p("sort_desc(sum by (service_name, gen_ai_request_model) (increase(llmhub_cost_usd_total{{T}}[$__range])))"), "{{service_name}} / {{gen_ai_request_model}}")]),
             panel("Calls without a price", "Which model calls had usage the catalog cannot price (unknown model, no price at that date)? They have no cost, never a cost of 0.", Stat, "short", P, 12, 4,
                 vec![q(r#"sum(increase(llmhub_cost_unknown_price_total{service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model"}[$__range])) or vector(0)"#, "unpriced")]),
             panel("Calls without usage", "Which model calls reported no token usage (never counted as zero tokens)?", Stat, "short", P, 12, 4,
-                vec![q(p("sum(increase(llmhub_usage_missing_total{{F}}[$__range])) or vector(0)"), "no usage")]),
+                vec![q(p("sum(increase(llmhub_usage_missing_total{{T}}[$__range])) or vector(0)"), "no usage")]),
         ],
     }
 }

@@ -68,7 +68,7 @@ fn variables(d: &Dashboard) -> Vec<Value> {
         (
             "tenant",
             "Tenant",
-            "",
+            "label_values(llmhub_requests_total, llmhub_tenant)",
             "SELECT DISTINCT tenant FROM llm_rollup_1d WHERE tenant IS NOT NULL ORDER BY 1",
         ),
         (
@@ -269,10 +269,13 @@ pub fn readme() -> String {
          differ from the code). Import a JSON file in Grafana (it asks for the data sources), or\n\
          provision them with `provisioning/` (see below).\n\n\
          Every query filters on llmhub's normalized labels and columns, never on an SDK's name, so the\n\
-         panels fill for every emitter llmhub reads. Prometheus dashboards have no tenant variable:\n\
-         llmhub's metrics carry no tenant label (it would multiply series by tenants); per-tenant views\n\
-         are the PostgreSQL dashboards, which also enforce tenant isolation through row-level\n\
-         security when Grafana connects as a tenant role.\n\n\
+         panels fill for every emitter llmhub reads. In the Prometheus dashboards the tenant filter\n\
+         applies to llmhub's own counters (calls, errors, tokens, cost), which carry an\n\
+         `llmhub_tenant` label; the semantic-convention histograms (latency, time to first token)\n\
+         carry only their specified attributes and show every tenant. The PostgreSQL dashboards\n\
+         filter everything by tenant and enforce tenant isolation through row-level security when\n\
+         Grafana connects as a tenant role. The llmhub health dashboard is about llmhub itself and\n\
+         has no data filters.\n\n\
          Provisioning: copy `provisioning/datasources/llmhub.yaml` and\n\
          `provisioning/dashboards/llmhub.yaml` into Grafana's provisioning directory, set the URLs,\n\
          and point the dashboards provider at this directory.\n\n",

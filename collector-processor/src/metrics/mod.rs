@@ -66,15 +66,15 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Time to first token as reported by gen_ai.server.* span attributes (OpenLIT)." },
     MetricDef { name: "gen_ai.server.time_per_output_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
         help: "Time per output token after the first, as reported by gen_ai.server.* span attributes (OpenLIT)." },
-    MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.token.bucket"),
+    MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.token.bucket"),
         help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write (5-minute or unspecified), cache_write_1h, output, reasoning." },
-    MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: GENAI,
+    MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
         help: "Model calls, counted once each (duplicate emissions removed)." },
-    MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("error.type"),
+    MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "error.type"),
         help: "Failed model calls by error class (rate_limited, context_length_exceeded, content_filtered, timeout, auth, invalid_request, server_error, cancelled, other)." },
-    MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
+    MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.dialect"),
         help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
-    MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: GENAI,
+    MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
         help: "Cost of priced model calls in US dollars, from the price catalog (exact decimal per call in the record; summed here as a double)." },
     MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status"],
         help: "Model calls with usage that the catalog cannot price (unknown_model, no_price_at_date): they have no cost, never a zero cost. `llmhub prices check` lists them." },
@@ -370,10 +370,14 @@ impl Metrics {
             SpanRole::Workflow => return,
         }
         let base = Self::genai_labels(call);
-        self.record_cost(call, &base);
-        self.count(&self.requests, "llmhub.requests", base.clone(), 1);
+        // llmhub's own counters also carry the tenant (the configured tenant attribute, `tenant.id`
+        // by default), under the same cardinality limits; the semantic-convention histograms keep
+        // exactly their specified attributes.
+        let own = Self::with(base.clone(), "llmhub_tenant", call.tenant.clone().unwrap_or_default());
+        self.record_cost(call, &base, &own);
+        self.count(&self.requests, "llmhub.requests", own.clone(), 1);
         if !error.is_empty() {
-            let labels = Self::with(base.clone(), "error_type", error);
+            let labels = Self::with(own.clone(), "error_type", error);
             self.count(&self.errors, "llmhub.errors", labels, 1);
         }
         if let Some(d) = call.timings.duration_s {
@@ -416,25 +420,25 @@ impl Metrics {
                     ("output", u.output),
                     ("reasoning", u.reasoning),
                 ] {
-                    let labels = Self::with(base.clone(), "llmhub_token_bucket", bucket);
+                    let labels = Self::with(own.clone(), "llmhub_token_bucket", bucket);
                     self.count(&self.tokens, "llmhub.tokens", labels, n);
                 }
             }
             (None, true) => {
-                let labels = Self::with(base, "llmhub_dialect", call.dialect.as_str());
+                let labels = Self::with(own, "llmhub_dialect", call.dialect.as_str());
                 self.count(&self.usage_missing, "llmhub.usage.missing", labels, 1);
             }
             _ => {}
         }
     }
 
-    fn record_cost(&self, call: &LlmCall, base: &Labels) {
+    fn record_cost(&self, call: &LlmCall, base: &Labels, own: &Labels) {
         match call.price_status {
             PriceStatus::Priced => {
                 if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
                     self.cost_total_nano_usd
                         .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
-                    self.count_f(&self.cost, "llmhub.cost.usd", base.clone(), usd);
+                    self.count_f(&self.cost, "llmhub.cost.usd", own.clone(), usd);
                 }
             }
             PriceStatus::UnknownModel | PriceStatus::NoPriceAtDate => {
