@@ -10,17 +10,19 @@ const PF: &str = r#"service_name=~"$service",gen_ai_provider_name=~"$provider",g
 /// no tenant label).
 const PFT: &str = r#"llmhub_tenant=~"$tenant",service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
 
-/// SQL filter from the template variables ('.*' is "All"; NULL columns pass only then).
-const SF: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
-   AND ('.*' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))
-   AND ('.*' IN (${provider:sqlstring}) OR provider IN (${provider:sqlstring}))
-   AND ('.*' IN (${model:sqlstring}) OR model IN (${model:sqlstring}))
-   AND ('.*' IN (${environment:sqlstring}) OR environment IN (${environment:sqlstring}))";
+/// SQL filter from the template variables. Grafana inserts a variable's custom "All" value `.*`
+/// as is in every format, so the filter compares the regex-formatted value inside quotes: "All"
+/// passes every row (NULL columns included), a selection matches by anchored regex.
+const SF: &str = "('${tenant:regex}' = '.*' OR tenant ~ '^(${tenant:regex})$')
+   AND ('${service:regex}' = '.*' OR service_name ~ '^(${service:regex})$')
+   AND ('${provider:regex}' = '.*' OR provider ~ '^(${provider:regex})$')
+   AND ('${model:regex}' = '.*' OR model ~ '^(${model:regex})$')
+   AND ('${environment:regex}' = '.*' OR environment ~ '^(${environment:regex})$')";
 
 /// SQL filter for the tables without provider and model (traces, conversations, agents).
-const SF_NO_MODEL: &str = "('.*' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
-   AND ('.*' IN (${service:sqlstring}) OR service_name IN (${service:sqlstring}))
-   AND ('.*' IN (${environment:sqlstring}) OR environment IN (${environment:sqlstring}))";
+const SF_NO_MODEL: &str = "('${tenant:regex}' = '.*' OR tenant ~ '^(${tenant:regex})$')
+   AND ('${service:regex}' = '.*' OR service_name ~ '^(${service:regex})$')
+   AND ('${environment:regex}' = '.*' OR environment ~ '^(${environment:regex})$')";
 
 fn sql_no_model(s: &str) -> String {
     s.replace("{F}", SF_NO_MODEL)
@@ -203,7 +205,7 @@ fn cost() -> Dashboard {
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
                 vec![q(sql("SELECT tenant, service_name AS service, model, sum(calls) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
             panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected.", Table, "currencyUSD", G, 12, 6,
-                vec![q("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => CASE WHEN '.*' IN (${tenant:sqlstring}) THEN NULL ELSE (ARRAY[${tenant:sqlstring}])[1] END)".to_owned(), "")]),
+                vec![q("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => NULLIF('${tenant:raw}', '.*'))".to_owned(), "")]),
             panel("Daily spend and forecast", "Daily spend over the selected range and the linear trend for the next seven days, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
                 vec![q(sql("WITH d AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
 SELECT day AS time, spend AS actual, NULL::float8 AS forecast, NULL::float8 AS lower, NULL::float8 AS upper FROM d
@@ -236,7 +238,7 @@ fn performance() -> Dashboard {
         from: "now-7d",
         panels: vec![
             panel("Error-budget burn (5 min / 1 h)", "Is the error budget burning fast enough to page? Both windows above 14.4x the sustainable rate alert (the multi-window, multi-burn-rate rule).", Table, "short", G, 12, 5,
-                vec![q("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => CASE WHEN '.*' IN (${tenant:sqlstring}) THEN NULL ELSE (ARRAY[${tenant:sqlstring}])[1] END)".to_owned(), "")]),
+                vec![q("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => NULLIF('${tenant:raw}', '.*'))".to_owned(), "")]),
             panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
                 vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,

@@ -172,7 +172,10 @@ pub fn rfc3339(secs: u64) -> String {
 pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
     let mut s = sql.to_owned();
     for v in ["tenant", "service", "provider", "model", "environment"] {
-        s = s.replace(&format!("${{{v}:sqlstring}}"), "'.*'");
+        // Grafana inserts the custom "All" value as is, whatever the format.
+        for format in ["regex", "raw"] {
+            s = s.replace(&format!("${{{v}:{format}}}"), ".*");
+        }
     }
     s = s.replace("$budget", "1000").replace("$objective", "0.99");
     s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
@@ -204,7 +207,12 @@ pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
             &format!("floor(extract(epoch from {})/{secs})*{secs} AS \"time\"", args[0]),
         );
     }
-    if s.contains('$') {
+    // A `$` left before a name or a brace is a variable or macro not expanded (a regex anchor `$`
+    // is followed by a parenthesis or quote).
+    let b = s.as_bytes();
+    if b.windows(2)
+        .any(|w| w[0] == b'$' && (w[1].is_ascii_alphabetic() || w[1] == b'_' || w[1] == b'{'))
+    {
         return Err(format!("unexpanded variable or macro in:\n{s}"));
     }
     Ok(s)

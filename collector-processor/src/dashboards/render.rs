@@ -63,7 +63,8 @@ fn variables(d: &Dashboard) -> Vec<Value> {
         .flat_map(|p| p.queries.iter().map(|q| q.expr.as_str()))
         .collect();
     // Filter variables: from PostgreSQL when the dashboard has it (it knows tenants), else from
-    // Prometheus labels. "All" is ".*": a regex in PromQL, the string '.*' in SQL (`${x:sqlstring}`).
+    // Prometheus labels. "All" is ".*", which Grafana inserts as is: a regex in PromQL, compared inside
+    // quotes in SQL.
     let filters: [(&str, &str, &str, &str); 5] = [
         (
             "tenant",
@@ -178,7 +179,7 @@ fn panel_json(p: &Panel, id: usize, x: u32, y: u32) -> Value {
             json!({ "showHeader": true, "cellHeight": "sm", "footer": { "show": false, "reducer": ["sum"], "fields": "" } })
         }
         Viz::BarGauge => {
-            json!({ "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false }, "orientation": "horizontal", "displayMode": "gradient", "showUnfilled": true })
+            json!({ "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": p.source == Source::Postgres }, "orientation": "horizontal", "displayMode": "gradient", "showUnfilled": true })
         }
     };
     json!({
