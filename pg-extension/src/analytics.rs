@@ -43,14 +43,13 @@ fn timestamp(us: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(us).unwrap_or_else(|e| error!("time out of range: {e:?}"))
 }
 
-fn same_length(ts: &[i64], vals: &[f64]) {
-    if ts.len() != vals.len() {
-        error!(
-            "ts and vals must have the same length, got {} and {}",
-            ts.len(),
-            vals.len()
-        );
+/// A series from its two SQL arrays: times (µs) and values (missing points as NaN), of equal length.
+fn timed_series(ts: &[Option<TimestampWithTimeZone>], vals: Vec<Option<f64>>) -> (Vec<i64>, Vec<f64>) {
+    let (t, v) = (micros(ts), series(vals));
+    if t.len() != v.len() {
+        error!("ts and vals must have the same length, got {} and {}", t.len(), v.len());
     }
+    (t, v)
 }
 
 fn usize_arg(name: &str, v: i32) -> usize {
@@ -110,8 +109,7 @@ fn llm_anomalies_robust_z(
         name!(is_anomaly, bool),
     ),
 > {
-    let (t, v) = (micros(&ts), series(vals));
-    same_length(&t, &v);
+    let (t, v) = timed_series(&ts, vals);
     let out = an::robust_z(&v, usize_arg("window_size", window_size), threshold).unwrap_or_else(|e| fail(e));
     scored(t, out)
 }
@@ -136,8 +134,7 @@ fn llm_anomalies_ewma(
         name!(is_anomaly, bool),
     ),
 > {
-    let (t, v) = (micros(&ts), series(vals));
-    same_length(&t, &v);
+    let (t, v) = timed_series(&ts, vals);
     let out = an::ewma(&v, alpha, k).unwrap_or_else(|e| fail(e));
     scored(t, out)
 }
@@ -178,8 +175,7 @@ fn llm_anomalies_seasonal(
         name!(is_anomaly, bool),
     ),
 > {
-    let (t, v) = (micros(&ts), series(vals));
-    same_length(&t, &v);
+    let (t, v) = timed_series(&ts, vals);
     let keys: Vec<u32> = t.iter().map(|us| season_key(season, *us)).collect();
     let out = an::seasonal(&v, &keys, usize_arg("min_history", min_history), threshold).unwrap_or_else(|e| fail(e));
     scored(t, out)
@@ -243,8 +239,7 @@ fn llm_forecast_holt_winters(
         name!(upper, f64),
     ),
 > {
-    let (t, v) = (micros(&ts), series(vals));
-    same_length(&t, &v);
+    let (t, v) = timed_series(&ts, vals);
     let f = an::holt_winters(&v, usize_arg("period", period), usize_arg("horizon", horizon), level)
         .unwrap_or_else(|e| fail(e));
     forecast_rows(&t, f)
@@ -268,8 +263,7 @@ fn llm_forecast_linear(
         name!(upper, f64),
     ),
 > {
-    let (t, v) = (micros(&ts), series(vals));
-    same_length(&t, &v);
+    let (t, v) = timed_series(&ts, vals);
     let f = an::linear(&v, usize_arg("horizon", horizon), level).unwrap_or_else(|e| fail(e));
     forecast_rows(&t, f)
 }
