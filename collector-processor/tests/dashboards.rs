@@ -262,6 +262,164 @@ async fn every_panel_query_returns_data_of_its_shape_on_timescaledb() {
     every_panel_on(Server::Timescale, "CREATE EXTENSION timescaledb;").await;
 }
 
+/// Runs one SQL panel query for `from..to` and checks the rows have the panel's shape; for the
+/// panels fed whole periods, that no partial day or hour is in them.
+async fn check_sql_panel(
+    c: &tokio_postgres::Client,
+    d: &dashboards::Dashboard,
+    p: &dashboards::Panel,
+    expr: &str,
+    from: u64,
+    to: u64,
+) {
+    let sql = dashboards::expand_sql(expr, from, to).expect("expands");
+    let rows = c
+        .query(sql.as_str(), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}/{}: {e}\n{sql}", d.file, p.title));
+    // The daily forecast needs a whole day that has ended inside the range (none in the last 26 h
+    // when it starts after midnight UTC).
+    let whole_days = expr.contains("date_trunc('day', $__timeFrom()");
+    let first_whole_day = from.div_ceil(86_400) * 86_400;
+    if whole_days && first_whole_day >= to / 86_400 * 86_400 {
+        assert!(
+            rows.is_empty(),
+            "{}/{}: no whole day in range, yet rows",
+            d.file,
+            p.title
+        );
+        return;
+    }
+    assert!(!rows.is_empty(), "{}/{}: no rows\n{sql}", d.file, p.title);
+    let cols: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
+    match p.viz {
+        Viz::TimeSeries => {
+            assert!(
+                cols[0] == "time" && cols.len() >= 2,
+                "{}/{}: time series columns {cols:?}",
+                d.file,
+                p.title
+            );
+            // Measured points of the whole-period panels: whole periods that ended in the range.
+            let period = if whole_days {
+                86_400
+            } else if expr.contains("date_trunc('hour', $__timeFrom()") {
+                3600
+            } else {
+                0
+            };
+            if whole_days && to - from >= 7 * 86_400 {
+                // Three days of history: the trend has its three whole days.
+                assert!(
+                    rows.iter()
+                        .any(|r| r.try_get::<_, Option<f64>>(2).ok().flatten().is_some()),
+                    "{}/{}: no forecast over a week",
+                    d.file,
+                    p.title
+                );
+            }
+            if period > 0 {
+                let first = from.div_ceil(period) * period;
+                let last_start = to / period * period - period;
+                for r in &rows {
+                    let t: SystemTime = r.get(0);
+                    let t = t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+                    let measured = r.try_get::<_, Option<f64>>(1).ok().flatten().is_some();
+                    if measured {
+                        assert!(
+                            t.is_multiple_of(period) && t >= first && t <= last_start,
+                            "{}/{}: point at {t} is not a whole period of {period} s in {first}..={last_start}",
+                            d.file,
+                            p.title
+                        );
+                    } else {
+                        // Forecast points follow the last whole day.
+                        assert!(
+                            t > last_start,
+                            "{}/{}: forecast at {t} before {last_start}",
+                            d.file,
+                            p.title
+                        );
+                    }
+                }
+            }
+        }
+        Viz::Stat => {
+            assert_eq!(rows.len(), 1, "{}/{}: one value", d.file, p.title);
+            let r = &rows[0];
+            let v: Option<f64> = r
+                .try_get::<_, Option<f64>>(0)
+                .ok()
+                .flatten()
+                .or_else(|| r.try_get::<_, Option<i64>>(0).ok().flatten().map(|x| x as f64))
+                .or_else(|| {
+                    r.try_get::<_, Option<rust_decimal::Decimal>>(0)
+                        .ok()
+                        .flatten()
+                        .map(|x| x.to_string().parse().unwrap_or(f64::NAN))
+                });
+            assert!(v.is_some(), "{}/{}: NULL stat\n{sql}", d.file, p.title);
+        }
+        Viz::Table | Viz::BarGauge => assert!(!cols.is_empty()),
+    }
+}
+
+/// The SQL of a panel's first query.
+fn panel_sql(file: &str, title: &str) -> String {
+    let d = dashboards::all()
+        .into_iter()
+        .find(|d| d.file == file)
+        .expect("dashboard");
+    let p = d.panels.iter().find(|p| p.title == title).expect("panel");
+    p.queries[0].expr.clone()
+}
+
+/// One tenant selected, formatted as Grafana formats it: the filters keep only its rows, the
+/// one-tenant functions take it, and a value with a quote, regex characters and dollars is data,
+/// never SQL.
+async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
+    let from = to - 26 * 3600;
+    let tenant: String = c
+        .query_one("SELECT min(tenant) FROM llm_rollup_1d", &[])
+        .await
+        .expect("a tenant")
+        .get(0);
+    let hostile = "o'brien.(x)$ $$";
+    let by_tenant = panel_sql("llm-cost.json", "Spend by tenant, service and model");
+    let budget = panel_sql("llm-cost.json", "Monthly budget");
+    let spent = |rows: Vec<tokio_postgres::Row>| -> f64 { rows[0].get::<_, f64>(0) };
+    let all_spent = spent(
+        c.query(
+            dashboards::expand_sql(&budget, from, to).expect("expands").as_str(),
+            &[],
+        )
+        .await
+        .expect("budget for all"),
+    );
+    for (value, present) in [(tenant.as_str(), true), (hostile, false)] {
+        let sql = dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", value)]).expect("expands");
+        let rows = c
+            .query(sql.as_str(), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{value}: {e}\n{sql}"));
+        assert_eq!(!rows.is_empty(), present, "{value}: rows {}", rows.len());
+        for r in &rows {
+            assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some(value));
+        }
+        let sql = dashboards::expand_sql_selecting(&budget, from, to, &[("tenant", value)]).expect("expands");
+        let one = spent(
+            c.query(sql.as_str(), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{value}: {e}\n{sql}")),
+        );
+        if present {
+            assert!(one > 0.0 && one < all_spent, "{value} spent {one} of {all_spent}");
+        } else {
+            assert_eq!(one, 0.0, "{value}");
+        }
+    }
+}
+
 async fn every_panel_on(server: Server, before: &str) {
     let admin = pg::connect(&server.url()).await;
     admin
@@ -283,7 +441,8 @@ async fn every_panel_on(server: Server, before: &str) {
     let running = common::start(&pg::with_sink(pg::sink_config(&url, "public"))).await;
     let prom = prometheus::start(running.metrics_addr, &format!("dashboards-{}", server.script_name()));
     let endpoint = format!("http://{}", running.grpc_addr.expect("grpc"));
-    // A day of history (hourly series, rollups, incidents), then live traffic Prometheus scrapes.
+    // Three days of history (hourly series, whole days for the forecast, rollups, incidents), then
+    // live traffic Prometheus scrapes.
     let now = now_s();
     let day = 86_400u64 * 1_000_000_000;
     let end = (now - 120) * 1_000_000_000;
@@ -291,7 +450,7 @@ async fn every_panel_on(server: Server, before: &str) {
         loadgen(
             endpoint.clone(),
             0.05,
-            Some((end - day - 3_600_000_000_000, end)),
+            Some((end - 3 * day - 3_600_000_000_000, end)),
             None,
             7,
         ),
@@ -330,7 +489,6 @@ async fn every_panel_on(server: Server, before: &str) {
     tokio::time::sleep(Duration::from_secs(3)).await; // a few more scrapes after the last span
 
     let to = now_s();
-    let from = to - 26 * 3600;
     let mut checked = 0;
     for d in dashboards::all() {
         // Every query variable resolves to at least one value.
@@ -394,38 +552,10 @@ async fn every_panel_on(server: Server, before: &str) {
                             p.title
                         );
                     }
+                    // A day (hourly rollups) and a week (daily rollups, whole days for the forecast).
                     Source::Postgres => {
-                        let sql = dashboards::expand_sql(&q.expr, from, to).expect("expands");
-                        let rows = c
-                            .query(sql.as_str(), &[])
-                            .await
-                            .unwrap_or_else(|e| panic!("{}/{}: {e}\n{sql}", d.file, p.title));
-                        assert!(!rows.is_empty(), "{}/{}: no rows\n{sql}", d.file, p.title);
-                        let cols: Vec<&str> = rows[0].columns().iter().map(|c| c.name()).collect();
-                        match p.viz {
-                            Viz::TimeSeries => assert!(
-                                cols[0] == "time" && cols.len() >= 2,
-                                "{}/{}: time series columns {cols:?}",
-                                d.file,
-                                p.title
-                            ),
-                            Viz::Stat => {
-                                assert_eq!(rows.len(), 1, "{}/{}: one value", d.file, p.title);
-                                let r = &rows[0];
-                                let v: Option<f64> = r
-                                    .try_get::<_, Option<f64>>(0)
-                                    .ok()
-                                    .flatten()
-                                    .or_else(|| r.try_get::<_, Option<i64>>(0).ok().flatten().map(|x| x as f64))
-                                    .or_else(|| {
-                                        r.try_get::<_, Option<rust_decimal::Decimal>>(0)
-                                            .ok()
-                                            .flatten()
-                                            .map(|x| x.to_string().parse().unwrap_or(f64::NAN))
-                                    });
-                                assert!(v.is_some(), "{}/{}: NULL stat\n{sql}", d.file, p.title);
-                            }
-                            Viz::Table | Viz::BarGauge => assert!(!cols.is_empty()),
+                        for from in [to - 26 * 3600, to - 7 * 86_400] {
+                            check_sql_panel(&c, &d, p, &q.expr, from, to).await;
                         }
                     }
                 }
@@ -434,6 +564,7 @@ async fn every_panel_on(server: Server, before: &str) {
         }
     }
     assert!(checked >= 50, "{checked} queries checked");
+    one_tenant_selected(&c, to).await;
     running.stop().await.expect("stop");
     drop(c);
     admin

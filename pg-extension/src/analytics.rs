@@ -366,7 +366,7 @@ BEGIN
            coalesce(sum(r.errors), 0), coalesce(sum(r.calls), 0)
       INTO short_errors, short_calls, long_errors, long_calls
       FROM @extschema@.llm_rollup_1m r
-     WHERE r.bucket >= t - long_window AND r.bucket < t
+     WHERE r.bucket >= t - long_window AND r.bucket < t AND r.role = 'model_call'
        AND (llm_multi_window_burn.tenant IS NULL OR r.tenant = llm_multi_window_burn.tenant)
        AND (llm_multi_window_burn.service_name IS NULL OR r.service_name = llm_multi_window_burn.service_name)
        AND (llm_multi_window_burn.model IS NULL OR r.model = llm_multi_window_burn.model);
@@ -377,7 +377,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION llm_multi_window_burn(double precision, interval, interval, double precision, text, text, text, timestamptz) IS
-  'Multi-window error-budget burn over the minute rollups ending at the last complete minute before as_of: alert when both windows burn faster than threshold (14.4 over 1 h and 5 min pages at a 2% monthly budget spend in an hour).';
+  'Multi-window error-budget burn of model calls (not agent, tool or workflow steps) over the minute rollups ending at the last complete minute before as_of: alert when both windows burn faster than threshold (14.4 over 1 h and 5 min pages at a 2% monthly budget spend in an hour).';
 
 CREATE FUNCTION llm_budget(budget numeric, period_start timestamptz, period_end timestamptz, tenant text DEFAULT NULL,
     as_of timestamptz DEFAULT now(), level double precision DEFAULT 0.9)

@@ -24,6 +24,7 @@ BEGIN
             provider text,
             model text,
             operation text NOT NULL,
+            role text NOT NULL,
             calls bigint NOT NULL,
             errors bigint NOT NULL,
             no_usage bigint NOT NULL,
@@ -40,7 +41,7 @@ BEGIN
             ttft_s quantile_summary,
             output_tokens_per_s quantile_summary,
             tokens_per_call quantile_summary,
-            UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, provider, model, operation)
+            UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, provider, model, operation, role)
         );
         CREATE INDEX %2$I ON %1$I (tenant, bucket);
         ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
@@ -50,14 +51,15 @@ BEGIN
     END LOOP;
 END
 $do$;
-COMMENT ON TABLE llm_rollup_1m IS 'llm_calls per minute (UTC) by tenant, service, environment, provider, model and operation; kept by llm_refresh_rollups().';
+COMMENT ON TABLE llm_rollup_1m IS 'llm_calls per minute (UTC) by tenant, service, environment, provider, model, operation and role (model_call, agent, tool, workflow); kept by llm_refresh_rollups().';
 COMMENT ON TABLE llm_rollup_1h IS 'llm_rollup_1m merged by hour (UTC).';
 COMMENT ON TABLE llm_rollup_1d IS 'llm_rollup_1h merged by day (UTC).';
 
 -- Per hour (UTC) and tenant, the 100 costliest traces and conversations of that hour (cost of
 -- their spans in the hour): a range's costliest ones without reading raw rows. Exact for traces
 -- and conversations within one hour; one spanning hours is counted in each hour where it made
--- that hour's top 100.
+-- that hour's top 100. Keyed by tenant: two tenants' conversations with the same id stay apart,
+-- and a trace crossing tenants has a row per tenant.
 CREATE TABLE llm_rollup_top_traces_1h (
     bucket timestamptz NOT NULL,
     trace_id bytea NOT NULL,
@@ -67,7 +69,7 @@ CREATE TABLE llm_rollup_top_traces_1h (
     started timestamptz NOT NULL,
     spans bigint NOT NULL,
     cost_usd numeric NOT NULL,
-    PRIMARY KEY (bucket, trace_id)
+    UNIQUE NULLS NOT DISTINCT (bucket, tenant, trace_id)
 );
 CREATE INDEX llm_rollup_top_traces_1h_cost ON llm_rollup_top_traces_1h (cost_usd DESC);
 CREATE TABLE llm_rollup_top_conversations_1h (
@@ -79,7 +81,7 @@ CREATE TABLE llm_rollup_top_conversations_1h (
     started timestamptz NOT NULL,
     calls bigint NOT NULL,
     cost_usd numeric NOT NULL,
-    PRIMARY KEY (bucket, conversation_id)
+    UNIQUE NULLS NOT DISTINCT (bucket, tenant, conversation_id)
 );
 CREATE INDEX llm_rollup_top_conversations_1h_cost ON llm_rollup_top_conversations_1h (cost_usd DESC);
 -- Agent invocations per hour (UTC) of their start: how many model and tool calls each made.
@@ -174,7 +176,7 @@ BEGIN
 
     DELETE FROM @extschema@.llm_rollup_1m WHERE bucket >= f1 AND bucket < t1;
     INSERT INTO @extschema@.llm_rollup_1m
-    SELECT date_trunc('minute', c.time, 'UTC'), c.tenant, c.service_name, c.environment, c.provider, c.model, c.operation,
+    SELECT date_trunc('minute', c.time, 'UTC'), c.tenant, c.service_name, c.environment, c.provider, c.model, c.operation, c.role,
            count(*),
            count(*) FILTER (WHERE c.status = 'error'),
            count(*) FILTER (WHERE c.role = 'model_call' AND c.counts_usage AND c.input_uncached_tokens IS NULL),
@@ -196,7 +198,7 @@ BEGIN
                FILTER (WHERE c.counts_usage)
       FROM @extschema@.llm_calls c
      WHERE c.time >= f1 AND c.time < t1
-     GROUP BY 1, 2, 3, 4, 5, 6, 7;
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
     GET DIAGNOSTICS n = ROW_COUNT;
 
     -- Hours from minutes, then days from hours: sums add up, summaries merge.
@@ -209,7 +211,7 @@ BEGIN
         EXECUTE pg_catalog.format('DELETE FROM @extschema@.%I WHERE bucket >= $1 AND bucket < $2', dst) USING lo, hi;
         EXECUTE pg_catalog.format($q$
             INSERT INTO @extschema@.%I
-            SELECT date_trunc(%L, r.bucket, 'UTC'), r.tenant, r.service_name, r.environment, r.provider, r.model, r.operation,
+            SELECT date_trunc(%L, r.bucket, 'UTC'), r.tenant, r.service_name, r.environment, r.provider, r.model, r.operation, r.role,
                    sum(r.calls), sum(r.errors), sum(r.no_usage), sum(r.unpriced),
                    sum(r.input_uncached_tokens), sum(r.cache_read_tokens), sum(r.cache_write_tokens),
                    sum(r.cache_write_1h_tokens), sum(r.output_tokens), sum(r.reasoning_tokens),
@@ -218,47 +220,65 @@ BEGIN
                    @extschema@.rollup(r.output_tokens_per_s), @extschema@.rollup(r.tokens_per_call)
               FROM @extschema@.%I r
              WHERE r.bucket >= $1 AND r.bucket < $2
-             GROUP BY 1, 2, 3, 4, 5, 6, 7$q$, dst, unit, src) USING lo, hi;
+             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8$q$, dst, unit, src) USING lo, hi;
     END LOOP;
 
     -- Costliest traces and conversations per hour and tenant, agent invocations: rebuilt by hour.
     DELETE FROM @extschema@.llm_rollup_top_traces_1h WHERE bucket >= fh AND bucket < th;
     INSERT INTO @extschema@.llm_rollup_top_traces_1h
     SELECT bucket, trace_id, tenant, service_name, environment, started, spans, cost
-      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.trace_id, min(c.tenant) AS tenant,
+      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.trace_id, c.tenant,
                    min(c.service_name) AS service_name, min(c.environment) AS environment, min(c.time) AS started,
                    count(*) AS spans, sum(c.cost_usd) AS cost,
-                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), min(c.tenant)
+                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), c.tenant
                                       ORDER BY sum(c.cost_usd) DESC NULLS LAST) AS rank
               FROM @extschema@.llm_calls c
              WHERE c.time >= fh AND c.time < th
-             GROUP BY 1, 2) t
+             GROUP BY 1, 2, 3) t
      WHERE rank <= 100 AND cost IS NOT NULL;
     DELETE FROM @extschema@.llm_rollup_top_conversations_1h WHERE bucket >= fh AND bucket < th;
     INSERT INTO @extschema@.llm_rollup_top_conversations_1h
     SELECT bucket, conversation_id, tenant, service_name, environment, started, calls, cost
-      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.conversation_id, min(c.tenant) AS tenant,
+      FROM (SELECT date_trunc('hour', c.time, 'UTC') AS bucket, c.conversation_id, c.tenant,
                    min(c.service_name) AS service_name, min(c.environment) AS environment, min(c.time) AS started,
                    count(*) AS calls, sum(c.cost_usd) AS cost,
-                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), min(c.tenant)
+                   row_number() OVER (PARTITION BY date_trunc('hour', c.time, 'UTC'), c.tenant
                                       ORDER BY sum(c.cost_usd) DESC NULLS LAST) AS rank
               FROM @extschema@.llm_calls c
              WHERE c.time >= fh AND c.time < th AND c.conversation_id IS NOT NULL
-             GROUP BY 1, 2) t
+             GROUP BY 1, 2, 3) t
      WHERE rank <= 100 AND cost IS NOT NULL;
     DELETE FROM @extschema@.llm_rollup_agents_1h WHERE bucket >= fh AND bucket < th;
     DELETE FROM @extschema@.llm_agent_runaways WHERE time >= fh AND time < th;
-    WITH runs AS (
-        SELECT a.time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name,
-               x.model_calls, x.tool_calls, x.cost AS cost_usd
+    -- An invocation's calls are its descendants through parent_span_id, stopping at nested agent
+    -- invocations: a call belongs to its nearest agent, so nested and parallel agents are not
+    -- counted twice. Candidate spans are those of the same traces within the invocations' time
+    -- (a minute of clock skew between services allowed); UNION ends a cycle of bad parent links.
+    WITH RECURSIVE agents AS MATERIALIZED (
+        SELECT a.time, a.end_time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name
           FROM @extschema@.llm_calls a
-         CROSS JOIN LATERAL (
-               SELECT count(*) FILTER (WHERE c.role = 'model_call') AS model_calls,
-                      count(*) FILTER (WHERE c.role = 'tool') AS tool_calls,
-                      coalesce(sum(c.cost_usd), 0) AS cost
-                 FROM @extschema@.llm_calls c
-                WHERE c.trace_id = a.trace_id AND c.time >= a.time AND c.time <= a.end_time AND c.span_id <> a.span_id) x
          WHERE a.role = 'agent' AND a.time >= fh AND a.time < th
+    ), candidates AS MATERIALIZED (
+        SELECT c.trace_id, c.span_id, c.parent_span_id, c.role, c.cost_usd
+          FROM @extschema@.llm_calls c
+         WHERE c.time >= fh - interval '1 minute'
+           AND c.time <= (SELECT max(a.end_time) FROM agents a) + interval '1 minute'
+           AND c.trace_id IN (SELECT a.trace_id FROM agents a)
+    ), tree AS (
+        SELECT a.trace_id, a.span_id AS root, a.span_id FROM agents a
+        UNION
+        SELECT t.trace_id, t.root, c.span_id
+          FROM tree t JOIN candidates c ON c.trace_id = t.trace_id AND c.parent_span_id = t.span_id
+         WHERE c.role <> 'agent'
+    ), runs AS (
+        SELECT a.time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name,
+               count(*) FILTER (WHERE c.role = 'model_call') AS model_calls,
+               count(*) FILTER (WHERE c.role = 'tool') AS tool_calls,
+               coalesce(sum(c.cost_usd), 0) AS cost_usd
+          FROM agents a
+          LEFT JOIN tree t ON t.trace_id = a.trace_id AND t.root = a.span_id AND t.span_id <> a.span_id
+          LEFT JOIN candidates c ON c.trace_id = t.trace_id AND c.span_id = t.span_id
+         GROUP BY a.time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name
     ), runaways AS (
         INSERT INTO @extschema@.llm_agent_runaways
         SELECT r.time, r.trace_id, r.span_id, r.tenant, r.service_name, r.environment, r.agent_name,
@@ -438,40 +458,95 @@ mod tests {
             "'2026-11-02 11:59:00+00'::timestamptz",
         ))
         .expect("calls");
-        // One agent run with 30 tool and 3 model calls inside it, one with 2 model calls.
+        // Trace aa: agent "looper" (span 1000, 10:00 to 10:05) calls 30 tools and 4 models: two
+        // directly, one inside a tool, one inside a workflow step. Its nested agent "sub" makes 2
+        // model calls, and a parallel agent "sibling" of the same trace, inside looper's time,
+        // makes 1: neither is looper's. Trace bb: agent "helper" with 2 model calls.
+        // (span, parent, role, agent name, cost, start second, duration seconds)
+        type Span = (
+            u32,
+            Option<u32>,
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            u32,
+            u32,
+        );
+        let mut spans: Vec<Span> = vec![(1000, None, "agent", Some("looper"), None, 0, 300)];
+        spans.extend((1..=30).map(|g| (1000 + g, Some(1000), "tool", None, None, g, 1)));
+        spans.extend([
+            (1031, Some(1000), "model_call", None, Some("0.5"), 31, 1),
+            (1032, Some(1000), "model_call", None, Some("0.5"), 32, 1),
+            (1033, Some(1001), "model_call", None, Some("0.5"), 33, 1),
+            (1034, Some(1000), "workflow", None, None, 34, 5),
+            (1035, Some(1034), "model_call", None, Some("0.5"), 35, 1),
+            (1036, Some(1000), "agent", Some("sub"), None, 36, 10),
+            (1037, Some(1036), "model_call", None, Some("0.25"), 37, 1),
+            (1038, Some(1036), "model_call", None, Some("0.25"), 38, 1),
+            (1039, None, "agent", Some("sibling"), None, 40, 10),
+            (1040, Some(1039), "model_call", None, Some("0.125"), 41, 1),
+        ]);
+        let mut rows: Vec<String> = spans
+            .iter()
+            .map(|&(span, parent, role, agent, cost, at, dur)| {
+                format!(
+                    "('\\xaa', {span}, {parent}, '{role}', {agent}, {cost}, {at}, {dur})",
+                    parent = parent.map_or("NULL".to_owned(), |p| p.to_string()),
+                    agent = agent.map_or("NULL".to_owned(), |a| format!("'{a}'")),
+                    cost = cost.unwrap_or("NULL"),
+                )
+            })
+            .collect();
+        rows.push("('\\xbb', 2000, NULL, 'agent', 'helper', NULL, 1800, 60)".to_owned());
+        rows.push("('\\xbb', 2001, 2000, 'model_call', NULL, NULL, 1801, 1)".to_owned());
+        rows.push("('\\xbb', 2002, 2000, 'model_call', NULL, NULL, 1802, 1)".to_owned());
+        Spi::run(&format!(
+            "INSERT INTO llm_calls (time, end_time, trace_id, span_id, parent_span_id, tenant, service_name, dialect, scope_name, role, operation,
+                 finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, agent_name, cost_usd)
+             SELECT '2026-11-02 10:00:00+00'::timestamptz + at * interval '1 second', '2026-11-02 10:00:00+00'::timestamptz + (at + dur) * interval '1 second',
+                    trace::bytea, decode(lpad(to_hex(span), 16, '0'), 'hex'), decode(lpad(to_hex(parent), 16, '0'), 'hex'),
+                    'acme', 'agent-runner', 'otel_genai', 'test', role,
+                    CASE role WHEN 'agent' THEN 'invoke_agent' WHEN 'tool' THEN 'execute_tool' WHEN 'workflow' THEN 'workflow' ELSE 'chat' END,
+                    '{{}}'::text[], 'ok', false, true, false, false, 'not_priced', agent, cost
+               FROM (VALUES {}) v(trace, span, parent, role, agent, cost, at, dur)",
+            rows.join(", ")
+        ))
+        .expect("agent runs");
+        // The same conversation id used by two tenants in one hour.
         Spi::run(
             "INSERT INTO llm_calls (time, end_time, trace_id, span_id, tenant, service_name, dialect, scope_name, role, operation,
-                 finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, agent_name, cost_usd)
-             SELECT '2026-11-02 10:00:00+00'::timestamptz + g * interval '1 second', '2026-11-02 10:00:00+00'::timestamptz + g * interval '1 second' + CASE WHEN g = 0 THEN interval '5 minutes' ELSE interval '0' END,
-                    '\\xaa'::bytea, decode(lpad(to_hex(1000 + g), 16, '0'), 'hex'), 'acme', 'agent-runner', 'otel_genai', 'test',
-                    CASE WHEN g = 0 THEN 'agent' WHEN g <= 30 THEN 'tool' ELSE 'model_call' END,
-                    CASE WHEN g = 0 THEN 'invoke_agent' WHEN g <= 30 THEN 'execute_tool' ELSE 'chat' END,
-                    '{}'::text[], 'ok', false, true, false, false, 'not_priced', CASE WHEN g = 0 THEN 'looper' END,
-                    CASE WHEN g > 30 THEN 0.5 END
-               FROM generate_series(0, 33) g
-             UNION ALL
-             SELECT '2026-11-02 10:30:00+00'::timestamptz + g * interval '1 second', '2026-11-02 10:30:00+00'::timestamptz + CASE WHEN g = 0 THEN interval '1 minute' ELSE g * interval '1 second' END,
-                    '\\xbb'::bytea, decode(lpad(to_hex(2000 + g), 16, '0'), 'hex'), 'acme', 'agent-runner', 'otel_genai', 'test',
-                    CASE WHEN g = 0 THEN 'agent' ELSE 'model_call' END, CASE WHEN g = 0 THEN 'invoke_agent' ELSE 'chat' END,
-                    '{}'::text[], 'ok', false, true, false, false, 'not_priced', CASE WHEN g = 0 THEN 'helper' END, NULL
-               FROM generate_series(0, 2) g",
+                 finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, conversation_id, cost_usd)
+             SELECT '2026-11-02 09:10:00+00'::timestamptz + g * interval '1 second', '2026-11-02 09:10:01+00'::timestamptz + g * interval '1 second',
+                    '\\xcc'::bytea, decode(lpad(to_hex(3000 + g), 16, '0'), 'hex'), CASE WHEN g < 3 THEN 'acme' ELSE 'globex' END,
+                    'chat-api', 'otel_genai', 'test', 'model_call', 'chat', '{}'::text[], 'ok', true, true, false, false, 'priced',
+                    'shared-conversation', CASE WHEN g < 3 THEN 1 ELSE 10 END
+               FROM generate_series(0, 4) g",
         )
-        .expect("agent runs");
+        .expect("conversations");
         Spi::run("SELECT llm_refresh_rollups_range('2026-11-02 00:00+00', '2026-11-03 00:00+00')").expect("refresh");
         assert_eq!(
             text("SELECT string_agg(concat_ws(' ', agent_name, invocations, model_calls, max_model_calls, tool_calls, cost_usd), '; ' ORDER BY agent_name) FROM llm_rollup_agents_1h"),
-            Some("helper 1 2 2 0 0; looper 1 3 3 30 1.5".to_owned())
+            Some("helper 1 2 2 0 0; looper 1 4 4 30 2.0; sibling 1 1 1 0 0.125; sub 1 2 2 0 0.50".to_owned())
         );
         assert_eq!(
             text(
                 "SELECT string_agg(concat_ws(' ', agent_name, model_calls + tool_calls), ',') FROM llm_agent_runaways"
             ),
-            Some("looper 33".to_owned())
+            Some("looper 34".to_owned())
+        );
+        assert_eq!(
+            text("SELECT string_agg(concat_ws(' ', tenant, calls, cost_usd), '; ' ORDER BY tenant) FROM llm_rollup_top_conversations_1h WHERE conversation_id = 'shared-conversation'"),
+            Some("acme 3 3; globex 2 20".to_owned())
+        );
+        // Rollups keep the role: model calls, agent, tool and workflow steps apart.
+        assert_eq!(
+            text("SELECT string_agg(concat_ws(' ', role, n), '; ' ORDER BY role) FROM (SELECT role, sum(calls) n FROM llm_rollup_1h WHERE service_name = 'agent-runner' GROUP BY 1) r"),
+            Some("agent 4; model_call 9; tool 30; workflow 1".to_owned())
         );
         // Each hour's and tenant's costliest trace is the raw rows' costliest.
         let mismatched = text(
             "SELECT count(*)::text FROM (
-               SELECT DISTINCT ON (date_trunc('hour', time, 'UTC'), tenant) date_trunc('hour', time, 'UTC') b, tenant, trace_id, sum(cost_usd) OVER (PARTITION BY trace_id) c
+               SELECT DISTINCT ON (date_trunc('hour', time, 'UTC'), tenant) date_trunc('hour', time, 'UTC') b, tenant, trace_id, sum(cost_usd) OVER (PARTITION BY date_trunc('hour', time, 'UTC'), tenant, trace_id) c
                  FROM llm_calls WHERE cost_usd IS NOT NULL ORDER BY date_trunc('hour', time, 'UTC'), tenant, c DESC, trace_id) r
              WHERE NOT EXISTS (SELECT 1 FROM llm_rollup_top_traces_1h t WHERE t.bucket = r.b AND t.tenant IS NOT DISTINCT FROM r.tenant AND t.cost_usd = r.c)",
         );

@@ -10,23 +10,59 @@ const PF: &str = r#"service_name=~"$service",gen_ai_provider_name=~"$provider",g
 /// no tenant label).
 const PFT: &str = r#"llmhub_tenant=~"$tenant",service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
 
-/// SQL filter from the template variables. Grafana inserts a variable's custom "All" value `.*`
-/// as is in every format, so the filter compares the regex-formatted value inside quotes: "All"
-/// passes every row (NULL columns included), a selection matches by anchored regex.
-const SF: &str = "('${tenant:regex}' = '.*' OR tenant ~ '^(${tenant:regex})$')
-   AND ('${service:regex}' = '.*' OR service_name ~ '^(${service:regex})$')
-   AND ('${provider:regex}' = '.*' OR provider ~ '^(${provider:regex})$')
-   AND ('${model:regex}' = '.*' OR model ~ '^(${model:regex})$')
-   AND ('${environment:regex}' = '.*' OR environment ~ '^(${environment:regex})$')";
+/// A filter variable's regex-formatted value as an SQL string. Grafana inserts a custom "All"
+/// value (`.*`) as is in every format and has no format for a string literal that also escapes
+/// regex metacharacters, so the value is dollar-quoted: the regex format puts a backslash before
+/// every `$`, and a `#` (cut off again) keeps a trailing one from meeting the closing `$$`, so no
+/// value can end the literal.
+fn var_sql(var: &str) -> String {
+    format!("left($$${{{var}:regex}}#$$, -1)")
+}
 
-/// SQL filter for the tables without provider and model (traces, conversations, agents).
-const SF_NO_MODEL: &str = "('${tenant:regex}' = '.*' OR tenant ~ '^(${tenant:regex})$')
-   AND ('${service:regex}' = '.*' OR service_name ~ '^(${service:regex})$')
-   AND ('${environment:regex}' = '.*' OR environment ~ '^(${environment:regex})$')";
+/// SQL filter on one column from a template variable: "All" passes every row (NULL columns
+/// included), a selection matches by anchored regex.
+fn sql_filter(var: &str, col: &str) -> String {
+    let v = var_sql(var);
+    format!("({v} = '.*' OR {col} ~ ('^(' || {v} || ')$'))")
+}
+
+/// SQL filter from the template variables; without provider and model for the tables that have
+/// neither (traces, conversations, agents).
+fn sf(with_model: bool) -> String {
+    let mut vars = vec![("tenant", "tenant"), ("service", "service_name")];
+    if with_model {
+        vars.extend([("provider", "provider"), ("model", "model")]);
+    }
+    vars.push(("environment", "environment"));
+    vars.iter()
+        .map(|(v, c)| sql_filter(v, c))
+        .collect::<Vec<_>>()
+        .join("\n   AND ")
+}
+
+/// The tenant for the one-tenant functions (budget, burn rate): NULL (all) for "All", else the
+/// selected value with the regex format's escapes removed.
+fn one_tenant() -> String {
+    format!(
+        "NULLIF(regexp_replace({}, '\\\\(.)', '\\1', 'g'), '.*')",
+        var_sql("tenant")
+    )
+}
 
 fn sql_no_model(s: &str) -> String {
-    s.replace("{F}", SF_NO_MODEL)
+    s.replace("{F}", &sf(false))
 }
+
+/// Hourly buckets of the whole UTC days in the range that have ended: a forecast fed a cut first
+/// day or today's partial day would read low at its edges.
+const WHOLE_DAYS: &str =
+    "bucket >= date_trunc('day', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '24 hours'
+   AND bucket < date_trunc('day', least($__timeTo()::timestamptz, now()), 'UTC')";
+
+/// Hourly buckets of the whole hours in the range that have ended.
+const WHOLE_HOURS: &str =
+    "bucket >= date_trunc('hour', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'
+   AND bucket < date_trunc('hour', least($__timeTo()::timestamptz, now()), 'UTC')";
 
 /// Ranges up to this read hourly rollups; longer ones daily rollups (whole UTC days), so a month
 /// merges 30 summaries per group instead of 720.
@@ -79,11 +115,15 @@ fn p(s: &str) -> String {
 }
 
 fn sql(s: &str) -> String {
-    s.replace("{F}", SF)
+    s.replace("{F}", &sf(true))
 }
 
-/// Model calls only (not agent or tool steps) in the duration histogram.
-const CALLS_ONLY: &str = r#",gen_ai_operation_name!~"invoke_agent|execute_tool""#;
+/// Model calls only in the duration histogram, which also holds agent invocations and tool
+/// executions under their operation names (workflow steps are not recorded in it).
+const CALLS_ONLY: &str = r#",gen_ai_operation_name!~"invoke_agent|create_agent|agent|execute_tool""#;
+
+/// Model calls only in the rollups (not agent, tool or workflow steps).
+const MODEL_CALLS: &str = "role = 'model_call'";
 
 fn overview() -> Dashboard {
     use Source::Prometheus as P;
@@ -113,7 +153,7 @@ fn overview() -> Dashboard {
             panel("Model calls", "How many model calls were made in the selected range?", Stat, "short", P, 6, 4,
                 vec![q(p("sum(increase(llmhub_requests_total{{T}}[$__range]))"), "calls")]),
             panel("Error rate", "Which share of model calls failed in the selected range?", Stat, "percentunit", P, 6, 4,
-                vec![q(p("sum(increase(llmhub_errors_total{{T}}[$__range])) / sum(increase(llmhub_requests_total{{T}}[$__range]))"), "error rate")]),
+                vec![q(p("(sum(increase(llmhub_errors_total{{T}}[$__range])) or vector(0)) / sum(increase(llmhub_requests_total{{T}}[$__range]))"), "error rate")]),
             panel("Cost", "How much did the model calls cost in the selected range (catalog prices, USD)?", Stat, "currencyUSD", P, 6, 4,
                 vec![q(p("sum(increase(llmhub_cost_usd_total{{T}}[$__range]))"), "cost")]),
             panel("Cache-hit ratio", "Which share of input tokens was served from the prompt cache?", Stat, "percentunit", P, 6, 4,
@@ -137,7 +177,7 @@ fn overview() -> Dashboard {
             panel("Cost by service and model", "Who spends on what in the selected range?", BarGauge, "currencyUSD", P, 12, 8,
                 vec![q(p("sort_desc(sum by (service_name, gen_ai_request_model) (increase(llmhub_cost_usd_total{{T}}[$__range])))"), "{{service_name}} / {{gen_ai_request_model}}")]),
             panel("Calls without a price", "Which model calls had usage the catalog cannot price (unknown model, no price at that date)? They have no cost, never a cost of 0.", Stat, "short", P, 12, 4,
-                vec![q(r#"sum(increase(llmhub_cost_unknown_price_total{service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model"}[$__range])) or vector(0)"#, "unpriced")]),
+                vec![q(r#"sum(increase(llmhub_cost_unknown_price_total{llmhub_tenant=~"$tenant",service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model"}[$__range])) or vector(0)"#, "unpriced")]),
             panel("Calls without usage", "Which model calls reported no token usage (never counted as zero tokens)?", Stat, "short", P, 12, 4,
                 vec![q(p("sum(increase(llmhub_usage_missing_total{{T}}[$__range])) or vector(0)"), "no usage")]),
         ],
@@ -170,8 +210,8 @@ fn health() -> Dashboard {
                 vec![q("sum(llmhub_postgres_queue_rows)", "rows")]),
             panel("Sink lag", "How old is the oldest row not yet in the database?", TimeSeries, "s", P, 8, 8,
                 vec![q("max(llmhub_postgres_queue_oldest_age_seconds)", "lag")]),
-            panel("Sink retries by reason", "Why did batch writes have to be retried (connection, missing partition, transient)?", TimeSeries, "short", P, 8, 8,
-                vec![q("sum by (llmhub_reason) (increase(llmhub_postgres_retries_total[$__rate_interval])) or vector(0)", "{{llmhub_reason}}")]),
+            panel("Sink retries per second by reason", "Why did batch writes have to be retried (connection, missing partition, transient)?", TimeSeries, "short", P, 8, 8,
+                vec![q("sum by (llmhub_reason) (rate(llmhub_postgres_retries_total[$__rate_interval])) or vector(0)", "{{llmhub_reason}}")]),
             panel("Dead letters", "How many rows did the database reject for good (see the dead-letter file)?", Stat, "short", P, 8, 4,
                 vec![q("sum(increase(llmhub_postgres_dead_letters_total[$__range])) or vector(0)", "dead letters")]),
             panel("Duplicate calls removed", "How many model calls were reported twice and counted once?", Stat, "short", P, 8, 4,
@@ -195,7 +235,7 @@ fn cost() -> Dashboard {
             panel("Spend in range", "How much was spent in the selected range (exact, from the rollups)?", Stat, "currencyUSD", G, 6, 4,
                 vec![q(sql("SELECT coalesce(sum(cost_usd), 0)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
             panel("Model calls in range", "How many calls was that?", Stat, "short", G, 6, 4,
-                vec![q(sql("SELECT coalesce(sum(calls), 0) AS calls FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} AND operation NOT IN ('invoke_agent', 'execute_tool')"), "")]),
+                vec![q(sql(&format!("SELECT coalesce(sum(calls), 0) AS calls FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Cost per 1K tokens", "What does a thousand tokens cost on average in the selected range?", Stat, "currencyUSD", G, 6, 4,
                 vec![q(sql("SELECT llm_cost_per_1k_tokens(sum(cost_usd), sum(input_uncached_tokens + cache_read_tokens + cache_write_tokens + cache_write_1h_tokens + output_tokens + reasoning_tokens)::bigint)::float8 AS usd_per_1k FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
             panel("Calls without a price", "How many model calls with usage have no price (unknown model or date)?", Stat, "short", G, 6, 4,
@@ -203,25 +243,25 @@ fn cost() -> Dashboard {
             panel("Spend per hour by provider", "When and with whom is money spent?", TimeSeries, "currencyUSD", G, 12, 8,
                 vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 ORDER BY 1"), "")]),
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT tenant, service_name AS service, model, sum(calls) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
+                vec![q(sql("SELECT tenant, service_name AS service, model, sum(calls) FILTER (WHERE role = 'model_call') AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
             panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected.", Table, "currencyUSD", G, 12, 6,
-                vec![q("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => NULLIF('${tenant:raw}', '.*'))".to_owned(), "")]),
-            panel("Daily spend and forecast", "Daily spend over the selected range and the linear trend for the next seven days, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
-                vec![q(sql("WITH d AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
+                vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]),
+            panel("Daily spend and forecast", "Daily spend (whole UTC days of the selected range that have ended) and the linear trend for the next seven days from today, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
+                vec![q(sql(&format!("WITH d AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_DAYS} GROUP BY 1)
 SELECT day AS time, spend AS actual, NULL::float8 AS forecast, NULL::float8 AS lower, NULL::float8 AS upper FROM d
 UNION ALL
 SELECT f.ts, NULL, f.value, f.lower, f.upper FROM llm_forecast_linear((SELECT array_agg(day ORDER BY day) FROM d), (SELECT array_agg(spend ORDER BY day) FROM d), 7) f
 WHERE (SELECT count(*) FROM d) >= 3
-ORDER BY 1"), "")]),
+ORDER BY 1")), "")]),
             panel("Costliest traces", "Which traces cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 500 costliest trace-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql_no_model("SELECT encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY trace_id ORDER BY cost DESC LIMIT 20"), "")]),
+                vec![q(sql_no_model("SELECT tenant, encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY tenant, trace_id ORDER BY cost DESC LIMIT 20"), "")]),
             panel("Costliest conversations", "Which conversations cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 2000 costliest conversation-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql_no_model("SELECT conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
-            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly).", TimeSeries, "currencyUSD", G, 24, 8,
-                vec![q(sql("WITH h AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1)
+                vec![q(sql_no_model("SELECT tenant, conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY tenant, conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
+            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly). Whole hours only: the hour in progress is left out.", TimeSeries, "currencyUSD", G, 24, 8,
+                vec![q(sql(&format!("WITH h AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_HOURS} GROUP BY 1)
 SELECT a.ts AS time, a.value AS spend, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
 FROM llm_anomalies_seasonal((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(spend ORDER BY bucket) FROM h), 'hour_of_day') a
-ORDER BY 1"), "")]),
+ORDER BY 1")), "")]),
         ],
     }
 }
@@ -229,7 +269,6 @@ ORDER BY 1"), "")]),
 fn performance() -> Dashboard {
     use Source::Postgres as G;
     use Viz::*;
-    const MODEL_CALLS: &str = "operation NOT IN ('invoke_agent', 'execute_tool')";
     Dashboard {
         uid: "llmhub-performance",
         file: "llm-performance.json",
@@ -238,7 +277,7 @@ fn performance() -> Dashboard {
         from: "now-7d",
         panels: vec![
             panel("Error-budget burn (5 min / 1 h)", "Is the error budget burning fast enough to page? Both windows above 14.4x the sustainable rate alert (the multi-window, multi-burn-rate rule).", Table, "short", G, 12, 5,
-                vec![q("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => NULLIF('${tenant:raw}', '.*'))".to_owned(), "")]),
+                vec![q(format!("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => {})", one_tenant()), "")]),
             panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
                 vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,

@@ -128,16 +128,16 @@ pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
          CREATE TEMP TABLE syn_hours AS
          SELECT h FROM generate_series(date_trunc('hour', now(), 'UTC') - interval '{days} days', date_trunc('hour', now(), 'UTC'), interval '1 hour') h;
          INSERT INTO llm_rollup_1h
-         SELECT h, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour}, {per_hour} / 50, 0, 0, {per_hour} * 1200,
+         SELECT h, g.tenant, g.service, g.env, g.provider, g.model, 'chat', 'model_call', {per_hour}, {per_hour} / 50, 0, 0, {per_hour} * 1200,
                 {per_hour} * 300, 0, 0, {per_hour} * 400, 0, {per_hour} * 0.004, {per_hour} * 1.5, s.d, s.ttft, s.tps, s.tok
            FROM syn_hours, syn_groups g JOIN syn_summaries s USING (model);
          INSERT INTO llm_rollup_1m
-         SELECT m, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour} / 60 + 1, ({per_hour} / 60 + 1) / 50, 0, 0,
+         SELECT m, g.tenant, g.service, g.env, g.provider, g.model, 'chat', 'model_call', {per_hour} / 60 + 1, ({per_hour} / 60 + 1) / 50, 0, 0,
                 ({per_hour} / 60 + 1) * 1200, 0, 0, 0, ({per_hour} / 60 + 1) * 400, 0, ({per_hour} / 60 + 1) * 0.004, 1.5, s.d, s.ttft, s.tps, s.tok
            FROM generate_series(date_trunc('minute', now(), 'UTC') - interval '2 hours', date_trunc('minute', now(), 'UTC'), interval '1 minute') m,
                 syn_groups g JOIN syn_summaries s USING (model);
          INSERT INTO llm_rollup_1d
-         SELECT dd.day, g.tenant, g.service, g.env, g.provider, g.model, 'chat', {per_hour} * 24, {per_hour} * 24 / 50, 0, 0,
+         SELECT dd.day, g.tenant, g.service, g.env, g.provider, g.model, 'chat', 'model_call', {per_hour} * 24, {per_hour} * 24 / 50, 0, 0,
                 {per_hour} * 24 * 1200, 0, 0, 0, {per_hour} * 24 * 400, 0, {per_hour} * 24 * 0.004, {per_hour} * 36, s.d, s.ttft, s.tps, s.tok
            FROM generate_series(date_trunc('day', now(), 'UTC') - interval '{days} days', date_trunc('day', now(), 'UTC'), interval '24 hours') dd(day),
                 syn_groups g JOIN syn_summaries s USING (model);
@@ -170,12 +170,22 @@ pub fn rfc3339(secs: u64) -> String {
 /// `$__timeTo()`) as Grafana does, with every filter variable at "All", the budget at 1000 and the
 /// objective at 0.99, for `from..to` (Unix seconds). For tests and benchmarks.
 pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
+    expand_sql_selecting(sql, from, to, &[])
+}
+
+/// [`expand_sql`] with one value selected for some filter variables (`(name, value)`), formatted
+/// as Grafana formats a single selected value: the `regex` format escapes the regex
+/// metacharacters, `raw` inserts it as is.
+pub fn expand_sql_selecting(sql: &str, from: u64, to: u64, selected: &[(&str, &str)]) -> Result<String, String> {
     let mut s = sql.to_owned();
     for v in ["tenant", "service", "provider", "model", "environment"] {
         // Grafana inserts the custom "All" value as is, whatever the format.
-        for format in ["regex", "raw"] {
-            s = s.replace(&format!("${{{v}:{format}}}"), ".*");
-        }
+        let (regex, raw) = match selected.iter().find(|(name, _)| *name == v) {
+            Some((_, value)) => (grafana_regex_escape(value), (*value).to_owned()),
+            None => (".*".to_owned(), ".*".to_owned()),
+        };
+        s = s.replace(&format!("${{{v}:regex}}"), &regex);
+        s = s.replace(&format!("${{{v}:raw}}"), &raw);
     }
     s = s.replace("$budget", "1000").replace("$objective", "0.99");
     s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
@@ -208,12 +218,25 @@ pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
         );
     }
     // A `$` left before a name or a brace is a variable or macro not expanded (a regex anchor `$`
-    // is followed by a parenthesis or quote).
+    // is followed by a parenthesis or quote, a dollar quote `$$` by the value it quotes).
     let b = s.as_bytes();
-    if b.windows(2)
-        .any(|w| w[0] == b'$' && (w[1].is_ascii_alphabetic() || w[1] == b'_' || w[1] == b'{'))
+    if s.contains("${")
+        || s.contains("$__")
+        || (1..b.len()).any(|i| b[i - 1] == b'$' && (i < 2 || b[i - 2] != b'$') && b[i].is_ascii_alphabetic())
     {
         return Err(format!("unexpanded variable or macro in:\n{s}"));
     }
     Ok(s)
+}
+
+/// Grafana's `regex` format of one value: the regex metacharacters escaped with a backslash.
+fn grafana_regex_escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for ch in value.chars() {
+        if "\\^$*+?.()|[]{}/".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }

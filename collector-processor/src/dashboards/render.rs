@@ -63,8 +63,8 @@ fn variables(d: &Dashboard) -> Vec<Value> {
         .flat_map(|p| p.queries.iter().map(|q| q.expr.as_str()))
         .collect();
     // Filter variables: from PostgreSQL when the dashboard has it (it knows tenants), else from
-    // Prometheus labels. "All" is ".*", which Grafana inserts as is: a regex in PromQL, compared inside
-    // quotes in SQL.
+    // Prometheus labels. "All" is ".*", which Grafana inserts as is: a regex in PromQL, compared as
+    // a dollar-quoted string in SQL (defs.rs `var_sql`).
     let filters: [(&str, &str, &str, &str); 5] = [
         (
             "tenant",

@@ -76,7 +76,7 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
     MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
         help: "Cost of priced model calls in US dollars, from the price catalog (exact decimal per call in the record; summed here as a double)." },
-    MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status"],
+    MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status", "llmhub.tenant"],
         help: "Model calls with usage that the catalog cannot price (unknown_model, no_price_at_date): they have no cost, never a zero cost. `llmhub prices check` lists them." },
     MetricDef { name: "llmhub.cost.sdk_reported.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
         help: "Cost as reported by the instrumenting SDK (OpenLIT gen_ai.usage.cost, pydantic-ai operation.cost, Langfuse cost details), kept apart from catalog pricing for comparison." },
@@ -448,6 +448,7 @@ impl Metrics {
                     ("gen_ai_response_model", call.response_model.clone().unwrap_or_default()),
                     ("service_name", call.service_name.clone()),
                     ("llmhub_price_status", call.price_status.as_str().to_owned()),
+                    ("llmhub_tenant", call.tenant.clone().unwrap_or_default()),
                 ];
                 self.count(&self.unknown_price, "llmhub.cost.unknown_price", labels, 1);
             }
