@@ -173,17 +173,47 @@ pub fn check(out: &mut dyn Write, p: &PricingConfig, metrics: Option<&str>) -> a
     Ok(false)
 }
 
-/// `(labels, count)` of every `llmhub_cost_unknown_price_total` series with a positive count.
+/// `(labels, count)` of every model in `llmhub_cost_unknown_price_total` with a positive count,
+/// summed over tenants (the `llmhub_tenant` label is left out), in order of first appearance.
 pub fn unknown_prices(exposition: &str) -> Vec<(String, f64)> {
-    exposition
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (labels, n) in exposition
         .lines()
         .filter_map(|l| l.strip_prefix("llmhub_cost_unknown_price_total{"))
         .filter_map(|rest| {
             let (labels, value) = rest.rsplit_once("} ")?;
             let n: f64 = value.split_whitespace().next()?.parse().ok()?;
-            (n > 0.0).then(|| (labels.to_owned(), n))
+            (n > 0.0).then(|| (without_label(labels, "llmhub_tenant"), n))
         })
-        .collect()
+    {
+        match out.iter_mut().find(|(l, _)| *l == labels) {
+            Some((_, total)) => *total += n,
+            None => out.push((labels, n)),
+        }
+    }
+    out
+}
+
+/// A Prometheus label set (`a="x",b="y"`) without the label `name`.
+fn without_label(labels: &str, name: &str) -> String {
+    let mut pairs = Vec::new();
+    let mut rest = labels;
+    while !rest.is_empty() {
+        // A value is quoted; inside it `\"` is an escaped quote.
+        let Some(open) = rest.find("=\"") else { break };
+        let mut end = open + 2;
+        let bytes = rest.as_bytes();
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let end = (end + 1).min(rest.len());
+        let pair = &rest[..end];
+        if &pair[..open] != name {
+            pairs.push(pair);
+        }
+        rest = rest[end..].trim_start_matches(',');
+    }
+    pairs.join(",")
 }
 
 /// `llmhub prices import`.
@@ -281,4 +311,34 @@ fn merge(
     }
     file.catalog_version = format!("{}-import", today());
     file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpriced_models_are_summed_over_tenants() {
+        let text = r#"# TYPE llmhub_cost_unknown_price_total counter
+llmhub_cost_unknown_price_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-9",llmhub_price_status="unknown_model",llmhub_tenant="acme"} 2
+llmhub_cost_unknown_price_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-9",llmhub_price_status="unknown_model",llmhub_tenant="a\"b,c"} 3
+llmhub_cost_unknown_price_total{gen_ai_provider_name="x",gen_ai_request_model="m,\"q\"",llmhub_price_status="no_price_at_date",llmhub_tenant=""} 1
+llmhub_cost_unknown_price_total{gen_ai_provider_name="y",gen_ai_request_model="z",llmhub_price_status="unknown_model",llmhub_tenant="acme"} 0
+"#;
+        assert_eq!(
+            unknown_prices(text),
+            vec![
+                (
+                    r#"gen_ai_provider_name="openai",gen_ai_request_model="gpt-9",llmhub_price_status="unknown_model""#
+                        .to_owned(),
+                    5.0
+                ),
+                (
+                    r#"gen_ai_provider_name="x",gen_ai_request_model="m,\"q\"",llmhub_price_status="no_price_at_date""#
+                        .to_owned(),
+                    1.0
+                ),
+            ]
+        );
+    }
 }

@@ -384,7 +384,7 @@ async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
         .await
         .expect("a tenant")
         .get(0);
-    let hostile = "o'brien.(x)$ $$";
+    let hostile = "o'brien.(x)$ $$ $tenant ${tenant} $__timeFrom() \\ $";
     let by_tenant = panel_sql("llm-cost.json", "Spend by tenant, service and model");
     let budget = panel_sql("llm-cost.json", "Monthly budget");
     let spent = |rows: Vec<tokio_postgres::Row>| -> f64 { rows[0].get::<_, f64>(0) };
@@ -412,8 +412,11 @@ async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
                 .await
                 .unwrap_or_else(|e| panic!("{value}: {e}\n{sql}")),
         );
-        if present {
+        if present && all_spent > 0.0 {
             assert!(one > 0.0 && one < all_spent, "{value} spent {one} of {all_spent}");
+        } else if present {
+            // The first minutes of a UTC month: nothing spent yet.
+            assert_eq!(one, 0.0, "{value}");
         } else {
             assert_eq!(one, 0.0, "{value}");
         }

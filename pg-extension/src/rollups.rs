@@ -252,20 +252,37 @@ BEGIN
     DELETE FROM @extschema@.llm_agent_runaways WHERE time >= fh AND time < th;
     -- An invocation's calls are its descendants through parent_span_id, stopping at nested agent
     -- invocations: a call belongs to its nearest agent, so nested and parallel agents are not
-    -- counted twice. Candidate spans are those of the same traces within the invocations' time
-    -- (a minute of clock skew between services allowed); UNION ends a cycle of bad parent links.
+    -- counted twice. A span whose parent was never stored (dropped as a duplicate, or not a GenAI
+    -- span: the application's own spans, a tool's HTTP hop) is an orphan: it is attached to the
+    -- latest-started invocation of its trace whose time contains it, and the walk goes on from it.
+    -- Candidate spans are those of the same traces within the invocations' time (a minute of
+    -- clock skew between services allowed; at most a day past the range); UNION ends a cycle of
+    -- bad parent links. create_agent spans are not invocations.
     WITH RECURSIVE agents AS MATERIALIZED (
         SELECT a.time, a.end_time, a.trace_id, a.span_id, a.tenant, a.service_name, a.environment, a.agent_name
           FROM @extschema@.llm_calls a
-         WHERE a.role = 'agent' AND a.time >= fh AND a.time < th
+         WHERE a.role = 'agent' AND a.operation <> 'create_agent' AND a.time >= fh AND a.time < th
     ), candidates AS MATERIALIZED (
-        SELECT c.trace_id, c.span_id, c.parent_span_id, c.role, c.cost_usd
+        SELECT c.time, c.trace_id, c.span_id, c.parent_span_id, c.role, c.cost_usd
           FROM @extschema@.llm_calls c
          WHERE c.time >= fh - interval '1 minute'
-           AND c.time <= (SELECT max(a.end_time) FROM agents a) + interval '1 minute'
+           AND c.time <= least((SELECT max(a.end_time) FROM agents a) + interval '1 minute', th + interval '24 hours')
            AND c.trace_id IN (SELECT a.trace_id FROM agents a)
+    ), orphans AS (
+        SELECT c.trace_id, x.root, c.span_id
+          FROM candidates c
+         CROSS JOIN LATERAL (
+               SELECT a.span_id AS root FROM agents a
+                WHERE a.trace_id = c.trace_id AND c.time >= a.time AND c.time <= a.end_time AND a.span_id <> c.span_id
+                ORDER BY a.time DESC LIMIT 1) x
+         WHERE c.role <> 'agent' AND c.parent_span_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM candidates p WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id)
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.llm_calls p WHERE p.trace_id = c.trace_id AND p.span_id = c.parent_span_id)
     ), tree AS (
-        SELECT a.trace_id, a.span_id AS root, a.span_id FROM agents a
+        SELECT s.trace_id, s.root, s.span_id
+          FROM (SELECT a.trace_id, a.span_id AS root, a.span_id FROM agents a
+                UNION ALL
+                SELECT o.trace_id, o.root, o.span_id FROM orphans o) s
         UNION
         SELECT t.trace_id, t.root, c.span_id
           FROM tree t JOIN candidates c ON c.trace_id = t.trace_id AND c.parent_span_id = t.span_id
@@ -458,10 +475,12 @@ mod tests {
             "'2026-11-02 11:59:00+00'::timestamptz",
         ))
         .expect("calls");
-        // Trace aa: agent "looper" (span 1000, 10:00 to 10:05) calls 30 tools and 4 models: two
-        // directly, one inside a tool, one inside a workflow step. Its nested agent "sub" makes 2
-        // model calls, and a parallel agent "sibling" of the same trace, inside looper's time,
-        // makes 1: neither is looper's. Trace bb: agent "helper" with 2 model calls.
+        // Trace aa: agent "looper" (span 1000, 10:00 to 10:05) calls 30 tools and 5 models: two
+        // directly, one inside a tool, one inside a workflow step, one whose parent span was never
+        // stored (an orphan inside looper's time only). Its nested agent "sub" makes 2 model
+        // calls, and a parallel agent "sibling" of the same trace, inside looper's time, makes 1:
+        // neither is looper's. A create_agent span ("factory") is no invocation. Trace bb: agent
+        // "helper" with 2 model calls.
         // (span, parent, role, agent name, cost, start second, duration seconds)
         type Span = (
             u32,
@@ -485,6 +504,8 @@ mod tests {
             (1038, Some(1036), "model_call", None, Some("0.25"), 38, 1),
             (1039, None, "agent", Some("sibling"), None, 40, 10),
             (1040, Some(1039), "model_call", None, Some("0.125"), 41, 1),
+            (1041, Some(1099), "model_call", None, Some("0.5"), 60, 1),
+            (1042, Some(1000), "agent", Some("factory"), None, 61, 1),
         ]);
         let mut rows: Vec<String> = spans
             .iter()
@@ -506,7 +527,7 @@ mod tests {
              SELECT '2026-11-02 10:00:00+00'::timestamptz + at * interval '1 second', '2026-11-02 10:00:00+00'::timestamptz + (at + dur) * interval '1 second',
                     trace::bytea, decode(lpad(to_hex(span), 16, '0'), 'hex'), decode(lpad(to_hex(parent), 16, '0'), 'hex'),
                     'acme', 'agent-runner', 'otel_genai', 'test', role,
-                    CASE role WHEN 'agent' THEN 'invoke_agent' WHEN 'tool' THEN 'execute_tool' WHEN 'workflow' THEN 'workflow' ELSE 'chat' END,
+                    CASE WHEN agent = 'factory' THEN 'create_agent' WHEN role = 'agent' THEN 'invoke_agent' WHEN role = 'tool' THEN 'execute_tool' WHEN role = 'workflow' THEN 'workflow' ELSE 'chat' END,
                     '{{}}'::text[], 'ok', false, true, false, false, 'not_priced', agent, cost
                FROM (VALUES {}) v(trace, span, parent, role, agent, cost, at, dur)",
             rows.join(", ")
@@ -526,13 +547,13 @@ mod tests {
         Spi::run("SELECT llm_refresh_rollups_range('2026-11-02 00:00+00', '2026-11-03 00:00+00')").expect("refresh");
         assert_eq!(
             text("SELECT string_agg(concat_ws(' ', agent_name, invocations, model_calls, max_model_calls, tool_calls, cost_usd), '; ' ORDER BY agent_name) FROM llm_rollup_agents_1h"),
-            Some("helper 1 2 2 0 0; looper 1 4 4 30 2.0; sibling 1 1 1 0 0.125; sub 1 2 2 0 0.50".to_owned())
+            Some("helper 1 2 2 0 0; looper 1 5 5 30 2.5; sibling 1 1 1 0 0.125; sub 1 2 2 0 0.50".to_owned())
         );
         assert_eq!(
             text(
                 "SELECT string_agg(concat_ws(' ', agent_name, model_calls + tool_calls), ',') FROM llm_agent_runaways"
             ),
-            Some("looper 34".to_owned())
+            Some("looper 35".to_owned())
         );
         assert_eq!(
             text("SELECT string_agg(concat_ws(' ', tenant, calls, cost_usd), '; ' ORDER BY tenant) FROM llm_rollup_top_conversations_1h WHERE conversation_id = 'shared-conversation'"),
@@ -541,7 +562,7 @@ mod tests {
         // Rollups keep the role: model calls, agent, tool and workflow steps apart.
         assert_eq!(
             text("SELECT string_agg(concat_ws(' ', role, n), '; ' ORDER BY role) FROM (SELECT role, sum(calls) n FROM llm_rollup_1h WHERE service_name = 'agent-runner' GROUP BY 1) r"),
-            Some("agent 4; model_call 9; tool 30; workflow 1".to_owned())
+            Some("agent 5; model_call 10; tool 30; workflow 1".to_owned())
         );
         // Each hour's and tenant's costliest trace is the raw rows' costliest.
         let mismatched = text(

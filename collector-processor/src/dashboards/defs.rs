@@ -40,13 +40,12 @@ fn sf(with_model: bool) -> String {
         .join("\n   AND ")
 }
 
-/// The tenant for the one-tenant functions (budget, burn rate): NULL (all) for "All", else the
-/// selected value with the regex format's escapes removed.
+/// The tenant for the one-tenant functions (budget, burn rate): the selected value with the regex
+/// format's escapes removed; NULL (every tenant) for "All" and for several tenants (Grafana's
+/// `(a|b)`; one value's parenthesis is escaped).
 fn one_tenant() -> String {
-    format!(
-        "NULLIF(regexp_replace({}, '\\\\(.)', '\\1', 'g'), '.*')",
-        var_sql("tenant")
-    )
+    let v = var_sql("tenant");
+    format!("CASE WHEN {v} = '.*' OR left({v}, 1) = '(' THEN NULL ELSE regexp_replace({v}, '\\\\(.)', '\\1', 'g') END")
 }
 
 fn sql_no_model(s: &str) -> String {
@@ -58,6 +57,12 @@ fn sql_no_model(s: &str) -> String {
 const WHOLE_DAYS: &str =
     "bucket >= date_trunc('day', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '24 hours'
    AND bucket < date_trunc('day', least($__timeTo()::timestamptz, now()), 'UTC')";
+
+/// The start of the range's last whole day that has ended.
+const LAST_WHOLE_DAY: &str = "date_trunc('day', least($__timeTo()::timestamptz, now()), 'UTC') - interval '24 hours'";
+
+/// The start of the range's last whole hour that has ended.
+const LAST_WHOLE_HOUR: &str = "date_trunc('hour', least($__timeTo()::timestamptz, now()), 'UTC') - interval '1 hour'";
 
 /// Hourly buckets of the whole hours in the range that have ended.
 const WHOLE_HOURS: &str =
@@ -118,9 +123,9 @@ fn sql(s: &str) -> String {
     s.replace("{F}", &sf(true))
 }
 
-/// Model calls only in the duration histogram, which also holds agent invocations and tool
-/// executions under their operation names (workflow steps are not recorded in it).
-const CALLS_ONLY: &str = r#",gen_ai_operation_name!~"invoke_agent|create_agent|agent|execute_tool""#;
+/// Model calls only in the duration histogram, which also holds agent and tool steps, always
+/// under `invoke_agent`, `create_agent` or `execute_tool` (workflow steps are not recorded in it).
+const CALLS_ONLY: &str = r#",gen_ai_operation_name!~"invoke_agent|create_agent|execute_tool""#;
 
 /// Model calls only in the rollups (not agent, tool or workflow steps).
 const MODEL_CALLS: &str = "role = 'model_call'";
@@ -241,13 +246,15 @@ fn cost() -> Dashboard {
             panel("Calls without a price", "How many model calls with usage have no price (unknown model or date)?", Stat, "short", G, 6, 4,
                 vec![q(sql("SELECT coalesce(sum(unpriced), 0) AS unpriced FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F}"), "")]),
             panel("Spend per hour by provider", "When and with whom is money spent?", TimeSeries, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 ORDER BY 1"), "")]),
+                vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 HAVING sum(cost_usd) > 0 ORDER BY 1"), "")]),
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT tenant, service_name AS service, model, sum(calls) FILTER (WHERE role = 'model_call') AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
-            panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected.", Table, "currencyUSD", G, 12, 6,
+                vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
+            panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected (All or several: every tenant).", Table, "currencyUSD", G, 12, 6,
                 vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]),
-            panel("Daily spend and forecast", "Daily spend (whole UTC days of the selected range that have ended) and the linear trend for the next seven days from today, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
-                vec![q(sql(&format!("WITH d AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_DAYS} GROUP BY 1)
+            panel("Daily spend and forecast", "Daily spend (the whole UTC days of the selected range that have ended, days without spend as 0 from the first day with spend) and the linear trend for the seven days after them, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
+                vec![q(sql(&format!("WITH s AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_DAYS} GROUP BY 1),
+     d AS (SELECT g AS day, coalesce(s.spend, 0) AS spend
+             FROM generate_series((SELECT min(day) FROM s), {LAST_WHOLE_DAY}, interval '24 hours') g LEFT JOIN s ON s.day = g)
 SELECT day AS time, spend AS actual, NULL::float8 AS forecast, NULL::float8 AS lower, NULL::float8 AS upper FROM d
 UNION ALL
 SELECT f.ts, NULL, f.value, f.lower, f.upper FROM llm_forecast_linear((SELECT array_agg(day ORDER BY day) FROM d), (SELECT array_agg(spend ORDER BY day) FROM d), 7) f
@@ -257,8 +264,10 @@ ORDER BY 1")), "")]),
                 vec![q(sql_no_model("SELECT tenant, encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY tenant, trace_id ORDER BY cost DESC LIMIT 20"), "")]),
             panel("Costliest conversations", "Which conversations cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 2000 costliest conversation-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
                 vec![q(sql_no_model("SELECT tenant, conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY tenant, conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
-            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly). Whole hours only: the hour in progress is left out.", TimeSeries, "currencyUSD", G, 24, 8,
-                vec![q(sql(&format!("WITH h AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_HOURS} GROUP BY 1)
+            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly). Whole hours only (the hour in progress is left out); hours without spend count as 0 from the first hour with spend.", TimeSeries, "currencyUSD", G, 24, 8,
+                vec![q(sql(&format!("WITH s AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_HOURS} GROUP BY 1),
+     h AS (SELECT g AS bucket, coalesce(s.spend, 0) AS spend
+             FROM generate_series((SELECT min(bucket) FROM s), {LAST_WHOLE_HOUR}, interval '1 hour') g LEFT JOIN s ON s.bucket = g)
 SELECT a.ts AS time, a.value AS spend, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
 FROM llm_anomalies_seasonal((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(spend ORDER BY bucket) FROM h), 'hour_of_day') a
 ORDER BY 1")), "")]),

@@ -178,14 +178,20 @@ pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
 /// metacharacters, `raw` inserts it as is.
 pub fn expand_sql_selecting(sql: &str, from: u64, to: u64, selected: &[(&str, &str)]) -> Result<String, String> {
     let mut s = sql.to_owned();
+    // Selected values go in last, through placeholders, so the check for unexpanded variables
+    // below sees the query text, not the values.
+    let mut values = Vec::new();
     for v in ["tenant", "service", "provider", "model", "environment"] {
         // Grafana inserts the custom "All" value as is, whatever the format.
         let (regex, raw) = match selected.iter().find(|(name, _)| *name == v) {
             Some((_, value)) => (grafana_regex_escape(value), (*value).to_owned()),
             None => (".*".to_owned(), ".*".to_owned()),
         };
-        s = s.replace(&format!("${{{v}:regex}}"), &regex);
-        s = s.replace(&format!("${{{v}:raw}}"), &raw);
+        for (format, value) in [("regex", regex), ("raw", raw)] {
+            let placeholder = format!("\u{1}{}\u{1}", values.len());
+            s = s.replace(&format!("${{{v}:{format}}}"), &placeholder);
+            values.push((placeholder, value));
+        }
     }
     s = s.replace("$budget", "1000").replace("$objective", "0.99");
     s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
@@ -225,6 +231,9 @@ pub fn expand_sql_selecting(sql: &str, from: u64, to: u64, selected: &[(&str, &s
         || (1..b.len()).any(|i| b[i - 1] == b'$' && (i < 2 || b[i - 2] != b'$') && b[i].is_ascii_alphabetic())
     {
         return Err(format!("unexpanded variable or macro in:\n{s}"));
+    }
+    for (placeholder, value) in values {
+        s = s.replace(&placeholder, &value);
     }
     Ok(s)
 }

@@ -59,7 +59,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
         help: "Input and output tokens per model call (semantic conventions; reasoning is part of output, cache reads and writes part of input)." },
     MetricDef { name: "gen_ai.client.operation.duration", unit: "s", kind: Kind::Histogram, attributes: attrs!("error.type"),
-        help: "Duration of GenAI operations: model calls, agent invocations and tool executions." },
+        help: "Duration of GenAI operations: model calls, agent invocations and tool executions (agent and tool steps always under `invoke_agent`, `create_agent` or `execute_tool`, whatever operation their span named)." },
     MetricDef { name: "gen_ai.client.operation.time_to_first_chunk", unit: "s", kind: Kind::Histogram, attributes: GENAI,
         help: "Time to the first chunk of a streamed response, from any dialect's attribute or event." },
     MetricDef { name: "gen_ai.server.time_to_first_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
@@ -362,7 +362,15 @@ impl Metrics {
                         ("error_type", error.to_owned()),
                     ];
                     self.observe(family, metric, labels, d);
-                    let labels = Self::with(Self::genai_labels(call), "error_type", error);
+                    // Under the step's operation name whatever the span said (a framework's
+                    // agent span may carry `chat`), so "model calls only" can exclude them.
+                    let mut labels = Self::genai_labels(call);
+                    labels[0].1 = match (call.role, call.operation.as_str()) {
+                        (SpanRole::Agent, op @ ("invoke_agent" | "create_agent")) => op.to_owned(),
+                        (SpanRole::Agent, _) => "invoke_agent".to_owned(),
+                        _ => "execute_tool".to_owned(),
+                    };
+                    let labels = Self::with(labels, "error_type", error);
                     self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
                 }
                 return;
