@@ -1,5 +1,6 @@
 //! Span forwarding end to end: llmhub forwards every request to a downstream OTLP endpoint, each
-//! span unchanged except for added `llmhub.*` attributes.
+//! span unchanged except for added `llmhub.*` attributes and its conversation content: removed by
+//! default, redacted when captured.
 //!
 //! - Field-level: downstream endpoints in this test (OTLP/gRPC and OTLP/HTTP servers that keep what
 //!   they receive) compare every forwarded span with the one sent.
@@ -162,6 +163,11 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     // One request the endpoint refuses for good.
     let mut poison = realistic_request(3, 999);
     poison.resource_spans[0].scope_spans[0].spans[0].name = REFUSE.into();
+    let poison_content = spans_by_id(std::slice::from_ref(&poison))
+        .values()
+        .flat_map(|s| &s.attributes)
+        .filter(|a| content(&a.key))
+        .count();
     assert_eq!(
         post_otlp(&http, "application/x-protobuf", poison.encode_to_vec()).await,
         200,
@@ -191,21 +197,40 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
         "{dead}"
     );
 
-    // Span by span: the original attributes, in order, then only llmhub.* ones; every other field equal.
+    // Span by span: the original attributes but content, in order, then only llmhub.* ones;
+    // content events gone; every other field equal.
     let want = records_by_id(&sent);
     let sent_spans = spans_by_id(&sent);
     let got_spans = spans_by_id(&got);
     assert_eq!(got_spans.len(), sent_spans.len());
     let mut enriched = 0;
     let mut priced = 0;
+    let mut content_sent = 0;
+    let mut events_removed = 0;
     for (id, original) in &sent_spans {
         let fwd = got_spans.get(id).expect("span forwarded");
+        let mut original = original.clone();
+        let before = original.attributes.len();
+        original.attributes.retain(|a| !content(&a.key));
+        content_sent += before - original.attributes.len();
+        let events = original.events.len();
+        original.events.retain(|e| !e.name.starts_with("gen_ai.content."));
+        events_removed += events - original.events.len();
+        for e in &mut original.events {
+            let before = e.attributes.len();
+            e.attributes.retain(|a| !content(&a.key));
+            content_sent += before - e.attributes.len();
+        }
         let n = original.attributes.len();
-        assert_eq!(fwd.attributes[..n], original.attributes[..], "original attributes kept");
+        assert_eq!(
+            fwd.attributes[..n],
+            original.attributes[..],
+            "original attributes but content kept"
+        );
         assert!(fwd.attributes[n..].iter().all(|a| a.key.starts_with("llmhub.")));
         let mut stripped = fwd.clone();
         stripped.attributes.truncate(n);
-        assert_eq!(&stripped, original, "nothing else changed");
+        assert_eq!(stripped, original, "nothing else changed");
         if n < fwd.attributes.len() {
             enriched += 1;
         }
@@ -239,6 +264,162 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
         "exactly the spans that became records are enriched"
     );
     assert!(priced > 300, "{priced} priced spans");
+    assert!(content_sent > 400, "{content_sent} content attributes sent");
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_forward_content_removed_total",
+            &[("llmhub_kind", "attribute")]
+        ) as usize,
+        content_sent + poison_content,
+        "every content attribute removed and counted (the refused request's too)"
+    );
+    assert!(events_removed >= 8, "{events_removed} content events");
+    assert_eq!(
+        sum(&m, "llmhub_forward_content_removed_total", &[("llmhub_kind", "event")]) as usize,
+        events_removed
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Conversation content in the dialects llmhub reads (the fixtures' content keys), named here
+/// independently of llmhub's own list.
+fn content(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "input.value",
+        "output.value",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "ai.prompt",
+        "ai.prompt.messages",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.toolCall.args",
+        "ai.toolCall.result",
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "pydantic_ai.all_messages",
+        "final_result",
+        "tool_arguments",
+        "tool_response",
+        "embedding.embeddings.0.embedding.text",
+    ];
+    EXACT.contains(&key)
+        || ((key.starts_with("gen_ai.prompt.") || key.starts_with("gen_ai.completion.")) && key.ends_with(".content"))
+        || ((key.starts_with("llm.input_messages.") || key.starts_with("llm.output_messages."))
+            && (key.ends_with(".message.content") || key.ends_with(".function.arguments")))
+}
+
+/// Every dialect fixture's content keys, as (file, keys).
+fn fixture_content_keys() -> Vec<(String, Vec<String>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let req = llmhub::receivers::otlp::json::decode_traces(&std::fs::read(&path).expect("read")).expect("decodes");
+        let mut keys: Vec<String> = spans_by_id(&[req])
+            .values()
+            .flat_map(|s| s.attributes.iter().chain(s.events.iter().flat_map(|e| &e.attributes)))
+            .map(|a| a.key.clone())
+            .filter(|k| content(k))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        out.push((path.file_name().expect("name").to_string_lossy().into_owned(), keys));
+    }
+    out.sort();
+    out
+}
+
+/// With `capture: true` and redaction rules, each dialect's content keys arrive downstream with
+/// e-mail addresses masked and API keys hashed, and the rest of the text as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_content_is_redacted_for_every_dialects_keys() {
+    let (endpoint, captured) = downstream(OtlpProtocol::Grpc).await;
+    let dir = tmpdir("redact");
+    let mut cfg = forwarding(endpoint, OtlpProtocol::Grpc, &dir);
+    cfg.processors.genai.content = serde_json::from_str(
+        r#"{"capture": true, "hash_salt": "pepper", "redact": [
+            {"builtin": "email", "action": "mask"}, {"builtin": "api_key", "action": "hash"}]}"#,
+    )
+    .expect("content config");
+    let running = start(&cfg).await;
+    let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    let per_file = fixture_content_keys();
+    let dialects_with_content = per_file.iter().filter(|(_, k)| !k.is_empty()).count();
+    assert!(dialects_with_content >= 9, "{per_file:?}");
+    let keys: Vec<String> = per_file.into_iter().flat_map(|(_, k)| k).collect();
+    // One span per content key, its value an e-mail address and an API key in text.
+    let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123";
+    let spans: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            format!(
+                r#"{{"traceId":"{:032x}","spanId":"{:016x}","name":"chat gpt-4o","startTimeUnixNano":"1763600000000000000","endTimeUnixNano":"1763600001000000000",
+                   "attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"chat"}}}},
+                                 {{"key":"{k}","value":{{"stringValue":"write to jane@example.com with {secret} please"}}}}]}}"#,
+                i + 1,
+                i + 1
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"redact"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    assert_eq!(post_otlp(&http, "application/json", body.into_bytes()).await, 200);
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while captured.lock().expect("lock").is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = scrape(running.metrics_addr).await;
+    running.stop().await.expect("stop");
+    let got = spans_by_id(&captured.lock().expect("lock"));
+    assert_eq!(got.len(), keys.len());
+    let mut hashes = std::collections::BTreeSet::new();
+    for span in got.values() {
+        let (key, value) = span
+            .attributes
+            .iter()
+            .find(|a| content(&a.key))
+            .map(|a| (a.key.clone(), a.value.clone().and_then(|v| v.value)))
+            .expect("the content attribute is kept");
+        let Some(Value::StringValue(v)) = value else {
+            panic!("{key}: not a string")
+        };
+        let rest = v
+            .strip_prefix("write to [REDACTED:email] with api_key:sha256:")
+            .unwrap_or_else(|| panic!("{key}: {v}"));
+        let (hash, tail) = rest.split_at(16);
+        assert_eq!(tail, " please", "{key}: {v}");
+        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+        hashes.insert(hash.to_owned());
+    }
+    assert_eq!(hashes.len(), 1, "the same key hashes the same everywhere");
+    let n = keys.len() as f64;
+    assert_eq!(
+        sum(&m, "llmhub_forward_content_redacted_total", &[("llmhub_rule", "email")]),
+        n
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_forward_content_redacted_total",
+            &[("llmhub_rule", "api_key")]
+        ),
+        n
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -136,6 +136,9 @@ pub struct GenAiProcessor {
     pub dedup: DedupConfig,
     /// Pricing.
     pub pricing: PricingConfig,
+    /// Conversation content (prompts, completions, system instructions, tool arguments and
+    /// results): removed before any exporter unless `capture: true`, then redacted by rules.
+    pub content: llmhub_content::ContentConfig,
 }
 
 impl Default for GenAiProcessor {
@@ -145,6 +148,7 @@ impl Default for GenAiProcessor {
             max_attribute_value_length: 256,
             dedup: DedupConfig::default(),
             pricing: PricingConfig::default(),
+            content: llmhub_content::ContentConfig::default(),
         }
     }
 }

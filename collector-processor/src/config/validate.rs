@@ -53,6 +53,9 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             g.dedup.max_entries
         ));
     }
+    if let Err(problems) = llmhub_content::ContentPolicy::new(&g.content, "processors.genai.content") {
+        errors.extend(problems);
+    }
     if let Err(e) = user_catalog(&g.pricing) {
         errors.push(format!("processors.genai.pricing.models: {e}"));
     }

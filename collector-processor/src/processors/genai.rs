@@ -5,6 +5,7 @@
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::metrics::Metrics;
 use crate::receivers::otlp::view::{self, ResourceView};
+use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
@@ -39,6 +40,7 @@ pub struct GenAiProcessor {
     metrics: Arc<Metrics>,
     sink: Option<Arc<PostgresSink>>,
     forwarder: Option<Arc<Forwarder>>,
+    content: ContentPolicy,
     collect: bool,
 }
 
@@ -59,6 +61,8 @@ impl GenAiProcessor {
             metrics,
             sink: None,
             forwarder: None,
+            // The configuration was validated; should it still not compile, nothing is captured.
+            content: ContentPolicy::new(&cfg.content, "processors.genai.content").unwrap_or_default(),
             collect: false,
         }
     }
@@ -120,7 +124,7 @@ impl GenAiProcessor {
         let forward = self
             .forwarder
             .as_ref()
-            .map(|f| (f.clone(), f.prepare(original, &records)));
+            .and_then(|f| Some((f.clone(), f.prepare(original, &records, &self.content)?)));
         let rows = self.sink.as_ref().map(|s| (s.clone(), s.encode(&records)));
         if forward.is_none() && rows.is_none() {
             return Ok(summary);

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use rust_decimal::prelude::ToPrimitive;
 use std::collections::HashMap;
 
-fn kv(key: &str, value: Value) -> KeyValue {
+pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {
         key: key.to_owned(),
         value: Some(AnyValue { value: Some(value) }),
@@ -33,7 +33,7 @@ fn kv(key: &str, value: Value) -> KeyValue {
     }
 }
 
-fn string(key: &str, v: &str) -> KeyValue {
+pub(crate) fn string(key: &str, v: &str) -> KeyValue {
     kv(key, Value::StringValue(v.to_owned()))
 }
 

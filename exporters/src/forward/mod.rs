@@ -7,6 +7,7 @@
 //! answers with an OTLP retryable status or cannot be reached; a request it refuses for good (a
 //! permanent status) goes to the dead-letter file with the answer, and the next one is sent.
 
+pub mod content;
 pub mod enrich;
 pub mod grpc_codec;
 
@@ -16,6 +17,7 @@ use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
 use crate::queue::{PushError, Queue, QueueConfig};
 use bytes::Bytes;
+use llmhub_content::ContentPolicy;
 use llmhub_core::LlmCall;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prometheus_client::metrics::counter::Counter;
@@ -123,6 +125,10 @@ pub static METRICS: &[MetricDef] = &[
         help: "Bytes of forwarding queue log files on disk (0 for a memory queue)." },
     MetricDef { name: "llmhub.forward.queue.oldest_age", unit: "s", kind: Kind::Gauge, attributes: &[],
         help: "Age of the oldest request not yet forwarded (0 when the queue is empty)." },
+    MetricDef { name: "llmhub.forward.content.removed", unit: "{item}", kind: Kind::Counter, attributes: &["llmhub.kind"],
+        help: "Content removed from forwarded spans by the content policy (processors.genai.content), by kind: attribute, event, request (a request that could not be filtered is not forwarded)." },
+    MetricDef { name: "llmhub.forward.content.redacted", unit: "{match}", kind: Kind::Counter, attributes: &["llmhub.rule"],
+        help: "Matches masked or hashed in captured content by the redaction rules, by rule name (email, phone, card, api_key, or the rule's name)." },
 ];
 
 type Labels = Vec<(&'static str, &'static str)>;
@@ -132,6 +138,8 @@ struct ForwardMetrics {
     requests: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
     queue: QueueGauges,
+    content_removed: Family<Labels, Counter>,
+    content_redacted: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl ForwardMetrics {
@@ -140,9 +148,13 @@ impl ForwardMetrics {
             requests: Family::default(),
             retries: Family::default(),
             queue: QueueGauges::register(registry, &METRICS[2..6]),
+            content_removed: Family::default(),
+            content_redacted: Family::default(),
         };
         register(registry, &METRICS[0], m.requests.clone());
         register(registry, &METRICS[1], m.retries.clone());
+        register(registry, &METRICS[6], m.content_removed.clone());
+        register(registry, &METRICS[7], m.content_redacted.clone());
         m
     }
 }
@@ -284,22 +296,50 @@ impl Forwarder {
         self.queue.admit()
     }
 
-    /// Enriches the request with the records made of it and encodes it for the queue.
-    /// `original` is the protobuf body as received, or the decoded request (OTLP/JSON).
-    pub fn prepare(&self, original: Original<'_>, records: &[LlmCall]) -> Bytes {
+    /// Applies the content policy to the request, enriches it with the records made of it and
+    /// encodes it for the queue. `original` is the protobuf body as received, or the decoded
+    /// request (OTLP/JSON). `None`: a request whose content the policy would change but that
+    /// cannot be decoded here is not forwarded (counted), rather than forwarded unfiltered.
+    pub fn prepare(&self, original: Original<'_>, records: &[LlmCall], policy: &ContentPolicy) -> Option<Bytes> {
         let mut req = match original {
             Original::Protobuf(body) => match ExportTraceServiceRequest::decode(body) {
                 Ok(r) => r,
+                Err(e) if policy.changes_spans() => {
+                    tracing::warn!(error = %e, "not forwarding a request: prost cannot decode it, so the content policy cannot be applied");
+                    self.metrics
+                        .content_removed
+                        .get_or_create(&vec![("llmhub_kind", "request")])
+                        .inc();
+                    return None;
+                }
                 Err(e) => {
                     // The receiver's decoder accepted it; forward it as it came rather than lose it.
                     tracing::warn!(error = %e, "forwarding a request unenriched: prost cannot decode it");
-                    return Bytes::copy_from_slice(body);
+                    return Some(Bytes::copy_from_slice(body));
                 }
             },
             Original::Message(m) => m.clone(),
         };
+        let applied = content::apply(&mut req, policy);
+        for (kind, n) in [
+            ("attribute", applied.attributes_removed),
+            ("event", applied.events_removed),
+        ] {
+            if n > 0 {
+                self.metrics
+                    .content_removed
+                    .get_or_create(&vec![("llmhub_kind", kind)])
+                    .inc_by(n);
+            }
+        }
+        for (rule, n) in applied.tally.redacted {
+            self.metrics
+                .content_redacted
+                .get_or_create(&vec![("llmhub_rule", rule)])
+                .inc_by(n);
+        }
         enrich::enrich(&mut req, records);
-        Bytes::from(req.encode_to_vec())
+        Some(Bytes::from(req.encode_to_vec()))
     }
 
     /// Queues a prepared request; with `durability: wal`, returns once it is on disk.
