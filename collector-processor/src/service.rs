@@ -98,6 +98,16 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let receivers_stop = CancellationToken::new();
     let metrics_stop = CancellationToken::new();
     let ready = Arc::new(Readiness::default());
+    if let Some(s) = &sink {
+        let s = s.clone();
+        ready.add_check("postgres sink", move || {
+            if s.healthy() {
+                Ok(())
+            } else {
+                Err("the last write failed; retrying".to_owned())
+            }
+        });
+    }
     let mut tasks = Vec::new();
 
     // Bind everything first, so a port conflict fails the start before anything serves.

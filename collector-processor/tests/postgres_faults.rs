@@ -46,9 +46,23 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
         sent
     });
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let readyz = |addr: std::net::SocketAddr| async move {
+        let r = reqwest::get(format!("http://{addr}/readyz"))
+            .await
+            .expect("readyz answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    assert_eq!(
+        readyz(running.metrics_addr).await.0,
+        200,
+        "ready while the database is up"
+    );
     server.control("stop");
     let stopped_at = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(30)).await;
+    let (status, why) = readyz(running.metrics_addr).await;
+    assert_eq!(status, 503, "not ready while the sink cannot write: {why}");
+    assert!(why.contains("postgres sink"), "{why}");
     let m = scrape(running.metrics_addr).await;
     let queued = sum(&m, "llmhub_postgres_queue_rows", &[]);
     let disk = sum(&m, "llmhub_postgres_queue_disk_bytes", &[]);
@@ -64,6 +78,7 @@ async fn a_30_second_database_outage_loses_and_duplicates_nothing() {
     let client = pg::connect(&url).await;
     let n = pg::wait_for_rows(&client, &schema, want.len() as i64, Duration::from_secs(90)).await;
     assert_eq!(n, want.len() as i64);
+    assert_eq!(readyz(running.metrics_addr).await.0, 200, "ready again once it writes");
     assert_eq!(pg::counts(&client, &schema).await, (n, n), "none duplicated");
     assert_eq!(
         pg::row_ids(&client, &schema).await,

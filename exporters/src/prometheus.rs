@@ -13,19 +13,56 @@ use std::sync::Arc;
 /// OpenMetrics content type.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Readiness, set by the service: ready once every listener is bound, not ready while draining.
-#[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+/// Readiness, set by the service: ready once every listener is bound, not ready while draining
+/// or while a registered check (an exporter's health) fails.
+#[derive(Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+    checks: std::sync::Mutex<Vec<(&'static str, Check)>>,
+}
+
+type Check = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("ready", &self.get())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Readiness {
     /// Sets readiness.
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.ready.store(ready, Ordering::SeqCst);
     }
 
-    /// Reads readiness.
+    /// Reads readiness (the flag only, not the checks).
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Adds a check: while it returns an error, `/readyz` answers 503 with `name: error`.
+    pub fn add_check(&self, name: &'static str, check: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
+        if let Ok(mut c) = self.checks.lock() {
+            c.push((name, Box::new(check)));
+        }
+    }
+
+    /// Why the service is not ready, or `None` when it is.
+    pub fn problem(&self) -> Option<String> {
+        if !self.get() {
+            return Some("starting or draining".to_owned());
+        }
+        let checks = match self.checks.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let failing: Vec<String> = checks
+            .iter()
+            .filter_map(|(name, check)| check().err().map(|e| format!("{name}: {e}")))
+            .collect();
+        (!failing.is_empty()).then(|| failing.join("; "))
     }
 }
 
@@ -59,9 +96,8 @@ async fn metrics(State(st): State<Arc<PrometheusState>>) -> Response {
 }
 
 async fn readyz(State(st): State<Arc<PrometheusState>>) -> Response {
-    if st.ready.get() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    match st.ready.problem() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
     }
 }

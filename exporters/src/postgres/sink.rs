@@ -94,7 +94,8 @@ impl PostgresSink {
             partitions: Mutex::new(HashSet::new()),
             dead_letters,
             copy_sql: Mutex::new(None),
-            healthy: AtomicBool::new(false),
+            // Healthy until a write fails: an idle sink has nothing to report.
+            healthy: AtomicBool::new(true),
         });
         let stop = CancellationToken::new();
         let mut writers = Vec::new();
@@ -145,7 +146,7 @@ impl PostgresSink {
         self.shared.metrics.rows_written.get()
     }
 
-    /// Whether the last write attempt succeeded (for `/readyz`).
+    /// Whether the last write attempt succeeded, or none was made yet (for `/readyz`).
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
     }
