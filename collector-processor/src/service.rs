@@ -108,6 +108,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             }
         });
     }
+    let authenticator = |a: &Option<llmhub_exporters::auth::AuthConfig>, path: &str, tenants: bool| {
+        a.as_ref()
+            .map(|a| {
+                llmhub_exporters::auth::Authenticator::new(a, path, tenants)
+                    .map(Arc::new)
+                    .map_err(|p| anyhow::anyhow!(p.join("; ")))
+            })
+            .transpose()
+    };
+    let receiver_auth = authenticator(&config.receivers.otlp.auth, "receivers.otlp.auth", true)?;
+    let metrics_auth = authenticator(&config.exporters.prometheus.auth, "exporters.prometheus.auth", false)?;
     let mut tasks = Vec::new();
 
     // Bind everything first, so a port conflict fails the start before anything serves.
@@ -129,9 +140,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let max = (max_mib * MIB) as usize;
         let token = receivers_stop.clone();
         let router = tonic::transport::Server::builder()
-            .add_service(GrpcService::<Traces>::new(processor.clone(), max))
-            .add_service(GrpcService::<MetricsSignal>::new(processor.clone(), max))
-            .add_service(GrpcService::<Logs>::new(processor.clone(), max));
+            .add_service(GrpcService::<Traces>::new(
+                processor.clone(),
+                max,
+                receiver_auth.clone(),
+            ))
+            .add_service(GrpcService::<MetricsSignal>::new(
+                processor.clone(),
+                max,
+                receiver_auth.clone(),
+            ))
+            .add_service(GrpcService::<Logs>::new(processor.clone(), max, receiver_auth.clone()));
         tracing::info!(%addr, "OTLP/gRPC receiver listening");
         tasks.push((
             "otlp-grpc",
@@ -155,6 +174,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             processor: processor.clone(),
             max_body: (h.max_request_body_size_mib * MIB) as usize,
             max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
+            auth: receiver_auth.clone(),
         });
         tracing::info!(%addr, "OTLP/HTTP receiver listening");
         tasks.push((
@@ -167,6 +187,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let prom = Arc::new(PrometheusState {
         registry: Arc::new(registry),
         ready: ready.clone(),
+        auth: metrics_auth,
     });
     tracing::info!(addr = %metrics_addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
     let metrics_task = serve_axum(metrics_listener, prom_router(prom), metrics_stop.clone());

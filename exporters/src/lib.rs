@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod catalogue;
 pub mod delivery;
 pub mod forward;

@@ -72,6 +72,8 @@ pub struct PrometheusState {
     pub registry: Arc<Registry>,
     /// Readiness for `/readyz`.
     pub ready: Arc<Readiness>,
+    /// Keys `/metrics` requires (`/healthz` and `/readyz` stay open for orchestrators).
+    pub auth: Option<Arc<crate::auth::Authenticator>>,
 }
 
 /// The routes: `/metrics`, `/healthz`, `/readyz`.
@@ -83,7 +85,18 @@ pub fn router(state: Arc<PrometheusState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(st): State<Arc<PrometheusState>>) -> Response {
+async fn metrics(State(st): State<Arc<PrometheusState>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(auth) = &st.auth {
+        let get = |h: &str| headers.get(h).map(|v| v.as_bytes());
+        if let Err(denied) = auth.check(get("authorization"), get("x-api-key")) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{}\n", denied.message()),
+            )
+                .into_response();
+        }
+    }
     let mut out = String::with_capacity(64 * 1024);
     match prometheus_client::encoding::text::encode(&mut out, &st.registry) {
         Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response(),

@@ -33,6 +33,10 @@ pub struct Receivers {
 pub struct OtlpReceiver {
     /// The transports it listens on.
     pub protocols: Protocols,
+    /// API keys the receivers require (both transports, every signal); off when absent. A key
+    /// naming a tenant makes every span sent with it that tenant's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<llmhub_exporters::auth::AuthConfig>,
 }
 
 /// OTLP transports, as in an OpenTelemetry Collector config: when `protocols` is given, only the
@@ -229,6 +233,9 @@ pub struct PrometheusExporter {
     pub endpoint: String,
     /// Cardinality limits.
     pub cardinality: CardinalityConfig,
+    /// API keys `/metrics` requires (a scraper's `authorization` bearer token); off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<llmhub_exporters::auth::AuthConfig>,
 }
 
 impl Default for PrometheusExporter {
@@ -236,6 +243,7 @@ impl Default for PrometheusExporter {
         PrometheusExporter {
             endpoint: "0.0.0.0:9464".to_owned(),
             cardinality: CardinalityConfig::default(),
+            auth: None,
         }
     }
 }

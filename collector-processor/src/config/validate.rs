@@ -56,6 +56,16 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     if let Err(problems) = llmhub_content::ContentPolicy::new(&g.content, "processors.genai.content") {
         errors.extend(problems);
     }
+    if let Some(a) = &c.receivers.otlp.auth {
+        if let Err(problems) = llmhub_exporters::auth::Authenticator::new(a, "receivers.otlp.auth", true) {
+            errors.extend(problems);
+        }
+    }
+    if let Some(a) = &c.exporters.prometheus.auth {
+        if let Err(problems) = llmhub_exporters::auth::Authenticator::new(a, "exporters.prometheus.auth", false) {
+            errors.extend(problems);
+        }
+    }
     if let Err(e) = user_catalog(&g.pricing) {
         errors.push(format!("processors.genai.pricing.models: {e}"));
     }

@@ -101,7 +101,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
         help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
     MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
-        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, refused: a full or closing exporter queue, answered with a retryable status)." },
+        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, answered with a retryable status)." },
     MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
         help: "Time to decode and process one export request." },
     MetricDef { name: "llmhub.cardinality.overflow", unit: "{event}", kind: Kind::Counter, attributes: &["llmhub.metric", "llmhub.label"],

@@ -104,6 +104,7 @@ impl GenAiProcessor {
         req: &[ResourceView<'_>],
         original: Original<'_>,
         transport: &'static str,
+        tenant: Option<&str>,
     ) -> Result<ExportSummary, PushError> {
         let admitted = self
             .sink
@@ -119,7 +120,7 @@ impl GenAiProcessor {
             self.metrics.record_refused(reason, spans as u64);
             return Err(e);
         }
-        let mut summary = self.process_views(req, transport);
+        let mut summary = self.process_views_as(req, transport, tenant);
         let records = std::mem::take(&mut summary.records);
         let forward = self
             .forwarder
@@ -171,6 +172,17 @@ impl GenAiProcessor {
     /// Processes a request already viewed (decoded by [`crate::receivers::otlp::wire`], or from
     /// prost messages by [`view::request`]).
     pub fn process_views(&self, req: &[ResourceView<'_>], transport: &'static str) -> ExportSummary {
+        self.process_views_as(req, transport, None)
+    }
+
+    /// [`GenAiProcessor::process_views`] for an authenticated client whose key names `tenant`:
+    /// every call is that tenant's, whatever tenant attribute its span or resource carries.
+    pub fn process_views_as(
+        &self,
+        req: &[ResourceView<'_>],
+        transport: &'static str,
+        tenant: Option<&str>,
+    ) -> ExportSummary {
         let mut summary = ExportSummary::default();
         let mut problems: Vec<String> = Vec::new();
         let mut more_problems = 0usize;
@@ -201,6 +213,9 @@ impl GenAiProcessor {
                             );
                         }
                         Outcome::Call(mut n) => {
+                            if let Some(t) = tenant {
+                                n.call.tenant = Some(t.to_owned());
+                            }
                             for w in &n.warnings {
                                 note(
                                     &mut problems,

@@ -42,10 +42,11 @@ pub async fn traces_protobuf(
     p: &GenAiProcessor,
     body: &[u8],
     transport: &'static str,
+    tenant: Option<&str>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body)
         .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
-    p.export(&views, Original::Protobuf(body), transport)
+    p.export(&views, Original::Protobuf(body), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)
@@ -56,8 +57,9 @@ pub async fn process(
     p: &GenAiProcessor,
     req: &ExportTraceServiceRequest,
     transport: &'static str,
+    tenant: Option<&str>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
-    p.export(&super::view::request(req), Original::Message(req), transport)
+    p.export(&super::view::request(req), Original::Message(req), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)

@@ -8,6 +8,7 @@
 use super::answer::{self, Signal, TraceError};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
+use llmhub_exporters::auth::Authenticator;
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;
@@ -66,8 +67,8 @@ pub trait GrpcSignal: Send + Sync + 'static {
     const PATH: &'static str;
     /// Response message.
     type Response: Message + Default + Send + 'static;
-    /// Handles one request body.
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status>;
+    /// Handles one request body; `tenant` is the authenticated key's tenant, if it names one.
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes, tenant: Option<Arc<str>>) -> BoxFuture<Self::Response, Status>;
 }
 
 /// The trace service.
@@ -81,10 +82,10 @@ impl GrpcSignal for Traces {
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     type Response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes, tenant: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = answer::traces_protobuf(&p, &body, "grpc").await;
+            let result = answer::traces_protobuf(&p, &body, "grpc", tenant.as_deref()).await;
             let outcome = match &result {
                 Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
                 Ok(_) => "ok",
@@ -112,7 +113,7 @@ impl GrpcSignal for Metrics {
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes, _: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
             p.metrics().record_outcome("grpc", "not_ingested");
@@ -125,7 +126,7 @@ impl GrpcSignal for Logs {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     type Response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes) -> BoxFuture<Self::Response, Status> {
+    fn handle(p: Arc<GenAiProcessor>, body: Bytes, _: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
             p.metrics().record_outcome("grpc", "not_ingested");
@@ -138,6 +139,7 @@ impl GrpcSignal for Logs {
 pub struct GrpcService<S> {
     processor: Arc<GenAiProcessor>,
     max_message_bytes: usize,
+    auth: Option<Arc<Authenticator>>,
     _signal: PhantomData<S>,
 }
 
@@ -146,6 +148,7 @@ impl<S> Clone for GrpcService<S> {
         GrpcService {
             processor: self.processor.clone(),
             max_message_bytes: self.max_message_bytes,
+            auth: self.auth.clone(),
             _signal: PhantomData,
         }
     }
@@ -153,11 +156,12 @@ impl<S> Clone for GrpcService<S> {
 
 impl<S: GrpcSignal> GrpcService<S> {
     /// A service over the processor, accepting messages up to `max_message_bytes` after
-    /// decompression.
-    pub fn new(processor: Arc<GenAiProcessor>, max_message_bytes: usize) -> Self {
+    /// decompression, from clients holding one of `auth`'s keys when it is given.
+    pub fn new(processor: Arc<GenAiProcessor>, max_message_bytes: usize, auth: Option<Arc<Authenticator>>) -> Self {
         GrpcService {
             processor,
             max_message_bytes,
+            auth,
             _signal: PhantomData,
         }
     }
@@ -167,14 +171,15 @@ impl<S: GrpcSignal> NamedService for GrpcService<S> {
     const NAME: &'static str = S::SERVICE;
 }
 
-struct Unary<S>(Arc<GenAiProcessor>, PhantomData<S>);
+struct Unary<S>(Arc<GenAiProcessor>, Option<Arc<str>>, PhantomData<S>);
 
 impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
     type Response = S::Response;
     type Future = BoxFuture<Response<S::Response>, Status>;
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let p = self.0.clone();
-        Box::pin(async move { S::handle(p, request.into_inner()).await.map(Response::new) })
+        let tenant = self.1.clone();
+        Box::pin(async move { S::handle(p, request.into_inner(), tenant).await.map(Response::new) })
     }
 }
 
@@ -198,6 +203,20 @@ where
                 async move { Ok(Status::unimplemented("unknown method; only Export is served").into_http()) },
             );
         }
+        // Authentication comes first: an unauthenticated client learns nothing else.
+        let tenant: Option<Arc<str>> = match &self.auth {
+            None => None,
+            Some(auth) => {
+                let get = |h: &str| req.headers().get(h).map(|v| v.as_bytes());
+                match auth.check(get("authorization"), get("x-api-key")) {
+                    Ok(t) => t.map(Arc::from),
+                    Err(denied) => {
+                        self.processor.metrics().record_request("grpc", "unauthenticated", 0.0);
+                        return Box::pin(async move { Ok(Status::unauthenticated(denied.message()).into_http()) });
+                    }
+                }
+            }
+        };
         let processor = self.processor.clone();
         let max = self.max_message_bytes;
         Box::pin(async move {
@@ -207,7 +226,7 @@ where
                 .send_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX);
-            let mut resp = grpc.unary(Unary::<S>(processor, PhantomData), req).await;
+            let mut resp = grpc.unary(Unary::<S>(processor, tenant, PhantomData), req).await;
             // An oversized message is final for the client: say RESOURCE_EXHAUSTED (not retryable
             // without RetryInfo) instead of tonic's OUT_OF_RANGE (retryable).
             let out_of_range = resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");

@@ -28,6 +28,32 @@ pub struct HttpState {
     pub max_body: usize,
     /// Largest body accepted after decompression, in bytes.
     pub max_decompressed: usize,
+    /// Keys the receiver requires, when given.
+    pub auth: Option<Arc<llmhub_exporters::auth::Authenticator>>,
+}
+
+/// gRPC code UNAUTHENTICATED.
+const UNAUTHENTICATED: i32 = 16;
+
+/// Checks the request's API key; `Ok` carries the key's tenant, `Err` is the 401 response.
+#[allow(clippy::result_large_err)]
+fn authenticate(st: &HttpState, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(auth) = &st.auth else { return Ok(None) };
+    let get = |h: &str| headers.get(h).map(|v| v.as_bytes());
+    match auth.check(get("authorization"), get("x-api-key")) {
+        Ok(t) => Ok(t.map(str::to_owned)),
+        Err(denied) => {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                Encoding::Json,
+                UNAUTHENTICATED,
+                denied.message().to_owned(),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            Err(r)
+        }
+    }
 }
 
 /// The receiver's routes.
@@ -209,6 +235,10 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
 }
 
 async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+    let tenant = match authenticate(st, headers) {
+        Ok(t) => t,
+        Err(r) => return (r, "http", "unauthenticated"),
+    };
     let enc = match encoding(headers) {
         Ok(e) => e,
         Err(r) => return (r, "http", "unsupported"),
@@ -222,9 +252,9 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
         Err((r, outcome)) => return (r, transport, outcome),
     };
     let decoded = match enc {
-        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport).await,
+        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport, tenant.as_deref()).await,
         Encoding::Json => match json::decode_traces(&bytes) {
-            Ok(req) => answer::process(&st.processor, &req, transport).await,
+            Ok(req) => answer::process(&st.processor, &req, transport, tenant.as_deref()).await,
             Err(m) => Err(TraceError::Invalid(m)),
         },
     };
@@ -275,6 +305,10 @@ async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) 
 /// Metrics and logs: decoded to check and count them, then answered with every item rejected and
 /// the reason, so exporters log a clear message instead of failing on a 404.
 async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+    if let Err(r) = authenticate(st, headers) {
+        st.processor.metrics().record_outcome("http", "unauthenticated");
+        return r;
+    }
     let enc = match encoding(headers) {
         Ok(e) => e,
         Err(r) => return r,
