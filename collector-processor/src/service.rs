@@ -71,7 +71,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         models = matcher.catalog().models.len(),
         "price catalog loaded"
     );
-    let mut processor = GenAiProcessor::new(&config.processors.genai, matcher, metrics);
+    let mut processor =
+        GenAiProcessor::new(&config.processors.genai, matcher, metrics).with_limits(config.receivers.otlp.limits);
     let pg_on = config
         .service
         .pipelines

@@ -407,3 +407,110 @@ async fn grpc_statuses_follow_the_otlp_specification() {
     );
     running.stop().await.expect("stop");
 }
+
+/// Request limits: too many spans is refused whole and final on both transports; past the
+/// attribute and event limits a span is read in part and counted; a gzip bomb over gRPC is
+/// refused by the message limit after decompression.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_limits_refuse_or_truncate_and_count() {
+    let mut cfg = loopback_config();
+    cfg.receivers.otlp.limits.max_spans_per_request = 3;
+    cfg.receivers.otlp.limits.max_attributes_per_span = 5;
+    cfg.receivers.otlp.limits.max_events_per_span = 1;
+    cfg.receivers
+        .otlp
+        .protocols
+        .grpc
+        .as_mut()
+        .expect("grpc")
+        .max_recv_msg_size_mib = 1;
+    let running = start(&cfg).await;
+    let url = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    let grpc = running.grpc_addr.expect("grpc");
+
+    // Four spans, three allowed: 413 over HTTP, RESOURCE_EXHAUSTED over gRPC, nothing counted.
+    let four = request("too-many", (1..=4).map(|n| chat(n, "gpt-4o", 10, 1)).collect());
+    let (status, _, body) = post(&url, PROTO, None, four.encode_to_vec()).await;
+    assert_eq!(status, 413);
+    let st = RpcStatus::decode(&body[..]).expect("google.rpc.Status");
+    assert!(
+        st.message
+            .contains("holds 4 spans, more than the 3 allowed (receivers.otlp.limits.max_spans_per_request)"),
+        "{}",
+        st.message
+    );
+    let mut client = TraceServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("connect");
+    let err = client.export(four.clone()).await.expect_err("refused");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    // Seven attributes, five read: the usage after the fifth is not seen (no usage, counted).
+    let mut wide = chat(10, "gpt-4o", 10, 1);
+    wide.attributes.insert(0, s("app.note", "first"));
+    wide.attributes.insert(0, s("app.other", "second"));
+    // Two events, one read.
+    let mut eventful = chat(11, "gpt-4o", 20, 2);
+    eventful.events = vec![Default::default(), Default::default()];
+    let (status, _, _) = post(
+        &url,
+        PROTO,
+        None,
+        request("limited", vec![wide, eventful]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A gzip bomb over gRPC: small on the wire, 64 MiB inflated, limit 1 MiB.
+    let bomb = request("bomb", vec![span(20, &"x".repeat(64 * 1024 * 1024), 1, vec![])]);
+    let mut gz = TraceServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("connect")
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_encoding_message_size(usize::MAX);
+    let err = gz.export(bomb).await.expect_err("refused");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_refused_total",
+            &[("llmhub_reason", "too_many_spans")]
+        ),
+        8.0,
+        "4 spans refused over each transport"
+    );
+    assert_eq!(sum(&m, "llmhub_requests_total", &[("service_name", "too-many")]), 0.0);
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_limited_total",
+            &[("llmhub_reason", "attributes_per_span")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_spans_limited_total",
+            &[("llmhub_reason", "events_per_span")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&m, "llmhub_usage_missing_total", &[("service_name", "limited")]),
+        1.0,
+        "the wide span's usage was past the limit"
+    );
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_tokens_total",
+            &[("service_name", "limited"), ("llmhub_token_bucket", "input_uncached")]
+        ),
+        20.0,
+        "the eventful span was read"
+    );
+    running.stop().await.expect("stop");
+}

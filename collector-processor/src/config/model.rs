@@ -33,10 +33,36 @@ pub struct Receivers {
 pub struct OtlpReceiver {
     /// The transports it listens on.
     pub protocols: Protocols,
+    /// Limits on what one request may hold (the body limits are per transport).
+    pub limits: Limits,
     /// API keys the receivers require (both transports, every signal); off when absent. A key
     /// naming a tenant makes every span sent with it that tenant's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<llmhub_exporters::auth::AuthConfig>,
+}
+
+/// Limits on the contents of one trace export request.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Spans one request may hold; a request with more is refused whole (gRPC
+    /// `RESOURCE_EXHAUSTED`, HTTP 413): send smaller batches.
+    pub max_spans_per_request: usize,
+    /// Attributes of a span that are read; later ones are ignored (the span is counted as
+    /// limited; a forwarded span keeps them).
+    pub max_attributes_per_span: usize,
+    /// Events of a span that are read; later ones are ignored (counted the same way).
+    pub max_events_per_span: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_spans_per_request: 100_000,
+            max_attributes_per_span: 1024,
+            max_events_per_span: 256,
+        }
+    }
 }
 
 /// OTLP transports, as in an OpenTelemetry Collector config: when `protocols` is given, only the

@@ -31,6 +31,28 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             &mut errors,
         );
     }
+    let l = &c.receivers.otlp.limits;
+    for (key, v, max) in [
+        (
+            "receivers.otlp.limits.max_spans_per_request",
+            l.max_spans_per_request,
+            10_000_000,
+        ),
+        (
+            "receivers.otlp.limits.max_attributes_per_span",
+            l.max_attributes_per_span,
+            1_000_000,
+        ),
+        (
+            "receivers.otlp.limits.max_events_per_span",
+            l.max_events_per_span,
+            1_000_000,
+        ),
+    ] {
+        if v == 0 || v > max {
+            errors.push(format!("{key}: got {v}, expected 1 to {max}"));
+        }
+    }
     if p.grpc.is_none() && p.http.is_none() {
         errors.push("receivers.otlp.protocols: lists no transport; list at least one, e.g. `grpc:` (defaults) or `http: {endpoint: 0.0.0.0:4318}`".to_owned());
     }

@@ -93,7 +93,9 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "llmhub.receiver.spans.accepted", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
         help: "Spans accepted (all received spans minus those refused), by transport." },
     MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full and unavailable (the whole request answered with a retryable status)." },
+        help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
+    MetricDef { name: "llmhub.receiver.spans.limited", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+        help: "Spans read only in part because they passed a limit, by reason: attributes_per_span, events_per_span (receivers.otlp.limits)." },
     MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
         help: "Accepted spans by what they describe: model_call, agent, tool, workflow, or not_genai (passed over)." },
     MetricDef { name: "llmhub.processor.warnings", unit: "{warning}", kind: Kind::Counter, attributes: &[],
@@ -152,6 +154,7 @@ pub struct Metrics {
     spans_received: Family<Labels, Counter>,
     spans_accepted: Family<Labels, Counter>,
     spans_refused: Family<Labels, Counter>,
+    spans_limited: Family<Labels, Counter>,
     spans_by_role: Family<Labels, Counter>,
     warnings: Counter,
     conflicts: Family<Labels, Counter>,
@@ -187,6 +190,7 @@ impl Metrics {
             spans_received: Family::default(),
             spans_accepted: Family::default(),
             spans_refused: Family::default(),
+            spans_limited: Family::default(),
             spans_by_role: Family::default(),
             warnings: Counter::default(),
             conflicts: Family::default(),
@@ -219,6 +223,7 @@ impl Metrics {
                 "llmhub.receiver.spans" => register(r, def, m.spans_received.clone()),
                 "llmhub.receiver.spans.accepted" => register(r, def, m.spans_accepted.clone()),
                 "llmhub.receiver.spans.refused" => register(r, def, m.spans_refused.clone()),
+                "llmhub.receiver.spans.limited" => register(r, def, m.spans_limited.clone()),
                 "llmhub.processor.spans" => register(r, def, m.spans_by_role.clone()),
                 "llmhub.processor.warnings" => register(r, def, m.warnings.clone()),
                 "llmhub.processor.conflicts" => register(r, def, m.conflicts.clone()),
@@ -508,6 +513,16 @@ impl Metrics {
                 n,
             );
         }
+    }
+
+    /// Records a span read only in part (past a limit).
+    pub fn record_limited(&self, reason: &'static str) {
+        self.count_unlimited(
+            &self.spans_limited,
+            "llmhub.receiver.spans.limited",
+            vec![("llmhub_reason", reason.to_owned())],
+            1,
+        );
     }
 
     /// Records spans with no GenAI attributes.

@@ -3,6 +3,7 @@
 //! came on.
 
 use crate::config::GenAiProcessor as GenAiConfig;
+use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
@@ -41,6 +42,7 @@ pub struct GenAiProcessor {
     sink: Option<Arc<PostgresSink>>,
     forwarder: Option<Arc<Forwarder>>,
     content: ContentPolicy,
+    limits: Limits,
     collect: bool,
 }
 
@@ -63,6 +65,7 @@ impl GenAiProcessor {
             forwarder: None,
             // The configuration was validated; should it still not compile, nothing is captured.
             content: ContentPolicy::new(&cfg.content, "processors.genai.content").unwrap_or_default(),
+            limits: Limits::default(),
             collect: false,
         }
     }
@@ -86,6 +89,17 @@ impl GenAiProcessor {
         self.forwarder = Some(forwarder);
         self.collect = true;
         self
+    }
+
+    /// Applies the receivers' request limits from now on.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The receivers' request limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The record sink, if any.
@@ -203,6 +217,25 @@ impl GenAiProcessor {
                 };
                 for (pi, span) in ss.spans.iter().enumerate() {
                     summary.received += 1;
+                    // Past the limits only the first attributes and events are read.
+                    let limited;
+                    let span = if span.attributes.len() > self.limits.max_attributes_per_span
+                        || span.events.len() > self.limits.max_events_per_span
+                    {
+                        let mut s = span.clone();
+                        if s.attributes.len() > self.limits.max_attributes_per_span {
+                            s.attributes.truncate(self.limits.max_attributes_per_span);
+                            self.metrics.record_limited("attributes_per_span");
+                        }
+                        if s.events.len() > self.limits.max_events_per_span {
+                            s.events.truncate(self.limits.max_events_per_span);
+                            self.metrics.record_limited("events_per_span");
+                        }
+                        limited = s;
+                        &limited
+                    } else {
+                        span
+                    };
                     match normalize(&ctx, span, &self.opts) {
                         Outcome::NotGenAi => not_genai += 1,
                         Outcome::Rejected(reason) => {

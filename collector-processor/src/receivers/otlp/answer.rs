@@ -25,6 +25,8 @@ pub enum TraceError {
     Invalid(String),
     /// Refused for now (a full or closing queue): the client should retry after the delay.
     Refused(PushError),
+    /// Beyond a limit (too many spans): final, the client must send smaller requests.
+    TooLarge(String),
 }
 
 impl TraceError {
@@ -46,10 +48,29 @@ pub async fn traces_protobuf(
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body)
         .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
+    check_span_count(p, &views, transport)?;
     p.export(&views, Original::Protobuf(body), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)
+}
+
+/// Refuses a request holding more spans than `receivers.otlp.limits.max_spans_per_request`.
+fn check_span_count(
+    p: &GenAiProcessor,
+    views: &[super::view::ResourceView<'_>],
+    transport: &'static str,
+) -> Result<(), TraceError> {
+    let n: usize = views.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
+    let max = p.limits().max_spans_per_request;
+    if n <= max {
+        return Ok(());
+    }
+    p.metrics().record_received(transport, n as u64);
+    p.metrics().record_refused("too_many_spans", n as u64);
+    Err(TraceError::TooLarge(format!(
+        "the request holds {n} spans, more than the {max} allowed (receivers.otlp.limits.max_spans_per_request); send smaller batches"
+    )))
 }
 
 /// Processes a decoded trace request (OTLP/JSON) and delivers its records.
@@ -59,7 +80,9 @@ pub async fn process(
     transport: &'static str,
     tenant: Option<&str>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
-    p.export(&super::view::request(req), Original::Message(req), transport, tenant)
+    let views = super::view::request(req);
+    check_span_count(p, &views, transport)?;
+    p.export(&views, Original::Message(req), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)

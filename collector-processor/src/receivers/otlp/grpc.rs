@@ -91,11 +91,13 @@ impl GrpcSignal for Traces {
                 Ok(_) => "ok",
                 Err(TraceError::Invalid(_)) => "invalid",
                 Err(TraceError::Refused(_)) => "refused",
+                Err(TraceError::TooLarge(_)) => "too_large",
             };
             p.metrics()
                 .record_request("grpc", outcome, started.elapsed().as_secs_f64());
             result.map_err(|e| match e {
                 TraceError::Invalid(m) => Status::invalid_argument(m),
+                TraceError::TooLarge(m) => Status::resource_exhausted(m),
                 TraceError::Refused(e) => {
                     let (code, status) = answer::refusal(&e);
                     Status::with_details(

@@ -281,6 +281,11 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
             "invalid",
         ),
         Err(TraceError::Refused(e)) => (refused(enc, &e), transport, "refused"),
+        Err(TraceError::TooLarge(m)) => (
+            error(StatusCode::PAYLOAD_TOO_LARGE, enc, RESOURCE_EXHAUSTED, m),
+            transport,
+            "too_large",
+        ),
     }
 }
 
