@@ -73,3 +73,6 @@ cargo test --workspace --lib --bins --tests --locked -- --include-ignored
 
 log "benchmarks in test mode (each runs once, so they never rot)"
 cargo test --workspace --benches --locked
+
+log "fuzzing: every libFuzzer target for ${FUZZ_SECONDS:-15} s from its seed corpus (TESTING.md)"
+bash scripts/fuzz.sh

@@ -1,0 +1,13 @@
+//! OTLP/JSON trace requests: the JSON decoder, then the same processing as the receivers.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(req) = llmhub::receivers::otlp::json::decode_traces(data) {
+        let _ = common::processor().process(&req, "http_json");
+    }
+});
