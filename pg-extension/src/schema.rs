@@ -297,6 +297,51 @@ mod tests {
             "the rollups follow the same policy"
         );
         assert!(count("SELECT count(*) FROM llm_rollup_1m WHERE tenant IS DISTINCT FROM 'acme'") > 0);
+        // Every rollup table, and the analytics functions' output: a tenant's role reads its own.
+        for t in [
+            "llm_rollup_1h",
+            "llm_rollup_1d",
+            "llm_rollup_top_traces_1h",
+            "llm_rollup_top_conversations_1h",
+            "llm_rollup_agents_1h",
+            "llm_agent_runaways",
+        ] {
+            assert_eq!(
+                as_role("llmhub_t_acme", Some("acme"), t),
+                count(&format!("SELECT count(*) FROM {t} WHERE tenant = 'acme'")),
+                "{t}"
+            );
+        }
+        assert!(count("SELECT count(*) FROM llm_rollup_top_traces_1h WHERE tenant IS DISTINCT FROM 'acme'") > 0);
+        let as_role_text = |role: &str, tenant: &str, sql: &str| -> Option<String> {
+            Spi::run(&format!("SET LOCAL llmhub.tenant = '{tenant}'; SET LOCAL ROLE {role};")).expect("set role");
+            let out = Spi::get_one::<String>(sql).expect("query runs");
+            Spi::run("RESET ROLE").expect("reset role");
+            out
+        };
+        let budget = |tenant: &str| {
+            format!(
+                "SELECT concat_ws(' ', spent, daily_rate) FROM llm_budget(1000, date_trunc('month', now(), 'UTC'),
+                        date_trunc('month', now(), 'UTC') + interval '1 month', tenant => {tenant})"
+            )
+        };
+        let burn = |tenant: &str| {
+            format!(
+                "SELECT concat_ws(' ', long_errors, long_calls) FROM llm_multi_window_burn(0.99, tenant => {tenant})"
+            )
+        };
+        for (as_acme, owner_acme, owner_all) in [
+            (budget("NULL"), budget("'acme'"), budget("NULL")),
+            (burn("NULL"), burn("'acme'"), burn("NULL")),
+        ] {
+            let mine = as_role_text("llmhub_t_acme", "acme", &as_acme);
+            assert_eq!(mine, Spi::get_one::<String>(&owner_acme).expect("owner"), "{as_acme}");
+            // (The budget of the first minute of a month is 0 for everyone.)
+            assert!(
+                as_acme.contains("llm_budget") || mine != Spi::get_one::<String>(&owner_all).expect("owner"),
+                "{as_acme}: others' rows not in it"
+            );
+        }
         assert_eq!(
             count("SELECT count(*) FROM llm_calls"),
             300,
