@@ -170,6 +170,14 @@ impl Authenticator {
     }
 }
 
+impl Authenticator {
+    /// [`Authenticator::check`] on a request's headers (HTTP, or gRPC metadata).
+    pub fn check_headers(&self, headers: &http::HeaderMap) -> Result<Option<&str>, Denied> {
+        let get = |h: &str| headers.get(h).map(|v| v.as_bytes());
+        self.check(get("authorization"), get("x-api-key"))
+    }
+}
+
 fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
     let end = v

@@ -87,8 +87,7 @@ pub fn router(state: Arc<PrometheusState>) -> Router {
 
 async fn metrics(State(st): State<Arc<PrometheusState>>, headers: axum::http::HeaderMap) -> Response {
     if let Some(auth) = &st.auth {
-        let get = |h: &str| headers.get(h).map(|v| v.as_bytes());
-        if let Err(denied) = auth.check(get("authorization"), get("x-api-key")) {
+        if let Err(denied) = auth.check_headers(&headers) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],

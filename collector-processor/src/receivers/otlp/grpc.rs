@@ -208,16 +208,13 @@ where
         // Authentication comes first: an unauthenticated client learns nothing else.
         let tenant: Option<Arc<str>> = match &self.auth {
             None => None,
-            Some(auth) => {
-                let get = |h: &str| req.headers().get(h).map(|v| v.as_bytes());
-                match auth.check(get("authorization"), get("x-api-key")) {
-                    Ok(t) => t.map(Arc::from),
-                    Err(denied) => {
-                        self.processor.metrics().record_request("grpc", "unauthenticated", 0.0);
-                        return Box::pin(async move { Ok(Status::unauthenticated(denied.message()).into_http()) });
-                    }
+            Some(auth) => match auth.check_headers(req.headers()) {
+                Ok(t) => t.map(Arc::from),
+                Err(denied) => {
+                    self.processor.metrics().record_request("grpc", "unauthenticated", 0.0);
+                    return Box::pin(async move { Ok(Status::unauthenticated(denied.message()).into_http()) });
                 }
-            }
+            },
         };
         let processor = self.processor.clone();
         let max = self.max_message_bytes;

@@ -39,8 +39,7 @@ const UNAUTHENTICATED: i32 = 16;
 #[allow(clippy::result_large_err)]
 fn authenticate(st: &HttpState, headers: &HeaderMap) -> Result<Option<String>, Response> {
     let Some(auth) = &st.auth else { return Ok(None) };
-    let get = |h: &str| headers.get(h).map(|v| v.as_bytes());
-    match auth.check(get("authorization"), get("x-api-key")) {
+    match auth.check_headers(headers) {
         Ok(t) => Ok(t.map(str::to_owned)),
         Err(denied) => {
             let mut r = error(
