@@ -483,13 +483,17 @@ async fn a_downstream_llmhub_started_late_receives_everything() {
     }
     let down = start(&c).await;
     let until = std::time::Instant::now() + Duration::from_secs(30);
-    let m_down = loop {
+    loop {
         let m = scrape(down.metrics_addr).await;
         if sum(&m, "llmhub_receiver_spans_total", &[]) >= 2000.0 || std::time::Instant::now() > until {
-            break m;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+    // A scrape is not atomic: the one that saw the last request counted may have read the
+    // token counter before that request's calls were added. The processor counts a request's
+    // spans received after recording its calls, so a scrape taken after that one sees them all.
+    let m_down = scrape(down.metrics_addr).await;
     let m_up = scrape(up.metrics_addr).await;
     assert_eq!(sum(&m_down, "llmhub_receiver_spans_total", &[]), 2000.0);
     for metric in ["llmhub_requests_total", "llmhub_cost_usd_total", "llmhub_tokens_total"] {
