@@ -7,6 +7,7 @@ use crate::processors::genai::GenAiProcessor;
 use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
 use crate::receivers::otlp::http::{router as http_router, HttpState};
 use anyhow::Context as _;
+use llmhub_exporters::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
 use llmhub_exporters::postgres::{PostgresSink, SinkMetrics};
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
 use prometheus_client::registry::Registry;
@@ -94,10 +95,13 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         processor = processor.with_forwarder(f.clone());
         forwarder = Some(f);
     }
-    let processor = Arc::new(processor);
+    let budget = MemoryBudget::new(config.service.memory.limit_mib * MIB);
+    let budget_gauges = BudgetGauges::register(&mut registry);
+    let processor = Arc::new(processor.with_budget(budget.clone()));
     let shutdown = CancellationToken::new();
     let receivers_stop = CancellationToken::new();
     let metrics_stop = CancellationToken::new();
+    spawn_sampler(budget, budget_gauges, Duration::from_millis(100), metrics_stop.clone());
     let ready = Arc::new(Readiness::default());
     if let Some(s) = &sink {
         let s = s.clone();
@@ -211,12 +215,43 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     })
 }
 
+/// Largest read buffer of one HTTP/1.1 connection (hyper's default is about 400 KiB). Bodies are
+/// read a buffer at a time and counted against the memory budget as they arrive; what the
+/// connection itself buffers is not, so it is kept small: 64 connections hold at most 4 MiB.
+const HTTP1_READ_BUFFER: usize = 64 * 1024;
+
+/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `token` is cancelled, then lets open
+/// connections finish their requests.
 fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationToken) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("HTTP server failed")
+        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        builder.http1().max_buf_size(HTTP1_READ_BUFFER);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let stream = tokio::select! {
+                _ = token.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let conn = builder
+                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+        graceful.shutdown().await;
+        Ok(())
     })
 }
 

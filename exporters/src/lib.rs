@@ -1,6 +1,7 @@
 //! llmhub exporters: where the metrics state and records leave the process.
 //!
 //! - [`prometheus`]: the pull endpoint (`/metrics`, `/healthz`, `/readyz`).
+//! - [`budget`]: the one memory budget across the receivers and the exporters' memory queues.
 //! - [`queue`]: the bounded, optionally durable queue in front of every push exporter.
 //! - [`postgres`]: the PostgreSQL/TimescaleDB sink (binary COPY into `llm_calls`).
 //! - [`otlp_metrics`]: OTLP metrics push.
@@ -9,6 +10,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod budget;
 pub mod catalogue;
 pub mod delivery;
 pub mod forward;

@@ -301,6 +301,25 @@ pub struct Service {
     pub pipelines: Pipelines,
     /// llmhub's own telemetry.
     pub telemetry: Telemetry,
+    /// The memory limit.
+    pub memory: MemoryConfig,
+}
+
+/// The one memory budget across the receivers and the exporters' memory queues.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryConfig {
+    /// Limit on the process's resident memory, in MiB. Requests being read and processed and the
+    /// exporters' memory queues take from what the rest of the process leaves; past it new
+    /// requests are refused with OTLP's retryable statuses (gRPC UNAVAILABLE, HTTP 503, with a
+    /// retry delay) until memory is freed.
+    pub limit_mib: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { limit_mib: 1024 }
+    }
 }
 
 /// Pipelines. Only `traces` exists.

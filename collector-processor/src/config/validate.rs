@@ -111,6 +111,27 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             card.max_values_per_label
         ));
     }
+    if !(64..=1_048_576).contains(&c.service.memory.limit_mib) {
+        errors.push(format!(
+            "service.memory.limit_mib: got {}, expected 64 to 1048576 (MiB of resident memory), e.g. 1024",
+            c.service.memory.limit_mib
+        ));
+    } else {
+        let limit = c.service.memory.limit_mib * 1024 * 1024;
+        let dedup = crate::processors::genai::dedup_max_bytes(g);
+        let room = limit
+            .saturating_sub(limit / llmhub_exporters::budget::RESERVE)
+            .saturating_sub(dedup);
+        if room < 32 * 1024 * 1024 {
+            errors.push(format!(
+                "service.memory.limit_mib: {} MiB leaves {} MiB for requests and queues once the deduplication window (processors.genai.dedup.max_entries: {} keys, about {} MiB) and the reserve of a quarter are set aside; expected at least 32 MiB: raise the limit or lower max_entries",
+                c.service.memory.limit_mib,
+                room / (1024 * 1024),
+                g.dedup.max_entries,
+                dedup / (1024 * 1024),
+            ));
+        }
+    }
     let t = &c.service.pipelines.traces;
     for r in &t.receivers {
         if r != "otlp" {

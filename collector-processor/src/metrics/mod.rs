@@ -93,7 +93,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "llmhub.receiver.spans.accepted", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
         help: "Spans accepted (all received spans minus those refused), by transport." },
     MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
+        help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full, memory_limit (service.memory.limit_mib) and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
     MetricDef { name: "llmhub.receiver.spans.limited", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
         help: "Spans read only in part because they passed a limit, by reason: attributes_per_span, events_per_span (receivers.otlp.limits)." },
     MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
@@ -103,7 +103,7 @@ pub static CATALOGUE: &[MetricDef] = &[
     MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
         help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
     MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
-        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, answered with a retryable status)." },
+        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, memory_limit: past service.memory.limit_mib; both answered with a retryable status)." },
     MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
         help: "Time to decode and process one export request." },
     MetricDef { name: "llmhub.cardinality.overflow", unit: "{event}", kind: Kind::Counter, attributes: &["llmhub.metric", "llmhub.label"],
@@ -117,6 +117,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
         .iter()
         .chain(llmhub_exporters::postgres::metrics::METRICS)
         .chain(llmhub_exporters::forward::METRICS)
+        .chain(llmhub_exporters::budget::METRICS)
 }
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;

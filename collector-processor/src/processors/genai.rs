@@ -10,12 +10,22 @@ use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
+use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::forward::{Forwarder, Original};
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::queue::PushError;
 use llmhub_pricing::{price_call, Matcher};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::sync::{Arc, Mutex};
+
+/// What the deduplication window of `cfg` may take at most, in bytes (0 when it is off).
+pub fn dedup_max_bytes(cfg: &GenAiConfig) -> u64 {
+    if cfg.dedup.enabled {
+        cfg.dedup.max_entries as u64 * llmhub_core::dedup::APPROX_BYTES_PER_KEY
+    } else {
+        0
+    }
+}
 
 /// At most this many problems are listed in one response message; the rest are counted.
 const MAX_MESSAGES: usize = 5;
@@ -43,6 +53,9 @@ pub struct GenAiProcessor {
     forwarder: Option<Arc<Forwarder>>,
     content: ContentPolicy,
     limits: Limits,
+    budget: Option<Arc<MemoryBudget>>,
+    /// What the deduplication window may take at most.
+    dedup_max_bytes: u64,
     collect: bool,
 }
 
@@ -66,6 +79,8 @@ impl GenAiProcessor {
             // The configuration was validated; should it still not compile, nothing is captured.
             content: ContentPolicy::new(&cfg.content, "processors.genai.content").unwrap_or_default(),
             limits: Limits::default(),
+            budget: None,
+            dedup_max_bytes: dedup_max_bytes(cfg),
             collect: false,
         }
     }
@@ -102,6 +117,30 @@ impl GenAiProcessor {
         &self.limits
     }
 
+    /// Bounds what requests and the exporters' memory queues hold by `budget` from now on (set
+    /// after the sink and forwarder, so their queues count against it too).
+    pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        if let Some(s) = &self.sink {
+            s.use_budget(budget.clone());
+        }
+        if let Some(f) = &self.forwarder {
+            f.use_budget(budget.clone());
+        }
+        budget.set_fixed(self.dedup_max_bytes);
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The memory budget the receivers reserve from, if any.
+    pub fn budget(&self) -> Option<&Arc<MemoryBudget>> {
+        self.budget.as_ref()
+    }
+
+    /// How many exporters queue what a request produces (the sink, the forwarder).
+    pub fn queues(&self) -> usize {
+        usize::from(self.sink.is_some()) + usize::from(self.forwarder.is_some())
+    }
+
     /// The record sink, if any.
     pub fn sink(&self) -> Option<&Arc<PostgresSink>> {
         self.sink.as_ref()
@@ -129,6 +168,7 @@ impl GenAiProcessor {
             let spans: usize = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
             let reason = match e {
                 PushError::Full { .. } => "queue_full",
+                PushError::OverBudget(_) => "memory_limit",
                 _ => "unavailable",
             };
             self.metrics.record_refused(reason, spans as u64);

@@ -61,6 +61,12 @@ struct Seen {
 /// fixed-size embedding chunks, are common).
 const MAX_PER_FINGERPRINT: usize = 64;
 
+/// Resident memory one remembered key takes, about: the key in its set or map, its copy in the
+/// eviction order, their strings (service, provider, response id, model, scope) and the tables'
+/// spare capacity. Measured with the overload test's realistic spans: 48 MiB more resident
+/// memory at 100,000 keys than with deduplication off.
+pub const APPROX_BYTES_PER_KEY: u64 = 512;
+
 /// Remembers recent calls and answers whether a new one was already counted.
 #[derive(Debug)]
 pub struct Deduplicator {

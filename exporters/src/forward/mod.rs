@@ -291,6 +291,11 @@ impl Forwarder {
         Ok(f)
     }
 
+    /// Counts the memory queue's requests against the process-wide memory budget.
+    pub fn use_budget(&self, budget: Arc<crate::budget::MemoryBudget>) {
+        self.queue.use_budget(budget);
+    }
+
     /// Whether the queue can take another request.
     pub fn admit(&self) -> Result<(), PushError> {
         self.queue.admit()

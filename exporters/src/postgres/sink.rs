@@ -110,6 +110,11 @@ impl PostgresSink {
         }))
     }
 
+    /// Counts the memory queue's rows against the process-wide memory budget.
+    pub fn use_budget(&self, budget: Arc<crate::budget::MemoryBudget>) {
+        self.shared.queue.use_budget(budget);
+    }
+
     /// Whether the queue can take another request (checked before the request is processed,
     /// so a refused request leaves no trace and its retry is not mistaken for a duplicate).
     pub fn admit(&self) -> Result<(), Refusal> {
@@ -126,14 +131,29 @@ impl PostgresSink {
     /// go to the dead-letter file.
     pub fn encode(&self, records: &[LlmCall]) -> Vec<Bytes> {
         let mut buf = BytesMut::with_capacity(records.len() * 640);
-        let mut items = Vec::with_capacity(records.len());
+        let mut ends = Vec::with_capacity(records.len());
         for r in records {
             match row::encode(r, &mut buf) {
-                Ok(()) => items.push(buf.split().freeze()),
+                Ok(()) => ends.push(buf.len()),
                 Err(e) => self.shared.dead_letter_record(r, &e.to_string()),
             }
         }
-        items
+        // The rows share one allocation of their own size, so what the queue counts is what they
+        // hold (splitting rows off a buffer that then grows would leave most of each request's
+        // allocations unused and uncounted).
+        let all = if buf.capacity() > buf.len() + buf.len() / 8 {
+            Bytes::copy_from_slice(&buf)
+        } else {
+            buf.freeze()
+        };
+        let mut start = 0;
+        ends.into_iter()
+            .map(|end| {
+                let row = all.slice(start..end);
+                start = end;
+                row
+            })
+            .collect()
     }
 
     /// Queues encoded rows; with `durability: wal`, returns once they are on disk.

@@ -20,6 +20,7 @@ pub mod log;
 
 pub use config::{Durability, QueueConfig};
 
+use crate::budget::MemoryBudget;
 use bytes::Bytes;
 use log::{encode_entry, Log, Pos};
 use std::collections::{BTreeMap, VecDeque};
@@ -43,6 +44,9 @@ pub enum PushError {
         /// The limit.
         limit: u64,
     },
+    /// The process is at its memory limit (`service.memory.limit_mib`); retry later.
+    #[error(transparent)]
+    OverBudget(#[from] crate::budget::OverBudget),
     /// The queue is shutting down.
     #[error("the {0} queue is shutting down")]
     Closed(String),
@@ -118,6 +122,8 @@ pub struct Queue {
     state: Mutex<State>,
     sync: tokio::sync::Mutex<Syncer>,
     notify: Notify,
+    /// The process-wide memory budget the memory store's items count against, once set.
+    budget: std::sync::OnceLock<Arc<MemoryBudget>>,
 }
 
 fn now_ms() -> u64 {
@@ -169,7 +175,14 @@ impl Queue {
                 synced: Pos::default(),
             }),
             notify: Notify::new(),
+            budget: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Counts what the memory store holds against `budget` from now on (a disk store holds its
+    /// items on disk and counts nothing). Set once; later calls are ignored.
+    pub fn use_budget(&self, budget: Arc<MemoryBudget>) {
+        let _ = self.budget.set(budget);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -234,6 +247,10 @@ impl Queue {
                     let need = incoming + 48 * n;
                     q.extend(items.into_iter().map(|b| (b, ms)));
                     st.mem_bytes += need;
+                    // Admitted already (the request's reservation covered it): counted, never refused.
+                    if let Some(b) = self.budget.get() {
+                        b.charge(need);
+                    }
                     None
                 }
                 Store::Disk { log, pushes, .. } => {
@@ -410,6 +427,9 @@ impl Queue {
             Store::Memory(_) => {
                 st.mem_bytes = st.mem_bytes.saturating_sub(lease.bytes);
                 st.mem_leased_oldest.remove(&lease.id);
+                if let Some(b) = self.budget.get() {
+                    b.release(lease.bytes);
+                }
             }
             Store::Disk {
                 log,

@@ -2,6 +2,9 @@
 //! response with its partial success.
 
 use crate::processors::genai::GenAiProcessor;
+use llmhub_core::span::{Attribute, SpanView};
+use llmhub_core::LlmCall;
+use llmhub_exporters::budget::Reservation;
 use llmhub_exporters::forward::Original;
 use llmhub_exporters::queue::PushError;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -33,26 +36,65 @@ impl TraceError {
     /// How long the client should wait before retrying a refused request.
     pub fn retry_after(e: &PushError) -> std::time::Duration {
         match e {
-            PushError::Full { .. } => std::time::Duration::from_secs(1),
+            PushError::Full { .. } | PushError::OverBudget(_) => std::time::Duration::from_secs(1),
             _ => std::time::Duration::from_secs(5),
         }
     }
 }
 
-/// Decodes a protobuf trace request, processes it and delivers its records.
+/// Decodes a protobuf trace request, processes it and delivers its records. `held` is the
+/// request's share of the memory budget, grown by what processing will hold before anything is
+/// processed.
 pub async fn traces_protobuf(
     p: &GenAiProcessor,
     body: &[u8],
     transport: &'static str,
     tenant: Option<&str>,
+    held: Option<&mut Reservation>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body)
         .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
     check_span_count(p, &views, transport)?;
+    hold_working_set(p, held, &views, body.len())?;
     p.export(&views, Original::Protobuf(body), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)
+}
+
+/// Heap a record holds beyond its struct: its strings (ids, names, model, service, tenant).
+const RECORD_HEAP_BYTES: usize = 1024;
+
+/// What processing a request holds beyond its body: the views of its spans and attributes, one
+/// record per span, and, for each exporter with a queue, about the body's size again (the rows
+/// or the enriched request waiting to be written).
+pub fn working_set(views: &[super::view::ResourceView<'_>], body_len: usize, queues: usize) -> u64 {
+    let (mut spans, mut attributes) = (0usize, 0usize);
+    for r in views {
+        attributes += r.attributes.len();
+        for s in r.scopes.iter().flat_map(|s| &s.spans) {
+            spans += 1;
+            attributes += s.attributes.len() + s.events.iter().map(|e| e.attributes.len()).sum::<usize>();
+        }
+    }
+    let per_span = std::mem::size_of::<SpanView<'_>>() + std::mem::size_of::<LlmCall>() + RECORD_HEAP_BYTES;
+    (spans * per_span + attributes * std::mem::size_of::<Attribute<'_>>() + queues * body_len) as u64
+}
+
+/// Grows the request's reservation by its [`working_set`], or refuses it (retryable) before
+/// anything of it is processed.
+fn hold_working_set(
+    p: &GenAiProcessor,
+    held: Option<&mut Reservation>,
+    views: &[super::view::ResourceView<'_>],
+    body_len: usize,
+) -> Result<(), TraceError> {
+    let Some(held) = held else { return Ok(()) };
+    held.grow(working_set(views, body_len, p.queues())).map_err(|e| {
+        let spans: usize = views.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
+        p.metrics().record_refused("memory_limit", spans as u64);
+        TraceError::Refused(PushError::OverBudget(e))
+    })
 }
 
 /// Refuses a request holding more spans than `receivers.otlp.limits.max_spans_per_request`.
@@ -73,15 +115,19 @@ fn check_span_count(
     )))
 }
 
-/// Processes a decoded trace request (OTLP/JSON) and delivers its records.
+/// Processes a decoded trace request (OTLP/JSON, `body_len` bytes of it) and delivers its
+/// records; `held` as for [`traces_protobuf`].
 pub async fn process(
     p: &GenAiProcessor,
     req: &ExportTraceServiceRequest,
     transport: &'static str,
     tenant: Option<&str>,
+    held: Option<&mut Reservation>,
+    body_len: usize,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::view::request(req);
     check_span_count(p, &views, transport)?;
+    hold_working_set(p, held, &views, body_len)?;
     p.export(&views, Original::Message(req), transport, tenant)
         .await
         .map(response)
@@ -141,7 +187,8 @@ pub const UNAVAILABLE: i32 = 14;
 pub const RETRY_INFO_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
 
 /// The gRPC code and `google.rpc.Status` (with `RetryInfo`) of a refused request: a full queue is
-/// RESOURCE_EXHAUSTED, a closing or failing one UNAVAILABLE; both retryable under OTLP's rules.
+/// RESOURCE_EXHAUSTED, the memory limit or a closing or failing queue UNAVAILABLE; both retryable
+/// under OTLP's rules.
 pub fn refusal(e: &PushError) -> (i32, RpcStatus) {
     let code = match e {
         PushError::Full { .. } => RESOURCE_EXHAUSTED,

@@ -9,6 +9,8 @@ use super::answer::{self, Signal, TraceError};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
 use llmhub_exporters::auth::Authenticator;
+use llmhub_exporters::budget::{MemoryBudget, Reservation};
+use llmhub_exporters::queue::PushError;
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;
@@ -67,8 +69,14 @@ pub trait GrpcSignal: Send + Sync + 'static {
     const PATH: &'static str;
     /// Response message.
     type Response: Message + Default + Send + 'static;
-    /// Handles one request body; `tenant` is the authenticated key's tenant, if it names one.
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes, tenant: Option<Arc<str>>) -> BoxFuture<Self::Response, Status>;
+    /// Handles one request body; `tenant` is the authenticated key's tenant, if it names one, and
+    /// `held` the request's share of the memory budget (its body so far).
+    fn handle(
+        p: Arc<GenAiProcessor>,
+        body: Bytes,
+        tenant: Option<Arc<str>>,
+        held: Option<Reservation>,
+    ) -> BoxFuture<Self::Response, Status>;
 }
 
 /// The trace service.
@@ -82,14 +90,20 @@ impl GrpcSignal for Traces {
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     type Response = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes, tenant: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
+    fn handle(
+        p: Arc<GenAiProcessor>,
+        body: Bytes,
+        tenant: Option<Arc<str>>,
+        mut held: Option<Reservation>,
+    ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = answer::traces_protobuf(&p, &body, "grpc", tenant.as_deref()).await;
+            let result = answer::traces_protobuf(&p, &body, "grpc", tenant.as_deref(), held.as_mut()).await;
             let outcome = match &result {
                 Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
                 Ok(_) => "ok",
                 Err(TraceError::Invalid(_)) => "invalid",
+                Err(TraceError::Refused(PushError::OverBudget(_))) => "memory_limit",
                 Err(TraceError::Refused(_)) => "refused",
                 Err(TraceError::TooLarge(_)) => "too_large",
             };
@@ -98,14 +112,7 @@ impl GrpcSignal for Traces {
             result.map_err(|e| match e {
                 TraceError::Invalid(m) => Status::invalid_argument(m),
                 TraceError::TooLarge(m) => Status::resource_exhausted(m),
-                TraceError::Refused(e) => {
-                    let (code, status) = answer::refusal(&e);
-                    Status::with_details(
-                        tonic::Code::from_i32(code),
-                        status.message.clone(),
-                        Bytes::from(status.encode_to_vec()),
-                    )
-                }
+                TraceError::Refused(e) => refusal_status(&e),
             })
         })
     }
@@ -115,7 +122,12 @@ impl GrpcSignal for Metrics {
     const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     type Response = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes, _: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
+    fn handle(
+        p: Arc<GenAiProcessor>,
+        body: Bytes,
+        _: Option<Arc<str>>,
+        _held: Option<Reservation>,
+    ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
             p.metrics().record_outcome("grpc", "not_ingested");
@@ -128,12 +140,92 @@ impl GrpcSignal for Logs {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     type Response = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-    fn handle(p: Arc<GenAiProcessor>, body: Bytes, _: Option<Arc<str>>) -> BoxFuture<Self::Response, Status> {
+    fn handle(
+        p: Arc<GenAiProcessor>,
+        body: Bytes,
+        _: Option<Arc<str>>,
+        _held: Option<Reservation>,
+    ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
             p.metrics().record_outcome("grpc", "not_ingested");
             Ok(answer::logs_response(n))
         })
+    }
+}
+
+/// A retryable refusal as a gRPC status with its `google.rpc.Status` details (`RetryInfo`).
+fn refusal_status(e: &PushError) -> Status {
+    let (code, status) = answer::refusal(e);
+    Status::with_details(
+        tonic::Code::from_i32(code),
+        status.message.clone(),
+        Bytes::from(status.encode_to_vec()),
+    )
+}
+
+/// The request's share of the memory budget, shared by its body (which grows it frame by frame)
+/// and the handler (which takes it once the message is read).
+#[derive(Clone)]
+struct Held(Arc<std::sync::Mutex<Option<Reservation>>>);
+
+impl Held {
+    fn take(&self) -> Option<Reservation> {
+        match self.0.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+}
+
+/// A request body that takes each frame from the memory budget as it arrives; past the budget it
+/// ends with UNAVAILABLE (retryable), so the rest is never buffered.
+struct Budgeted<B> {
+    inner: B,
+    held: Held,
+}
+
+impl<B> http_body::Body for Budgeted<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, Status>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let grown = match this.held.0.lock() {
+                        Ok(mut g) => g.as_mut().map_or(Ok(()), |r| r.grow(data.remaining() as u64)),
+                        Err(p) => p
+                            .into_inner()
+                            .as_mut()
+                            .map_or(Ok(()), |r| r.grow(data.remaining() as u64)),
+                    };
+                    if let Err(e) = grown {
+                        return Poll::Ready(Some(Err(refusal_status(&PushError::OverBudget(e)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Status::from_error(e.into())))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -173,7 +265,7 @@ impl<S: GrpcSignal> NamedService for GrpcService<S> {
     const NAME: &'static str = S::SERVICE;
 }
 
-struct Unary<S>(Arc<GenAiProcessor>, Option<Arc<str>>, PhantomData<S>);
+struct Unary<S>(Arc<GenAiProcessor>, Option<Arc<str>>, bool, PhantomData<S>);
 
 impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
     type Response = S::Response;
@@ -181,14 +273,24 @@ impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let p = self.0.clone();
         let tenant = self.1.clone();
-        Box::pin(async move { S::handle(p, request.into_inner(), tenant).await.map(Response::new) })
+        let compressed = self.2;
+        let mut held = request.extensions().get::<Held>().and_then(Held::take);
+        let body = request.into_inner();
+        // A compressed message was inflated into a buffer of its own, beside the frames counted.
+        if let (Some(r), true) = (held.as_mut(), compressed) {
+            if let Err(e) = r.grow(body.len() as u64) {
+                p.metrics().record_request("grpc", "memory_limit", 0.0);
+                return Box::pin(async move { Err(refusal_status(&PushError::OverBudget(e))) });
+            }
+        }
+        Box::pin(async move { S::handle(p, body, tenant, held).await.map(Response::new) })
     }
 }
 
 impl<S, B> tower::Service<http::Request<B>> for GrpcService<S>
 where
     S: GrpcSignal,
-    B: http_body::Body + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
     type Response = http::Response<Body>;
@@ -218,6 +320,34 @@ where
         };
         let processor = self.processor.clone();
         let max = self.max_message_bytes;
+        // The memory budget: refused at once when there is no room at all, else the body takes
+        // from it frame by frame.
+        let held = match processor.budget().map(|b| MemoryBudget::try_reserve(b, 0)) {
+            None => None,
+            Some(Ok(r)) => Some(Held(Arc::new(std::sync::Mutex::new(Some(r))))),
+            Some(Err(e)) => {
+                processor.metrics().record_request("grpc", "memory_limit", 0.0);
+                return Box::pin(async move { Ok(refusal_status(&PushError::OverBudget(e)).into_http()) });
+            }
+        };
+        let compressed = req
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let req = match &held {
+            None => req.map(tonic::body::Body::new),
+            Some(h) => {
+                let (mut parts, body) = req.into_parts();
+                parts.extensions.insert(h.clone());
+                http::Request::from_parts(
+                    parts,
+                    tonic::body::Body::new(Budgeted {
+                        inner: body,
+                        held: h.clone(),
+                    }),
+                )
+            }
+        };
         Box::pin(async move {
             let codec = RawCodec::<S::Response>(PhantomData);
             let mut grpc = tonic::server::Grpc::new(codec)
@@ -225,7 +355,9 @@ where
                 .send_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX);
-            let mut resp = grpc.unary(Unary::<S>(processor, tenant, PhantomData), req).await;
+            let mut resp = grpc
+                .unary(Unary::<S>(processor, tenant, compressed, PhantomData), req)
+                .await;
             // An oversized message is final for the client: say RESOURCE_EXHAUSTED (not retryable
             // without RetryInfo) instead of tonic's OUT_OF_RANGE (retryable).
             let out_of_range = resp.headers().get("grpc-status").is_some_and(|v| v.as_bytes() == b"11");

@@ -15,6 +15,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use bytes::Bytes;
+use llmhub_exporters::budget::{MemoryBudget, Reservation};
+use llmhub_exporters::queue::PushError;
 use prost::Message;
 use std::io::Read;
 use std::sync::Arc;
@@ -102,9 +105,10 @@ fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Respo
     (status, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }
 
-/// A retryable refusal: 429 for a full queue, 503 when closing or failing, with `Retry-After`
+/// A retryable refusal: 429 for a full queue, 503 at the memory limit or when closing or failing,
+/// with `Retry-After`
 /// (OTLP/HTTP's retryable statuses).
-fn refused(enc: Encoding, e: &llmhub_exporters::queue::PushError) -> Response {
+fn refused(enc: Encoding, e: &PushError) -> Response {
     let (code, status) = answer::refusal(e);
     let http = if code == answer::RESOURCE_EXHAUSTED {
         StatusCode::TOO_MANY_REQUESTS
@@ -149,30 +153,99 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
     }
 }
 
-/// Reads and decompresses the body within the limits.
+/// Why a body was not read.
+type BodyRefusal = (Response, &'static str);
+
+/// Takes `bytes` into the request's reservation, or answers the memory-limit refusal.
+#[allow(clippy::result_large_err)]
+fn grow(held: &mut Option<Reservation>, bytes: usize, enc: Encoding) -> Result<(), BodyRefusal> {
+    match held.as_mut().map(|r| r.grow(bytes as u64)) {
+        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), "memory_limit")),
+        _ => Ok(()),
+    }
+}
+
+/// The next data chunk of the body (frames without data, such as trailers, are skipped).
+async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, axum::Error>> {
+    loop {
+        let frame = std::future::poll_fn(|cx| http_body::Body::poll_frame(std::pin::Pin::new(&mut *body), cx)).await?;
+        match frame {
+            Ok(f) => match f.into_data() {
+                Ok(d) => return Some(Ok(d)),
+                Err(_) => continue,
+            },
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
+/// Reads what is left of a refused body and throws it away (up to `limit` bytes), so an HTTP/1.1
+/// client still sending gets the refusal instead of a reset connection.
+async fn drain(mut body: Body, limit: usize) {
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = next_chunk(&mut body).await {
+        seen += chunk.len();
+        if seen > limit {
+            break;
+        }
+    }
+}
+
+/// Reads and decompresses the body within the limits, taking what it holds from the memory budget
+/// as it goes (`held`); a refused body is drained.
 async fn read_body(
     st: &HttpState,
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     enc: Encoding,
-) -> Result<Vec<u8>, (Response, &'static str)> {
-    let raw = axum::body::to_bytes(body, st.max_body).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e).is_some_and(|s| s.to_string().contains("length limit"))
-            || e.to_string().contains("length limit");
-        if too_large {
+    held: &mut Option<Reservation>,
+) -> Result<Vec<u8>, BodyRefusal> {
+    let too_large = || {
+        (
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                enc,
+                RESOURCE_EXHAUSTED,
+                format!("request body is larger than the {} byte limit (receivers.otlp.protocols.http.max_request_body_size_mib); send smaller batches", st.max_body),
+            ),
+            "too_large",
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > st.max_body) {
+        return Err(too_large());
+    }
+    let mut raw = Vec::with_capacity(declared.unwrap_or(0));
+    if let Err(r) = grow(held, raw.capacity(), enc) {
+        drain(body, st.max_body).await;
+        return Err(r);
+    }
+    while let Some(chunk) = next_chunk(&mut body).await {
+        let chunk = chunk.map_err(|e| {
             (
                 error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
+                    StatusCode::BAD_REQUEST,
                     enc,
-                    RESOURCE_EXHAUSTED,
-                    format!("request body is larger than the {} byte limit (receivers.otlp.protocols.http.max_request_body_size_mib); send smaller batches", st.max_body),
+                    INVALID_ARGUMENT,
+                    format!("cannot read request body: {e}"),
                 ),
-                "too_large",
+                "invalid",
             )
-        } else {
-            (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("cannot read request body: {e}")), "invalid")
+        })?;
+        if raw.len() + chunk.len() > st.max_body {
+            return Err(too_large());
         }
-    })?;
+        let before = raw.capacity();
+        raw.extend_from_slice(&chunk);
+        if let Err(r) = grow(held, raw.capacity() - before, enc) {
+            drop(raw);
+            drain(body, st.max_body).await;
+            return Err(r);
+        }
+    }
     let content_encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -180,8 +253,11 @@ async fn read_body(
         .trim()
         .to_ascii_lowercase();
     match content_encoding.as_str() {
-        "" | "identity" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => gunzip(&raw, st.max_decompressed).map_err(|e| match e {
+        "" | "identity" => Ok(raw),
+        "gzip" | "x-gzip" => gunzip(&raw, st.max_decompressed, |n| {
+            held.as_mut().map_or(Ok(()), |r| r.grow(n as u64))
+        })
+        .map_err(|e| match e {
             GunzipError::TooLarge => (
                 error(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -194,6 +270,7 @@ async fn read_body(
             GunzipError::Invalid(m) => {
                 (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("invalid gzip body: {m}")), "invalid")
             }
+            GunzipError::Refused(e) => (refused(enc, &PushError::OverBudget(e)), "memory_limit"),
         }),
         other => Err((
             error(
@@ -210,18 +287,50 @@ async fn read_body(
 enum GunzipError {
     TooLarge,
     Invalid(String),
+    Refused(llmhub_exporters::budget::OverBudget),
 }
 
-fn gunzip(raw: &[u8], limit: usize) -> Result<Vec<u8>, GunzipError> {
+/// Inflates `raw` up to `limit` bytes, passing each growth of the output buffer to `take` first.
+fn gunzip(
+    raw: &[u8],
+    limit: usize,
+    mut take: impl FnMut(usize) -> Result<(), llmhub_exporters::budget::OverBudget>,
+) -> Result<Vec<u8>, GunzipError> {
+    const CHUNK: usize = 64 * 1024;
     let mut out = Vec::new();
     let mut reader = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| GunzipError::Invalid(e.to_string()))?;
-    if out.len() > limit {
-        return Err(GunzipError::TooLarge);
+    loop {
+        if out.capacity() - out.len() < CHUNK {
+            let before = out.capacity();
+            out.reserve(CHUNK);
+            take(out.capacity() - before).map_err(GunzipError::Refused)?;
+        }
+        let at = out.len();
+        out.resize(out.capacity(), 0);
+        let n = match reader.read(&mut out[at..]) {
+            Ok(n) => n,
+            Err(e) => return Err(GunzipError::Invalid(e.to_string())),
+        };
+        out.truncate(at + n);
+        if n == 0 {
+            break;
+        }
+        if out.len() > limit {
+            return Err(GunzipError::TooLarge);
+        }
     }
     Ok(out)
+}
+
+/// The request's share of the memory budget: none when there is no budget, a refusal when the
+/// budget has no room at all.
+#[allow(clippy::result_large_err)]
+fn admit(st: &HttpState, enc: Encoding) -> Result<Option<Reservation>, BodyRefusal> {
+    match st.processor.budget().map(|b| MemoryBudget::try_reserve(b, 0)) {
+        None => Ok(None),
+        Some(Ok(r)) => Ok(Some(r)),
+        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), "memory_limit")),
+    }
 }
 
 async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
@@ -246,16 +355,41 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
         Encoding::Protobuf => "http_protobuf",
         Encoding::Json => "http_json",
     };
-    let bytes = match read_body(st, headers, body, enc).await {
+    let mut held = match admit(st, enc) {
+        Ok(h) => h,
+        Err((r, outcome)) => {
+            drain(body, st.max_body).await;
+            return (r, transport, outcome);
+        }
+    };
+    let bytes = match read_body(st, headers, body, enc, &mut held).await {
         Ok(b) => b,
         Err((r, outcome)) => return (r, transport, outcome),
     };
     let decoded = match enc {
-        Encoding::Protobuf => answer::traces_protobuf(&st.processor, &bytes, transport, tenant.as_deref()).await,
-        Encoding::Json => match json::decode_traces(&bytes) {
-            Ok(req) => answer::process(&st.processor, &req, transport, tenant.as_deref()).await,
-            Err(m) => Err(TraceError::Invalid(m)),
-        },
+        Encoding::Protobuf => {
+            answer::traces_protobuf(&st.processor, &bytes, transport, tenant.as_deref(), held.as_mut()).await
+        }
+        Encoding::Json => {
+            // The decoded message takes about the body's size again.
+            if let Err((r, outcome)) = grow(&mut held, bytes.len(), enc) {
+                return (r, transport, outcome);
+            }
+            match json::decode_traces(&bytes) {
+                Ok(req) => {
+                    answer::process(
+                        &st.processor,
+                        &req,
+                        transport,
+                        tenant.as_deref(),
+                        held.as_mut(),
+                        bytes.len(),
+                    )
+                    .await
+                }
+                Err(m) => Err(TraceError::Invalid(m)),
+            }
+        }
     };
     match decoded {
         Ok(resp) => {
@@ -279,7 +413,14 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
             transport,
             "invalid",
         ),
-        Err(TraceError::Refused(e)) => (refused(enc, &e), transport, "refused"),
+        Err(TraceError::Refused(e)) => {
+            let outcome = if matches!(e, PushError::OverBudget(_)) {
+                "memory_limit"
+            } else {
+                "refused"
+            };
+            (refused(enc, &e), transport, outcome)
+        }
         Err(TraceError::TooLarge(m)) => (
             error(StatusCode::PAYLOAD_TOO_LARGE, enc, RESOURCE_EXHAUSTED, m),
             transport,
@@ -317,7 +458,14 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Ok(e) => e,
         Err(r) => return r,
     };
-    let bytes = match read_body(st, headers, body, enc).await {
+    let mut held = match admit(st, enc) {
+        Ok(h) => h,
+        Err((r, _)) => {
+            drain(body, st.max_body).await;
+            return r;
+        }
+    };
+    let bytes = match read_body(st, headers, body, enc, &mut held).await {
         Ok(b) => b,
         Err((r, _)) => return r,
     };
