@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use llmhub_exporters::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
 use llmhub_exporters::postgres::{PostgresSink, SinkMetrics};
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
+use llmhub_exporters::tls::{ALPN_GRPC, ALPN_HTTP};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -128,51 +129,57 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     // Bind everything first, so a port conflict fails the start before anything serves.
     let protocols = &config.receivers.otlp.protocols;
+    let tls = |t: Option<&llmhub_exporters::tls::ServerTlsConfig>, path: &str, alpn: &[&[u8]]| {
+        t.map(|t| t.load(path, alpn).map(tokio_rustls::TlsAcceptor::from))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))
+    };
     let grpc_listener = match &protocols.grpc {
-        Some(g) => Some((bind("OTLP/gRPC", &g.endpoint).await?, g.max_recv_msg_size_mib)),
+        Some(g) => Some((
+            bind("OTLP/gRPC", &g.endpoint).await?,
+            g.max_recv_msg_size_mib,
+            tls(g.tls.as_ref(), "receivers.otlp.protocols.grpc.tls", ALPN_GRPC)?,
+        )),
         None => None,
     };
     let http_listener = match &protocols.http {
-        Some(h) => Some((bind("OTLP/HTTP", &h.endpoint).await?, h)),
+        Some(h) => Some((
+            bind("OTLP/HTTP", &h.endpoint).await?,
+            h,
+            tls(h.tls.as_ref(), "receivers.otlp.protocols.http.tls", ALPN_HTTP)?,
+        )),
         None => None,
     };
-    let metrics_listener = bind("metrics", &config.exporters.prometheus.endpoint).await?;
+    let prom_cfg = &config.exporters.prometheus;
+    let metrics_listener = bind("metrics", &prom_cfg.endpoint).await?;
+    let metrics_tls = tls(prom_cfg.tls.as_ref(), "exporters.prometheus.tls", ALPN_HTTP)?;
 
     let mut grpc_addr = None;
-    if let Some((listener, max_mib)) = grpc_listener {
+    if let Some((listener, max_mib, acceptor)) = grpc_listener {
         let addr = listener.local_addr()?;
         grpc_addr = Some(addr);
         let max = (max_mib * MIB) as usize;
-        let token = receivers_stop.clone();
-        let router = tonic::transport::Server::builder()
-            .add_service(GrpcService::<Traces>::new(
-                processor.clone(),
-                max,
-                receiver_auth.clone(),
-            ))
-            .add_service(GrpcService::<MetricsSignal>::new(
-                processor.clone(),
-                max,
-                receiver_auth.clone(),
-            ))
-            .add_service(GrpcService::<Logs>::new(processor.clone(), max, receiver_auth.clone()));
-        tracing::info!(%addr, "OTLP/gRPC receiver listening");
+        let routes = tonic::service::Routes::new(GrpcService::<Traces>::new(
+            processor.clone(),
+            max,
+            receiver_auth.clone(),
+        ))
+        .add_service(GrpcService::<MetricsSignal>::new(
+            processor.clone(),
+            max,
+            receiver_auth.clone(),
+        ))
+        .add_service(GrpcService::<Logs>::new(processor.clone(), max, receiver_auth.clone()))
+        .prepare();
+        tracing::info!(%addr, tls = tls_mode(&protocols.grpc.as_ref().and_then(|g| g.tls.clone())), "OTLP/gRPC receiver listening");
         tasks.push((
             "otlp-grpc",
-            tokio::spawn(async move {
-                router
-                    .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listener),
-                        token.cancelled_owned(),
-                    )
-                    .await
-                    .context("OTLP/gRPC server failed")
-            }),
+            serve_axum(listener, routes.into_axum_router(), receivers_stop.clone(), acceptor),
         ));
     }
 
     let mut http_addr = None;
-    if let Some((listener, h)) = http_listener {
+    if let Some((listener, h, acceptor)) = http_listener {
         let addr = listener.local_addr()?;
         http_addr = Some(addr);
         let state = Arc::new(HttpState {
@@ -181,10 +188,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             max_decompressed: (h.max_decompressed_body_size_mib * MIB) as usize,
             auth: receiver_auth.clone(),
         });
-        tracing::info!(%addr, "OTLP/HTTP receiver listening");
+        tracing::info!(%addr, tls = tls_mode(&h.tls), "OTLP/HTTP receiver listening");
         tasks.push((
             "otlp-http",
-            serve_axum(listener, http_router(state), receivers_stop.clone()),
+            serve_axum(listener, http_router(state), receivers_stop.clone(), acceptor),
         ));
     }
 
@@ -194,8 +201,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ready: ready.clone(),
         auth: metrics_auth,
     });
-    tracing::info!(addr = %metrics_addr, "metrics endpoint listening (/metrics, /healthz, /readyz)");
-    let metrics_task = serve_axum(metrics_listener, prom_router(prom), metrics_stop.clone());
+    tracing::info!(addr = %metrics_addr, tls = tls_mode(&prom_cfg.tls), "metrics endpoint listening (/metrics, /healthz, /readyz)");
+    let metrics_task = serve_axum(metrics_listener, prom_router(prom), metrics_stop.clone(), metrics_tls);
 
     ready.set(true);
     tracing::info!("ready");
@@ -220,9 +227,27 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 /// connection itself buffers is not, so it is kept small: 64 connections hold at most 4 MiB.
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 
-/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `token` is cancelled, then lets open
-/// connections finish their requests.
-fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationToken) -> JoinHandle<anyhow::Result<()>> {
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a listener's TLS is set, for the start-up log.
+fn tls_mode(tls: &Option<llmhub_exporters::tls::ServerTlsConfig>) -> &'static str {
+    match tls {
+        None => "off",
+        Some(t) if t.client_ca_file.is_some() => "mutual",
+        Some(_) => "on",
+    }
+}
+
+/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given, else
+/// cleartext with h2c) until `token` is cancelled, then lets open connections finish their
+/// requests.
+fn serve_axum(
+    listener: TcpListener,
+    router: axum::Router,
+    token: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
         let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         builder.http1().max_buf_size(HTTP1_READ_BUFFER);
@@ -242,12 +267,28 @@ fn serve_axum(listener: TcpListener, router: axum::Router, token: CancellationTo
             };
             let _ = stream.set_nodelay(true);
             let service = hyper_util::service::TowerToHyperService::new(router.clone());
-            let conn = builder
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
+            let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+            // The handshake runs on the connection's own task, so a slow client never holds up
+            // the accept loop.
             tokio::spawn(async move {
-                let _ = conn.await;
+                match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let conn = builder
+                                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+                                let _ = watcher.watch(conn.into_owned()).await;
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    }
+                }
             });
         }
         graceful.shutdown().await;

@@ -5,6 +5,7 @@
 //! - [`queue`]: the bounded, optionally durable queue in front of every push exporter.
 //! - [`postgres`]: the PostgreSQL/TimescaleDB sink (binary COPY into `llm_calls`).
 //! - [`otlp_metrics`]: OTLP metrics push.
+//! - [`tls`]: TLS (and mutual TLS) on every listener; PEM readers shared with the sink.
 //! - [`forward`]: span forwarding to a downstream OTLP endpoint, with enrichment attributes.
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -18,3 +19,4 @@ pub mod otlp_metrics;
 pub mod postgres;
 pub mod prometheus;
 pub mod queue;
+pub mod tls;

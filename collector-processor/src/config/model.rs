@@ -113,6 +113,9 @@ pub struct GrpcProtocol {
     pub endpoint: String,
     /// Largest request message accepted, after decompression, in MiB.
     pub max_recv_msg_size_mib: u64,
+    /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
 }
 
 impl Default for GrpcProtocol {
@@ -120,6 +123,7 @@ impl Default for GrpcProtocol {
         GrpcProtocol {
             endpoint: "0.0.0.0:4317".to_owned(),
             max_recv_msg_size_mib: 16,
+            tls: None,
         }
     }
 }
@@ -134,6 +138,9 @@ pub struct HttpProtocol {
     pub max_request_body_size_mib: u64,
     /// Largest request body accepted after decompression, in MiB (guards against gzip bombs).
     pub max_decompressed_body_size_mib: u64,
+    /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
 }
 
 impl Default for HttpProtocol {
@@ -142,6 +149,7 @@ impl Default for HttpProtocol {
             endpoint: "0.0.0.0:4318".to_owned(),
             max_request_body_size_mib: 16,
             max_decompressed_body_size_mib: 64,
+            tls: None,
         }
     }
 }
@@ -262,6 +270,9 @@ pub struct PrometheusExporter {
     /// API keys `/metrics` requires (a scraper's `authorization` bearer token); off when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<llmhub_exporters::auth::AuthConfig>,
+    /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
 }
 
 impl Default for PrometheusExporter {
@@ -270,6 +281,7 @@ impl Default for PrometheusExporter {
             endpoint: "0.0.0.0:9464".to_owned(),
             cardinality: CardinalityConfig::default(),
             auth: None,
+            tls: None,
         }
     }
 }

@@ -111,6 +111,28 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
             card.max_values_per_label
         ));
     }
+    let listeners = [
+        (
+            c.receivers.otlp.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref()),
+            "receivers.otlp.protocols.grpc.tls",
+            llmhub_exporters::tls::ALPN_GRPC,
+        ),
+        (
+            c.receivers.otlp.protocols.http.as_ref().and_then(|h| h.tls.as_ref()),
+            "receivers.otlp.protocols.http.tls",
+            llmhub_exporters::tls::ALPN_HTTP,
+        ),
+        (
+            c.exporters.prometheus.tls.as_ref(),
+            "exporters.prometheus.tls",
+            llmhub_exporters::tls::ALPN_HTTP,
+        ),
+    ];
+    for (tls, path, alpn) in listeners {
+        if let Some(Err(e)) = tls.map(|t| t.load(path, alpn)) {
+            errors.push(e);
+        }
+    }
     if !(64..=1_048_576).contains(&c.service.memory.limit_mib) {
         errors.push(format!(
             "service.memory.limit_mib: got {}, expected 64 to 1048576 (MiB of resident memory), e.g. 1024",

@@ -188,11 +188,7 @@ impl Connector {
 }
 
 fn pem_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, SinkError> {
-    let data =
-        std::fs::read(path).map_err(|e| SinkError::Config(format!("tls: cannot read {}: {e}", path.display())))?;
-    rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| SinkError::Config(format!("tls: {} is not PEM certificates: {e}", path.display())))
+    crate::tls::read_certs(path).map_err(|e| SinkError::Config(format!("tls: {e}")))
 }
 
 fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
@@ -227,11 +223,8 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let certs = pem_certs(cert)?;
-            let data = std::fs::read(key)
-                .map_err(|e| SinkError::Config(format!("tls.key_file: cannot read {}: {e}", key.display())))?;
-            let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut data.as_slice())
-                .map_err(|e| SinkError::Config(format!("tls.key_file: {e}")))?
-                .ok_or_else(|| SinkError::Config("tls.key_file: no private key in the file".to_owned()))?;
+            let key: PrivateKeyDer<'static> =
+                crate::tls::read_private_key(key).map_err(|e| SinkError::Config(format!("tls.key_file: {e}")))?;
             builder
                 .with_client_auth_cert(certs, key)
                 .map_err(|e| SinkError::Config(format!("tls: client certificate: {e}")))
