@@ -240,7 +240,12 @@ fn init_logging(c: &Config) {
     }
 }
 
+/// Allocations from this size up are mapped, and unmapped when freed (see `llmhub_sys`): keeps
+/// resident memory near what is held under a long overload (`service.memory.limit_mib`).
+const MMAP_THRESHOLD: usize = 128 * 1024;
+
 fn main() -> std::process::ExitCode {
+    llmhub_sys::fix_mmap_threshold(MMAP_THRESHOLD);
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,

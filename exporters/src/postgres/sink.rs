@@ -130,30 +130,20 @@ impl PostgresSink {
     /// Encodes records as COPY tuples for [`PostgresSink::push`]; records that cannot be encoded
     /// go to the dead-letter file.
     pub fn encode(&self, records: &[LlmCall]) -> Vec<Bytes> {
-        let mut buf = BytesMut::with_capacity(records.len() * 640);
-        let mut ends = Vec::with_capacity(records.len());
+        let mut buf = BytesMut::with_capacity(1024);
+        let mut items = Vec::with_capacity(records.len());
         for r in records {
+            buf.clear();
             match row::encode(r, &mut buf) {
-                Ok(()) => ends.push(buf.len()),
+                // Each row in an allocation of its own size: rows wait in the queue as long as
+                // the database takes, and small allocations of like sizes are reused as rows come
+                // and go. One large allocation per request, held until its last row is written,
+                // fragments the heap under a long backlog (TESTING.md, overload).
+                Ok(()) => items.push(Bytes::copy_from_slice(&buf)),
                 Err(e) => self.shared.dead_letter_record(r, &e.to_string()),
             }
         }
-        // The rows share one allocation of their own size, so what the queue counts is what they
-        // hold (splitting rows off a buffer that then grows would leave most of each request's
-        // allocations unused and uncounted).
-        let all = if buf.capacity() > buf.len() + buf.len() / 8 {
-            Bytes::copy_from_slice(&buf)
-        } else {
-            buf.freeze()
-        };
-        let mut start = 0;
-        ends.into_iter()
-            .map(|end| {
-                let row = all.slice(start..end);
-                start = end;
-                row
-            })
-            .collect()
+        items
     }
 
     /// Queues encoded rows; with `durability: wal`, returns once they are on disk.
