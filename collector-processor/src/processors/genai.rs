@@ -11,6 +11,7 @@ use llmhub_core::dedup::Deduplicator;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
 use llmhub_exporters::budget::MemoryBudget;
+use llmhub_exporters::forward::enrich::TenantStamp;
 use llmhub_exporters::forward::{Forwarder, Original};
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::queue::PushError;
@@ -176,10 +177,13 @@ impl GenAiProcessor {
         }
         let mut summary = self.process_views_as(req, transport, tenant);
         let records = std::mem::take(&mut summary.records);
-        let forward = self
-            .forwarder
-            .as_ref()
-            .and_then(|f| Some((f.clone(), f.prepare(original, &records, &self.content)?)));
+        let forward = self.forwarder.as_ref().and_then(|f| {
+            let stamp = tenant.map(|tenant| TenantStamp {
+                tenant,
+                keys: &self.opts.tenant_keys,
+            });
+            Some((f.clone(), f.prepare(original, &records, &self.content, stamp)?))
+        });
         let rows = self.sink.as_ref().map(|s| (s.clone(), s.encode(&records)));
         if forward.is_none() && rows.is_none() {
             return Ok(summary);

@@ -106,6 +106,40 @@ pub fn enrich(req: &mut ExportTraceServiceRequest, records: &[LlmCall]) -> usize
     n
 }
 
+/// The tenant an authenticated client's API key names, and the attribute keys that name a tenant
+/// (`processors.genai.tenant_attributes`).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantStamp<'a> {
+    /// The key's tenant.
+    pub tenant: &'a str,
+    /// Attribute keys naming the tenant.
+    pub keys: &'a [String],
+}
+
+/// Writes the key's tenant over every tenant attribute of the request: set on every span (span
+/// attributes come first when a tenant is read), replaced on every resource that names one. So
+/// downstream, as in llmhub's own records, a span or resource cannot claim another tenant than
+/// its client's key.
+pub fn stamp_tenant(req: &mut ExportTraceServiceRequest, stamp: TenantStamp<'_>) {
+    let set = |attrs: &mut Vec<KeyValue>, always: bool| {
+        for key in stamp.keys {
+            let had = attrs.len();
+            attrs.retain(|a| &a.key != key);
+            if always || attrs.len() != had {
+                attrs.push(string(key, stamp.tenant));
+            }
+        }
+    };
+    for rs in &mut req.resource_spans {
+        if let Some(r) = rs.resource.as_mut() {
+            set(&mut r.attributes, false);
+        }
+        for span in rs.scope_spans.iter_mut().flat_map(|ss| &mut ss.spans) {
+            set(&mut span.attributes, true);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -301,16 +301,23 @@ impl Forwarder {
         self.queue.admit()
     }
 
-    /// Applies the content policy to the request, enriches it with the records made of it and
-    /// encodes it for the queue. `original` is the protobuf body as received, or the decoded
-    /// request (OTLP/JSON). `None`: a request whose content the policy would change but that
-    /// cannot be decoded here is not forwarded (counted), rather than forwarded unfiltered.
-    pub fn prepare(&self, original: Original<'_>, records: &[LlmCall], policy: &ContentPolicy) -> Option<Bytes> {
+    /// Applies the content policy to the request, writes the API key's tenant over its tenant
+    /// attributes (`tenant`, when the client's key names one), enriches it with the records made
+    /// of it and encodes it for the queue. `original` is the protobuf body as received, or the
+    /// decoded request (OTLP/JSON). `None`: a request that the policy or the tenant would change
+    /// but that cannot be decoded here is not forwarded (counted), rather than forwarded as it came.
+    pub fn prepare(
+        &self,
+        original: Original<'_>,
+        records: &[LlmCall],
+        policy: &ContentPolicy,
+        tenant: Option<enrich::TenantStamp<'_>>,
+    ) -> Option<Bytes> {
         let mut req = match original {
             Original::Protobuf(body) => match ExportTraceServiceRequest::decode(body) {
                 Ok(r) => r,
-                Err(e) if policy.changes_spans() => {
-                    tracing::warn!(error = %e, "not forwarding a request: prost cannot decode it, so the content policy cannot be applied");
+                Err(e) if policy.changes_spans() || tenant.is_some() => {
+                    tracing::warn!(error = %e, "not forwarding a request: prost cannot decode it, so the content policy and the API key's tenant cannot be applied");
                     self.metrics
                         .content_removed
                         .get_or_create(&vec![("llmhub_kind", "request")])
@@ -342,6 +349,9 @@ impl Forwarder {
                 .content_redacted
                 .get_or_create(&vec![("llmhub_rule", rule)])
                 .inc_by(n);
+        }
+        if let Some(stamp) = tenant {
+            enrich::stamp_tenant(&mut req, stamp);
         }
         enrich::enrich(&mut req, records);
         Some(Bytes::from(req.encode_to_vec()))
