@@ -240,12 +240,21 @@ fn init_logging(c: &Config) {
     }
 }
 
-/// Allocations from this size up are mapped, and unmapped when freed (see `llmhub_sys`): keeps
-/// resident memory near what is held under a long overload (`service.memory.limit_mib`).
+/// With `service.memory.return_freed`, allocations from this size up are mapped, and unmapped when
+/// freed (see `llmhub_sys`): keeps resident memory near what is held under a long overload.
 const MMAP_THRESHOLD: usize = 128 * 1024;
 
+/// Applies `service.memory.return_freed`; call before the runtime starts its threads.
+fn tune_allocator(c: &Config) {
+    if c.service.memory.returns_freed() && llmhub_sys::fix_mmap_threshold(MMAP_THRESHOLD) {
+        tracing::info!(
+            threshold_bytes = MMAP_THRESHOLD,
+            "large allocations are returned to the system when freed (service.memory.return_freed)"
+        );
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    llmhub_sys::fix_mmap_threshold(MMAP_THRESHOLD);
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -309,6 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config::validate(&c)?;
             c.service.telemetry.log_level = "warn".into();
             init_logging(&c);
+            tune_allocator(&c);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(demo(c, args))
         }
@@ -320,6 +330,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let c = apply_overrides(base, &args);
             config::validate(&c)?;
             init_logging(&c);
+            tune_allocator(&c);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(serve(c))
         }

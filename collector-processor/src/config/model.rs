@@ -326,11 +326,43 @@ pub struct MemoryConfig {
     /// requests are refused with OTLP's retryable statuses (gRPC UNAVAILABLE, HTTP 503, with a
     /// retry delay) until memory is freed.
     pub limit_mib: u64,
+    /// Whether allocations of 128 KiB and more are mapped directly, so memory freed after a burst
+    /// goes back to the system instead of fragmenting the allocator's heaps (glibc): `auto` (on
+    /// when `limit_mib` is under 512, where fragmentation would eat the reserve), `always` or
+    /// `never`. Costs ingest throughput (BENCHMARKS.md).
+    pub return_freed: ReturnFreed,
+}
+
+/// `service.memory.return_freed`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnFreed {
+    /// On below a 512 MiB limit.
+    #[default]
+    Auto,
+    /// Always on.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl MemoryConfig {
+    /// Whether large allocations are to be returned to the system when freed.
+    pub fn returns_freed(&self) -> bool {
+        match self.return_freed {
+            ReturnFreed::Always => true,
+            ReturnFreed::Never => false,
+            ReturnFreed::Auto => self.limit_mib < 512,
+        }
+    }
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { limit_mib: 1024 }
+        MemoryConfig {
+            limit_mib: 1024,
+            return_freed: ReturnFreed::Auto,
+        }
     }
 }
 

@@ -186,3 +186,35 @@ fn default_config_round_trips_through_yaml() {
     let text = serde_yaml::to_string(&Config::default()).unwrap();
     assert_eq!(from_yaml_str(&text).unwrap(), Config::default());
 }
+
+#[test]
+fn return_freed_is_on_below_512_mib_unless_told() {
+    let on = |yaml: &str| from_yaml_str(yaml).unwrap().service.memory.returns_freed();
+    assert!(on("service:\n  memory:\n    limit_mib: 256\n"));
+    assert!(!on(
+        "service:\n  memory:\n    limit_mib: 256\n    return_freed: never\n"
+    ));
+    assert!(on("service:\n  memory:\n    return_freed: always\n"));
+    assert!(!Config::default().service.memory.returns_freed());
+    let e = from_yaml_str("service:\n  memory:\n    return_freed: sometimes\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("service.memory.return_freed"), "{e}");
+}
+
+#[test]
+fn a_memory_limit_the_dedup_window_would_fill_is_refused() {
+    let e = from_yaml_str("service:\n  memory:\n    limit_mib: 96\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("service.memory.limit_mib: 96 MiB leaves 23 MiB for requests and queues")
+            && e.contains("processors.genai.dedup.max_entries: 100000 keys, about 48 MiB"),
+        "{e}"
+    );
+    // A smaller window fits.
+    assert!(from_yaml_str(
+        "service:\n  memory:\n    limit_mib: 96\nprocessors:\n  genai:\n    dedup:\n      max_entries: 20000\n"
+    )
+    .is_ok());
+}
