@@ -594,3 +594,55 @@ async fn forwarded_spans_carry_the_api_keys_tenant() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// While llmhub drains after a stop (here: a forwarding queue whose endpoint is down, written out
+/// until the drain deadline), `/readyz` answers 503 naming the drain, and the metrics endpoint
+/// keeps answering until the drain ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_draining_until_the_queues_are_written_out_or_the_deadline_passes() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tmpdir("drain");
+    let mut c = forwarding(format!("http://127.0.0.1:{port}"), OtlpProtocol::Grpc, &dir);
+    if let Some(o) = c.exporters.otlp.as_mut() {
+        o.queue.directory = None;
+    }
+    let running = start(&c).await;
+    let metrics = running.metrics_addr;
+    let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    assert_eq!(
+        post_otlp(
+            &http,
+            "application/x-protobuf",
+            realistic_request(20, 91_000).encode_to_vec()
+        )
+        .await,
+        200
+    );
+    let readyz = || async move {
+        let r = reqwest::get(format!("http://{metrics}/readyz"))
+            .await
+            .expect("readyz answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    };
+    assert_eq!(readyz().await.0, 200);
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(running.stop());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, why) = readyz().await;
+    assert_eq!(status, 503, "not ready while draining: {why}");
+    assert!(why.contains("draining"), "{why}");
+    stopping.await.expect("stop task").expect("stops cleanly");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took <= llmhub::service::DRAIN_DEADLINE + Duration::from_secs(5),
+        "the drain waited for the queue up to its deadline: {took:?}"
+    );
+    assert!(
+        reqwest::get(format!("http://{metrics}/readyz")).await.is_err(),
+        "gone after the drain"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
