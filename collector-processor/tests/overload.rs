@@ -8,7 +8,8 @@
 //! rows/s. The test measures the rate the sink actually reached and checks the offered load was at
 //! least five times it.
 //!
-//! `#[ignore]`d for a bare `cargo test`; the README's test command starts the servers and runs it.
+//! That test is `#[ignore]`d for a bare `cargo test` (the README's test command starts the servers
+//! and runs it); the second, in process, checks both receivers' refusals at the limit.
 
 mod common;
 
@@ -272,4 +273,76 @@ async fn five_times_capacity_for_a_minute_stays_under_the_memory_limit_and_loses
     assert_eq!(got, want, "every span of every accepted request arrived");
     assert_eq!((rows, distinct), (want, want), "and each once");
     assert!(exit.success(), "SIGTERM drains and exits 0: {exit:?}");
+}
+
+/// Both receivers' refusals at the memory limit, in process: with the budget's room taken (as a
+/// full memory queue would), a gRPC export gets UNAVAILABLE with a `RetryInfo`, an HTTP export 503
+/// with `Retry-After`, before anything is processed; once the room is back, both are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_memory_limit_both_receivers_refuse_with_retryable_statuses() {
+    use llmhub::receivers::otlp::answer::{RetryInfo, RpcStatus, RETRY_INFO_URL};
+    let running = common::start(&common::loopback_config()).await;
+    let budget = running.processor.budget().expect("a budget").clone();
+    let req = realistic_request(20, 77_000);
+    let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
+    let grpc_addr = running.grpc_addr.expect("grpc").to_string();
+    // Something else holds more than the room (so the one-request-alone exception is off).
+    let filler = budget.room() + 1;
+    budget.charge(filler);
+
+    let mut grpc = pg::grpc_channel(&grpc_addr).await;
+    let status = pg::export(&mut grpc, &req).await.expect_err("refused at the limit");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("memory limit"), "{}", status.message());
+    let details = RpcStatus::decode(status.details()).expect("google.rpc.Status details");
+    let info = details
+        .details
+        .iter()
+        .find(|d| d.type_url == RETRY_INFO_URL)
+        .expect("RetryInfo");
+    let delay = RetryInfo::decode(&info.value[..])
+        .expect("RetryInfo")
+        .retry_delay
+        .expect("delay");
+    assert_eq!(delay.seconds, 1);
+
+    let r = reqwest::Client::new()
+        .post(&http)
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .expect("answered, not reset");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+
+    let m = common::scrape(running.metrics_addr).await;
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_requests_total",
+            &[("llmhub_outcome", "memory_limit")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        sum(&m, "llmhub_receiver_spans_total", &[]),
+        0.0,
+        "nothing was processed"
+    );
+
+    budget.release(filler);
+    pg::export(&mut grpc, &req).await.expect("accepted once there is room");
+    assert_eq!(
+        reqwest::Client::new()
+            .post(&http)
+            .header("content-type", "application/x-protobuf")
+            .body(realistic_request(20, 77_001).encode_to_vec())
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+    running.stop().await.expect("stop");
 }

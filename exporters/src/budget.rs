@@ -211,13 +211,13 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// Takes `more` bytes into this reservation if they fit.
+    /// Takes `more` bytes into this reservation if they fit, or if this reservation is all that
+    /// is held (so one request alone always gets through, whatever its size).
     pub fn grow(&mut self, more: u64) -> Result<(), OverBudget> {
-        // A reservation is itself held data, so the "nothing held" rule never applies to growth.
         let room = self.budget.room();
         let mut held = self.budget.used.load(Ordering::Relaxed);
         loop {
-            if held.saturating_add(more) > room {
+            if held != self.bytes && held.saturating_add(more) > room {
                 return Err(self.budget.refusal(held));
             }
             match self
@@ -308,6 +308,20 @@ mod tests {
         assert!(b.try_reserve(1).is_err(), "nothing else while it is held");
         drop(big);
         assert!(b.try_reserve(1).is_ok());
+        // The same when it grows from nothing, as request bodies do frame by frame.
+        let mut alone = b.try_reserve(0).unwrap();
+        alone.grow(3000).unwrap();
+        alone.grow(3000).unwrap();
+        let mut second = b.try_reserve(0).expect_err("6000 held, over the room");
+        assert_eq!(second.held, 6000);
+        drop(alone);
+        let mut next = b.try_reserve(0).unwrap();
+        next.grow(10).unwrap();
+        // Anything else held (a queued row) ends the exception.
+        b.charge(1);
+        second = next.grow(1000).unwrap_err();
+        assert_eq!(second.held, 11);
+        b.release(1);
     }
 
     #[test]
