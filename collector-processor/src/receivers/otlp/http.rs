@@ -215,7 +215,11 @@ async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    // Refused bodies are read to the end (up to twice the limit) and thrown away, so a client
+    // still sending gets the 413 instead of a reset connection.
+    let drain_limit = st.max_body.saturating_mul(2);
     if declared.is_some_and(|n| n > st.max_body) {
+        drain(body, drain_limit).await;
         return Err(too_large());
     }
     let mut raw = Vec::with_capacity(declared.unwrap_or(0));
@@ -236,6 +240,8 @@ async fn read_body(
             )
         })?;
         if raw.len() + chunk.len() > st.max_body {
+            drop(raw);
+            drain(body, drain_limit).await;
             return Err(too_large());
         }
         let before = raw.capacity();
