@@ -220,6 +220,17 @@ mod tests {
         Spi::run("SELECT approx_percentile(1.5, quantile_summary_agg(v)) FROM unnest(ARRAY[1.0, 2.0]) v").unwrap();
     }
 
+    #[pg_test(
+        error = "summary: summaries with logarithmic buckets (format 1) and binary buckets (format 2) cannot be merged; rebuild the older ones from their rows"
+    )]
+    fn a_rollup_over_format_1_and_format_2_summaries_is_an_error_naming_both() {
+        Spi::run(
+            "SELECT rollup(s) FROM (VALUES ('\\x4c485153010000007b14ae47e17a743f00080000080000000000000001000000000000009a999999995932400000000000000000000000000000284006000000d504019602019402027e018a0101960201'::quantile_summary),
+                                           ((SELECT quantile_summary_agg(1.0)))) v(s)",
+        )
+        .unwrap();
+    }
+
     #[pg_test(error = "summary: not an llmhub quantile summary (bad magic)")]
     fn a_corrupt_summary_is_an_error_naming_the_argument() {
         Spi::run("SELECT num_vals('\\x00010203'::quantile_summary)").unwrap();

@@ -18,10 +18,10 @@ use pgrx::{FromDatum, Internal, IntoDatum, PgMemoryContexts};
 
 extension_sql!(
     r#"
--- The summary's bytes are its stable on-disk format (magic "LHQS", version 1); `=` compares them.
+-- The summary's bytes are its stable on-disk format (magic "LHQS", version 2; version 1 is still read); `=` compares them.
 CREATE DOMAIN quantile_summary AS bytea;
 COMMENT ON DOMAIN quantile_summary IS
-  'Mergeable quantile summary (UDDSketch, relative error 0.5% until the buckets collapse). Build with quantile_summary_agg(value), merge with rollup(summary), read with approx_percentile(p, summary).';
+  'Mergeable quantile summary (UDDSketch with binary buckets, relative error 0.389% until the buckets collapse). Build with quantile_summary_agg(value), merge with rollup(summary), read with approx_percentile(p, summary).';
 "#,
     name = "quantile_summary_domain",
     bootstrap
@@ -104,15 +104,16 @@ unsafe fn new_state(fcinfo: pg_sys::FunctionCallInfo, sketch: QuantileSketch) ->
 fn quantile_summary_trans(state: Option<Internal>, value: Option<f64>, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
     let mut state = state.unwrap_or_default();
     let Some(v) = value else { return state };
-    if !v.is_finite() || v < 0.0 {
-        return state;
-    }
     unsafe {
         if !state.initialized() {
+            if !(v.is_finite() && v >= 0.0) {
+                return state;
+            }
             state = new_state(fcinfo, QuantileSketch::default());
         }
         if let Some(s) = state.get_mut::<QuantileSketch>() {
-            // Only finite, non-negative values reach here: add cannot fail.
+            // `add` refuses NaN, infinities and negative values, leaving the summary as it was:
+            // they are skipped, as documented.
             let _ = s.add(v);
         }
     }
@@ -242,7 +243,7 @@ COMMENT ON AGGREGATE rollup(quantile_summary) IS
 );
 
 /// The approximate `percentile` (0 to 1) of the values summarized, within the summary's error
-/// bound (0.5% unless its buckets collapsed; see `error_bound`). NULL for an empty summary.
+/// bound (0.389% unless its buckets collapsed; see `error_bound`). NULL for an empty summary.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn approx_percentile(percentile: f64, summary: QuantileSummary) -> Option<f64> {
     if !(0.0..=1.0).contains(&percentile) {

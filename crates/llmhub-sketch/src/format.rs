@@ -1,21 +1,24 @@
-//! The stable on-disk format of a summary (what the SQL type stores), version 1, little-endian:
+//! The stable on-disk format of a summary (what the SQL type stores), little-endian. Version 2 holds
+//! binary buckets, version 1 logarithmic ones ([`crate::Mapping`]); the layout is the same:
 //!
 //! ```text
-//! magic "LHQS" | version u8 = 1 | collapses u8 | reserved u16 = 0
+//! magic "LHQS" | version u8 (1 or 2) | collapses u8 | reserved u16 = 0
 //! alpha f64 | max_buckets u32 | count u64 | zero_count u64 | sum f64 | min f64 | max f64
 //! bucket_count u32 | per bucket: index delta (zigzag varint; the first is the index itself), count (varint)
 //! ```
 //!
-//! Empty buckets are not stored, so the size follows the data, not `max_buckets`. A reader of a
-//! later version refuses older or newer versions it does not know by name; the decoder checks
-//! every field and never panics, whatever the bytes.
+//! `alpha` is the accuracy asked for; a binary summary's mantissa bits follow from it. Empty buckets
+//! are not stored, so the size follows the data, not `max_buckets`. A summary is written in the
+//! version of its mapping, so a version-1 summary read and written again stays version 1. The
+//! decoder refuses versions it does not know by name, checks every field and never panics,
+//! whatever the bytes.
 
-use crate::{MergeError, QuantileSketch};
+use crate::{Mapping, MergeError, QuantileSketch, MAX_SHIFT};
 
 /// First four bytes of every encoded summary.
 pub const MAGIC: &[u8; 4] = b"LHQS";
-/// The version written by [`QuantileSketch::to_bytes`].
-pub const FORMAT_VERSION: u8 = 1;
+/// The version [`QuantileSketch::to_bytes`] writes for new summaries (binary buckets).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Why bytes are not a summary.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -24,7 +27,7 @@ pub enum FormatError {
     #[error("not an llmhub quantile summary (bad magic)")]
     Magic,
     /// A version this code does not read.
-    #[error("unsupported summary format version {0} (this build reads version 1)")]
+    #[error("unsupported summary format version {0} (this build reads versions 1 and 2)")]
     Version(u8),
     /// Ended early.
     #[error("truncated summary: {0}")]
@@ -81,12 +84,16 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 impl QuantileSketch {
-    /// Encodes the summary in format version 1.
+    /// Encodes the summary in its mapping's format version (2 for binary buckets, 1 for
+    /// logarithmic ones).
     pub fn to_bytes(&self) -> Vec<u8> {
         let buckets: Vec<(i32, u64)> = self.buckets().collect();
         let mut out = Vec::with_capacity(64 + buckets.len() * 3);
         out.extend_from_slice(MAGIC);
-        out.push(FORMAT_VERSION);
+        out.push(match self.mapping {
+            Mapping::Logarithmic => 1,
+            Mapping::Binary => 2,
+        });
         out.push(self.collapses);
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(&self.alpha.to_le_bytes());
@@ -124,6 +131,9 @@ impl QuantileSketch {
     /// common case of `rollup`). `scratch` is reused between calls to avoid allocating.
     pub fn merge_bytes(&mut self, bytes: &[u8], scratch: &mut Vec<(i32, u64)>) -> Result<(), MergeBytesError> {
         let h = decode(bytes, scratch)?;
+        if h.mapping != self.mapping {
+            return Err(MergeError::Mapping(self.mapping, h.mapping).into());
+        }
         if h.alpha != self.alpha || h.max_buckets != self.max_buckets {
             return Err(MergeError::Parameters(self.alpha, h.alpha, self.max_buckets, h.max_buckets).into());
         }
@@ -184,6 +194,7 @@ pub enum MergeBytesError {
 
 /// The fixed fields of an encoded summary.
 struct Header {
+    mapping: Mapping,
     collapses: u8,
     alpha: f64,
     max_buckets: u32,
@@ -197,8 +208,8 @@ struct Header {
 impl Header {
     /// The summary of this header and its (validated) buckets.
     fn build(&self, buckets: &[(i32, u64)]) -> Result<QuantileSketch, FormatError> {
-        let mut s =
-            QuantileSketch::new(self.alpha, self.max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+        let mut s = QuantileSketch::with_mapping(self.mapping, self.alpha, self.max_buckets)
+            .map_err(|e| FormatError::Invalid(e.to_string()))?;
         for _ in 0..self.collapses {
             s.collapse();
         }
@@ -229,9 +240,11 @@ fn decode(bytes: &[u8], buckets: &mut Vec<(i32, u64)>) -> Result<Header, FormatE
         return Err(FormatError::Magic);
     }
     let [version] = r.take::<1>("version")?;
-    if version != FORMAT_VERSION {
-        return Err(FormatError::Version(version));
-    }
+    let mapping = match version {
+        1 => Mapping::Logarithmic,
+        2 => Mapping::Binary,
+        v => return Err(FormatError::Version(v)),
+    };
     let [collapses] = r.take::<1>("collapses")?;
     let reserved = u16::from_le_bytes(r.take::<2>("reserved")?);
     let alpha = f64::from_le_bytes(r.take::<8>("alpha")?);
@@ -250,7 +263,18 @@ fn decode(bytes: &[u8], buckets: &mut Vec<(i32, u64)>) -> Result<Header, FormatE
         return bad(format!("{collapses} collapses"));
     }
     // Validates alpha and max_buckets.
-    QuantileSketch::new(alpha, max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+    let empty =
+        QuantileSketch::with_mapping(mapping, alpha, max_buckets).map_err(|e| FormatError::Invalid(e.to_string()))?;
+    // Binary: the shift after the collapses, and so the largest index a finite value can have.
+    let shift = empty.shift + u32::from(collapses);
+    let top_index = if mapping == Mapping::Binary {
+        if shift > MAX_SHIFT {
+            return bad(format!("{collapses} collapses of {} mantissa bits", empty.bits));
+        }
+        i64::try_from(f64::MAX.to_bits() >> shift).unwrap_or(i64::MAX)
+    } else {
+        i64::MAX
+    };
     if !sum.is_finite() || sum < 0.0 {
         return bad(format!("sum {sum}"));
     }
@@ -273,6 +297,9 @@ fn decode(bytes: &[u8], buckets: &mut Vec<(i32, u64)>) -> Result<Header, FormatE
                 .ok_or(FormatError::Invalid("bucket index overflow".into()))?,
             Some(_) => return bad("bucket indexes not increasing".into()),
         };
+        if mapping == Mapping::Binary && !(0..=top_index).contains(&i) {
+            return bad(format!("bucket index {i} outside 0..={top_index}"));
+        }
         let i32_index = i32::try_from(i).map_err(|_| FormatError::Invalid(format!("bucket index {i}")))?;
         if c == 0 {
             return bad("empty bucket stored".into());
@@ -297,6 +324,7 @@ fn decode(bytes: &[u8], buckets: &mut Vec<(i32, u64)>) -> Result<Header, FormatE
         }
     }
     Ok(Header {
+        mapping,
         collapses,
         alpha,
         max_buckets,

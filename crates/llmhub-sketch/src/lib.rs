@@ -1,14 +1,25 @@
 //! A mergeable quantile summary with a guaranteed relative error: the UDDSketch of Epicoco et al.
-//! (DDSketch's logarithmic buckets, collapsed uniformly when the bucket range is full).
+//! (DDSketch's relative-error buckets, collapsed uniformly when the bucket range is full).
 //!
-//! A positive value `x` goes to bucket `ceil(log_γ x)` with `γ = (1 + α) / (1 − α)`; every value in
-//! a bucket is within relative error `α` of the bucket's representative `2γ^i / (γ + 1)`, so a
-//! quantile read from the buckets is within `α` of the true order statistic. When the buckets
-//! would span more than `max_buckets` indexes, adjacent pairs are merged (`γ` becomes `γ²`, the
-//! bound `α' = 2α / (1 + α²)`), for all buckets at once: the guarantee degrades uniformly instead of
-//! failing at the tails. Two summaries merge exactly (bucket counts add), after bringing the finer
-//! one to the coarser one's collapse level, so merging hourly summaries gives the same buckets as
-//! one summary over all the rows.
+//! Every value of a bucket `[L, U)` is within relative error `(U − L) / (U + L)` of the bucket's
+//! representative `2LU / (L + U)`, so a quantile read from the buckets is within that bound of the
+//! true order statistic. Two bucket mappings exist ([`Mapping`]):
+//!
+//! - **Binary** (format version 2, what [`QuantileSketch::new`] builds): a positive value's bucket is
+//!   its IEEE-754 bits shifted right, `bits(x) >> (52 − m)`: the exponent and the top `m` mantissa
+//!   bits, so each octave `[2^e, 2^(e+1))` holds `2^m` equal-width buckets. The widest bucket
+//!   relative to its values is the first of an octave, `U / L = 1 + 2^−m`, so the bound is
+//!   `1 / (2^(m+1) + 1)`; `m` is the smallest that meets the requested `α` (0.389% for α = 0.5%).
+//!   No logarithm is taken: adding a value is a shift, which is what makes the SQL aggregate cheap.
+//! - **Logarithmic** (format version 1, still read, merged and extended): bucket `ceil(log_γ x)` with
+//!   `γ = (1 + α) / (1 − α)`, bound `α`.
+//!
+//! When the buckets would span more than `max_buckets` indexes, adjacent pairs are merged for all
+//! buckets at once (binary: one mantissa bit fewer, `i → ⌊i/2⌋`; logarithmic: `γ` becomes `γ²`,
+//! `i → ⌈i/2⌉`): the guarantee degrades uniformly instead of failing at the tails. Two summaries of
+//! the same mapping merge exactly (bucket counts add), after bringing the finer one to the coarser
+//! one's collapse level, so merging hourly summaries gives the same buckets as one summary over all
+//! the rows.
 //!
 //! Values: zero and positive values below [`MIN_POSITIVE`] count in a zero bucket (read back as 0);
 //! NaN, infinities and negative values are not values a latency or a token count can take, and
@@ -22,12 +33,40 @@ mod format;
 
 pub use format::{FormatError, MergeBytesError, FORMAT_VERSION, MAGIC};
 
+/// How a summary's buckets divide the values (see the crate documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// `ceil(log_γ x)`: format version 1.
+    Logarithmic,
+    /// The value's exponent and top mantissa bits: format version 2.
+    Binary,
+}
+
+impl std::fmt::Display for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mapping::Logarithmic => "logarithmic buckets (format 1)",
+            Mapping::Binary => "binary buckets (format 2)",
+        })
+    }
+}
+
 /// Values below this (and zero) count as 0.
 pub const MIN_POSITIVE: f64 = 1e-9;
-/// Default relative accuracy: 0.5%, so one collapse still keeps quantiles within 1%.
+/// `bits(f64::MAX) − bits(MIN_POSITIVE)`: the values from MIN_POSITIVE to f64::MAX, as bits.
+const FINITE_SPAN: u64 = f64::MAX.to_bits() - MIN_POSITIVE.to_bits();
+/// Default requested relative accuracy: 0.5% (binary buckets meet it with 0.389%, and one collapse
+/// still keeps quantiles within 1%: 0.775%).
 pub const DEFAULT_ALPHA: f64 = 0.005;
-/// Default bucket range: at α = 0.5% it spans about eight decades before the first collapse.
-pub const DEFAULT_MAX_BUCKETS: u32 = 2048;
+/// Default bucket range: 4096 binary buckets at 128 per octave span 32 octaves (about 9.6 decades)
+/// before the first collapse.
+pub const DEFAULT_MAX_BUCKETS: u32 = 4096;
+/// The smallest accuracy a binary summary can be asked for: `m` = 19 mantissa bits, so that bucket
+/// indexes stay below 2³¹.
+pub const MIN_ALPHA: f64 = 1e-6;
+/// Binary buckets: the shift never exceeds this (at 60 the whole finite range is 8 indexes, fewer
+/// than the smallest `max_buckets`, so no further collapse is ever needed).
+pub(crate) const MAX_SHIFT: u32 = 60;
 
 /// A value the summary cannot hold.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -46,13 +85,16 @@ pub enum MergeError {
     /// Built with different accuracies or bucket ranges.
     #[error("summaries with different parameters cannot be merged (alpha {0} vs {1}, max_buckets {2} vs {3})")]
     Parameters(f64, f64, u32, u32),
+    /// Built with different bucket mappings (format versions).
+    #[error("summaries with {0} and {1} cannot be merged; rebuild the older ones from their rows")]
+    Mapping(Mapping, Mapping),
 }
 
 /// Bad construction parameters.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
 pub enum ParamError {
-    /// α outside (0, 0.5).
-    #[error("relative accuracy must be in (0, 0.5), got {0}")]
+    /// α outside [1e-6, 0.5) (binary) or (0, 0.5) (logarithmic).
+    #[error("relative accuracy must be in [1e-6, 0.5), got {0}")]
     Alpha(f64),
     /// max_buckets outside [16, 65536].
     #[error("max_buckets must be in 16..=65536, got {0}")]
@@ -63,10 +105,15 @@ pub enum ParamError {
 /// sum, minimum, maximum and non-empty buckets are equal (the in-memory layout does not matter).
 #[derive(Debug, Clone)]
 pub struct QuantileSketch {
+    mapping: Mapping,
     alpha: f64,
     max_buckets: u32,
     collapses: u8,
-    /// 1 / ln(γ) at the current collapse level.
+    /// Binary: mantissa bits before any collapse.
+    bits: u8,
+    /// Binary: `52 − bits + collapses`, what a value's bits are shifted right by.
+    shift: u32,
+    /// Logarithmic: 1 / ln(γ) at the current collapse level.
     inv_ln_gamma: f64,
     count: u64,
     zero_count: u64,
@@ -93,19 +140,43 @@ fn gamma(alpha: f64, collapses: u8) -> f64 {
     g
 }
 
+/// The fewest mantissa bits whose buckets meet `alpha`: `1 / (2^(m+1) + 1) ≤ alpha`.
+fn mantissa_bits(alpha: f64) -> u8 {
+    (0u8..=19)
+        .find(|&m| 1.0 / (f64::from(1u32 << (m + 1)) + 1.0) <= alpha)
+        .unwrap_or(19)
+}
+
 impl QuantileSketch {
-    /// An empty summary with relative accuracy `alpha` and at most `max_buckets` bucket indexes.
+    /// An empty summary (binary buckets) with relative error at most `alpha` and at most
+    /// `max_buckets` bucket indexes.
     pub fn new(alpha: f64, max_buckets: u32) -> Result<QuantileSketch, ParamError> {
-        if !(alpha > 0.0 && alpha < 0.5) {
+        if !(MIN_ALPHA..0.5).contains(&alpha) {
+            return Err(ParamError::Alpha(alpha));
+        }
+        QuantileSketch::with_mapping(Mapping::Binary, alpha, max_buckets)
+    }
+
+    /// An empty summary of the given mapping (logarithmic ones are what format 1 holds).
+    pub fn with_mapping(mapping: Mapping, alpha: f64, max_buckets: u32) -> Result<QuantileSketch, ParamError> {
+        let alpha_ok = match mapping {
+            Mapping::Binary => (MIN_ALPHA..0.5).contains(&alpha),
+            Mapping::Logarithmic => alpha > 0.0 && alpha < 0.5,
+        };
+        if !alpha_ok {
             return Err(ParamError::Alpha(alpha));
         }
         if !(16..=65_536).contains(&max_buckets) {
             return Err(ParamError::MaxBuckets(max_buckets));
         }
+        let bits = mantissa_bits(alpha);
         Ok(QuantileSketch {
+            mapping,
             alpha,
             max_buckets,
             collapses: 0,
+            bits,
+            shift: 52 - u32::from(bits),
             inv_ln_gamma: 1.0 / gamma(alpha, 0).ln(),
             count: 0,
             zero_count: 0,
@@ -115,6 +186,11 @@ impl QuantileSketch {
             offset: 0,
             counts: Vec::new(),
         })
+    }
+
+    /// Its bucket mapping.
+    pub fn mapping(&self) -> Mapping {
+        self.mapping
     }
 
     /// The accuracy it was built with.
@@ -132,11 +208,26 @@ impl QuantileSketch {
         self.collapses
     }
 
-    /// The relative error bound that holds now: α after no collapse, `(γ^(2^k) − 1) / (γ^(2^k) + 1)`
-    /// after `k`.
+    /// The relative error bound that holds now, `(r − 1) / (r + 1)` for the widest bucket ratio
+    /// `r = U / L`. Binary: `r = 1 + 2^−(m−k)` after `k ≤ m` collapses (`2^(2^(k−m))` after more).
+    /// Logarithmic: `r = γ^(2^k)`, which is α after no collapse.
     pub fn error_bound(&self) -> f64 {
-        let g = gamma(self.alpha, self.collapses);
-        (g - 1.0) / (g + 1.0)
+        let r = match self.mapping {
+            Mapping::Logarithmic => gamma(self.alpha, self.collapses),
+            Mapping::Binary => {
+                let (m, k) = (i32::from(self.bits), i32::from(self.collapses));
+                if k <= m {
+                    1.0 + 2f64.powi(k - m)
+                } else {
+                    2f64.powi(1 << (k - m).min(30))
+                }
+            }
+        };
+        if r.is_finite() {
+            (r - 1.0) / (r + 1.0)
+        } else {
+            1.0
+        }
     }
 
     /// Values added.
@@ -164,7 +255,12 @@ impl QuantileSketch {
         (self.count > 0).then_some(self.max)
     }
 
+    #[inline]
     fn index(&self, x: f64) -> i32 {
+        if self.mapping == Mapping::Binary {
+            // x is finite and positive, so its bits are below 2⁶³; the shift is at least 33.
+            return (x.to_bits() >> self.shift) as i32;
+        }
         // x ≥ MIN_POSITIVE and finite, so the logarithm is finite and the index in i32 range.
         // The ceiling by hand: `f64::ceil` is a libm call on baseline x86-64 (no SSE4.1).
         let y = fastlog::ln(x) * self.inv_ln_gamma;
@@ -176,13 +272,58 @@ impl QuantileSketch {
         }
     }
 
+    /// The representative of bucket `index`, `2LU / (L + U)` (computed as a harmonic mean).
     fn value_of(&self, index: i32) -> f64 {
-        let g = gamma(self.alpha, self.collapses);
-        2.0 * g.powi(index) / (g + 1.0)
+        match self.mapping {
+            Mapping::Logarithmic => {
+                let g = gamma(self.alpha, self.collapses);
+                2.0 * g.powi(index) / (g + 1.0)
+            }
+            Mapping::Binary => {
+                // Indexes are at most `bits(f64::MAX) >> shift`, so `(i + 1) << shift` stays below
+                // 2⁶⁴; past the finite range it is the top bucket's open end.
+                let at = |i: i64| -> f64 {
+                    let bits = u64::try_from(i).unwrap_or(0) << self.shift;
+                    if bits >= f64::INFINITY.to_bits() {
+                        f64::INFINITY
+                    } else {
+                        f64::from_bits(bits)
+                    }
+                };
+                let (lo, hi) = (at(i64::from(index)), at(i64::from(index) + 1));
+                2.0 / (1.0 / lo + 1.0 / hi)
+            }
+        }
+    }
+
+    /// The index of bucket `i` after one collapse.
+    #[inline]
+    fn collapse_index(&self, i: i32) -> i32 {
+        match self.mapping {
+            Mapping::Binary => i >> 1,
+            Mapping::Logarithmic => (i as i64 + 1).div_euclid(2) as i32,
+        }
     }
 
     /// Adds one value.
+    #[inline]
     pub fn add(&mut self, x: f64) -> Result<(), AddError> {
+        // The common case in one comparison of the bits: a binary summary and a finite value of
+        // at least MIN_POSITIVE (positive doubles order as their bits; the sign bit, infinities
+        // and NaN all compare above f64::MAX's bits). Everything else takes the general path.
+        let b = x.to_bits();
+        if self.mapping == Mapping::Binary && b.wrapping_sub(MIN_POSITIVE.to_bits()) <= FINITE_SPAN {
+            self.count = self.count.saturating_add(1);
+            self.sum += x;
+            if x < self.min {
+                self.min = x;
+            }
+            if x > self.max {
+                self.max = x;
+            }
+            self.bump((b >> self.shift) as i32, 1);
+            return Ok(());
+        }
         self.add_n(x, 1)
     }
 
@@ -237,7 +378,7 @@ impl QuantileSketch {
                 break;
             }
             self.collapse();
-            i = collapse_index(i);
+            i = self.collapse_index(i);
         }
         if i < self.offset {
             let grow = (self.offset - i) as usize;
@@ -252,18 +393,19 @@ impl QuantileSketch {
         self.counts[k] = self.counts[k].saturating_add(n);
     }
 
-    /// Merges adjacent bucket pairs: γ becomes γ².
+    /// Merges adjacent bucket pairs (binary: one mantissa bit fewer; logarithmic: γ becomes γ²).
     fn collapse(&mut self) {
         self.collapses = self.collapses.saturating_add(1);
         self.inv_ln_gamma = 1.0 / gamma(self.alpha, self.collapses).ln();
+        self.shift = (self.shift + 1).min(MAX_SHIFT);
         if self.counts.is_empty() {
             return;
         }
-        let new_offset = collapse_index(self.offset);
-        let last = collapse_index(self.offset + self.counts.len() as i32 - 1);
+        let new_offset = self.collapse_index(self.offset);
+        let last = self.collapse_index(self.offset + self.counts.len() as i32 - 1);
         let mut v = vec![0u64; (last - new_offset + 1) as usize];
         for (k, &c) in self.counts.iter().enumerate() {
-            let j = collapse_index(self.offset + k as i32);
+            let j = self.collapse_index(self.offset + k as i32);
             let slot = (j - new_offset) as usize;
             v[slot] = v[slot].saturating_add(c);
         }
@@ -273,6 +415,9 @@ impl QuantileSketch {
 
     /// Merges `other` into this summary.
     pub fn merge(&mut self, other: &QuantileSketch) -> Result<(), MergeError> {
+        if self.mapping != other.mapping {
+            return Err(MergeError::Mapping(self.mapping, other.mapping));
+        }
         if self.alpha != other.alpha || self.max_buckets != other.max_buckets {
             return Err(MergeError::Parameters(
                 self.alpha,
@@ -322,7 +467,7 @@ impl QuantileSketch {
                 // `bump` may collapse self further; bring the index along.
                 let mut j = i;
                 for _ in level..self.collapses {
-                    j = collapse_index(j);
+                    j = self.collapse_index(j);
                 }
                 self.bump(j, c);
             }
@@ -376,7 +521,8 @@ impl QuantileSketch {
 
 impl PartialEq for QuantileSketch {
     fn eq(&self, other: &Self) -> bool {
-        self.alpha == other.alpha
+        self.mapping == other.mapping
+            && self.alpha == other.alpha
             && self.max_buckets == other.max_buckets
             && self.collapses == other.collapses
             && self.count == other.count
@@ -386,9 +532,4 @@ impl PartialEq for QuantileSketch {
                 || (self.min.to_bits() == other.min.to_bits() && self.max.to_bits() == other.max.to_bits()))
             && self.buckets().eq(other.buckets())
     }
-}
-
-/// The index of bucket `i` after one collapse: `ceil(i / 2)`.
-fn collapse_index(i: i32) -> i32 {
-    (i as i64 + 1).div_euclid(2) as i32
 }

@@ -2,7 +2,9 @@
 //! statistic on skewed data, merges equal to one summary over all values, the format round-trips,
 //! and the decoder survives any bytes.
 
-use llmhub_sketch::{AddError, FormatError, MergeError, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS};
+use llmhub_sketch::{
+    AddError, FormatError, Mapping, MergeError, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, MIN_ALPHA,
+};
 use proptest::prelude::*;
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
@@ -154,10 +156,10 @@ fn the_format_starts_with_its_magic_and_version() {
     let mut s = QuantileSketch::default();
     s.add(1.5).unwrap();
     let b = s.to_bytes();
-    assert_eq!(&b[..5], b"LHQS\x01");
-    let mut v2 = b.clone();
-    v2[4] = 2;
-    assert_eq!(QuantileSketch::from_bytes(&v2), Err(FormatError::Version(2)));
+    assert_eq!(&b[..5], b"LHQS\x02");
+    let mut v3 = b.clone();
+    v3[4] = 3;
+    assert_eq!(QuantileSketch::from_bytes(&v3), Err(FormatError::Version(3)));
     assert_eq!(QuantileSketch::from_bytes(b"nope"), Err(FormatError::Magic));
     assert!(matches!(
         QuantileSketch::from_bytes(&b[..b.len() - 1]),
@@ -292,4 +294,125 @@ fn merge_bytes_refuses_what_from_bytes_refuses() {
         .merge_bytes(&QuantileSketch::new(0.02, 2048).unwrap().to_bytes(), &mut scratch)
         .is_err());
     assert_eq!(s.to_bytes(), before, "a refused merge leaves the summary unchanged");
+}
+
+#[test]
+fn binary_buckets_worked_example() {
+    // α = 0.5% needs m = 7 mantissa bits: 1/(2⁸ + 1) = 0.389% ≤ 0.5%, while m = 6 gives 0.775%.
+    let mut s = QuantileSketch::default();
+    assert_eq!(s.mapping(), Mapping::Binary);
+    assert_eq!(s.error_bound(), 1.0 / 257.0);
+    // 1.0 is 0x3FF0_0000_0000_0000: exponent 1023, mantissa 0, so bucket 1023·128 = 130944,
+    // [1, 1 + 1/128). 1.5 has the mantissa's top bit set: 64 buckets further. 1.0078125 = 1 + 1/128
+    // opens the next bucket, and 1.0078 stays in the first.
+    for v in [1.0, 1.5, 1.0078125, 1.0078] {
+        s.add(v).unwrap();
+    }
+    assert_eq!(
+        s.buckets().collect::<Vec<_>>(),
+        vec![(130_944, 2), (130_945, 1), (131_008, 1)]
+    );
+    // The first bucket's representative is 2·1·(129/128)/(1 + 129/128) = 258/257.
+    assert_eq!(s.quantile(0.2), Some(258.0 / 257.0));
+    // Requested accuracies map to mantissa bits: 1% → m = 6, 0.1% → m = 9 (1/1025).
+    assert_eq!(QuantileSketch::new(0.01, 256).unwrap().error_bound(), 1.0 / 129.0);
+    assert_eq!(QuantileSketch::new(0.001, 256).unwrap().error_bound(), 1.0 / 1025.0);
+    assert!(matches!(
+        QuantileSketch::new(MIN_ALPHA / 2.0, 256),
+        Err(llmhub_sketch::ParamError::Alpha(_))
+    ));
+}
+
+#[test]
+fn a_binary_collapse_drops_one_mantissa_bit() {
+    // 16 buckets at m = 7 cover an eighth of an octave; [1, 4) needs 256 at m = 7, so the summary
+    // collapses to m = 3 (8 per octave, 16 over two octaves) and its bound becomes 1/(2⁴ + 1).
+    let mut s = QuantileSketch::new(DEFAULT_ALPHA, 16).unwrap();
+    for v in [1.0, 1.1, 2.0, 3.9] {
+        s.add(v).unwrap();
+    }
+    assert_eq!(s.collapses(), 4);
+    assert_eq!(s.error_bound(), 1.0 / 17.0);
+    // At m = 3 the index is bits >> 49: 1.0 → 1023·8, 1.1 → same bucket (1.1 < 1.125), 2.0 → 1024·8,
+    // 3.9 → 1024·8 + 7.
+    assert_eq!(s.buckets().collect::<Vec<_>>(), vec![(8184, 2), (8192, 1), (8199, 1)]);
+    // The same summary from a sketch that never needed to collapse, collapsed on merge.
+    let mut wide = QuantileSketch::new(DEFAULT_ALPHA, 16).unwrap();
+    wide.add(1.0).unwrap();
+    let mut other = QuantileSketch::new(DEFAULT_ALPHA, 16).unwrap();
+    for v in [1.1, 2.0, 3.9] {
+        other.add(v).unwrap();
+    }
+    wide.merge(&other).unwrap();
+    assert_eq!(wide.buckets().collect::<Vec<_>>(), s.buckets().collect::<Vec<_>>());
+}
+
+/// A format-1 summary written by the code before binary buckets existed (commit 2ede928), of
+/// 0, 0.05, 0.2, 0.8, 0.8, 1.5, 3 and 12 at α = 0.5% and 2048 buckets.
+const GOLDEN_V1: &str = "4c485153010000007b14ae47e17a743f00080000080000000000000001000000000000009a999999995932400000000000000000000000000000284006000000d504019602019402027e018a0101960201";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|k| u8::from_str_radix(&s[k..k + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn format_1_summaries_are_still_read_merged_and_written_unchanged() {
+    let bytes = unhex(GOLDEN_V1);
+    let old = QuantileSketch::from_bytes(&bytes).unwrap();
+    assert_eq!(old.mapping(), Mapping::Logarithmic);
+    assert_eq!(
+        (old.alpha(), old.max_buckets(), old.count(), old.zero_count()),
+        (0.005, 2048, 8, 1)
+    );
+    assert!((old.error_bound() - 0.005).abs() < 1e-15);
+    // The estimates the old code gave, to the bit.
+    for (q, want) in [
+        (0.0, 0.0),
+        (0.25, 0.05003475280648612),
+        (0.5, 0.7985047400240116),
+        (0.75, 1.4992888188254971),
+        (0.9, 2.9891725948608525),
+        (1.0, 12.0),
+    ] {
+        assert_eq!(old.quantile(q), Some(want), "q = {q}");
+    }
+    assert_eq!(old.to_bytes(), bytes, "written back as format 1, byte for byte");
+    // Two format-1 summaries merge; adding to one keeps its mapping.
+    let mut twice = old.clone();
+    twice.merge(&old).unwrap();
+    twice.add(0.8).unwrap();
+    assert_eq!(twice.count(), 17);
+    assert_eq!(twice.to_bytes()[4], 1);
+    // A format-1 summary and a format-2 one do not merge, either way round, and say why.
+    let mut new = QuantileSketch::default();
+    new.add(1.0).unwrap();
+    let err = new.clone().merge(&old).unwrap_err();
+    assert_eq!(err, MergeError::Mapping(Mapping::Binary, Mapping::Logarithmic));
+    assert!(err.to_string().contains("format 1"), "{err}");
+    assert!(new.merge_bytes(&bytes, &mut Vec::new()).is_err());
+    assert!(old.clone().merge(&new).is_err());
+}
+
+#[test]
+fn logarithmic_buckets_keep_their_bound() {
+    let mut r = Rng(11);
+    let values: Vec<f64> = (0..100_000).map(|_| r.lognormal(-0.2, 0.9)).collect();
+    let mut s = QuantileSketch::with_mapping(Mapping::Logarithmic, DEFAULT_ALPHA, 2048).unwrap();
+    for &v in &values {
+        s.add(v).unwrap();
+    }
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    for q in [0.01, 0.5, 0.95, 0.99] {
+        let (want, got) = (exact(&sorted, q), s.quantile(q).unwrap());
+        assert!(
+            (got - want).abs() / want <= DEFAULT_ALPHA * (1.0 + 1e-9),
+            "q={q}: {got} vs {want}"
+        );
+    }
+    let back = QuantileSketch::from_bytes(&s.to_bytes()).unwrap();
+    assert_eq!(back, s);
 }
