@@ -3,8 +3,9 @@
 //! PostgreSQL) vs `tdigest_percentile` (the tdigest extension, Debian `postgresql-15-tdigest`), over
 //! the same table of skewed values, reporting the median time of five runs of each and the
 //! relative error of each estimate at p50, p95 and p99 against `percentile_cont`. The runs are
-//! interleaved (one of each method per round), so a slow spell of a shared machine falls on all
-//! three methods rather than on one.
+//! interleaved (one of each method per round, each after 2 s of quiet), so a slow spell of a shared
+//! machine falls on all methods rather than on one; `sum(v)` over the same rows is timed beside
+//! them as the floor any aggregate over the column pays.
 //!
 //! ```sh
 //! (cd pg-extension && cargo pgrx install --release --pg-config /usr/bin/pg_config)
@@ -24,13 +25,20 @@ async fn connect(url: &str) -> Client {
     c
 }
 
-/// For each query, the median wall time (s) of `runs` executions and its three values; round `r`
-/// runs every query once, in order.
-async fn timed<const N: usize>(c: &Client, sqls: [&str; N], runs: usize) -> [(f64, [f64; 3]); N] {
+/// For each query, the median wall time (s) of `runs` executions and its three values; each round
+/// runs every query once, in order, each after `settle` of quiet (the exact sort writes and
+/// removes temporary files whose write-back would otherwise land on the query after it).
+async fn timed<const N: usize>(
+    c: &Client,
+    sqls: [&str; N],
+    runs: usize,
+    settle: std::time::Duration,
+) -> [(f64, [f64; 3]); N] {
     let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     let mut values = [[0.0; 3]; N];
     for _ in 0..runs {
         for (k, sql) in sqls.iter().enumerate() {
+            tokio::time::sleep(settle).await;
             let t = Instant::now();
             let row = c.query_one(*sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
             times[k].push(t.elapsed().as_secs_f64());
@@ -93,6 +101,7 @@ fn main() {
                 "SELECT sum(v), 0::float8, 0::float8 FROM lat",
             ],
             runs,
+            std::time::Duration::from_secs(if bench { 2 } else { 0 }),
         )
         .await;
         let err = |v: [f64; 3]| -> [f64; 3] { [0, 1, 2].map(|k| (v[k] - exact[k]).abs() / exact[k]) };
