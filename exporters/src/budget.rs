@@ -157,18 +157,20 @@ impl MemoryBudget {
     /// Takes `bytes` if they fit (or if nothing is held at all); released when the reservation
     /// is dropped.
     pub fn try_reserve(self: &Arc<Self>, bytes: u64) -> Result<Reservation, OverBudget> {
-        self.take(bytes)?;
+        self.take(bytes, 0)?;
         Ok(Reservation {
             budget: self.clone(),
             bytes,
         })
     }
 
-    fn take(&self, bytes: u64) -> Result<(), OverBudget> {
+    /// Adds `bytes` to what is held if they fit in the room, or if the caller's `own` bytes are
+    /// all that is held (one request alone is admitted, and may grow, whatever its size).
+    fn take(&self, bytes: u64, own: u64) -> Result<(), OverBudget> {
         let room = self.room();
         let mut held = self.used.load(Ordering::Relaxed);
         loop {
-            if held != 0 && held.saturating_add(bytes) > room {
+            if held != own && held.saturating_add(bytes) > room {
                 return Err(self.refusal(held));
             }
             match self
@@ -214,24 +216,9 @@ impl Reservation {
     /// Takes `more` bytes into this reservation if they fit, or if this reservation is all that
     /// is held (so one request alone always gets through, whatever its size).
     pub fn grow(&mut self, more: u64) -> Result<(), OverBudget> {
-        let room = self.budget.room();
-        let mut held = self.budget.used.load(Ordering::Relaxed);
-        loop {
-            if held != self.bytes && held.saturating_add(more) > room {
-                return Err(self.budget.refusal(held));
-            }
-            match self
-                .budget
-                .used
-                .compare_exchange_weak(held, held + more, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    self.bytes += more;
-                    return Ok(());
-                }
-                Err(now) => held = now,
-            }
-        }
+        self.budget.take(more, self.bytes)?;
+        self.bytes += more;
+        Ok(())
     }
 
     /// Bytes held.

@@ -170,11 +170,13 @@ fn refusal_status(e: &PushError) -> Status {
 struct Held(Arc<std::sync::Mutex<Option<Reservation>>>);
 
 impl Held {
+    /// The slot; a panic elsewhere while it was locked leaves nothing half-done in an `Option`.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Reservation>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn take(&self) -> Option<Reservation> {
-        match self.0.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        }
+        self.slot().take()
     }
 }
 
@@ -201,13 +203,11 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let grown = match this.held.0.lock() {
-                        Ok(mut g) => g.as_mut().map_or(Ok(()), |r| r.grow(data.remaining() as u64)),
-                        Err(p) => p
-                            .into_inner()
-                            .as_mut()
-                            .map_or(Ok(()), |r| r.grow(data.remaining() as u64)),
-                    };
+                    let grown = this
+                        .held
+                        .slot()
+                        .as_mut()
+                        .map_or(Ok(()), |r| r.grow(data.remaining() as u64));
                     if let Err(e) = grown {
                         return Poll::Ready(Some(Err(refusal_status(&PushError::OverBudget(e)))));
                     }
