@@ -54,8 +54,9 @@ pub async fn traces_protobuf(
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body)
         .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
-    check_span_count(p, &views, transport)?;
-    hold_working_set(p, held, &views, body.len())?;
+    let shape = Shape::of(&views);
+    check_span_count(p, shape, transport)?;
+    hold_working_set(p, held, shape, body.len())?;
     p.export(&views, Original::Protobuf(body), transport, tenant)
         .await
         .map(response)
@@ -65,45 +66,54 @@ pub async fn traces_protobuf(
 /// Heap a record holds beyond its struct: its strings (ids, names, model, service, tenant).
 const RECORD_HEAP_BYTES: usize = 1024;
 
-/// What processing a request holds beyond its body: the views of its spans and attributes, one
-/// record per span, and, for each exporter with a queue, about the body's size again (the rows
-/// or the enriched request waiting to be written).
-pub fn working_set(views: &[super::view::ResourceView<'_>], body_len: usize, queues: usize) -> u64 {
-    let (mut spans, mut attributes) = (0usize, 0usize);
-    for r in views {
-        attributes += r.attributes.len();
-        for s in r.scopes.iter().flat_map(|s| &s.spans) {
-            spans += 1;
-            attributes += s.attributes.len() + s.events.iter().map(|e| e.attributes.len()).sum::<usize>();
-        }
-    }
-    let per_span = std::mem::size_of::<SpanView<'_>>() + std::mem::size_of::<LlmCall>() + RECORD_HEAP_BYTES;
-    (spans * per_span + attributes * std::mem::size_of::<Attribute<'_>>() + queues * body_len) as u64
+/// A decoded request's size, counted once: its spans, and the attributes of its resources, spans
+/// and events.
+#[derive(Clone, Copy)]
+struct Shape {
+    spans: usize,
+    attributes: usize,
 }
 
-/// Grows the request's reservation by its [`working_set`], or refuses it (retryable) before
-/// anything of it is processed.
+impl Shape {
+    fn of(views: &[super::view::ResourceView<'_>]) -> Shape {
+        let (mut spans, mut attributes) = (0usize, 0usize);
+        for r in views {
+            attributes += r.attributes.len();
+            for s in r.scopes.iter().flat_map(|s| &s.spans) {
+                spans += 1;
+                attributes += s.attributes.len() + s.events.iter().map(|e| e.attributes.len()).sum::<usize>();
+            }
+        }
+        Shape { spans, attributes }
+    }
+
+    /// What processing the request holds beyond its body: the views of its spans and attributes,
+    /// one record per span, and, for each exporter with a queue, about the body's size again (the
+    /// rows or the enriched request waiting to be written).
+    fn working_set(self, body_len: usize, queues: usize) -> u64 {
+        let per_span = std::mem::size_of::<SpanView<'_>>() + std::mem::size_of::<LlmCall>() + RECORD_HEAP_BYTES;
+        (self.spans * per_span + self.attributes * std::mem::size_of::<Attribute<'_>>() + queues * body_len) as u64
+    }
+}
+
+/// Grows the request's reservation by its [`Shape::working_set`], or refuses it (retryable)
+/// before anything of it is processed.
 fn hold_working_set(
     p: &GenAiProcessor,
     held: Option<&mut Reservation>,
-    views: &[super::view::ResourceView<'_>],
+    shape: Shape,
     body_len: usize,
 ) -> Result<(), TraceError> {
     let Some(held) = held else { return Ok(()) };
-    held.grow(working_set(views, body_len, p.queues())).map_err(|e| {
-        let spans: usize = views.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
-        p.metrics().record_refused("memory_limit", spans as u64);
+    held.grow(shape.working_set(body_len, p.queues())).map_err(|e| {
+        p.metrics().record_refused("memory_limit", shape.spans as u64);
         TraceError::Refused(PushError::OverBudget(e))
     })
 }
 
 /// Refuses a request holding more spans than `receivers.otlp.limits.max_spans_per_request`.
-fn check_span_count(
-    p: &GenAiProcessor,
-    views: &[super::view::ResourceView<'_>],
-    transport: &'static str,
-) -> Result<(), TraceError> {
-    let n: usize = views.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
+fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: &'static str) -> Result<(), TraceError> {
+    let n = shape.spans;
     let max = p.limits().max_spans_per_request;
     if n <= max {
         return Ok(());
@@ -126,8 +136,9 @@ pub async fn process(
     body_len: usize,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::view::request(req);
-    check_span_count(p, &views, transport)?;
-    hold_working_set(p, held, &views, body_len)?;
+    let shape = Shape::of(&views);
+    check_span_count(p, shape, transport)?;
+    hold_working_set(p, held, shape, body_len)?;
     p.export(&views, Original::Message(req), transport, tenant)
         .await
         .map(response)
