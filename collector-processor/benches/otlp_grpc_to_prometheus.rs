@@ -10,10 +10,12 @@
 
 use bytes::Bytes;
 use llmhub::testkit::env_num;
-use llmhub::testkit::{realistic_request, RawGrpcCodec};
+use llmhub::testkit::{realistic_request, RawGrpcCodec, Restamp};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SPANS_PER_REQUEST: usize = 512;
@@ -44,7 +46,8 @@ fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
     (p.child, p.grpc, p.http, p.metrics)
 }
 
-fn counted_spans(metrics: &str) -> f64 {
+/// llmhub's own count of the spans it received, and of the calls it took for duplicates.
+fn counted_spans(metrics: &str) -> (f64, f64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,17 +60,32 @@ fn counted_spans(metrics: &str) -> f64 {
             .await
             .expect("text")
     });
-    text.lines()
-        .filter(|l| l.starts_with("llmhub_receiver_spans_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let sum = |family: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(family))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (
+        sum("llmhub_receiver_spans_total{"),
+        sum("llmhub_calls_duplicate_total{"),
+    )
 }
 
-/// Sends `payloads` over gRPC from `streams` concurrent streams for `secs`, at full speed or at
+/// The next request to send: send number `n` of the run (shared by every phase) is payload
+/// `n mod len` restamped for round `n / len`, so no span is sent twice.
+fn next_body(stamps: &[Restamp], sends: &AtomicU64) -> Vec<u8> {
+    let n = sends.fetch_add(1, Ordering::Relaxed);
+    let len = stamps.len() as u64;
+    stamps[(n % len) as usize].round(n / len)
+}
+
+/// Sends new spans over gRPC from `streams` concurrent streams for `secs`, at full speed or at
 /// `pace` requests per second in total. Returns (spans sent, seconds, per-request latencies).
 async fn grpc_load(
     grpc: &str,
-    payloads: &[Bytes],
+    stamps: &Arc<Vec<Restamp>>,
+    sends: &Arc<AtomicU64>,
     secs: f64,
     streams: usize,
     pace: Option<f64>,
@@ -80,26 +98,25 @@ async fn grpc_load(
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for s in 0..streams {
-        let channel = channel.clone();
-        let payloads = payloads.to_vec();
+    for _ in 0..streams {
+        let (channel, stamps, sends) = (channel.clone(), stamps.clone(), sends.clone());
         tasks.push(tokio::spawn(async move {
             let mut grpc = tonic::client::Grpc::new(channel);
             let mut tick = pace.map(|p| tokio::time::interval(Duration::from_secs_f64(streams as f64 / p)));
-            let (mut sent, mut lat, mut k) = (0u64, Vec::new(), s);
+            let (mut sent, mut lat) = (0u64, Vec::new());
             while Instant::now() < deadline {
                 if let Some(t) = tick.as_mut() {
                     t.tick().await;
                 }
+                let body = Bytes::from(next_body(&stamps, &sends));
                 grpc.ready().await.expect("ready");
                 let t = Instant::now();
-                let req = tonic::Request::new(payloads[k % payloads.len()].clone());
+                let req = tonic::Request::new(body);
                 grpc.unary(req, http::uri::PathAndQuery::from_static(PATH), RawGrpcCodec)
                     .await
                     .expect("export accepted");
                 lat.push(t.elapsed().as_secs_f64());
                 sent += SPANS_PER_REQUEST as u64;
-                k += streams;
             }
             (sent, lat)
         }));
@@ -114,26 +131,32 @@ async fn grpc_load(
 }
 
 /// The same over OTLP/HTTP with JSON bodies.
-async fn json_load(http_addr: &str, bodies: &[Vec<u8>], secs: f64, streams: usize) -> (u64, f64) {
+async fn json_load(
+    http_addr: &str,
+    stamps: &Arc<Vec<Restamp>>,
+    sends: &Arc<AtomicU64>,
+    secs: f64,
+    streams: usize,
+) -> (u64, f64) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for s in 0..streams {
-        let (client, bodies, url) = (client.clone(), bodies.to_vec(), format!("http://{http_addr}/v1/traces"));
+    for _ in 0..streams {
+        let (client, url) = (client.clone(), format!("http://{http_addr}/v1/traces"));
+        let (stamps, sends) = (stamps.clone(), sends.clone());
         tasks.push(tokio::spawn(async move {
-            let (mut sent, mut k) = (0u64, s);
+            let mut sent = 0u64;
             while Instant::now() < deadline {
                 let resp = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(bodies[k % bodies.len()].clone())
+                    .body(next_body(&stamps, &sends))
                     .send()
                     .await
                     .expect("export");
                 assert_eq!(resp.status().as_u16(), 200);
                 sent += SPANS_PER_REQUEST as u64;
-                k += streams;
             }
             sent
         }));
@@ -170,13 +193,18 @@ fn main() {
         .is_ok_and(|o| o.status.success());
 
     let requests: Vec<_> = (0..32).map(|seed| realistic_request(SPANS_PER_REQUEST, seed)).collect();
-    let payloads: Vec<Bytes> = requests.iter().map(|r| Bytes::from(r.encode_to_vec())).collect();
+    let encoded: Vec<Vec<u8>> = requests.iter().map(|r| r.encode_to_vec()).collect();
     let jsons: Vec<Vec<u8>> = requests
         .iter()
         .map(|r| serde_json::to_vec(r).expect("OTLP/JSON"))
         .collect();
-    let avg_bytes = payloads.iter().map(Bytes::len).sum::<usize>() / payloads.len();
-    let decode = decode_rate(&payloads, secs.min(3.0), |b| {
+    let avg_bytes = encoded.iter().map(Vec::len).sum::<usize>() / encoded.len();
+    // What the load phases send: every request as new spans (`Restamp`), so llmhub deduplicates
+    // none of them and prices and records every call, as with live traffic.
+    let stamps: Arc<Vec<Restamp>> = Arc::new(encoded.iter().map(|b| Restamp::new(b)).collect());
+    let json_stamps: Arc<Vec<Restamp>> = Arc::new(jsons.iter().map(|b| Restamp::json(b)).collect());
+    let sends = Arc::new(AtomicU64::new(0));
+    let decode = decode_rate(&encoded, secs.min(3.0), |b| {
         ExportTraceServiceRequest::decode(&b[..]).expect("decodes")
     });
     let json_decode = decode_rate(&jsons, secs.min(3.0), |b| {
@@ -190,18 +218,24 @@ fn main() {
         .build()
         .expect("rt");
     // 1. Full load: capacity.
-    let (sent, elapsed, lat) = rt.block_on(grpc_load(&grpc, &payloads, secs, streams, None));
+    let (sent, elapsed, lat) = rt.block_on(grpc_load(&grpc, &stamps, &sends, secs, streams, None));
     let rate = sent as f64 / elapsed;
     let (p50_full, p99_full) = percentiles(lat);
     // 2. Half of that capacity, paced: request latency.
     let half_requests_per_s = rate / 2.0 / SPANS_PER_REQUEST as f64;
-    let (sent_half, elapsed_half, lat_half) =
-        rt.block_on(grpc_load(&grpc, &payloads, secs, streams, Some(half_requests_per_s)));
+    let (sent_half, elapsed_half, lat_half) = rt.block_on(grpc_load(
+        &grpc,
+        &stamps,
+        &sends,
+        secs,
+        streams,
+        Some(half_requests_per_s),
+    ));
     let (p50_half, p99_half) = percentiles(lat_half);
     // 3. OTLP/HTTP JSON at full load.
-    let (sent_json, elapsed_json) = rt.block_on(json_load(&http_addr, &jsons, secs, streams));
+    let (sent_json, elapsed_json) = rt.block_on(json_load(&http_addr, &json_stamps, &sends, secs, streams));
     let json_rate = sent_json as f64 / elapsed_json;
-    let counted = counted_spans(&metrics);
+    let (counted, duplicates) = counted_spans(&metrics);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(
@@ -209,6 +243,7 @@ fn main() {
         sent + sent_half + sent_json,
         "llmhub counted every span sent"
     );
+    assert_eq!(duplicates, 0.0, "every span sent was new: none was deduplicated");
 
     println!("otlp_grpc_to_prometheus: {SPANS_PER_REQUEST} spans/request ({avg_bytes} bytes protobuf), {streams} streams, {secs:.1} s per phase, llmhub pinned to core 0: {pinned}");
     println!("  gRPC ingest:          {rate:>12.0} spans/s  ({sent} spans counted by llmhub)");

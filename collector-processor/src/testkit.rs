@@ -314,6 +314,159 @@ pub fn realistic_request(spans: usize, seed: u64) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
 
+/// Where the trace ids and times of an encoded request's spans sit, so a benchmark can send the
+/// same bytes again as new spans: [`Restamp::round`] gives a copy of the request with every trace
+/// id changed and every span and event time moved an hour per round. Size and shape stay the same;
+/// deduplication (same span id, or same response id or usage overlapping in time) takes none of
+/// them for a copy of an earlier round, as it would not in production.
+#[derive(Debug, Clone)]
+pub struct Restamp {
+    original: Vec<u8>,
+    /// Protobuf: where each 16-byte trace id starts. OTLP/JSON: where the last 16 of its 32 hex
+    /// digits start. Either way a round is XORed into the id's last 8 bytes, read big-endian.
+    trace_ids: Vec<usize>,
+    /// Protobuf: where each fixed64 time starts. OTLP/JSON: where each decimal time string's
+    /// digits start, and how many there are.
+    times: Vec<(usize, usize)>,
+    json: bool,
+}
+
+/// One protobuf field of a well-formed message: (number, wire type, start and end of its payload).
+fn pb_fields(buf: &[u8], base: usize) -> Vec<(u64, u64, usize, usize)> {
+    fn varint(buf: &[u8], pos: &mut usize) -> u64 {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = buf[*pos];
+            *pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    let (mut pos, mut out) = (0, Vec::new());
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos);
+        let start = match key & 7 {
+            0 => {
+                varint(buf, &mut pos);
+                pos
+            }
+            2 => {
+                let len = varint(buf, &mut pos) as usize;
+                pos += len;
+                pos - len
+            }
+            1 => {
+                pos += 8;
+                pos - 8
+            }
+            5 => {
+                pos += 4;
+                pos - 4
+            }
+            w => panic!("wire type {w} in a testkit request"),
+        };
+        out.push((key >> 3, key & 7, base + start, base + pos));
+    }
+    out
+}
+
+impl Restamp {
+    /// Indexes `encoded`, an `ExportTraceServiceRequest` (panics on malformed input: for requests
+    /// this kit built).
+    pub fn new(encoded: &[u8]) -> Self {
+        let (mut trace_ids, mut times) = (Vec::new(), Vec::new());
+        let sub = |(_, _, s, e): (u64, u64, usize, usize)| pb_fields(&encoded[s..e], s);
+        for rs in pb_fields(encoded, 0).into_iter().filter(|f| f.0 == 1) {
+            for ss in sub(rs).into_iter().filter(|f| f.0 == 2) {
+                for sp in sub(ss).into_iter().filter(|f| f.0 == 2) {
+                    for (n, wire, s, e) in sub(sp) {
+                        match (n, wire) {
+                            (1, 2) if e - s == 16 => trace_ids.push(s),
+                            (7 | 8, 1) => times.push((s, 8)),
+                            (11, 2) => times.extend(
+                                sub((n, wire, s, e))
+                                    .into_iter()
+                                    .filter(|f| f.0 == 1 && f.1 == 1)
+                                    .map(|f| (f.2, 8)),
+                            ),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        Restamp {
+            original: encoded.to_vec(),
+            trace_ids,
+            times,
+            json: false,
+        }
+    }
+
+    /// Indexes `encoded`, an `ExportTraceServiceRequest` in OTLP/JSON as `serde_json` writes it
+    /// (every `traceId`, and every `timeUnixNano`, `startTimeUnixNano` and `endTimeUnixNano` string).
+    pub fn json(encoded: &[u8]) -> Self {
+        let find_all = |needle: &[u8]| {
+            encoded
+                .windows(needle.len())
+                .enumerate()
+                .filter(|(_, w)| *w == needle)
+                .map(|(i, _)| i + needle.len())
+                .collect::<Vec<_>>()
+        };
+        let trace_ids = find_all(b"\"traceId\":\"").into_iter().map(|at| at + 16).collect();
+        let times = find_all(b"imeUnixNano\":\"")
+            .into_iter()
+            .map(|at| (at, encoded[at..].iter().take_while(|b| b.is_ascii_digit()).count()))
+            .collect();
+        Restamp {
+            original: encoded.to_vec(),
+            trace_ids,
+            times,
+            json: true,
+        }
+    }
+
+    /// Spans whose trace id this changes.
+    pub fn spans(&self) -> usize {
+        self.trace_ids.len()
+    }
+
+    /// The request as it is sent in `round` (round 0 is the original bytes).
+    pub fn round(&self, round: u64) -> Vec<u8> {
+        const HOUR: u64 = 3_600_000_000_000;
+        let mut buf = self.original.clone();
+        for &at in &self.trace_ids {
+            if self.json {
+                let hex = std::str::from_utf8(&buf[at..at + 16]).expect("hex");
+                let v = u64::from_str_radix(hex, 16).expect("hex trace id") ^ round;
+                buf[at..at + 16].copy_from_slice(format!("{v:016x}").as_bytes());
+            } else {
+                let id = &mut buf[at + 8..at + 16];
+                let v = u64::from_be_bytes(id.try_into().expect("8 bytes")) ^ round;
+                id.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        for &(at, len) in &self.times {
+            if self.json {
+                let digits = std::str::from_utf8(&buf[at..at + len]).expect("digits");
+                let v = digits.parse::<u64>().expect("decimal time") + round * HOUR;
+                let text = format!("{v:0len$}");
+                assert_eq!(text.len(), len, "a restamped time keeps its width");
+                buf[at..at + len].copy_from_slice(text.as_bytes());
+            } else {
+                let t = &mut buf[at..at + 8];
+                let v = u64::from_le_bytes(t.try_into().expect("8 bytes")) + round * HOUR;
+                t.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        buf
+    }
+}
+
 pub use llmhub_exporters::forward::grpc_codec::RawGrpcCodec;
 
 /// A numeric setting of a benchmark from the environment, or `default`.
@@ -404,4 +557,78 @@ pub fn spawn_serve_with_env(
         http,
         metrics,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::genai::GenAiProcessor;
+    use prost::Message;
+
+    fn processor() -> GenAiProcessor {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry, 10_000, 1_000));
+        let matcher = crate::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
+        GenAiProcessor::new(&Default::default(), matcher, metrics).collecting()
+    }
+
+    #[test]
+    fn restamped_rounds_are_new_spans_of_the_same_shape() {
+        let bytes = realistic_request(64, 3).encode_to_vec();
+        let r = Restamp::new(&bytes);
+        assert_eq!(r.spans(), 64);
+        assert_eq!(r.round(0), bytes);
+        let (a, b) = (
+            ExportTraceServiceRequest::decode(&bytes[..]).unwrap(),
+            ExportTraceServiceRequest::decode(&r.round(5)[..]).unwrap(),
+        );
+        assert_eq!(r.round(5).len(), bytes.len());
+        let spans = |q: &ExportTraceServiceRequest| {
+            q.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| s.spans.clone())
+                .collect::<Vec<_>>()
+        };
+        for (x, y) in spans(&a).iter().zip(spans(&b).iter()) {
+            assert_ne!(x.trace_id, y.trace_id);
+            assert_eq!(x.trace_id[..8], y.trace_id[..8]);
+            assert_eq!(y.start_time_unix_nano, x.start_time_unix_nano + 5 * 3_600_000_000_000);
+            assert_eq!(y.end_time_unix_nano, x.end_time_unix_nano + 5 * 3_600_000_000_000);
+            for (e, f) in x.events.iter().zip(&y.events) {
+                assert_eq!(f.time_unix_nano, e.time_unix_nano + 5 * 3_600_000_000_000);
+            }
+            assert_eq!(x.attributes, y.attributes);
+        }
+
+        // The OTLP/JSON form of the request, restamped, reads as the restamped protobuf does.
+        let j = Restamp::json(&serde_json::to_vec(&a).unwrap());
+        assert_eq!(j.spans(), 64);
+        assert_eq!(j.round(0), serde_json::to_vec(&a).unwrap());
+        // (Compared field by field: the JSON decoder may read a double's last digit differently.)
+        let from_json = crate::receivers::otlp::json::decode_traces(&j.round(5)).unwrap();
+        let (js, ps) = (spans(&from_json), spans(&b));
+        assert_eq!(js.len(), ps.len());
+        for (x, y) in js.iter().zip(&ps) {
+            assert_eq!((&x.trace_id, &x.span_id), (&y.trace_id, &y.span_id));
+            assert_eq!(
+                (x.start_time_unix_nano, x.end_time_unix_nano),
+                (y.start_time_unix_nano, y.end_time_unix_nano)
+            );
+            let times = |s: &Span| s.events.iter().map(|e| e.time_unix_nano).collect::<Vec<_>>();
+            assert_eq!(times(x), times(y));
+        }
+
+        // Deduplication takes a resent round for a copy, and a new round for new calls.
+        let p = processor();
+        let run = |buf: &[u8]| {
+            let views = crate::receivers::otlp::wire::decode_request(buf).unwrap();
+            p.process_views(&views, "grpc").records.len()
+        };
+        let first = run(&r.round(0));
+        assert!(first > 32, "{first} calls recorded");
+        assert_eq!(run(&r.round(0)), 0, "the same round again is all duplicates");
+        assert_eq!(run(&r.round(1)), first);
+        assert_eq!(run(&r.round(2)), first);
+    }
 }

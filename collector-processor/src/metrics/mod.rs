@@ -2,9 +2,11 @@
 //! processor, read by the Prometheus exporter. Every metric is declared once in [`CATALOGUE`], which
 //! also feeds `docs/metrics.md` (a test keeps the two equal).
 
+pub mod calls;
 pub mod cardinality;
 pub mod otel;
 
+use calls::{CallSeries, Handle};
 use cardinality::{CardinalityLimiter, Labels};
 use llmhub_core::dedup::DuplicateReason;
 use llmhub_core::{LlmCall, PriceStatus, SpanRole};
@@ -122,6 +124,10 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
+/// The series kept for a model call's identity, locked while the call is recorded (`None` when
+/// the identity is not kept).
+type Kept<'a> = Option<std::sync::MutexGuard<'a, Vec<calls::Slot>>>;
+
 const TOKEN_HIST: fn() -> Histogram = || Histogram::new(TOKEN_BUCKETS);
 const DURATION_HIST: fn() -> Histogram = || Histogram::new(DURATION_BUCKETS);
 const SERVER_TTFT_HIST: fn() -> Histogram = || Histogram::new(SERVER_TTFT_BUCKETS);
@@ -165,6 +171,7 @@ pub struct Metrics {
     accepted_total: AtomicU64,
     cost_total_nano_usd: AtomicU64,
     otel: Option<otel::OtelMirror>,
+    calls: CallSeries,
 }
 
 impl Metrics {
@@ -201,6 +208,7 @@ impl Metrics {
             accepted_total: AtomicU64::new(0),
             cost_total_nano_usd: AtomicU64::new(0),
             otel: None,
+            calls: CallSeries::default(),
         };
         for def in CATALOGUE {
             let r = &mut *registry;
@@ -235,6 +243,14 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// Keeps the series of at most `max` model-call identities resolved ([`calls`]; the default is
+    /// [`calls::MAX_IDENTITIES`], 0 sends every call through the general path). For tests and
+    /// benchmarks that compare the two.
+    pub fn keeping_call_series(mut self, max: usize) -> Self {
+        self.calls = CallSeries::new(max);
+        self
     }
 
     /// Also feeds every instrument to an OTLP metrics push provider.
@@ -272,14 +288,6 @@ impl Metrics {
         }
     }
 
-    fn count_f(&self, fam: &Family<Labels, Counter<f64, AtomicU64>>, metric: &'static str, labels: Labels, v: f64) {
-        let labels = self.admit(metric, labels);
-        fam.get_or_create(&labels).inc_by(v);
-        if let Some(o) = &self.otel {
-            o.add_f(metric, &labels, v);
-        }
-    }
-
     fn observe(&self, fam: &HistFamily, metric: &'static str, labels: Labels, v: f64) {
         let labels = self.admit(metric, labels);
         self.observe_unlimited(fam, metric, labels, v);
@@ -292,8 +300,15 @@ impl Metrics {
         }
     }
 
-    fn admit(&self, metric: &'static str, mut labels: Labels) -> Labels {
+    fn admit(&self, metric: &'static str, labels: Labels) -> Labels {
+        self.admit_checked(metric, labels).0
+    }
+
+    /// The label set as the cardinality limiter admits it, and whether it is unchanged (no value
+    /// overflowed and it is not the overflow series). Overflow events are counted.
+    fn admit_checked(&self, metric: &'static str, mut labels: Labels) -> (Labels, bool) {
         let adm = self.limiter.admit(metric, &mut labels);
+        let clean = adm.overflowed_labels.is_empty() && !adm.overflowed_series;
         for label in adm.overflowed_labels {
             self.count_unlimited(
                 &self.overflow,
@@ -310,7 +325,7 @@ impl Metrics {
                 1,
             );
         }
-        labels
+        (labels, clean)
     }
 
     fn genai_labels(call: &LlmCall) -> Labels {
@@ -335,6 +350,9 @@ impl Metrics {
     /// Records one normalized call (already deduplicated).
     pub fn record_call(&self, call: &LlmCall) {
         let error = call.error_class.map(|c| c.as_str()).unwrap_or("");
+        if call.role == SpanRole::ModelCall {
+            return self.record_model_call(call, error);
+        }
         self.count_unlimited(
             &self.spans_by_role,
             "llmhub.processor.spans",
@@ -343,7 +361,6 @@ impl Metrics {
         );
         let env = call.environment.clone().unwrap_or_default();
         match call.role {
-            SpanRole::ModelCall => {}
             SpanRole::Agent | SpanRole::Tool => {
                 let (family, metric, key, name) = if call.role == SpanRole::Agent {
                     (
@@ -379,52 +396,74 @@ impl Metrics {
                     let labels = Self::with(labels, "error_type", error);
                     self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
                 }
-                return;
             }
-            SpanRole::Workflow => return,
+            SpanRole::ModelCall | SpanRole::Workflow => {}
         }
-        let base = Self::genai_labels(call);
+    }
+
+    /// A model call: every series it touches is labelled by its identity (the GenAI labels, plus
+    /// the tenant on llmhub's own counters) and at most one extra label, so they are found through
+    /// the series kept for that identity ([`calls`]).
+    fn record_model_call(&self, call: &LlmCall, error: &'static str) {
+        let id: calls::Identity<'_> = [
+            &call.operation,
+            call.provider.as_deref().unwrap_or(""),
+            call.request_model.as_deref().unwrap_or(""),
+            call.response_model.as_deref().unwrap_or(""),
+            &call.service_name,
+            call.environment.as_deref().unwrap_or(""),
+            call.tenant.as_deref().unwrap_or(""),
+        ];
+        let resolved = self.calls.get(&id);
+        let mut kept = resolved.as_deref().map(calls::Resolved::slots);
+        let kept = &mut kept;
+        let role = call.role.as_str();
+        self.on_call_series(
+            kept,
+            "llmhub.processor.spans",
+            role,
+            false,
+            || vec![("llmhub_span_role", role.to_owned())],
+            |l| Handle::Count(self.spans_by_role.get_or_create(l).clone()),
+            |h, l| self.add_to(h, "llmhub.processor.spans", l, 1),
+        );
+        let base = || Self::genai_labels(call);
         // llmhub's own counters also carry the tenant (the configured tenant attribute, `tenant.id`
         // by default), under the same cardinality limits; the semantic-convention histograms keep
         // exactly their specified attributes.
-        let own = Self::with(base.clone(), "llmhub_tenant", call.tenant.clone().unwrap_or_default());
-        self.record_cost(call, &base, &own);
-        self.count(&self.requests, "llmhub.requests", own.clone(), 1);
+        let own = || Self::with(base(), "llmhub_tenant", call.tenant.clone().unwrap_or_default());
+        self.record_cost(call, kept, &base, &own);
+        self.count_call(kept, &self.requests, "llmhub.requests", "", own, 1);
         if !error.is_empty() {
-            let labels = Self::with(own.clone(), "error_type", error);
-            self.count(&self.errors, "llmhub.errors", labels, 1);
+            let labels = || Self::with(own(), "error_type", error);
+            self.count_call(kept, &self.errors, "llmhub.errors", error, labels, 1);
         }
         if let Some(d) = call.timings.duration_s {
-            let labels = Self::with(base.clone(), "error_type", error);
-            self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
+            let labels = || Self::with(base(), "error_type", error);
+            let metric = "gen_ai.client.operation.duration";
+            self.observe_call(kept, &self.duration, metric, error, labels, d);
         }
         if let Some(t) = call.timings.ttft_s {
-            self.observe(
-                &self.ttfc,
-                "gen_ai.client.operation.time_to_first_chunk",
-                base.clone(),
-                t,
-            );
+            let metric = "gen_ai.client.operation.time_to_first_chunk";
+            self.observe_call(kept, &self.ttfc, metric, "", base, t);
             if call.timings.ttft_from_server {
-                self.observe(&self.server_ttft, "gen_ai.server.time_to_first_token", base.clone(), t);
+                let metric = "gen_ai.server.time_to_first_token";
+                self.observe_call(kept, &self.server_ttft, metric, "", base, t);
             }
         }
         if let (Some(t), true) = (call.timings.tpot_s, call.timings.tpot_from_server) {
-            self.observe(
-                &self.server_tpot,
-                "gen_ai.server.time_per_output_token",
-                base.clone(),
-                t,
-            );
+            let metric = "gen_ai.server.time_per_output_token";
+            self.observe_call(kept, &self.server_tpot, metric, "", base, t);
         }
         if let Some(t) = call.timings.output_tokens_per_s {
-            self.observe(&self.tps, "llmhub.output_tokens_per_second", base.clone(), t);
+            self.observe_call(kept, &self.tps, "llmhub.output_tokens_per_second", "", base, t);
         }
         match (&call.usage, call.counts_usage) {
             (Some(u), true) => {
                 for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
-                    let labels = Self::with(base.clone(), "gen_ai_token_type", kind);
-                    self.observe(&self.token_usage, "gen_ai.client.token.usage", labels, n as f64);
+                    let labels = || Self::with(base(), "gen_ai_token_type", kind);
+                    let metric = "gen_ai.client.token.usage";
+                    self.observe_call(kept, &self.token_usage, metric, kind, labels, n as f64);
                 }
                 for (bucket, n) in [
                     ("input_uncached", u.input_uncached),
@@ -434,25 +473,26 @@ impl Metrics {
                     ("output", u.output),
                     ("reasoning", u.reasoning),
                 ] {
-                    let labels = Self::with(own.clone(), "llmhub_token_bucket", bucket);
-                    self.count(&self.tokens, "llmhub.tokens", labels, n);
+                    let labels = || Self::with(own(), "llmhub_token_bucket", bucket);
+                    self.count_call(kept, &self.tokens, "llmhub.tokens", bucket, labels, n);
                 }
             }
             (None, true) => {
-                let labels = Self::with(own, "llmhub_dialect", call.dialect.as_str());
-                self.count(&self.usage_missing, "llmhub.usage.missing", labels, 1);
+                let dialect = call.dialect.as_str();
+                let labels = || Self::with(own(), "llmhub_dialect", dialect);
+                self.count_call(kept, &self.usage_missing, "llmhub.usage.missing", dialect, labels, 1);
             }
             _ => {}
         }
     }
 
-    fn record_cost(&self, call: &LlmCall, base: &Labels, own: &Labels) {
+    fn record_cost(&self, call: &LlmCall, kept: &mut Kept<'_>, base: &dyn Fn() -> Labels, own: &dyn Fn() -> Labels) {
         match call.price_status {
             PriceStatus::Priced => {
                 if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
                     self.cost_total_nano_usd
                         .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
-                    self.count_f(&self.cost, "llmhub.cost.usd", own.clone(), usd);
+                    self.count_f_call(kept, &self.cost, "llmhub.cost.usd", "", own, usd);
                 }
             }
             PriceStatus::UnknownModel | PriceStatus::NoPriceAtDate => {
@@ -469,9 +509,126 @@ impl Metrics {
             PriceStatus::NotPriced | PriceStatus::NoUsage => {}
         }
         if let (Some(usd), true) = (call.sdk_reported_cost_usd, call.counts_usage) {
-            let labels = Self::with(base.clone(), "llmhub_dialect", call.dialect.as_str());
-            self.count_f(&self.sdk_cost, "llmhub.cost.sdk_reported.usd", labels, usd);
+            let dialect = call.dialect.as_str();
+            let labels = || Self::with(base(), "llmhub_dialect", dialect);
+            let metric = "llmhub.cost.sdk_reported.usd";
+            self.count_f_call(kept, &self.sdk_cost, metric, dialect, labels, usd);
         }
+    }
+
+    /// Applies `apply` to a model call's series of `metric` whose extra label has value `extra`:
+    /// the kept handle when there is one, otherwise the series the general path resolves (through
+    /// the cardinality limiter when `limited`), kept for next time when no limit stepped in.
+    /// `apply` gets the labels too when they were built or the OTLP mirror needs them.
+    #[allow(clippy::too_many_arguments)]
+    fn on_call_series(
+        &self,
+        kept: &mut Kept<'_>,
+        metric: &'static str,
+        extra: &'static str,
+        limited: bool,
+        labels: impl Fn() -> Labels,
+        resolve: impl FnOnce(&Labels) -> Handle,
+        apply: impl Fn(&Handle, Option<&Labels>),
+    ) {
+        if let Some(h) = kept.as_deref().and_then(|slots| calls::find(slots, metric, extra)) {
+            let l = self.otel.is_some().then(&labels);
+            return apply(h, l.as_ref());
+        }
+        let (l, clean) = if limited {
+            self.admit_checked(metric, labels())
+        } else {
+            (labels(), true)
+        };
+        let h = resolve(&l);
+        apply(&h, Some(&l));
+        if let (true, Some(slots)) = (clean, kept.as_mut()) {
+            slots.push((metric, extra, h));
+        }
+    }
+
+    /// Adds to a resolved counter (and its OTLP mirror, given the labels).
+    fn add_to(&self, h: &Handle, metric: &'static str, labels: Option<&Labels>, n: u64) {
+        if let Handle::Count(c) = h {
+            c.inc_by(n);
+        }
+        if let (Some(o), Some(l)) = (&self.otel, labels) {
+            o.add(metric, l, n);
+        }
+    }
+
+    fn count_call(
+        &self,
+        kept: &mut Kept<'_>,
+        fam: &Family<Labels, Counter>,
+        metric: &'static str,
+        extra: &'static str,
+        labels: impl Fn() -> Labels,
+        n: u64,
+    ) {
+        self.on_call_series(
+            kept,
+            metric,
+            extra,
+            true,
+            labels,
+            |l| Handle::Count(fam.get_or_create(l).clone()),
+            |h, l| self.add_to(h, metric, l, n),
+        );
+    }
+
+    fn count_f_call(
+        &self,
+        kept: &mut Kept<'_>,
+        fam: &Family<Labels, Counter<f64, AtomicU64>>,
+        metric: &'static str,
+        extra: &'static str,
+        labels: impl Fn() -> Labels,
+        v: f64,
+    ) {
+        self.on_call_series(
+            kept,
+            metric,
+            extra,
+            true,
+            labels,
+            |l| Handle::Float(fam.get_or_create(l).clone()),
+            |h, l| {
+                if let Handle::Float(c) = h {
+                    c.inc_by(v);
+                }
+                if let (Some(o), Some(l)) = (&self.otel, l) {
+                    o.add_f(metric, l, v);
+                }
+            },
+        );
+    }
+
+    fn observe_call(
+        &self,
+        kept: &mut Kept<'_>,
+        fam: &HistFamily,
+        metric: &'static str,
+        extra: &'static str,
+        labels: impl Fn() -> Labels,
+        v: f64,
+    ) {
+        self.on_call_series(
+            kept,
+            metric,
+            extra,
+            true,
+            labels,
+            |l| Handle::Hist(fam.get_or_create(l).clone()),
+            |h, l| {
+                if let Handle::Hist(hist) = h {
+                    hist.observe(v);
+                }
+                if let (Some(o), Some(l)) = (&self.otel, l) {
+                    o.record(metric, l, v);
+                }
+            },
+        );
     }
 
     /// Records a duplicate emission.
@@ -591,5 +748,56 @@ impl Metrics {
             vec![("llmhub_transport", transport.to_owned())],
             seconds,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::processors::genai::GenAiProcessor;
+    use crate::testkit::{realistic_request, Restamp};
+    use prost::Message;
+    use std::sync::Arc;
+
+    /// The exposition after processing `rounds` of realistic requests, lines sorted (families
+    /// list their series in hash order).
+    fn exposition(max_series: usize, max_values: usize, kept: usize, rounds: u64) -> Vec<String> {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::new(&mut registry, max_series, max_values).keeping_call_series(kept));
+        let matcher = crate::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
+        let p = GenAiProcessor::new(&Default::default(), matcher, metrics);
+        let stamps: Vec<Restamp> = (0..4)
+            .map(|seed| Restamp::new(&realistic_request(128, seed).encode_to_vec()))
+            .collect();
+        for round in 0..rounds {
+            for s in &stamps {
+                let body = s.round(round);
+                let views = crate::receivers::otlp::wire::decode_request(&body).expect("decodes");
+                p.process_views(&views, "grpc");
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn kept_call_series_change_no_figure() {
+        // Roomy limits: every series kept after its first call.
+        let kept = exposition(10_000, 1_000, calls::MAX_IDENTITIES, 3);
+        assert_eq!(kept, exposition(10_000, 1_000, 0, 3));
+        assert!(kept.iter().any(|l| l.starts_with("llmhub_tokens_total{")));
+        // Tight limits: values and label sets overflow, and every overflow is still counted.
+        let tight = exposition(12, 6, calls::MAX_IDENTITIES, 3);
+        assert_eq!(tight, exposition(12, 6, 0, 3));
+        let overflows: Vec<&String> = tight
+            .iter()
+            .filter(|l| l.starts_with("llmhub_cardinality_overflow_total{"))
+            .collect();
+        assert!(!overflows.is_empty(), "the tight limits overflow");
+        // A table with room for a single identity: the rest take the general path beside it.
+        assert_eq!(exposition(10_000, 1_000, 1, 2), exposition(10_000, 1_000, 0, 2));
     }
 }
