@@ -410,11 +410,9 @@ impl Restamp {
     /// (every `traceId`, and every `timeUnixNano`, `startTimeUnixNano` and `endTimeUnixNano` string).
     pub fn json(encoded: &[u8]) -> Self {
         let find_all = |needle: &[u8]| {
-            encoded
-                .windows(needle.len())
-                .enumerate()
-                .filter(|(_, w)| *w == needle)
-                .map(|(i, _)| i + needle.len())
+            (0..encoded.len())
+                .filter(|&i| encoded[i] == needle[0] && encoded[i..].starts_with(needle))
+                .map(|i| i + needle.len())
                 .collect::<Vec<_>>()
         };
         let trace_ids = find_all(b"\"traceId\":\"").into_iter().map(|at| at + 16).collect();

@@ -14,8 +14,13 @@
 //!
 //! Memory and time are bounded: at most `max_entries` keys are remembered, oldest forgotten first,
 //! and at most 64 calls per fingerprint are compared.
+//!
+//! Response keys and fingerprints are remembered as 128-bit keyed digests of their strings, not
+//! the strings: checking a call then allocates nothing. Two different keys share a digest with
+//! probability about 2^-128 per pair (the digest is keyed per process, so a client cannot aim
+//! for it); scopes, which only ever tell two instrumentations apart, are 64-bit digests.
 
-use crate::record::{LlmCall, SpanRole, Usage};
+use crate::record::{LlmCall, SpanRole};
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use std::collections::VecDeque;
 
@@ -41,19 +46,16 @@ impl DuplicateReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Fingerprint {
-    service: String,
-    model: String,
-    usage: Usage,
-}
+/// A digest of service, normalized model and usage.
+type Fingerprint = u128;
 
 #[derive(Debug, Clone)]
 struct Seen {
     seq: u64,
     start: u64,
     end: u64,
-    scope: String,
+    /// Digest of the instrumentation scope's name.
+    scope: u64,
     has_response_id: bool,
 }
 
@@ -76,10 +78,12 @@ pub struct Deduplicator {
     responses: HashMap<ResponseKey, (u64, u64, u64)>,
     fingerprints: HashMap<Fingerprint, VecDeque<Seen>>,
     order: VecDeque<Key>,
+    /// Two independently keyed hashers: one digest's halves.
+    hashers: (ahash::RandomState, ahash::RandomState),
 }
 
-/// Service, provider and response id.
-type ResponseKey = (String, String, String);
+/// A digest of service, provider and response id.
+type ResponseKey = u128;
 
 #[derive(Debug)]
 enum Key {
@@ -98,7 +102,12 @@ impl Deduplicator {
             responses: HashMap::new(),
             fingerprints: HashMap::new(),
             order: VecDeque::new(),
+            hashers: (ahash::RandomState::new(), ahash::RandomState::new()),
         }
+    }
+
+    fn digest<T: std::hash::Hash>(&self, value: &T) -> u128 {
+        (u128::from(self.hashers.0.hash_one(value)) << 64) | u128::from(self.hashers.1.hash_one(value))
     }
 
     /// Number of remembered keys (for self-monitoring).
@@ -124,32 +133,31 @@ impl Deduplicator {
             return None;
         }
         let (start, end) = (call.start_unix_nano, call.end_unix_nano);
-        let response_key = call.response_id.as_ref().map(|id| {
-            (
-                call.service_name.clone(),
-                call.provider.clone().unwrap_or_default(),
-                id.clone(),
-            )
+        let response_key = call.response_id.as_deref().map(|id| {
+            self.digest(&(
+                call.service_name.as_str(),
+                call.provider.as_deref().unwrap_or_default(),
+                id,
+            ))
         });
-        if let Some(k) = &response_key {
-            if let Some(&(s, e, _)) = self.responses.get(k) {
+        if let Some(k) = response_key {
+            if let Some(&(s, e, _)) = self.responses.get(&k) {
                 if s <= end && start <= e {
                     return Some(DuplicateReason::ResponseId);
                 }
             }
         }
         let print = match (&call.usage, &call.normalized_model) {
-            (Some(usage), Some(model)) if usage.total() > 0 => Some(Fingerprint {
-                service: call.service_name.clone(),
-                model: model.clone(),
-                usage: *usage,
-            }),
+            (Some(usage), Some(model)) if usage.total() > 0 => {
+                Some(self.digest(&(call.service_name.as_str(), model.as_str(), usage)))
+            }
             _ => None,
         };
-        if let Some(p) = &print {
-            if let Some(seen) = self.fingerprints.get_mut(p) {
+        let scope = self.hashers.0.hash_one(call.scope_name.as_str());
+        if let Some(p) = print {
+            if let Some(seen) = self.fingerprints.get_mut(&p) {
                 let hit = seen.iter().position(|s| {
-                    s.scope != call.scope_name
+                    s.scope != scope
                         && !(s.has_response_id && response_key.is_some())
                         && s.start <= end
                         && start <= s.end
@@ -173,10 +181,10 @@ impl Deduplicator {
                 seq: self.seq,
                 start,
                 end,
-                scope: call.scope_name.clone(),
+                scope,
                 has_response_id: call.response_id.is_some(),
             };
-            let list = self.fingerprints.entry(p.clone()).or_default();
+            let list = self.fingerprints.entry(p).or_default();
             list.push_back(seen);
             if list.len() > MAX_PER_FINGERPRINT {
                 list.pop_front();
@@ -196,7 +204,7 @@ impl Deduplicator {
 
     fn remember_response(&mut self, key: ResponseKey, start: u64, end: u64) {
         self.seq += 1;
-        self.responses.insert(key.clone(), (start, end, self.seq));
+        self.responses.insert(key, (start, end, self.seq));
         self.order.push_back(Key::Response(key, self.seq));
         self.evict();
     }
@@ -231,7 +239,7 @@ impl Deduplicator {
 mod tests {
     use super::*;
     use crate::dialect::Dialect;
-    use crate::record::{AgentContext, CallStatus, Timings};
+    use crate::record::{AgentContext, CallStatus, Timings, Usage};
 
     fn call(span: u8, scope: &str, response_id: Option<&str>, start: u64, end: u64) -> LlmCall {
         LlmCall {
