@@ -20,6 +20,7 @@ use crate::catalog::{Catalog, PricedModel};
 use crate::date::Date;
 use llmhub_core::provider::provider_from_model;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 /// How a call's model was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,22 @@ pub struct Matcher {
     deployments: BTreeMap<String, String>,
     /// Every provider some catalog prices (read per call; computed once).
     providers: HashSet<String>,
+    /// Matches already worked out, by the name and provider as reported.
+    memo: Mutex<Memo>,
+}
+
+/// Most (provider, model) pairs whose match is remembered; others are worked out every time.
+pub const MEMO_MAX: usize = 4096;
+
+/// A remembered match: the entry as (user catalog?, index in its models, rule), `None` when
+/// nothing prices the pair.
+type Remembered = Option<(bool, usize, String)>;
+
+/// Remembered matches: by model name as reported, then provider.
+#[derive(Debug, Default)]
+struct Memo {
+    by_name: HashMap<String, Vec<(Option<String>, Remembered)>>,
+    len: usize,
 }
 
 fn index(c: &Catalog) -> HashMap<(String, String), usize> {
@@ -209,6 +226,7 @@ impl Matcher {
                 .into_iter()
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.to_ascii_lowercase()))
                 .collect(),
+            memo: Mutex::new(Memo::default()),
         }
     }
 
@@ -217,8 +235,41 @@ impl Matcher {
         &self.shipped.0
     }
 
-    /// Finds the entry pricing `model` reported under `provider`.
+    /// Finds the entry pricing `model` reported under `provider`. The answer depends on nothing
+    /// else, so it is worked out once per pair (for up to [`MEMO_MAX`] pairs) and remembered.
     pub fn find(&self, provider: Option<&str>, model: &str) -> Option<Match<'_>> {
+        let catalog = |user: bool| match (&self.user, user) {
+            (Some((u, _)), true) => u,
+            _ => &self.shipped.0,
+        };
+        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = memo
+            .by_name
+            .get(model)
+            .and_then(|list| list.iter().find(|(p, _)| p.as_deref() == provider));
+        if let Some((_, found)) = known {
+            return found.as_ref().map(|(user, i, rule)| Match {
+                model: &catalog(*user).models[*i],
+                rule: rule.clone(),
+                user: *user,
+            });
+        }
+        let found = self.find_uncached(provider, model);
+        if memo.len < MEMO_MAX {
+            let entry = found.as_ref().and_then(|m| {
+                let i = catalog(m.user).models.iter().position(|x| std::ptr::eq(x, m.model))?;
+                Some((m.user, i, m.rule.clone()))
+            });
+            memo.by_name
+                .entry(model.to_owned())
+                .or_default()
+                .push((provider.map(str::to_owned), entry));
+            memo.len += 1;
+        }
+        found
+    }
+
+    fn find_uncached(&self, provider: Option<&str>, model: &str) -> Option<Match<'_>> {
         let mut name = model.trim().to_ascii_lowercase();
         let mut deployment = None;
         let mapped = self
@@ -388,5 +439,48 @@ mod tests {
             strip_bedrock_vendor("meta.llama3-1-70b-instruct-v1:0"),
             Some(("meta", "llama3-1-70b-instruct".to_owned()))
         );
+    }
+
+    #[test]
+    fn remembered_matches_are_the_matches_worked_out() {
+        let shipped = crate::embedded().expect("catalog");
+        let deployments = BTreeMap::from([("prod-gpt4o".to_owned(), "gpt-4o".to_owned())]);
+        let m = Matcher::new(shipped.clone(), None, deployments);
+        let mut names: Vec<String> = shipped.models.iter().take(40).map(|x| x.model.clone()).collect();
+        names.extend(
+            [
+                "gpt-4o-2024-08-06",
+                "openai/gpt-4o-mini",
+                "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+                "prod-gpt4o",
+                " GPT-4o ",
+                "no-such-model",
+                "",
+            ]
+            .map(str::to_owned),
+        );
+        names.sort();
+        names.dedup();
+        let providers = [None, Some("openai"), Some("anthropic"), Some("aws.bedrock"), Some("x")];
+        for _ in 0..2 {
+            for n in &names {
+                for p in providers {
+                    let (a, b) = (m.find(p, n), m.find_uncached(p, n));
+                    assert_eq!(a, b, "{p:?} {n:?}");
+                }
+            }
+        }
+        assert!(names.iter().any(|n| m.find(Some("openai"), n).is_some()));
+        assert_eq!(m.memo.lock().unwrap().len, names.len() * providers.len());
+    }
+
+    #[test]
+    fn the_memo_is_bounded() {
+        let m = Matcher::new(crate::embedded().expect("catalog"), None, BTreeMap::new());
+        for i in 0..MEMO_MAX + 10 {
+            assert_eq!(m.find(Some("openai"), &format!("unknown-{i}")), None);
+        }
+        assert_eq!(m.memo.lock().unwrap().len, MEMO_MAX);
+        assert!(m.find(Some("openai"), "gpt-4o").is_some());
     }
 }
