@@ -22,6 +22,7 @@
 
 use crate::record::{LlmCall, SpanRole};
 use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 
 /// Why a call was found to be a duplicate.
@@ -124,11 +125,13 @@ impl Deduplicator {
     /// Every role is checked for a retried export (same span id); only model calls are matched by
     /// response id and fingerprint.
     pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
+        // (Each lookup into these tables is a cache miss at their size: one probe per question.)
         let span_key = (call.trace_id, call.span_id);
-        if self.spans.contains(&span_key) {
+        if !self.spans.insert(span_key) {
             return Some(DuplicateReason::SpanId);
         }
-        self.remember_span(span_key);
+        self.order.push_back(Key::Span(span_key.0, span_key.1));
+        self.evict();
         if call.role != SpanRole::ModelCall {
             return None;
         }
@@ -195,13 +198,6 @@ impl Deduplicator {
         None
     }
 
-    fn remember_span(&mut self, key: ([u8; 16], [u8; 8])) {
-        if self.spans.insert(key) {
-            self.order.push_back(Key::Span(key.0, key.1));
-            self.evict();
-        }
-    }
-
     fn remember_response(&mut self, key: ResponseKey, start: u64, end: u64) {
         self.seq += 1;
         self.responses.insert(key, (start, end, self.seq));
@@ -217,15 +213,17 @@ impl Deduplicator {
                 }
                 Some(Key::Response(k, seq)) => {
                     // A newer sighting of the same id re-queued it: keep that one.
-                    if self.responses.get(&k).is_some_and(|(_, _, current)| *current == seq) {
-                        self.responses.remove(&k);
+                    if let Entry::Occupied(e) = self.responses.entry(k) {
+                        if e.get().2 == seq {
+                            e.remove();
+                        }
                     }
                 }
                 Some(Key::Print(p, seq)) => {
-                    if let Some(list) = self.fingerprints.get_mut(&p) {
-                        list.retain(|s| s.seq != seq);
-                        if list.is_empty() {
-                            self.fingerprints.remove(&p);
+                    if let Entry::Occupied(mut e) = self.fingerprints.entry(p) {
+                        e.get_mut().retain(|s| s.seq != seq);
+                        if e.get().is_empty() {
+                            e.remove();
                         }
                     }
                 }
