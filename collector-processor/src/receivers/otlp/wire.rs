@@ -263,6 +263,13 @@ fn event(buf: &[u8]) -> Result<EventView<'_>> {
 }
 
 fn key_value(buf: &[u8], depth: usize) -> Result<Attribute<'_>> {
+    match key_value_common(buf) {
+        Some(kv) => kv,
+        None => key_value_general(buf, depth),
+    }
+}
+
+fn key_value_general(buf: &[u8], depth: usize) -> Result<Attribute<'_>> {
     let mut r = Reader::new(buf);
     let (mut key, mut value) = ("", Value::Other);
     while let Some((n, f)) = r.next()? {
@@ -273,6 +280,65 @@ fn key_value(buf: &[u8], depth: usize) -> Result<Attribute<'_>> {
         }
     }
     Ok((key, value))
+}
+
+/// The shape nearly every SDK writes an attribute in, read without the general field loop: the key
+/// (field 1), then the value (field 2) ending the message, holding one string, bool, int or
+/// double. `None` for any other shape (fields repeated, reordered or unknown, other values),
+/// which the general decoder reads; either way the result is the same.
+fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
+    let mut r = Reader::new(buf);
+    if buf.first() != Some(&0x0a) {
+        return None;
+    }
+    r.pos = 1;
+    let len = usize::try_from(r.varint().ok()?).ok()?;
+    let key = r.take(len).ok()?;
+    if r.buf.get(r.pos) != Some(&0x12) {
+        return None;
+    }
+    r.pos += 1;
+    let len = usize::try_from(r.varint().ok()?).ok()?;
+    let v = r.take(len).ok()?;
+    if r.pos != buf.len() {
+        return None;
+    }
+    let key = match std::str::from_utf8(key) {
+        Ok(k) => k,
+        Err(_) => return Some(Err("key: invalid UTF-8".to_owned())),
+    };
+    let mut vr = Reader::new(v);
+    let value = match v.first() {
+        // An empty AnyValue.
+        None => Value::Other,
+        Some(0x0a) => {
+            vr.pos = 1;
+            let len = usize::try_from(vr.varint().ok()?).ok()?;
+            let s = vr.take(len).ok()?;
+            if vr.pos != v.len() {
+                return None;
+            }
+            match std::str::from_utf8(s) {
+                Ok(s) => Value::Str(s),
+                Err(_) => return Some(Err("string_value: invalid UTF-8".to_owned())),
+            }
+        }
+        Some(0x10 | 0x18) => {
+            vr.pos = 1;
+            let x = vr.varint().ok()?;
+            if vr.pos != v.len() {
+                return None;
+            }
+            if v[0] == 0x10 {
+                Value::Bool(x != 0)
+            } else {
+                Value::Int(x as i64)
+            }
+        }
+        Some(0x21) if v.len() == 9 => Value::Double(f64::from_bits(u64::from_le_bytes(v[1..9].try_into().ok()?))),
+        _ => return None,
+    };
+    Some(Ok((key, value)))
 }
 
 fn any_value(buf: &[u8], depth: usize) -> Result<Value<'_>> {
@@ -318,6 +384,7 @@ mod tests {
     use super::*;
     use crate::receivers::otlp::{json, view};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use proptest::prelude::*;
     use prost::Message;
 
@@ -372,8 +439,58 @@ mod tests {
         }
     }
 
+    /// The common-shape reader agrees with the general one wherever it answers.
+    fn same_attribute(bytes: &[u8]) -> bool {
+        match key_value_common(bytes) {
+            None => true,
+            Some(fast) => format!("{fast:?}") == format!("{:?}", key_value_general(bytes, 0)),
+        }
+    }
+
+    fn any_value_strategy() -> impl Strategy<Value = Option<any_value::Value>> {
+        prop_oneof![
+            Just(None),
+            ".{0,200}".prop_map(|s| Some(any_value::Value::StringValue(s))),
+            any::<bool>().prop_map(|b| Some(any_value::Value::BoolValue(b))),
+            any::<i64>().prop_map(|i| Some(any_value::Value::IntValue(i))),
+            any::<f64>().prop_map(|d| Some(any_value::Value::DoubleValue(d))),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Some(any_value::Value::BytesValue(b))),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Attributes as prost writes them (the common shape), with trailing or leading fields
+        /// and bytes flipped: the common-shape reader answers as the general one or not at all.
+        #[test]
+        fn common_attribute_shape(
+            key in ".{0,150}",
+            value in any_value_strategy(),
+            prefix in proptest::collection::vec(any::<u8>(), 0..3),
+            suffix in proptest::collection::vec(any::<u8>(), 0..3),
+            flip in proptest::option::of((any::<usize>(), any::<u8>())),
+        ) {
+            let kv = KeyValue { key, value: Some(AnyValue { value }), ..Default::default() };
+            let mut bytes = kv.encode_to_vec();
+            // (prost leaves an empty key out, and bytes values take the general path.)
+            let bytes_value = matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(any_value::Value::BytesValue(_)));
+            if !kv.key.is_empty() && !bytes_value {
+                prop_assert!(key_value_common(&bytes).is_some_and(|r| r.is_ok()), "the common shape is read directly");
+            }
+            prop_assert!(same_attribute(&bytes));
+            if let Some((at, x)) = flip {
+                if !bytes.is_empty() {
+                    let i = at % bytes.len();
+                    bytes[i] ^= x;
+                }
+            }
+            prop_assert!(same_attribute(&bytes));
+            let mut framed = prefix.clone();
+            framed.extend_from_slice(&bytes);
+            framed.extend_from_slice(&suffix);
+            prop_assert!(same_attribute(&framed));
+        }
+
         /// Random bytes never panic, and whatever prost accepts decodes to the same views.
         #[test]
         fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
