@@ -53,11 +53,16 @@ impl Resolved {
     }
 }
 
+/// Equal strings; the names passed here are literals, so their addresses usually settle it.
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// Finds the handle of `metric` with extra label value `extra` among `slots`.
 pub fn find<'s>(slots: &'s [Slot], metric: &str, extra: &str) -> Option<&'s Handle> {
     slots
         .iter()
-        .find(|(m, e, _)| *m == metric && *e == extra)
+        .find(|(m, e, _)| same(m, metric) && same(e, extra))
         .map(|(_, _, h)| h)
 }
 
