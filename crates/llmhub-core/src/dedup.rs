@@ -60,75 +60,6 @@ struct Seen {
     has_response_id: bool,
 }
 
-/// The calls remembered under one fingerprint, oldest first. Nearly every fingerprint has one,
-/// kept inline: no list is allocated (and later freed) per call.
-#[derive(Debug)]
-enum Seens {
-    One(Seen),
-    Many(VecDeque<Seen>),
-}
-
-impl Seens {
-    fn as_slices(&self) -> (&[Seen], &[Seen]) {
-        match self {
-            Seens::One(s) => (std::slice::from_ref(s), &[]),
-            Seens::Many(l) => l.as_slices(),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Seen> {
-        let (a, b) = self.as_slices();
-        a.iter().chain(b)
-    }
-
-    fn len(&self) -> usize {
-        let (a, b) = self.as_slices();
-        a.len() + b.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn remove(&mut self, i: usize) {
-        match self {
-            Seens::One(_) => *self = Seens::Many(VecDeque::new()),
-            Seens::Many(l) => {
-                l.remove(i);
-            }
-        }
-    }
-
-    /// Appends, forgetting the oldest past [`MAX_PER_FINGERPRINT`].
-    fn push(&mut self, seen: Seen) {
-        match self {
-            Seens::Many(l) if l.is_empty() => *self = Seens::One(seen),
-            Seens::Many(l) => {
-                l.push_back(seen);
-                if l.len() > MAX_PER_FINGERPRINT {
-                    l.pop_front();
-                }
-            }
-            Seens::One(_) => {
-                let Seens::One(first) = std::mem::replace(self, Seens::Many(VecDeque::with_capacity(2))) else {
-                    unreachable!("matched One")
-                };
-                if let Seens::Many(l) = self {
-                    l.extend([first, seen]);
-                }
-            }
-        }
-    }
-
-    fn retain(&mut self, keep: impl Fn(&Seen) -> bool) {
-        match self {
-            Seens::One(s) if !keep(s) => *self = Seens::Many(VecDeque::new()),
-            Seens::One(_) => {}
-            Seens::Many(l) => l.retain(|s| keep(s)),
-        }
-    }
-}
-
 /// Most recent calls kept per fingerprint: bounds the scan of each check (identical calls, e.g.
 /// fixed-size embedding chunks, are common).
 const MAX_PER_FINGERPRINT: usize = 64;
@@ -146,7 +77,7 @@ pub struct Deduplicator {
     seq: u64,
     spans: HashSet<([u8; 16], [u8; 8])>,
     responses: HashMap<ResponseKey, (u64, u64, u64)>,
-    fingerprints: HashMap<Fingerprint, Seens>,
+    fingerprints: HashMap<Fingerprint, VecDeque<Seen>>,
     order: VecDeque<Key>,
     /// Two independently keyed hashers: one digest's halves.
     hashers: (ahash::RandomState, ahash::RandomState),
@@ -256,11 +187,10 @@ impl Deduplicator {
                 scope,
                 has_response_id: call.response_id.is_some(),
             };
-            match self.fingerprints.entry(p) {
-                Entry::Occupied(mut e) => e.get_mut().push(seen),
-                Entry::Vacant(e) => {
-                    e.insert(Seens::One(seen));
-                }
+            let list = self.fingerprints.entry(p).or_default();
+            list.push_back(seen);
+            if list.len() > MAX_PER_FINGERPRINT {
+                list.pop_front();
             }
             self.order.push_back(Key::Print(p, self.seq));
             self.evict();
@@ -441,42 +371,6 @@ mod tests {
             ));
         }
         assert!(d.len() <= 50, "remembered {}", d.len());
-        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(Seens::len).sum::<usize>() <= 50);
-    }
-
-    #[test]
-    fn seens_keep_order_and_bound_inline_or_listed() {
-        let seen = |seq| Seen {
-            seq,
-            start: 0,
-            end: 0,
-            scope: 0,
-            has_response_id: false,
-        };
-        let seqs = |l: &Seens| l.iter().map(|s| s.seq).collect::<Vec<_>>();
-        let mut l = Seens::One(seen(1));
-        assert!(matches!(l, Seens::One(_)));
-        l.push(seen(2));
-        l.push(seen(3));
-        assert_eq!(seqs(&l), [1, 2, 3]);
-        l.remove(1);
-        assert_eq!(seqs(&l), [1, 3]);
-        l.retain(|s| s.seq != 1);
-        assert_eq!(seqs(&l), [3]);
-        for q in 4..(4 + MAX_PER_FINGERPRINT as u64) {
-            l.push(seen(q));
-        }
-        assert_eq!(l.len(), MAX_PER_FINGERPRINT);
-        assert_eq!(seqs(&l)[0], 4, "the oldest went first");
-        let mut one = Seens::One(seen(9));
-        one.remove(0);
-        assert!(one.is_empty());
-        one.push(seen(10));
-        assert!(
-            matches!(one, Seens::One(_)),
-            "an emptied list takes the next one inline"
-        );
-        one.retain(|_| false);
-        assert!(one.is_empty());
+        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(VecDeque::len).sum::<usize>() <= 50);
     }
 }
