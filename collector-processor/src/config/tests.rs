@@ -204,17 +204,16 @@ fn return_freed_is_on_below_512_mib_unless_told() {
 
 #[test]
 fn a_memory_limit_the_dedup_window_would_fill_is_refused() {
-    let e = from_yaml_str("service:\n  memory:\n    limit_mib: 96\n")
-        .unwrap_err()
-        .to_string();
+    let e = from_yaml_str(
+        "service:\n  memory:\n    limit_mib: 96\nprocessors:\n  genai:\n    dedup:\n      max_entries: 300000\n",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.contains("service.memory.limit_mib: 96 MiB leaves 23 MiB for requests and queues")
-            && e.contains("processors.genai.dedup.max_entries: 100000 keys, about 48 MiB"),
+        e.contains("service.memory.limit_mib: 96 MiB leaves 17 MiB for requests and queues")
+            && e.contains("processors.genai.dedup.max_entries: 300000 keys, about 54 MiB"),
         "{e}"
     );
-    // A smaller window fits.
-    assert!(from_yaml_str(
-        "service:\n  memory:\n    limit_mib: 96\nprocessors:\n  genai:\n    dedup:\n      max_entries: 20000\n"
-    )
-    .is_ok());
+    // The default window (100 000 keys) fits.
+    assert!(from_yaml_str("service:\n  memory:\n    limit_mib: 96\n").is_ok());
 }

@@ -13,17 +13,23 @@
 //!    instrumentation are both kept). A remembered call absorbs one copy only.
 //!
 //! Memory and time are bounded: at most `max_entries` keys are remembered, oldest forgotten first,
-//! and at most 64 calls per fingerprint are compared.
+//! and at most the 64 most recent calls of one fingerprint are compared.
 //!
 //! Response keys and fingerprints are remembered as 128-bit keyed digests of their strings, not
 //! the strings: checking a call then allocates nothing. Two different keys share a digest with
 //! probability about 2^-128 per pair (the digest is keyed per process, so a client cannot aim
 //! for it); scopes, which only ever tell two instrumentations apart, are 64-bit digests.
+//!
+//! Layout: every remembered key takes one 64-byte slot of a ring, in arrival order, and one entry
+//! in a single table from its digest (span, response and fingerprint digests are kept apart by a
+//! leading tag) to the sequence number of its newest slot. A fingerprint's slot links to the
+//! previous slot of the same fingerprint, so its recent calls are found without a list of their
+//! own. Writing a new slot forgets the oldest one in its place, and its table entry unless a newer
+//! slot took it over. Nothing is allocated once the ring is full.
 
 use crate::record::{LlmCall, SpanRole};
-use ahash::{AHashMap as HashMap, AHashSet as HashSet};
-use std::collections::hash_map::Entry;
-use std::collections::VecDeque;
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Why a call was found to be a duplicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,50 +53,69 @@ impl DuplicateReason {
     }
 }
 
-/// A digest of service, normalized model and usage.
-type Fingerprint = u128;
-
-#[derive(Debug, Clone)]
-struct Seen {
-    seq: u64,
-    start: u64,
-    end: u64,
-    /// Digest of the instrumentation scope's name.
-    scope: u64,
-    has_response_id: bool,
-}
-
-/// Most recent calls kept per fingerprint: bounds the scan of each check (identical calls, e.g.
-/// fixed-size embedding chunks, are common).
+/// Most recent calls compared per fingerprint: bounds the scan of each check (identical calls,
+/// e.g. fixed-size embedding chunks, are common).
 const MAX_PER_FINGERPRINT: usize = 64;
 
-/// Resident memory one remembered key takes, about: the key in its set or map, its copy in the
-/// eviction order, their strings (service, provider, response id, model, scope) and the tables'
-/// spare capacity. Measured with the overload test's realistic spans: 48 MiB more resident
-/// memory at 100,000 keys than with deduplication off.
-pub const APPROX_BYTES_PER_KEY: u64 = 512;
+/// Resident memory one remembered key takes, about: its 64-byte slot, its table entry (32 bytes and
+/// a control byte, at most half the buckets full after a doubling) and what the ring's growth left
+/// with the allocator. Measured: 152 bytes per key (15.3 MB more resident memory after 100,000
+/// keys of realistic model calls); rounded up for allocator slack.
+pub const APPROX_BYTES_PER_KEY: u64 = 192;
+
+/// The leading tag of each digest kind.
+const SPAN: u8 = 0;
+const RESPONSE: u8 = 1;
+const PRINT: u8 = 2;
+
+/// Slot flags.
+const HAS_RESPONSE_ID: u8 = 1;
+/// A fingerprint slot that already absorbed its one copy.
+const CONSUMED: u8 = 2;
+
+/// One remembered key.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    digest: u128,
+    start: u64,
+    end: u64,
+    /// Digest of the instrumentation scope's name (fingerprints only).
+    scope: u64,
+    /// Sequence number of the previous slot of the same fingerprint, 0 for none.
+    prev: u64,
+    flags: u8,
+}
+
+/// The table's keys are already keyed random digests: their low 64 bits are the hash.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys are hashed; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
 
 /// Remembers recent calls and answers whether a new one was already counted.
 #[derive(Debug)]
 pub struct Deduplicator {
     max_entries: usize,
-    seq: u64,
-    spans: HashSet<([u8; 16], [u8; 8])>,
-    responses: HashMap<ResponseKey, (u64, u64, u64)>,
-    fingerprints: HashMap<Fingerprint, VecDeque<Seen>>,
-    order: VecDeque<Key>,
+    /// Sequence number of the next slot; slot `seq` lives at `ring[(seq - 1) % max_entries]`.
+    next: u64,
+    ring: Vec<Slot>,
+    /// Digest → sequence number of its newest slot. Every entry points at a slot still in the ring.
+    newest: HashMap<u128, u64, BuildHasherDefault<DigestHasher>>,
     /// Two independently keyed hashers: one digest's halves.
     hashers: (ahash::RandomState, ahash::RandomState),
-}
-
-/// A digest of service, provider and response id.
-type ResponseKey = u128;
-
-#[derive(Debug)]
-enum Key {
-    Span([u8; 16], [u8; 8]),
-    Response(ResponseKey, u64),
-    Print(Fingerprint, u64),
 }
 
 impl Deduplicator {
@@ -98,11 +123,9 @@ impl Deduplicator {
     pub fn new(max_entries: usize) -> Self {
         Deduplicator {
             max_entries: max_entries.max(1),
-            seq: 0,
-            spans: HashSet::new(),
-            responses: HashMap::new(),
-            fingerprints: HashMap::new(),
-            order: VecDeque::new(),
+            next: 1,
+            ring: Vec::new(),
+            newest: HashMap::default(),
             hashers: (ahash::RandomState::new(), ahash::RandomState::new()),
         }
     }
@@ -113,123 +136,144 @@ impl Deduplicator {
 
     /// Number of remembered keys (for self-monitoring).
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.ring.len()
     }
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.ring.is_empty()
+    }
+
+    /// The slot of sequence number `seq`, if it is still remembered.
+    fn slot(&self, seq: u64) -> Option<&Slot> {
+        let oldest = self.next - self.ring.len() as u64;
+        (seq >= oldest && seq < self.next).then(|| &self.ring[self.index(seq)])
+    }
+
+    fn index(&self, seq: u64) -> usize {
+        ((seq - 1) % self.max_entries as u64) as usize
+    }
+
+    /// Writes `slot` as the newest one, forgetting the oldest when the ring is full. The caller has
+    /// pointed `newest[slot.digest]` at the returned sequence number already, or does so next.
+    fn push(&mut self, slot: Slot) -> u64 {
+        let seq = self.next;
+        self.next += 1;
+        if self.ring.len() < self.max_entries {
+            self.ring.push(slot);
+            return seq;
+        }
+        let i = self.index(seq);
+        let old = std::mem::replace(&mut self.ring[i], slot);
+        let old_seq = seq - self.max_entries as u64;
+        // A newer slot of the same digest took the entry over: keep it.
+        if let Entry::Occupied(e) = self.newest.entry(old.digest) {
+            if *e.get() == old_seq {
+                e.remove();
+            }
+        }
+        seq
+    }
+
+    /// Remembers `slot` as the newest of its digest.
+    fn remember(&mut self, slot: Slot) {
+        let digest = slot.digest;
+        let seq = self.push(slot);
+        self.newest.insert(digest, seq);
     }
 
     /// Checks a call and remembers it. Returns the reason when it duplicates one seen before.
     /// Every role is checked for a retried export (same span id); only model calls are matched by
     /// response id and fingerprint.
     pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
-        // (Each lookup into these tables is a cache miss at their size: one probe per question.)
-        let span_key = (call.trace_id, call.span_id);
-        if !self.spans.insert(span_key) {
-            return Some(DuplicateReason::SpanId);
+        // (Each lookup into the table is a cache miss at its size: one probe per question.)
+        let span = self.digest(&(SPAN, call.trace_id, call.span_id));
+        match self.newest.entry(span) {
+            Entry::Occupied(_) => return Some(DuplicateReason::SpanId),
+            Entry::Vacant(v) => {
+                v.insert(self.next);
+            }
         }
-        self.order.push_back(Key::Span(span_key.0, span_key.1));
-        self.evict();
+        self.push(Slot {
+            digest: span,
+            ..Slot::default()
+        });
         if call.role != SpanRole::ModelCall {
             return None;
         }
         let (start, end) = (call.start_unix_nano, call.end_unix_nano);
-        let response_key = call.response_id.as_deref().map(|id| {
+        let response = call.response_id.as_deref().map(|id| {
             self.digest(&(
+                RESPONSE,
                 call.service_name.as_str(),
                 call.provider.as_deref().unwrap_or_default(),
                 id,
             ))
         });
-        if let Some(k) = response_key {
-            if let Some(&(s, e, _)) = self.responses.get(&k) {
-                if s <= end && start <= e {
-                    return Some(DuplicateReason::ResponseId);
-                }
+        if let Some(r) = response {
+            let seen = self.newest.get(&r).and_then(|&seq| self.slot(seq));
+            if seen.is_some_and(|s| s.start <= end && start <= s.end) {
+                return Some(DuplicateReason::ResponseId);
             }
         }
         let print = match (&call.usage, &call.normalized_model) {
             (Some(usage), Some(model)) if usage.total() > 0 => {
-                Some(self.digest(&(call.service_name.as_str(), model.as_str(), usage)))
+                Some(self.digest(&(PRINT, call.service_name.as_str(), model.as_str(), usage)))
             }
             _ => None,
         };
-        let scope = self.hashers.0.hash_one(call.scope_name.as_str());
-        if let Some(p) = print {
-            if let Some(seen) = self.fingerprints.get_mut(&p) {
-                let hit = seen.iter().position(|s| {
-                    s.scope != scope
-                        && !(s.has_response_id && response_key.is_some())
-                        && s.start <= end
-                        && start <= s.end
+        let remember_response = |d: &mut Self| {
+            if let Some(r) = response {
+                d.remember(Slot {
+                    digest: r,
+                    start,
+                    end,
+                    ..Slot::default()
                 });
-                if let Some(i) = hit {
-                    // One copy matches one other copy only: a third identical call is a real call.
-                    seen.remove(i);
-                    if let Some(k) = response_key {
-                        self.remember_response(k, start, end);
-                    }
-                    return Some(DuplicateReason::Fingerprint);
-                }
             }
+        };
+        let Some(print) = print else {
+            remember_response(self);
+            return None;
+        };
+        let scope = self.hashers.0.hash_one(call.scope_name.as_str());
+        let latest = self.newest.get(&print).copied().unwrap_or(0);
+        if let Some(seq) = self.match_print(latest, scope, response.is_some(), start, end) {
+            // One copy matches one other copy only: a third identical call is a real call.
+            let i = self.index(seq);
+            self.ring[i].flags |= CONSUMED;
+            remember_response(self);
+            return Some(DuplicateReason::Fingerprint);
         }
-        if let Some(k) = response_key {
-            self.remember_response(k, start, end);
-        }
-        if let Some(p) = print {
-            self.seq += 1;
-            let seen = Seen {
-                seq: self.seq,
-                start,
-                end,
-                scope,
-                has_response_id: call.response_id.is_some(),
-            };
-            let list = self.fingerprints.entry(p).or_default();
-            list.push_back(seen);
-            if list.len() > MAX_PER_FINGERPRINT {
-                list.pop_front();
-            }
-            self.order.push_back(Key::Print(p, self.seq));
-            self.evict();
-        }
+        remember_response(self);
+        self.remember(Slot {
+            digest: print,
+            start,
+            end,
+            scope,
+            // Unless the response slot just written forgot it in passing.
+            prev: if self.slot(latest).is_some() { latest } else { 0 },
+            flags: if response.is_some() { HAS_RESPONSE_ID } else { 0 },
+        });
         None
     }
 
-    fn remember_response(&mut self, key: ResponseKey, start: u64, end: u64) {
-        self.seq += 1;
-        self.responses.insert(key, (start, end, self.seq));
-        self.order.push_back(Key::Response(key, self.seq));
-        self.evict();
-    }
-
-    fn evict(&mut self) {
-        while self.order.len() > self.max_entries {
-            match self.order.pop_front() {
-                Some(Key::Span(t, s)) => {
-                    self.spans.remove(&(t, s));
-                }
-                Some(Key::Response(k, seq)) => {
-                    // A newer sighting of the same id re-queued it: keep that one.
-                    if let Entry::Occupied(e) = self.responses.entry(k) {
-                        if e.get().2 == seq {
-                            e.remove();
-                        }
-                    }
-                }
-                Some(Key::Print(p, seq)) => {
-                    if let Entry::Occupied(mut e) = self.fingerprints.entry(p) {
-                        e.get_mut().retain(|s| s.seq != seq);
-                        if e.get().is_empty() {
-                            e.remove();
-                        }
-                    }
-                }
-                None => break,
+    /// The newest remembered call of a fingerprint chain, starting at `seq`, that a call from
+    /// `scope` over `start..=end` duplicates.
+    fn match_print(&self, mut seq: u64, scope: u64, has_response_id: bool, start: u64, end: u64) -> Option<u64> {
+        for _ in 0..MAX_PER_FINGERPRINT {
+            let s = self.slot(seq)?;
+            if s.flags & CONSUMED == 0
+                && s.scope != scope
+                && !(s.flags & HAS_RESPONSE_ID != 0 && has_response_id)
+                && s.start <= end
+                && start <= s.end
+            {
+                return Some(seq);
             }
+            seq = s.prev;
         }
+        None
     }
 }
 
@@ -238,6 +282,7 @@ mod tests {
     use super::*;
     use crate::dialect::Dialect;
     use crate::record::{AgentContext, CallStatus, Timings, Usage};
+    use std::collections::VecDeque;
 
     fn call(span: u8, scope: &str, response_id: Option<&str>, start: u64, end: u64) -> LlmCall {
         LlmCall {
@@ -348,7 +393,15 @@ mod tests {
             c.trace_id[..8].copy_from_slice(&i.to_be_bytes());
             assert_eq!(d.check(&c), None);
         }
-        assert!(d.fingerprints.values().all(|v| v.len() <= MAX_PER_FINGERPRINT));
+        assert_eq!(d.len(), 100_000);
+        // The chain of one fingerprint is walked 64 slots deep at most: a copy of the oldest of
+        // these calls from another instrumentation is not found any more, one of a recent is.
+        let mut old = call(0, "sdk", None, 0, 5);
+        old.trace_id = [0xee; 16];
+        assert_eq!(d.check(&old), None);
+        let mut recent = call(0, "sdk", None, 499_990, 499_995);
+        recent.trace_id = [0xef; 16];
+        assert_eq!(d.check(&recent), Some(DuplicateReason::Fingerprint));
     }
 
     #[test]
@@ -371,6 +424,141 @@ mod tests {
             ));
         }
         assert!(d.len() <= 50, "remembered {}", d.len());
-        assert!(d.spans.len() + d.responses.len() + d.fingerprints.values().map(VecDeque::len).sum::<usize>() <= 50);
+        assert!(d.newest.len() <= 50, "table holds {}", d.newest.len());
+        // Every table entry points at a slot still remembered, of the same digest.
+        for (digest, &seq) in &d.newest {
+            assert_eq!(d.slot(seq).map(|s| s.digest), Some(*digest));
+        }
+    }
+
+    /// The rules of the module doc, written plainly: every remembered key in one list, oldest
+    /// first, searched from the newest.
+    struct Plain {
+        max: usize,
+        keys: VecDeque<PlainKey>,
+    }
+
+    #[derive(Clone, PartialEq)]
+    enum PlainKey {
+        Span([u8; 16], [u8; 8]),
+        Response {
+            key: (String, String, String),
+            start: u64,
+            end: u64,
+        },
+        Print {
+            key: (String, String, Usage),
+            scope: String,
+            has_id: bool,
+            start: u64,
+            end: u64,
+            used: bool,
+        },
+    }
+
+    impl Plain {
+        fn add(&mut self, k: PlainKey) {
+            self.keys.push_back(k);
+            if self.keys.len() > self.max {
+                self.keys.pop_front();
+            }
+        }
+
+        fn check(&mut self, c: &LlmCall) -> Option<DuplicateReason> {
+            let span = PlainKey::Span(c.trace_id, c.span_id);
+            if self.keys.contains(&span) {
+                return Some(DuplicateReason::SpanId);
+            }
+            self.add(span);
+            if c.role != SpanRole::ModelCall {
+                return None;
+            }
+            let (start, end) = (c.start_unix_nano, c.end_unix_nano);
+            let rkey = c
+                .response_id
+                .clone()
+                .map(|id| (c.service_name.clone(), c.provider.clone().unwrap_or_default(), id));
+            if let Some(k) = &rkey {
+                let newest = self.keys.iter().rev().find_map(|e| match e {
+                    PlainKey::Response { key, start, end } if key == k => Some((*start, *end)),
+                    _ => None,
+                });
+                if newest.is_some_and(|(s, e)| s <= end && start <= e) {
+                    return Some(DuplicateReason::ResponseId);
+                }
+            }
+            let remember_response = |p: &mut Plain| {
+                if let Some(key) = rkey.clone() {
+                    p.add(PlainKey::Response { key, start, end });
+                }
+            };
+            let pkey = match (&c.usage, &c.normalized_model) {
+                (Some(u), Some(m)) if u.total() > 0 => (c.service_name.clone(), m.clone(), *u),
+                _ => {
+                    remember_response(self);
+                    return None;
+                }
+            };
+            let has_id = rkey.is_some();
+            let hit = self
+                .keys
+                .iter_mut()
+                .rev()
+                .filter(|e| matches!(e, PlainKey::Print { key, .. } if *key == pkey))
+                .take(MAX_PER_FINGERPRINT)
+                .find(|e| match e {
+                    PlainKey::Print {
+                        scope,
+                        has_id: h,
+                        start: s,
+                        end: e,
+                        used,
+                        ..
+                    } => !*used && *scope != c.scope_name && !(*h && has_id) && *s <= end && start <= *e,
+                    _ => false,
+                });
+            if let Some(PlainKey::Print { used, .. }) = hit {
+                *used = true;
+                remember_response(self);
+                return Some(DuplicateReason::Fingerprint);
+            }
+            remember_response(self);
+            self.add(PlainKey::Print {
+                key: pkey,
+                scope: c.scope_name.clone(),
+                has_id,
+                start,
+                end,
+                used: false,
+            });
+            None
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        /// Over small universes (few ids, scopes, usages and times, so that every rule and the
+        /// forgetting of old keys fire often), the ring answers as the plain list does.
+        #[test]
+        fn answers_as_the_plain_rules_do(
+            max in 1usize..40,
+            calls in proptest::collection::vec(
+                (0u8..24, 0u8..3, 0u8..4, 0u64..3, 0u64..60, 0u64..15, proptest::bool::weighted(0.85)),
+                1..200,
+            ),
+        ) {
+            let mut ring = Deduplicator::new(max);
+            let mut plain = Plain { max, keys: VecDeque::new() };
+            for (i, &(span, scope, id, tokens, start, len, model)) in calls.iter().enumerate() {
+                let id = ["", "a", "b", "c"][usize::from(id)];
+                let mut c = call(span, ["x", "y", "z"][usize::from(scope)], (!id.is_empty()).then_some(id), start, start + len);
+                c.usage = Some(Usage { input_uncached: tokens * 7, output: tokens, ..Default::default() });
+                if !model {
+                    c.role = SpanRole::Tool;
+                }
+                proptest::prop_assert_eq!(ring.check(&c), plain.check(&c), "call {} of {:?}", i, calls);
+                proptest::prop_assert!(ring.len() <= max);
+            }
+        }
     }
 }
