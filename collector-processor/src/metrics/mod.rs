@@ -126,6 +126,16 @@ type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The series kept for a model call's identity, locked while the call is recorded (`None` when
 /// the identity is not kept).
+/// A model call's series family and the update its series gets.
+enum CallUpdate<'f> {
+    /// Add to a counter.
+    Add(&'f Family<Labels, Counter>, u64),
+    /// Add to a fractional counter.
+    AddF(&'f Family<Labels, Counter<f64, AtomicU64>>, f64),
+    /// Observe in a histogram.
+    Observe(&'f HistFamily, f64),
+}
+
 type Kept<'a> = Option<std::sync::MutexGuard<'a, Vec<calls::Slot>>>;
 
 const TOKEN_HIST: fn() -> Histogram = || Histogram::new(TOKEN_BUCKETS);
@@ -418,52 +428,81 @@ impl Metrics {
         let mut kept = resolved.as_deref().map(calls::Resolved::slots);
         let kept = &mut kept;
         let role = call.role.as_str();
-        self.on_call_series(
-            kept,
-            "llmhub.processor.spans",
-            role,
-            false,
-            || vec![("llmhub_span_role", role.to_owned())],
-            |l| Handle::Count(self.spans_by_role.get_or_create(l).clone()),
-            |h, l| self.add_to(h, "llmhub.processor.spans", l, 1),
-        );
+        let labels = || vec![("llmhub_span_role", role.to_owned())];
+        let spans = CallUpdate::Add(&self.spans_by_role, 1);
+        self.update_call(kept, "llmhub.processor.spans", role, false, labels, spans);
         let base = || Self::genai_labels(call);
         // llmhub's own counters also carry the tenant (the configured tenant attribute, `tenant.id`
         // by default), under the same cardinality limits; the semantic-convention histograms keep
         // exactly their specified attributes.
         let own = || Self::with(base(), "llmhub_tenant", call.tenant.clone().unwrap_or_default());
         self.record_cost(call, kept, &base, &own);
-        self.count_call(kept, &self.requests, "llmhub.requests", "", own, 1);
+        self.update_call(
+            kept,
+            "llmhub.requests",
+            "",
+            true,
+            own,
+            CallUpdate::Add(&self.requests, 1),
+        );
         if !error.is_empty() {
             let labels = || Self::with(own(), "error_type", error);
-            self.count_call(kept, &self.errors, "llmhub.errors", error, labels, 1);
+            self.update_call(
+                kept,
+                "llmhub.errors",
+                error,
+                true,
+                labels,
+                CallUpdate::Add(&self.errors, 1),
+            );
         }
         if let Some(d) = call.timings.duration_s {
             let labels = || Self::with(base(), "error_type", error);
             let metric = "gen_ai.client.operation.duration";
-            self.observe_call(kept, &self.duration, metric, error, labels, d);
+            self.update_call(
+                kept,
+                metric,
+                error,
+                true,
+                labels,
+                CallUpdate::Observe(&self.duration, d),
+            );
         }
         if let Some(t) = call.timings.ttft_s {
             let metric = "gen_ai.client.operation.time_to_first_chunk";
-            self.observe_call(kept, &self.ttfc, metric, "", base, t);
+            self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.ttfc, t));
             if call.timings.ttft_from_server {
                 let metric = "gen_ai.server.time_to_first_token";
-                self.observe_call(kept, &self.server_ttft, metric, "", base, t);
+                self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.server_ttft, t));
             }
         }
         if let (Some(t), true) = (call.timings.tpot_s, call.timings.tpot_from_server) {
             let metric = "gen_ai.server.time_per_output_token";
-            self.observe_call(kept, &self.server_tpot, metric, "", base, t);
+            self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.server_tpot, t));
         }
         if let Some(t) = call.timings.output_tokens_per_s {
-            self.observe_call(kept, &self.tps, "llmhub.output_tokens_per_second", "", base, t);
+            self.update_call(
+                kept,
+                "llmhub.output_tokens_per_second",
+                "",
+                true,
+                base,
+                CallUpdate::Observe(&self.tps, t),
+            );
         }
         match (&call.usage, call.counts_usage) {
             (Some(u), true) => {
                 for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
                     let labels = || Self::with(base(), "gen_ai_token_type", kind);
                     let metric = "gen_ai.client.token.usage";
-                    self.observe_call(kept, &self.token_usage, metric, kind, labels, n as f64);
+                    self.update_call(
+                        kept,
+                        metric,
+                        kind,
+                        true,
+                        labels,
+                        CallUpdate::Observe(&self.token_usage, n as f64),
+                    );
                 }
                 for (bucket, n) in [
                     ("input_uncached", u.input_uncached),
@@ -474,13 +513,27 @@ impl Metrics {
                     ("reasoning", u.reasoning),
                 ] {
                     let labels = || Self::with(own(), "llmhub_token_bucket", bucket);
-                    self.count_call(kept, &self.tokens, "llmhub.tokens", bucket, labels, n);
+                    self.update_call(
+                        kept,
+                        "llmhub.tokens",
+                        bucket,
+                        true,
+                        labels,
+                        CallUpdate::Add(&self.tokens, n),
+                    );
                 }
             }
             (None, true) => {
                 let dialect = call.dialect.as_str();
                 let labels = || Self::with(own(), "llmhub_dialect", dialect);
-                self.count_call(kept, &self.usage_missing, "llmhub.usage.missing", dialect, labels, 1);
+                self.update_call(
+                    kept,
+                    "llmhub.usage.missing",
+                    dialect,
+                    true,
+                    labels,
+                    CallUpdate::Add(&self.usage_missing, 1),
+                );
             }
             _ => {}
         }
@@ -492,7 +545,14 @@ impl Metrics {
                 if let Some(usd) = call.cost.as_ref().and_then(|c| c.total.to_f64()) {
                     self.cost_total_nano_usd
                         .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
-                    self.count_f_call(kept, &self.cost, "llmhub.cost.usd", "", own, usd);
+                    self.update_call(
+                        kept,
+                        "llmhub.cost.usd",
+                        "",
+                        true,
+                        own,
+                        CallUpdate::AddF(&self.cost, usd),
+                    );
                 }
             }
             PriceStatus::UnknownModel | PriceStatus::NoPriceAtDate => {
@@ -512,123 +572,70 @@ impl Metrics {
             let dialect = call.dialect.as_str();
             let labels = || Self::with(base(), "llmhub_dialect", dialect);
             let metric = "llmhub.cost.sdk_reported.usd";
-            self.count_f_call(kept, &self.sdk_cost, metric, dialect, labels, usd);
+            self.update_call(
+                kept,
+                metric,
+                dialect,
+                true,
+                labels,
+                CallUpdate::AddF(&self.sdk_cost, usd),
+            );
         }
     }
 
-    /// Applies `apply` to a model call's series of `metric` whose extra label has value `extra`:
+    /// Applies `update` to a model call's series of `metric` whose extra label has value `extra`:
     /// the kept handle when there is one, otherwise the series the general path resolves (through
-    /// the cardinality limiter when `limited`), kept for next time when no limit stepped in.
-    /// `apply` gets the labels too when they were built or the OTLP mirror needs them.
-    #[allow(clippy::too_many_arguments)]
-    fn on_call_series(
+    /// the cardinality limiter when `limited`), kept for next time when no limit stepped in. The
+    /// OTLP mirror, when on, gets the same update with the labels.
+    fn update_call(
         &self,
         kept: &mut Kept<'_>,
         metric: &'static str,
         extra: &'static str,
         limited: bool,
         labels: impl Fn() -> Labels,
-        resolve: impl FnOnce(&Labels) -> Handle,
-        apply: impl Fn(&Handle, Option<&Labels>),
+        update: CallUpdate<'_>,
     ) {
         if let Some(h) = kept.as_deref().and_then(|slots| calls::find(slots, metric, extra)) {
             let l = self.otel.is_some().then(&labels);
-            return apply(h, l.as_ref());
+            return self.apply(h, metric, l.as_ref(), &update);
         }
         let (l, clean) = if limited {
             self.admit_checked(metric, labels())
         } else {
             (labels(), true)
         };
-        let h = resolve(&l);
-        apply(&h, Some(&l));
+        let h = match update {
+            CallUpdate::Add(fam, _) => Handle::Count(fam.get_or_create(&l).clone()),
+            CallUpdate::AddF(fam, _) => Handle::Float(fam.get_or_create(&l).clone()),
+            CallUpdate::Observe(fam, _) => Handle::Hist(fam.get_or_create(&l).clone()),
+        };
+        self.apply(&h, metric, Some(&l), &update);
         if let (true, Some(slots)) = (clean, kept.as_mut()) {
             slots.push((metric, extra, h));
         }
     }
 
-    /// Adds to a resolved counter (and its OTLP mirror, given the labels).
-    fn add_to(&self, h: &Handle, metric: &'static str, labels: Option<&Labels>, n: u64) {
-        if let Handle::Count(c) = h {
-            c.inc_by(n);
+    /// Applies `update` to a resolved series, and to its OTLP mirror given the labels.
+    fn apply(&self, h: &Handle, metric: &'static str, labels: Option<&Labels>, update: &CallUpdate<'_>) {
+        match (h, update) {
+            (Handle::Count(c), CallUpdate::Add(_, n)) => {
+                c.inc_by(*n);
+            }
+            (Handle::Float(c), CallUpdate::AddF(_, v)) => {
+                c.inc_by(*v);
+            }
+            (Handle::Hist(hist), CallUpdate::Observe(_, v)) => hist.observe(*v),
+            // A kept handle is found by its metric's name, which fixes its kind.
+            _ => {}
         }
         if let (Some(o), Some(l)) = (&self.otel, labels) {
-            o.add(metric, l, n);
+            match *update {
+                CallUpdate::Add(_, n) => o.add(metric, l, n),
+                CallUpdate::AddF(_, v) => o.add_f(metric, l, v),
+                CallUpdate::Observe(_, v) => o.record(metric, l, v),
+            }
         }
-    }
-
-    fn count_call(
-        &self,
-        kept: &mut Kept<'_>,
-        fam: &Family<Labels, Counter>,
-        metric: &'static str,
-        extra: &'static str,
-        labels: impl Fn() -> Labels,
-        n: u64,
-    ) {
-        self.on_call_series(
-            kept,
-            metric,
-            extra,
-            true,
-            labels,
-            |l| Handle::Count(fam.get_or_create(l).clone()),
-            |h, l| self.add_to(h, metric, l, n),
-        );
-    }
-
-    fn count_f_call(
-        &self,
-        kept: &mut Kept<'_>,
-        fam: &Family<Labels, Counter<f64, AtomicU64>>,
-        metric: &'static str,
-        extra: &'static str,
-        labels: impl Fn() -> Labels,
-        v: f64,
-    ) {
-        self.on_call_series(
-            kept,
-            metric,
-            extra,
-            true,
-            labels,
-            |l| Handle::Float(fam.get_or_create(l).clone()),
-            |h, l| {
-                if let Handle::Float(c) = h {
-                    c.inc_by(v);
-                }
-                if let (Some(o), Some(l)) = (&self.otel, l) {
-                    o.add_f(metric, l, v);
-                }
-            },
-        );
-    }
-
-    fn observe_call(
-        &self,
-        kept: &mut Kept<'_>,
-        fam: &HistFamily,
-        metric: &'static str,
-        extra: &'static str,
-        labels: impl Fn() -> Labels,
-        v: f64,
-    ) {
-        self.on_call_series(
-            kept,
-            metric,
-            extra,
-            true,
-            labels,
-            |l| Handle::Hist(fam.get_or_create(l).clone()),
-            |h, l| {
-                if let Handle::Hist(hist) = h {
-                    hist.observe(v);
-                }
-                if let (Some(o), Some(l)) = (&self.otel, l) {
-                    o.record(metric, l, v);
-                }
-            },
-        );
     }
 
     /// Records a duplicate emission.

@@ -242,29 +242,34 @@ impl Matcher {
             (Some((u, _)), true) => u,
             _ => &self.shipped.0,
         };
-        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-        let known = memo
-            .by_name
-            .get(model)
-            .and_then(|list| list.iter().find(|(p, _)| p.as_deref() == provider));
-        if let Some((_, found)) = known {
-            return found.as_ref().map(|(user, i, rule)| Match {
-                model: &catalog(*user).models[*i],
-                rule: rule.clone(),
-                user: *user,
+        let memo = || self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = memo().by_name.get(model).and_then(|list| {
+            list.iter()
+                .find(|(p, _)| p.as_deref() == provider)
+                .map(|(_, f)| f.clone())
+        });
+        if let Some(found) = known {
+            return found.map(|(user, i, rule)| Match {
+                model: &catalog(user).models[i],
+                rule,
+                user,
             });
         }
+        // Worked out without the lock held, so other threads' remembered answers never wait on it.
         let found = self.find_uncached(provider, model);
-        if memo.len < MEMO_MAX {
-            let entry = found.as_ref().and_then(|m| {
-                let i = catalog(m.user).models.iter().position(|x| std::ptr::eq(x, m.model))?;
-                Some((m.user, i, m.rule.clone()))
-            });
-            memo.by_name
-                .entry(model.to_owned())
-                .or_default()
-                .push((provider.map(str::to_owned), entry));
-            memo.len += 1;
+        let entry = found.as_ref().and_then(|m| {
+            let i = catalog(m.user).models.iter().position(|x| std::ptr::eq(x, m.model))?;
+            Some((m.user, i, m.rule.clone()))
+        });
+        let mut memo = memo();
+        let Memo { by_name, len } = &mut *memo;
+        if *len < MEMO_MAX {
+            let list = by_name.entry(model.to_owned()).or_default();
+            // Another thread may have remembered the same answer meanwhile.
+            if !list.iter().any(|(p, _)| p.as_deref() == provider) {
+                list.push((provider.map(str::to_owned), entry));
+                *len += 1;
+            }
         }
         found
     }
