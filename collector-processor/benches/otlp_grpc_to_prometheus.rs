@@ -3,7 +3,8 @@
 //! from a client on the other core; the harness reports spans/s as llmhub counted them, beside the
 //! bare protobuf decode rate of the same payloads measured in this process on one core (just
 //! before and just after the full-load phase; the ratio uses their mean), and the ratio of the
-//! two. Every request carries new spans (`testkit::Restamp`), so llmhub deduplicates none.
+//! two, and how much of its core llmhub used meanwhile (below one, the client set the pace).
+//! Every request carries new spans (`testkit::Restamp`), so llmhub deduplicates none.
 //!
 //! `cargo bench -p llmhub --bench otlp_grpc_to_prometheus` (seconds: `LLMHUB_BENCH_SECS`, default
 //! 10; concurrent streams: `LLMHUB_BENCH_STREAMS`, default 4). Under `cargo test` it runs a
@@ -21,6 +22,18 @@ use std::time::{Duration, Instant};
 
 const SPANS_PER_REQUEST: usize = 512;
 const PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// CPU seconds (user and system) process `pid` has used so far, from `/proc/<pid>/stat`; `None`
+/// where that is not readable. Clock ticks are taken as 100 per second (Linux's `USER_HZ`).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
 
 /// Spans decoded per second by a bare decode loop (`decode`) over `bodies` for about `secs`.
 fn decode_rate<B>(bodies: &[B], secs: f64, decode: impl Fn(&B) -> ExportTraceServiceRequest) -> f64 {
@@ -217,9 +230,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("rt");
-    // 1. Full load: capacity.
+    // 1. Full load: capacity. How busy llmhub was meanwhile tells whether the client kept it
+    // fed: below one core, the rate is the client's, not llmhub's.
+    let cpu_before = cpu_seconds(child.id());
     let (sent, elapsed, lat) = rt.block_on(grpc_load(&grpc, &stamps, &sends, secs, streams, None));
     let rate = sent as f64 / elapsed;
+    let busy = cpu_before
+        .zip(cpu_seconds(child.id()))
+        .map(|(before, after)| (after - before) / elapsed);
     // The baseline again right after the load: on a shared host its speed drifts within minutes,
     // so the ratio uses the mean of the two and both are printed.
     let decode_after = decode_rate(&encoded, secs.min(3.0), prost_decode);
@@ -253,6 +271,12 @@ fn main() {
     println!("  gRPC ingest:          {rate:>12.0} spans/s  ({sent} spans counted by llmhub)");
     println!("  bare protobuf decode: {decode:>12.0} spans/s  (same payloads, one core, this process; {decode_before:.0} before the load, {decode_after:.0} after)");
     println!("  ratio ingest/decode:  {:>12.3}", rate / decode);
+    if let Some(busy) = busy {
+        println!(
+            "  llmhub CPU at full load: {busy:.2} of a core ({:.0} spans per CPU-second)",
+            rate / busy
+        );
+    }
     println!("  latency at full load:  p50 {p50_full:.2} ms, p99 {p99_full:.2} ms");
     println!(
         "  latency at half load:  p50 {p50_half:.2} ms, p99 {p99_half:.2} ms  ({:.0} spans/s offered)",
