@@ -81,7 +81,7 @@ struct Slot {
     end: u64,
     /// Digest of the instrumentation scope's name (fingerprints only).
     scope: u64,
-    /// Sequence number of the previous slot of the same fingerprint, 0 for none.
+    /// Sequence number of the previous slot of the same fingerprint when it was written, 0 for none.
     prev: u64,
     flags: u8,
 }
@@ -154,31 +154,23 @@ impl Deduplicator {
         ((seq - 1) % self.max_entries as u64) as usize
     }
 
-    /// Writes `slot` as the newest one, forgetting the oldest when the ring is full. The caller has
-    /// pointed `newest[slot.digest]` at the returned sequence number already, or does so next.
-    fn push(&mut self, slot: Slot) -> u64 {
+    /// Writes `slot` as the newest of its digest, forgetting the oldest slot when the ring is full
+    /// (and its table entry, unless a newer slot of the same digest took it over).
+    fn remember(&mut self, slot: Slot) {
         let seq = self.next;
         self.next += 1;
+        let digest = slot.digest;
         if self.ring.len() < self.max_entries {
             self.ring.push(slot);
-            return seq;
-        }
-        let i = self.index(seq);
-        let old = std::mem::replace(&mut self.ring[i], slot);
-        let old_seq = seq - self.max_entries as u64;
-        // A newer slot of the same digest took the entry over: keep it.
-        if let Entry::Occupied(e) = self.newest.entry(old.digest) {
-            if *e.get() == old_seq {
-                e.remove();
+        } else {
+            let i = self.index(seq);
+            let old = std::mem::replace(&mut self.ring[i], slot);
+            if let Entry::Occupied(e) = self.newest.entry(old.digest) {
+                if *e.get() == seq - self.max_entries as u64 {
+                    e.remove();
+                }
             }
         }
-        seq
-    }
-
-    /// Remembers `slot` as the newest of its digest.
-    fn remember(&mut self, slot: Slot) {
-        let digest = slot.digest;
-        let seq = self.push(slot);
         self.newest.insert(digest, seq);
     }
 
@@ -186,15 +178,13 @@ impl Deduplicator {
     /// Every role is checked for a retried export (same span id); only model calls are matched by
     /// response id and fingerprint.
     pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
-        // (Each lookup into the table is a cache miss at its size: one probe per question.)
+        // (Each lookup into the table is a cache miss at its size; a lookup followed by an insert
+        // of the same key finds its line in the cache.)
         let span = self.digest(&(SPAN, call.trace_id, call.span_id));
-        match self.newest.entry(span) {
-            Entry::Occupied(_) => return Some(DuplicateReason::SpanId),
-            Entry::Vacant(v) => {
-                v.insert(self.next);
-            }
+        if self.newest.contains_key(&span) {
+            return Some(DuplicateReason::SpanId);
         }
-        self.push(Slot {
+        self.remember(Slot {
             digest: span,
             ..Slot::default()
         });
@@ -251,8 +241,8 @@ impl Deduplicator {
             start,
             end,
             scope,
-            // Unless the response slot just written forgot it in passing.
-            prev: if self.slot(latest).is_some() { latest } else { 0 },
+            // (Once forgotten, it stays so: a walk stops there.)
+            prev: latest,
             flags: if response.is_some() { HAS_RESPONSE_ID } else { 0 },
         });
         None

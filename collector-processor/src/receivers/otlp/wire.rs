@@ -287,35 +287,21 @@ fn key_value_general(buf: &[u8], depth: usize) -> Result<Attribute<'_>> {
 /// double. `None` for any other shape (fields repeated, reordered or unknown, other values),
 /// which the general decoder reads; either way the result is the same.
 fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
-    let mut r = Reader::new(buf);
-    if buf.first() != Some(&0x0a) {
-        return None;
-    }
-    r.pos = 1;
-    let len = usize::try_from(r.varint().ok()?).ok()?;
-    let key = r.take(len).ok()?;
-    if r.buf.get(r.pos) != Some(&0x12) {
-        return None;
-    }
-    r.pos += 1;
-    let len = usize::try_from(r.varint().ok()?).ok()?;
-    let v = r.take(len).ok()?;
-    if r.pos != buf.len() {
+    let (key, rest) = delimited(buf, 0x0a)?;
+    let (v, rest) = delimited(rest, 0x12)?;
+    if !rest.is_empty() {
         return None;
     }
     let key = match std::str::from_utf8(key) {
         Ok(k) => k,
         Err(_) => return Some(Err("key: invalid UTF-8".to_owned())),
     };
-    let mut vr = Reader::new(v);
     let value = match v.first() {
         // An empty AnyValue.
         None => Value::Other,
         Some(0x0a) => {
-            vr.pos = 1;
-            let len = usize::try_from(vr.varint().ok()?).ok()?;
-            let s = vr.take(len).ok()?;
-            if vr.pos != v.len() {
+            let (s, rest) = delimited(v, 0x0a)?;
+            if !rest.is_empty() {
                 return None;
             }
             match std::str::from_utf8(s) {
@@ -323,13 +309,13 @@ fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
                 Err(_) => return Some(Err("string_value: invalid UTF-8".to_owned())),
             }
         }
-        Some(0x10 | 0x18) => {
-            vr.pos = 1;
+        Some(&tag @ (0x10 | 0x18)) => {
+            let mut vr = Reader { buf: v, pos: 1 };
             let x = vr.varint().ok()?;
             if vr.pos != v.len() {
                 return None;
             }
-            if v[0] == 0x10 {
+            if tag == 0x10 {
                 Value::Bool(x != 0)
             } else {
                 Value::Int(x as i64)
@@ -339,6 +325,18 @@ fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
         _ => return None,
     };
     Some(Ok((key, value)))
+}
+
+/// The length-delimited field at the front of `buf` when its one-byte tag is `tag`, and what
+/// follows it; `None` otherwise or when it is cut short.
+fn delimited(buf: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if buf.first() != Some(&tag) {
+        return None;
+    }
+    let mut r = Reader { buf, pos: 1 };
+    let len = usize::try_from(r.varint().ok()?).ok()?;
+    let field = r.take(len).ok()?;
+    Some((field, &buf[r.pos..]))
 }
 
 fn any_value(buf: &[u8], depth: usize) -> Result<Value<'_>> {
