@@ -48,8 +48,38 @@ pub struct Resolved {
 
 impl Resolved {
     /// The kept series, locked for one call's updates.
-    pub fn slots(&self) -> MutexGuard<'_, Vec<Slot>> {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    pub fn slots(&self) -> Kept<'_> {
+        Kept {
+            slots: self.slots.lock().unwrap_or_else(PoisonError::into_inner),
+            next: 0,
+        }
+    }
+}
+
+/// The series kept for one identity, locked while one call is recorded, with a cursor: calls of an
+/// identity update their series in the order they were first resolved, so the slot after the last
+/// one found is nearly always the next one asked for.
+pub struct Kept<'a> {
+    slots: MutexGuard<'a, Vec<Slot>>,
+    next: usize,
+}
+
+impl Kept<'_> {
+    /// The handle of `metric` with extra label value `extra`: the slot at the cursor when it is
+    /// that one, otherwise found by a scan.
+    pub fn find(&mut self, metric: &str, extra: &str) -> Option<&Handle> {
+        let at = match self.slots.get(self.next) {
+            Some((m, e, _)) if same(m, metric) && same(e, extra) => self.next,
+            _ => position(&self.slots, metric, extra)?,
+        };
+        self.next = at + 1;
+        Some(&self.slots[at].2)
+    }
+
+    /// Keeps a newly resolved series.
+    pub fn push(&mut self, slot: Slot) {
+        self.slots.push(slot);
+        self.next = self.slots.len();
     }
 }
 
@@ -58,12 +88,9 @@ fn same(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
-/// Finds the handle of `metric` with extra label value `extra` among `slots`.
-pub fn find<'s>(slots: &'s [Slot], metric: &str, extra: &str) -> Option<&'s Handle> {
-    slots
-        .iter()
-        .find(|(m, e, _)| same(m, metric) && same(e, extra))
-        .map(|(_, _, h)| h)
+/// Where the handle of `metric` with extra label value `extra` is among `slots`.
+fn position(slots: &[Slot], metric: &str, extra: &str) -> Option<usize> {
+    slots.iter().position(|(m, e, _)| same(m, metric) && same(e, extra))
 }
 
 /// The identities kept, by hash.
@@ -157,16 +184,40 @@ mod tests {
     }
 
     #[test]
-    fn slots_are_found_by_metric_and_extra_value() {
-        let slots: Vec<Slot> = vec![
-            ("llmhub.tokens", "input_uncached", Handle::Count(Counter::default())),
-            ("llmhub.tokens", "output", Handle::Count(Counter::default())),
+    fn slots_are_found_by_metric_and_extra_value_in_any_order() {
+        let r = Resolved {
+            identity: [""; 7].map(Box::from),
+            slots: Mutex::new(Vec::new()),
+        };
+        let count = |n: u64| {
+            let c = Counter::default();
+            c.inc_by(n);
+            Handle::Count(c)
+        };
+        let value = |h: Option<&Handle>| match h {
+            Some(Handle::Count(c)) => Some(c.get()),
+            _ => None,
+        };
+        let mut k = r.slots();
+        k.push(("llmhub.tokens", "input_uncached", count(1)));
+        k.push(("llmhub.tokens", "output", count(2)));
+        k.push(("llmhub.requests", "", count(3)));
+        drop(k);
+        // In the order kept (each at the cursor), out of order (by the scan), and asked twice.
+        let mut k = r.slots();
+        let asked = [
+            ("llmhub.tokens", "input_uncached", Some(1)),
+            ("llmhub.tokens", "output", Some(2)),
+            ("llmhub.requests", "", Some(3)),
+            ("llmhub.tokens", "output", Some(2)),
+            ("llmhub.tokens", "output", Some(2)),
+            ("llmhub.tokens", "input_uncached", Some(1)),
+            ("llmhub.tokens", "reasoning", None),
+            ("llmhub.requests", "output", None),
+            ("llmhub.requests", "", Some(3)),
         ];
-        assert!(matches!(
-            find(&slots, "llmhub.tokens", "output"),
-            Some(Handle::Count(_))
-        ));
-        assert!(find(&slots, "llmhub.tokens", "reasoning").is_none());
-        assert!(find(&slots, "llmhub.requests", "output").is_none());
+        for (metric, extra, want) in asked {
+            assert_eq!(value(k.find(metric, extra)), want, "{metric} {extra}");
+        }
     }
 }

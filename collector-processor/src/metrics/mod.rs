@@ -124,8 +124,6 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
-/// The series kept for a model call's identity, locked while the call is recorded (`None` when
-/// the identity is not kept).
 /// A model call's series family and the update its series gets.
 enum CallUpdate<'f> {
     /// Add to a counter.
@@ -136,7 +134,9 @@ enum CallUpdate<'f> {
     Observe(&'f HistFamily, f64),
 }
 
-type Kept<'a> = Option<std::sync::MutexGuard<'a, Vec<calls::Slot>>>;
+/// The series kept for a model call's identity, locked while the call is recorded (`None` when
+/// the identity is not kept).
+type Kept<'a> = Option<calls::Kept<'a>>;
 
 const TOKEN_HIST: fn() -> Histogram = || Histogram::new(TOKEN_BUCKETS);
 const DURATION_HIST: fn() -> Histogram = || Histogram::new(DURATION_BUCKETS);
@@ -596,7 +596,7 @@ impl Metrics {
         labels: impl Fn() -> Labels,
         update: CallUpdate<'_>,
     ) {
-        if let Some(h) = kept.as_deref().and_then(|slots| calls::find(slots, metric, extra)) {
+        if let Some(h) = kept.as_mut().and_then(|k| k.find(metric, extra)) {
             let l = self.otel.is_some().then(&labels);
             return self.apply(h, metric, l.as_ref(), &update);
         }
@@ -611,8 +611,8 @@ impl Metrics {
             CallUpdate::Observe(fam, _) => Handle::Hist(fam.get_or_create(&l).clone()),
         };
         self.apply(&h, metric, Some(&l), &update);
-        if let (true, Some(slots)) = (clean, kept.as_mut()) {
-            slots.push((metric, extra, h));
+        if let (true, Some(k)) = (clean, kept.as_mut()) {
+            k.push((metric, extra, h));
         }
     }
 

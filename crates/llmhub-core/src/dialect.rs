@@ -63,25 +63,34 @@ pub fn detect(attrs: &[Attribute<'_>], scope_name: &str) -> Option<Dialect> {
     let mut genai = false;
     for (key, value) in attrs {
         let key = *key;
-        if key.starts_with("langfuse.observation.") {
-            langfuse = true;
-        } else if key == "ai.operationId" || key == "ai.model.id" || key == "ai.model.provider" {
-            vercel = true;
-        } else if key == "openinference.span.kind" {
-            openinference = true;
-        } else if key == "telemetry.sdk.name" {
-            openlit |= matches!(value, Value::Str(s) if s.eq_ignore_ascii_case("openlit"));
-        } else if key.starts_with("logfire.") {
-            logfire = true;
-        } else if key.starts_with("traceloop.")
-            || key.starts_with("llm.usage.")
-            || key == "llm.request.type"
-            || key == "llm.is_streaming"
-            || key == "gen_ai.is_streaming"
-        {
-            openllmetry = true;
-        } else if key.starts_with("gen_ai.") {
-            genai = true;
+        // Every marker's first letter picks the few it can be, so most keys are compared once.
+        match key.as_bytes().first() {
+            Some(b'g') => {
+                if key == "gen_ai.is_streaming" {
+                    openllmetry = true;
+                } else if key.starts_with("gen_ai.") {
+                    genai = true;
+                }
+            }
+            Some(b'l') => {
+                if key.starts_with("langfuse.observation.") {
+                    langfuse = true;
+                } else if key.starts_with("logfire.") {
+                    logfire = true;
+                } else if key.starts_with("llm.usage.") || key == "llm.request.type" || key == "llm.is_streaming" {
+                    openllmetry = true;
+                }
+            }
+            Some(b'a') => vercel |= key == "ai.operationId" || key == "ai.model.id" || key == "ai.model.provider",
+            Some(b'o') => openinference |= key == "openinference.span.kind",
+            Some(b't') => {
+                if key == "telemetry.sdk.name" {
+                    openlit |= matches!(value, Value::Str(s) if s.eq_ignore_ascii_case("openlit"));
+                } else if key.starts_with("traceloop.") {
+                    openllmetry = true;
+                }
+            }
+            _ => {}
         }
     }
     if scope_name.starts_with("openlit") {
@@ -103,5 +112,87 @@ pub fn detect(attrs: &[Attribute<'_>], scope_name: &str) -> Option<Dialect> {
         Some(Dialect::OtelGenAi)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The markers as the documentation lists them, one plain test per key in precedence order:
+    /// what `detect` must answer, however it dispatches.
+    fn plain(attrs: &[Attribute<'_>], scope_name: &str) -> Option<Dialect> {
+        let any = |f: &dyn Fn(&str, &Value<'_>) -> bool| attrs.iter().any(|(k, v)| f(k, v));
+        let openllmetry_key = |k: &str| {
+            k.starts_with("traceloop.")
+                || k.starts_with("llm.usage.")
+                || ["llm.request.type", "llm.is_streaming", "gen_ai.is_streaming"].contains(&k)
+        };
+        let genai = any(&|k, _| k.starts_with("gen_ai.") && k != "gen_ai.is_streaming");
+        let openlit = scope_name.starts_with("openlit")
+            || any(&|k, v| {
+                k == "telemetry.sdk.name" && matches!(v, Value::Str(s) if s.eq_ignore_ascii_case("openlit"))
+            });
+        let logfire = scope_name.starts_with("logfire") || any(&|k, _| k.starts_with("logfire."));
+        if any(&|k, _| k.starts_with("langfuse.observation.")) {
+            Some(Dialect::Langfuse)
+        } else if any(&|k, _| ["ai.operationId", "ai.model.id", "ai.model.provider"].contains(&k)) {
+            Some(Dialect::VercelAi)
+        } else if any(&|k, _| k == "openinference.span.kind") {
+            Some(Dialect::OpenInference)
+        } else if openlit {
+            Some(Dialect::OpenLit)
+        } else if scope_name == "pydantic-ai" || (logfire && genai) {
+            Some(Dialect::PydanticAi)
+        } else if any(&|k, _| openllmetry_key(k)) {
+            Some(Dialect::OpenLlmetry)
+        } else if genai {
+            Some(Dialect::OtelGenAi)
+        } else {
+            None
+        }
+    }
+
+    const KEYS: &[&str] = &[
+        "langfuse.observation.type",
+        "langfuse.observation",
+        "ai.operationId",
+        "ai.model.id",
+        "ai.model.provider",
+        "ai.model",
+        "openinference.span.kind",
+        "openinference.span",
+        "telemetry.sdk.name",
+        "logfire.msg",
+        "logfire",
+        "traceloop.span.kind",
+        "llm.usage.total_tokens",
+        "llm.request.type",
+        "llm.is_streaming",
+        "llm.model_name",
+        "gen_ai.is_streaming",
+        "gen_ai.request.model",
+        "gen_ai",
+        "service.name",
+        "",
+    ];
+
+    proptest! {
+        #[test]
+        fn answers_as_the_plain_marker_list(
+            keys in proptest::collection::vec(0..KEYS.len(), 0..6),
+            openlit_sdk in any::<bool>(),
+            scope in prop::sample::select(vec!["", "openlit.otel", "logfire", "pydantic-ai", "opentelemetry"]),
+        ) {
+            let attrs: Vec<Attribute<'_>> = keys
+                .iter()
+                .map(|&k| {
+                    let v = if KEYS[k] == "telemetry.sdk.name" && openlit_sdk { "OpenLIT" } else { "x" };
+                    (KEYS[k], Value::Str(v))
+                })
+                .collect();
+            prop_assert_eq!(detect(&attrs, scope), plain(&attrs, scope));
+        }
     }
 }

@@ -8,11 +8,12 @@
 use crate::dialect;
 use crate::error_class::{self, ErrorSignals};
 use crate::keys::{rules_by_key, Field, Unit, FIELD_COUNT};
-use crate::provider::{canonical_provider, normalize_model, provider_from_model};
+use crate::provider::{canonical_provider, lower_trimmed, normalize_model, provider_from_model};
 use crate::record::{AgentContext, CallStatus, LlmCall, PriceStatus, SpanRole, Timings};
 use crate::span::{find, Attribute, ContextView, SpanView, StatusCode, Value};
 use crate::timefmt::rfc3339_to_unix_nanos;
 use crate::usage::{input_convention, to_buckets, InputConvention, RawUsage, MAX_TOKENS};
+use std::borrow::Cow;
 
 /// Options of normalization.
 #[derive(Debug, Clone)]
@@ -432,13 +433,14 @@ fn role_from_operation(op: &str) -> SpanRole {
 }
 
 /// Maps the dialects' operation spellings to OpenTelemetry operation names.
-fn canonical_operation(op: &str) -> String {
-    match op.trim().to_ascii_lowercase().as_str() {
-        "completion" | "completions" | "text_completion" => "text_completion".to_owned(),
-        "embedding" | "embeddings" | "embed" => "embeddings".to_owned(),
-        "chat" | "chat_completion" => "chat".to_owned(),
-        other => other.to_owned(),
-    }
+fn canonical_operation(op: &str) -> Cow<'_, str> {
+    let lower = lower_trimmed(op);
+    Cow::Borrowed(match &*lower {
+        "completion" | "completions" | "text_completion" => "text_completion",
+        "embedding" | "embeddings" | "embed" => "embeddings",
+        "chat" | "chat_completion" => "chat",
+        _ => return lower,
+    })
 }
 
 fn default_operation(role: SpanRole, attrs: &[Attribute<'_>]) -> &'static str {
@@ -577,9 +579,9 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     }
 
     // Role and operation.
-    let op_raw = f.str(Field::Operation);
+    let op = f.str(Field::Operation).map(canonical_operation);
     let role = role_from_markers(&span.attributes, span.name)
-        .or_else(|| op_raw.map(|o| role_from_operation(&canonical_operation(o))))
+        .or_else(|| op.as_deref().map(role_from_operation))
         .unwrap_or_else(|| {
             let has_model = f.get(Field::RequestModel).is_some() || f.get(Field::ResponseModel).is_some();
             let has_usage = f.get(Field::InputTokens).is_some() || f.get(Field::OutputTokens).is_some();
@@ -595,8 +597,8 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
                 SpanRole::Workflow
             }
         });
-    let operation = match op_raw {
-        Some(o) => keep(&canonical_operation(o), max, "operation name", &mut warnings),
+    let operation = match op {
+        Some(o) => keep(&o, max, "operation name", &mut warnings),
         None => default_operation(role, &span.attributes).to_owned(),
     };
 

@@ -1,6 +1,8 @@
 //! Provider names: every spelling seen in the dialects mapped to the well-known values of
 //! `gen_ai.provider.name` (OpenTelemetry semantic conventions v1.37+), and model-name normalization.
 
+use std::borrow::Cow;
+
 /// Alias → well-known provider name. Lookups are case-insensitive.
 pub static PROVIDER_ALIASES: &[(&str, &str)] = &[
     ("openai", "openai"),
@@ -68,17 +70,27 @@ pub static PROVIDER_ALIASES: &[(&str, &str)] = &[
 
 /// Maps a provider name as emitted to its well-known value: exact alias first, then the part before
 /// the first `.` (Vercel's `openai.chat`, `mistral.chat`), else the lower-cased input unchanged.
-pub fn canonical_provider(raw: &str) -> String {
-    let lower = raw.trim().to_ascii_lowercase();
+pub fn canonical_provider(raw: &str) -> Cow<'_, str> {
+    let lower = lower_trimmed(raw);
     if let Some(v) = lookup(&lower) {
-        return v.to_owned();
+        return Cow::Borrowed(v);
     }
     if let Some((head, _)) = lower.split_once('.') {
         if let Some(v) = lookup(head) {
-            return v.to_owned();
+            return Cow::Borrowed(v);
         }
     }
     lower
+}
+
+/// `raw` trimmed and in ASCII lower case, copied only when it has upper-case letters.
+pub fn lower_trimmed(raw: &str) -> Cow<'_, str> {
+    let t = raw.trim();
+    if t.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(t.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(t)
+    }
 }
 
 fn lookup(name: &str) -> Option<&'static str> {
