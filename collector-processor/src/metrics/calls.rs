@@ -65,12 +65,14 @@ pub struct Kept<'a> {
 }
 
 impl Kept<'_> {
-    /// The handle of `metric` with extra label value `extra`: the slot at the cursor when it is
-    /// that one, otherwise found by a scan.
+    /// The handle of `metric` with extra label value `extra`, looked for from the cursor on (a
+    /// call skips the series it does not touch, but keeps their order), then before it.
     pub fn find(&mut self, metric: &str, extra: &str) -> Option<&Handle> {
-        let at = match self.slots.get(self.next) {
-            Some((m, e, _)) if same(m, metric) && same(e, extra) => self.next,
-            _ => position(&self.slots, metric, extra)?,
+        let next = self.next.min(self.slots.len());
+        let (before, after) = self.slots.split_at(next);
+        let at = match position(after, metric, extra) {
+            Some(i) => next + i,
+            None => position(before, metric, extra)?,
         };
         self.next = at + 1;
         Some(&self.slots[at].2)

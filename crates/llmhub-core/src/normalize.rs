@@ -108,7 +108,7 @@ impl<'a> Fields<'a> {
 
     fn str(&self, field: Field) -> Option<&'a str> {
         match self.get(field)?.value {
-            Scalar::Str(s) if !s.trim().is_empty() => Some(s),
+            Scalar::Str(s) if !trimmed(s).is_empty() => Some(s),
             _ => None,
         }
     }
@@ -127,9 +127,8 @@ fn to_scalar<'a>(v: &Value<'a>, unit: Unit) -> Option<Scalar<'a>> {
     let scale = |x: f64| if unit == Unit::Millis { x / 1000.0 } else { x };
     match v {
         Value::Str(s) => {
-            let t = s.trim();
             if unit == Unit::Millis {
-                t.parse::<f64>().ok().map(|x| Scalar::Num(scale(x)))
+                trimmed(s).parse::<f64>().ok().map(|x| Scalar::Num(scale(x)))
             } else {
                 Some(Scalar::Str(s))
             }
@@ -477,7 +476,7 @@ fn id8(b: &[u8]) -> Option<[u8; 8]> {
 
 /// Cuts a string to at most `max` bytes at a character boundary, reporting the cut.
 fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
-    let s = s.trim();
+    let s = trimmed(s);
     if s.len() <= max {
         return s.to_owned();
     }
@@ -487,6 +486,15 @@ fn keep(s: &str, max: usize, what: &str, warnings: &mut Vec<String>) -> String {
     }
     warnings.push(format!("{what} is {} bytes long; cut to {max} bytes", s.len()));
     s[..end].to_owned()
+}
+
+/// `s.trim()`, answered without decoding a character when `s` starts and ends with a printable
+/// ASCII character (nearly every value), since then there is nothing to trim.
+pub(crate) fn trimmed(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
 }
 
 /// At most the first 64 bytes of a name, for messages (a 1 MB span name must not make a 1 MB reply).
@@ -880,6 +888,14 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
 mod tests {
     use super::*;
     use crate::span::EventView;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn trimmed_is_trim(s in "[ \t\n\u{a0}\u{2003}\u{3000}a-z0-9é._/-]{0,12}") {
+            prop_assert_eq!(trimmed(&s), s.trim());
+        }
+    }
 
     fn span<'a>(attrs: Vec<Attribute<'a>>) -> SpanView<'a> {
         SpanView {

@@ -85,7 +85,7 @@ pub fn canonical_provider(raw: &str) -> Cow<'_, str> {
 
 /// `raw` trimmed and in ASCII lower case, copied only when it has upper-case letters.
 pub fn lower_trimmed(raw: &str) -> Cow<'_, str> {
-    let t = raw.trim();
+    let t = crate::normalize::trimmed(raw);
     if t.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(t.to_ascii_lowercase())
     } else {
