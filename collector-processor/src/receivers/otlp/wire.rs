@@ -250,7 +250,6 @@ fn span<'a>(buf: &'a [u8], scratch: &mut Vec<Attribute<'a>>) -> Result<SpanView<
             _ => {}
         }
     }
-    // Moved into a list of exactly their number; the scratch list keeps its room for the next span.
     s.attributes = Vec::with_capacity(scratch.len());
     s.attributes.append(scratch);
     Ok(s)
