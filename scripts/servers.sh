@@ -159,6 +159,15 @@ pg15_tls() {
   fi
 }
 
+# True when the server of data directory $1 (as the host sees it) is running a binary that has since
+# been replaced on disk: a package upgrade under a running server, whose new libraries it then
+# fails to load ("undefined symbol"). Such a server is restarted on the installed binary.
+binary_replaced() {
+  local pid
+  pid=$(head -n 1 "$1/postmaster.pid" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *" (deleted)" ]]
+}
+
 start_pg15() {
   if [ ! -s "$PG15_DIR/PG_VERSION" ]; then
     rm -rf "$PG15_DIR"
@@ -167,6 +176,10 @@ start_pg15() {
     configure_pg "$PG15_DIR/postgresql.conf" "$PG15_PORT"
   fi
   pg15_tls
+  if binary_replaced "$PG15_DIR"; then
+    echo "pg15: its binary was upgraded while it ran; restarting"
+    pg15_ctl -m fast -w -t 60 stop >/dev/null
+  fi
   pg15_ctl status >/dev/null || pg15_ctl -w -t 60 -l "$PG15_DIR/server.log" start >/dev/null
   wait_pg "$PG15_PORT"
   create_db "$PG15_PORT"
@@ -201,6 +214,10 @@ start_timescale() {
     ts_pg "$PG17_BIN/initdb" -A trust -U postgres -E UTF8 --locale=C.UTF-8 -D "$TS_DIR" >/dev/null
     configure_pg "$CHROOT$TS_DIR/postgresql.conf" "$TS_PORT" \
       "shared_preload_libraries = 'timescaledb'" "timescaledb.telemetry_level = off"
+  fi
+  if binary_replaced "$CHROOT$TS_DIR"; then
+    echo "timescale: its binary was upgraded while it ran; restarting"
+    ts_pg "$PG17_BIN/pg_ctl" -D "$TS_DIR" -m fast -w -t 60 stop >/dev/null
   fi
   ts_pg "$PG17_BIN/pg_ctl" -D "$TS_DIR" status >/dev/null ||
     ts_pg "$PG17_BIN/pg_ctl" -D "$TS_DIR" -w -t 60 -l "$TS_DIR/server.log" start >/dev/null
