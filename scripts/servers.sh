@@ -4,6 +4,7 @@
 #   scripts/servers.sh setup              host packages + Debian 13 chroot (skips what is present)
 #   scripts/servers.sh start SERVER|all   start (no-op if running) and wait until it accepts connections
 #   scripts/servers.sh stop  SERVER|all   fast shutdown (idempotent); unmounts what start mounted
+#   scripts/servers.sh crash pg15|timescale  immediate shutdown (crash recovery at the next start)
 #   scripts/servers.sh env                export lines for tests: eval "$(scripts/servers.sh env)"
 #
 # SERVER: pg15       throwaway PostgreSQL 15 cluster on the host (not the system cluster)
@@ -190,6 +191,11 @@ start_pg15() {
   echo "pg15 ready on 127.0.0.1:$PG15_PORT"
 }
 
+crash_pg15() {
+  if [ -s "$PG15_DIR/PG_VERSION" ] && pg15_ctl status >/dev/null; then pg15_ctl -m immediate -w -t 60 stop >/dev/null; fi
+  echo "pg15 crashed (immediate shutdown)"
+}
+
 stop_pg15() {
   if [ -s "$PG15_DIR/PG_VERSION" ] && pg15_ctl status >/dev/null; then pg15_ctl -m fast -w -t 60 stop >/dev/null; fi
   echo "pg15 stopped"
@@ -225,6 +231,13 @@ start_timescale() {
   create_db "$TS_PORT"
   sql "$TS_PORT" "$DB" 'SET client_min_messages = error; CREATE EXTENSION IF NOT EXISTS timescaledb'
   echo "timescale ready on 127.0.0.1:$TS_PORT"
+}
+
+crash_timescale() {
+  if [ -s "$CHROOT$TS_DIR/PG_VERSION" ] && ts_pg "$PG17_BIN/pg_ctl" -D "$TS_DIR" status >/dev/null; then
+    ts_pg "$PG17_BIN/pg_ctl" -D "$TS_DIR" -m immediate -w -t 60 stop >/dev/null
+  fi
+  echo "timescale crashed (immediate shutdown)"
 }
 
 stop_timescale() {
@@ -306,6 +319,9 @@ each() {  # start|stop SERVER
 case "${1:-}" in
   setup) need_root; setup_host; setup_chroot; log "setup complete" ;;
   start | stop) [ $# -eq 2 ] || die "usage: $0 $1 pg15|timescale|prom-otlp|prometheus|all"; need_root; each "$1" "$2" ;;
+  crash)
+    [ $# -eq 2 ] || die "usage: $0 crash pg15|timescale"; need_root
+    case "$2" in pg15) crash_pg15 ;; timescale) crash_timescale ;; *) die "crash: pg15 or timescale, got '$2'" ;; esac ;;
   env)
     printf 'export %s=%q\n' \
       LLMHUB_TEST_PG15_URL "postgres://postgres@127.0.0.1:$PG15_PORT/$DB" \
@@ -318,5 +334,5 @@ case "${1:-}" in
       LLMHUB_PG17_BIN "$PG17_BIN" LLMHUB_TS_DIR "$TS_DIR" LLMHUB_TS_HOST_DIR "$CHROOT$TS_DIR" \
       LLMHUB_TS_PORT "$TS_PORT"
     ;;
-  *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -22,8 +22,9 @@ fn main() {
     let (small, large) = if bench { (10_000u64, 200_000u64) } else { (200, 2_000) };
     let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
     let serve = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, None).expect("llmhub starts");
-    let (mut child, http) = (serve.child, serve.http);
-    let pid = child.id();
+    let http = serve.http.clone();
+    let pid = serve.pid();
+    let mut child = serve;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,8 +63,7 @@ fn main() {
     let at_small = rss_kib(pid);
     send(small, large);
     let at_large = rss_kib(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     let mib = |k: u64| k as f64 / 1024.0;
     println!(
         "memory_label_sets: llmhub serve ({} build), default limits (1000 values/label, 10000 series/metric)",

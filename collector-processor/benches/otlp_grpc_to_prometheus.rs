@@ -53,11 +53,12 @@ fn decode_rate<B>(bodies: &[B], secs: f64, decode: impl Fn(&B) -> ExportTraceSer
     spans as f64 / start.elapsed().as_secs_f64()
 }
 
-fn start_llmhub(pinned: bool) -> (std::process::Child, String, String, String) {
+fn start_llmhub(pinned: bool) -> (llmhub::testkit::ServeProcess, String, String, String) {
     let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
     let p =
         llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, pinned.then_some(0)).expect("llmhub starts");
-    (p.child, p.grpc, p.http, p.metrics)
+    let (grpc, http, metrics) = (p.grpc.clone(), p.http.clone(), p.metrics.clone());
+    (p, grpc, http, metrics)
 }
 
 /// llmhub's own count of the spans it received, and of the calls it took for duplicates.
@@ -232,11 +233,11 @@ fn main() {
         .expect("rt");
     // 1. Full load: capacity. How busy llmhub was meanwhile tells whether the client kept it
     // fed: below one core, the rate is the client's, not llmhub's.
-    let cpu_before = cpu_seconds(child.id());
+    let cpu_before = cpu_seconds(child.pid());
     let (sent, elapsed, lat) = rt.block_on(grpc_load(&grpc, &stamps, &sends, secs, streams, None));
     let rate = sent as f64 / elapsed;
     let busy = cpu_before
-        .zip(cpu_seconds(child.id()))
+        .zip(cpu_seconds(child.pid()))
         .map(|(before, after)| (after - before) / elapsed);
     // The baseline again right after the load: on a shared host its speed drifts within minutes,
     // so the ratio uses the mean of the two and both are printed.
@@ -258,8 +259,7 @@ fn main() {
     let (sent_json, elapsed_json) = rt.block_on(json_load(&http_addr, &json_stamps, &sends, secs, streams));
     let json_rate = sent_json as f64 / elapsed_json;
     let (counted, duplicates) = counted_spans(&metrics);
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     assert_eq!(
         counted as u64,
         sent + sent_half + sent_json,

@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use llmhub::config::{self, Config};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// llmhub: LLM analytics for the OpenTelemetry ecosystem. Receives OTLP traces from any GenAI
 /// instrumentation and turns them into token, latency, error and cost metrics.
@@ -332,7 +333,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&c);
             tune_allocator(&c);
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(serve(c))
+            let result = rt.block_on(serve(c));
+            // Blocking work still running (a sync, a last metrics push) is not waited for:
+            // everything acknowledged is already where its durability setting puts it.
+            rt.shutdown_timeout(Duration::from_millis(500));
+            result
         }
     }
 }
@@ -584,6 +589,9 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Longest a shutdown may take past its drain deadline before the process ends regardless.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 async fn serve(c: Config) -> anyhow::Result<()> {
     let running = llmhub::service::start(&c).await?;
     let token = running.shutdown_token();
@@ -591,6 +599,17 @@ async fn serve(c: Config) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutdown requested; draining");
         token.cancel();
+        // The drain is bounded by its deadline; should anything still hold the process past it
+        // (and a grace period), or a second signal come, it ends now. A thread of its own, so
+        // that it fires even if every runtime thread is stuck.
+        std::thread::spawn(|| {
+            std::thread::sleep(llmhub::service::DRAIN_DEADLINE + SHUTDOWN_GRACE);
+            tracing::error!("shutdown did not finish within its deadline; exiting");
+            std::process::exit(2);
+        });
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal; exiting without draining");
+        std::process::exit(130);
     });
     running.wait().await?;
     tracing::info!("stopped");

@@ -373,13 +373,14 @@ impl Running {
             (None, Some(f)) => f.shutdown(left).await,
             (None, None) => {}
         }
-        // A last OTLP metrics export of everything processed (the HTTP client blocks).
+        // A last OTLP metrics export of everything processed (the HTTP client blocks), within
+        // what is left of the deadline (2 s at least). Not waited for beyond it: the process
+        // exits without waiting for blocking work (main.rs).
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_secs(2));
         let p = processor.clone();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::task::spawn_blocking(move || p.metrics().shutdown_push()),
-        )
-        .await;
+        let _ = tokio::time::timeout(left, tokio::task::spawn_blocking(move || p.metrics().shutdown_push())).await;
         metrics_stop.cancel();
         match tokio::time::timeout(Duration::from_secs(2), metrics_task).await {
             Ok(Ok(Err(e))) => {

@@ -514,3 +514,56 @@ async fn request_limits_refuse_or_truncate_and_count() {
     );
     running.stop().await.expect("stop");
 }
+
+/// A client that writes its whole body before it reads the answer — Python's `urllib` and
+/// `http.client`, what the Python OTLP exporters use through `requests` — must see the 413 of a
+/// body over the limit, not a reset connection (which OTLP exporters take for a retryable failure
+/// and send the same body again). Here: 64 MiB against the default 16 MiB limit, over a real
+/// Python client on loopback. Then a request on a new connection still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_send_everything_before_reading_get_the_413() {
+    let running = start(&loopback_config()).await;
+    let http = running.http_addr.expect("http");
+    let script = r#"
+import sys, urllib.request, urllib.error, http.client
+host, port = sys.argv[1], int(sys.argv[2])
+body = b"\0" * (64 * 1024 * 1024)
+try:
+    req = urllib.request.Request(f"http://{host}:{port}/v1/traces", data=body, method="POST",
+                                 headers={"Content-Type": "application/x-protobuf"})
+    urllib.request.urlopen(req, timeout=60)
+    print("urllib 200")
+except urllib.error.HTTPError as e:
+    print("urllib", e.code, "max_request_body_size_mib" in e.read().decode("latin-1"))
+except Exception as e:
+    print("urllib error", type(e).__name__, e)
+try:
+    c = http.client.HTTPConnection(host, port, timeout=60)
+    c.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    print("http.client", r.status, b"max_request_body_size_mib" in r.read())
+except Exception as e:
+    print("http.client error", type(e).__name__, e)
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script, &http.ip().to_string(), &http.port().to_string()])
+        .output()
+        .await
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines, ["urllib 413 True", "http.client 413 True"], "{text}");
+    // Nothing of them was counted; the receiver still takes a good request.
+    let (status, _, _) = post(
+        &format!("http://{http}/v1/traces"),
+        PROTO,
+        None,
+        llmhub::testkit::realistic_request(3, 1).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[]), 3.0);
+    running.stop().await.expect("stop");
+}

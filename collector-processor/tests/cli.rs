@@ -1,7 +1,8 @@
 //! The `llmhub` binary: `serve` with no config file (start, health, SIGTERM, start again on the same
 //! ports) and `check-config`.
 
-use std::process::{Child, Command};
+use llmhub::testkit::ServeProcess;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn bin() -> Command {
@@ -9,14 +10,14 @@ fn bin() -> Command {
 }
 
 /// Starts `llmhub serve` and returns it with the addresses it logged.
-fn serve(args: &[&str]) -> (Child, Vec<(String, String)>) {
+fn serve(args: &[&str]) -> (ServeProcess, Vec<(String, String)>) {
     let p = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), args, None).expect("llmhub starts");
     let addrs = vec![
-        ("grpc".to_owned(), p.grpc),
-        ("http".to_owned(), p.http),
-        ("metrics".to_owned(), p.metrics),
+        ("grpc".to_owned(), p.grpc.clone()),
+        ("http".to_owned(), p.http.clone()),
+        ("metrics".to_owned(), p.metrics.clone()),
     ];
-    (p.child, addrs)
+    (p, addrs)
 }
 
 fn get(addr: &str, path: &str) -> u16 {
@@ -32,18 +33,11 @@ fn get(addr: &str, path: &str) -> u16 {
     })
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    let ok = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
-    assert!(ok.success());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "llmhub did not stop within 15 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn terminate(child: &mut ServeProcess) -> std::process::ExitStatus {
+    child.terminate();
+    let started = Instant::now();
+    let status = child.wait_timeout(Duration::from_secs(15));
+    status.unwrap_or_else(|| panic!("llmhub did not stop within 15 s of SIGTERM ({:?})", started.elapsed()))
 }
 
 #[test]

@@ -106,8 +106,8 @@ async fn five_times_capacity_for_a_minute_stays_under_the_memory_limit_and_loses
         None,
     )
     .expect("llmhub serve starts");
-    let pid = serve.child.id();
-    let mut child = serve.child;
+    let pid = serve.pid();
+    let mut serve = serve;
     let traces = format!("http://{}/v1/traces", serve.http);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -230,10 +230,10 @@ async fn five_times_capacity_for_a_minute_stays_under_the_memory_limit_and_loses
         room as f64 / 1048576.0,
     );
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let exit = child.wait().expect("llmhub exits");
+    serve.terminate();
+    let exit = serve
+        .wait_timeout(Duration::from_secs(30))
+        .expect("llmhub exits after SIGTERM");
     let _ = std::fs::remove_dir_all(&dir);
 
     assert!(

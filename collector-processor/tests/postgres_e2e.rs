@@ -464,8 +464,7 @@ async fn connection_settings_from_the_libpq_environment() {
     export(&mut grpc, &req).await.expect("accepted");
     let want = pg::expected_records(&[req]).len() as i64;
     let n = pg::wait_for_rows(&admin, "t_env", want, Duration::from_secs(20)).await;
-    let _ = child.child.kill();
-    let _ = child.child.wait();
+    child.kill();
     assert_eq!(n, want);
     client_drop_schema(&admin, "t_env").await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// An append-only JSON-lines file of what a destination refused for good. Each line is synced
-/// before the item is dropped from the queue.
+/// An append-only JSON-lines file of what a destination refused for good. Each line, and the
+/// file's directory entry when the write created it, is synced before [`DeadLetters::write`]
+/// returns, so an item leaves its queue only once its dead letter is on disk.
 #[derive(Debug)]
 pub struct DeadLetters {
     path: PathBuf,
@@ -26,37 +27,64 @@ impl DeadLetters {
         }
     }
 
-    /// Appends one line (an object; `at_unix_ms` is added). If the file cannot be written, the
-    /// line is logged instead, so nothing disappears silently.
-    pub fn write(&self, mut line: serde_json::Value) {
+    /// Where the lines go.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line (an object; `at_unix_ms` is added) and syncs it. On an error the line is
+    /// logged and the error returned: the caller keeps the item and tries again later.
+    ///
+    /// Lines are appended under a lock (so they never interleave); the sync runs after it is
+    /// released, on a handle of the same file, so a writer never waits for another's sync.
+    pub fn write(&self, mut line: serde_json::Value) -> std::io::Result<()> {
         if let Some(o) = line.as_object_mut() {
             o.insert("at_unix_ms".to_owned(), now_ms().into());
         }
-        let mut guard = match self.file.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if guard.is_none() {
-            if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                let _ = std::fs::create_dir_all(parent);
+        let result = self.append(&line);
+        match &result {
+            Ok(()) => {
+                tracing::warn!(path = %self.path.display(), reason = %line["reason"], "refused for good; dead-lettered")
             }
-            match std::fs::OpenOptions::new().create(true).append(true).open(&self.path) {
-                Ok(f) => *guard = Some(f),
-                Err(e) => {
-                    tracing::error!(path = %self.path.display(), error = %e, line = %line,
-                        "cannot open the dead-letter file; the refused item is logged here instead");
-                    return;
+            Err(e) => tracing::error!(path = %self.path.display(), error = %e, line = %line,
+                "cannot write the dead-letter file; the item stays queued and is tried again"),
+        }
+        result
+    }
+
+    fn append(&self, line: &serde_json::Value) -> std::io::Result<()> {
+        let (file, created) = {
+            let mut guard = match self.file.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let created = guard.is_none();
+            if created {
+                if let Some(parent) = self.parent() {
+                    std::fs::create_dir_all(parent)?;
                 }
+                *guard = Some(std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?);
             }
-        }
-        if let Some(f) = guard.as_mut() {
-            if let Err(e) = writeln!(f, "{line}").and_then(|_| f.sync_data()) {
-                tracing::error!(path = %self.path.display(), error = %e, line = %line,
-                    "cannot write the dead-letter file; the refused item is logged here instead");
-                return;
+            let Some(f) = guard.as_mut() else {
+                return Err(std::io::Error::other("dead-letter file not open"));
+            };
+            if let Err(e) = writeln!(f, "{line}") {
+                // Reopened next time: a partial line is followed by a newline of the next write.
+                *guard = None;
+                return Err(e);
             }
+            (f.try_clone()?, created)
+        };
+        file.sync_data()?;
+        if created {
+            // The file's directory entry: a file created just now is found after a crash.
+            std::fs::File::open(self.parent().unwrap_or(Path::new(".")))?.sync_all()?;
         }
-        tracing::warn!(path = %self.path.display(), reason = %line["reason"], "refused for good; dead-lettered");
+        Ok(())
+    }
+
+    fn parent(&self) -> Option<&Path> {
+        self.path.parent().filter(|p| !p.as_os_str().is_empty())
     }
 }
 
@@ -102,13 +130,25 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("llmhub-dl-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let dl = DeadLetters::new(None, Some(&dir), "x.jsonl");
-        dl.write(serde_json::json!({"reason": "bad"}));
-        dl.write(serde_json::json!({"reason": "worse"}));
+        dl.write(serde_json::json!({"reason": "bad"})).unwrap();
+        dl.write(serde_json::json!({"reason": "worse"})).unwrap();
         let text = std::fs::read_to_string(dir.join("x.jsonl")).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1]["reason"], "worse");
         assert!(lines[0]["at_unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dead_letter_that_cannot_be_written_is_an_error() {
+        let file = std::env::temp_dir().join(format!("llmhub-dl-file-{}", std::process::id()));
+        std::fs::write(&file, b"not a directory").unwrap();
+        // The configured path lies under a regular file: no directory can be made there (root
+        // included).
+        let dl = DeadLetters::new(Some(&file.join("sub").join("dl.jsonl")), None, "unused");
+        let e = dl.write(serde_json::json!({"reason": "bad"})).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory, "{e}");
+        let _ = std::fs::remove_file(&file);
     }
 }

@@ -7,17 +7,20 @@ use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
-use llmhub_core::dedup::Deduplicator;
+use llmhub_core::dedup::{Deduplicator, DuplicateReason, Journal};
+use llmhub_core::keys::Field;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
 use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::forward::enrich::TenantStamp;
 use llmhub_exporters::forward::{Forwarder, Original};
 use llmhub_exporters::postgres::PostgresSink;
-use llmhub_exporters::queue::PushError;
+use llmhub_exporters::queue::{OnFull, PushError};
 use llmhub_pricing::{price_call, Matcher};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
 
 /// What the deduplication window of `cfg` may take at most, in bytes (0 when it is off).
 pub fn dedup_max_bytes(cfg: &GenAiConfig) -> u64 {
@@ -44,10 +47,84 @@ pub struct ExportSummary {
     pub records: Vec<LlmCall>,
 }
 
+/// The deduplication window, and the requests checked into it that are not settled yet.
+struct Window {
+    dedup: Deduplicator,
+    /// Each pending request's outcome once known (`Some(true)`: accepted), by journal id: a
+    /// request holding a copy of one of their calls waits for it before it is acknowledged.
+    pending: HashMap<u32, watch::Receiver<Option<bool>>>,
+}
+
+fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
+    match window.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// What a request's processing counted, held back until the exporters accepted its records (a
+/// refused request is retried by its client and must count once, when it is taken).
+#[derive(Debug, Default)]
+struct Tally {
+    received: u64,
+    rejected: u64,
+    not_genai: u64,
+    limited: Vec<&'static str>,
+    normalization: Vec<(usize, Vec<Field>)>,
+    duplicates: Vec<(DuplicateReason, String)>,
+}
+
+/// Where processing puts what it counts: into the metrics at once, or into a [`Tally`] with the
+/// request's deduplication [`Journal`] until the request is settled.
+enum Effects<'a> {
+    Now,
+    Later(&'a mut Pending),
+}
+
+/// A request processed for the exporters and not yet settled.
+struct Pending {
+    tally: Tally,
+    /// The request's journal and the sender of its outcome (no journal without deduplication).
+    journal: Option<(Journal, watch::Sender<Option<bool>>)>,
+    /// Outcomes of the pending requests this one's duplicates were dropped for.
+    waits: Vec<watch::Receiver<Option<bool>>>,
+}
+
+/// Settles or forgets a pending request's journal exactly once, even if its delivery task ends
+/// early: dropped unsettled, the request counts as refused.
+struct Settle {
+    window: Arc<Mutex<Window>>,
+    journal: Option<(Journal, watch::Sender<Option<bool>>)>,
+}
+
+impl Settle {
+    fn finish(&mut self, accepted: bool) {
+        let Some((journal, outcome)) = self.journal.take() else {
+            return;
+        };
+        {
+            let mut w = lock(&self.window);
+            w.pending.remove(&journal.owner());
+            if accepted {
+                w.dedup.settle(journal);
+            } else {
+                w.dedup.forget(journal);
+            }
+        }
+        outcome.send_replace(Some(accepted));
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
 /// The processor.
 pub struct GenAiProcessor {
     opts: NormalizeOptions,
-    dedup: Option<Mutex<Deduplicator>>,
+    dedup: Option<Arc<Mutex<Window>>>,
     matcher: Matcher,
     metrics: Arc<Metrics>,
     sink: Option<Arc<PostgresSink>>,
@@ -69,10 +146,12 @@ impl GenAiProcessor {
                 max_value_len: cfg.max_attribute_value_length,
                 tenant_keys: cfg.tenant_attributes.clone(),
             },
-            dedup: cfg
-                .dedup
-                .enabled
-                .then(|| Mutex::new(Deduplicator::new(cfg.dedup.max_entries))),
+            dedup: cfg.dedup.enabled.then(|| {
+                Arc::new(Mutex::new(Window {
+                    dedup: Deduplicator::new(cfg.dedup.max_entries),
+                    pending: HashMap::new(),
+                }))
+            }),
             matcher,
             metrics,
             sink: None,
@@ -150,9 +229,15 @@ impl GenAiProcessor {
     /// Processes a request, forwards it enriched and delivers its records to the sink: the
     /// receivers' entry point. `original` is the request as received (for forwarding).
     ///
-    /// A full queue refuses the request before anything is processed (the client retries it
-    /// later and it is not mistaken for a duplicate). With `durability: wal` this returns once the
-    /// request and records are on disk, so the client's acknowledgement means they are kept.
+    /// An exporter whose queue cannot take the request is dealt with by its policy: the sink (and a
+    /// forwarder with `on_full: refuse`) refuses the whole request before anything is processed,
+    /// so the client retries it later; a forwarder with `on_full: drop` (the default) skips it,
+    /// counted, and holds up nothing else. With `durability: wal` this returns once the records
+    /// are on disk, so the client's acknowledgement means they are kept.
+    ///
+    /// What the request counts (metrics) and adds to the deduplication window takes effect only
+    /// once every exporter that must take it did; a refused request leaves no trace, so its retry
+    /// is not taken for a duplicate.
     pub async fn export(
         &self,
         req: &[ResourceView<'_>],
@@ -160,52 +245,108 @@ impl GenAiProcessor {
         transport: &'static str,
         tenant: Option<&str>,
     ) -> Result<ExportSummary, PushError> {
-        let admitted = self
-            .sink
-            .as_ref()
-            .map_or(Ok(()), |s| s.admit())
-            .and_then(|()| self.forwarder.as_ref().map_or(Ok(()), |f| f.admit()));
-        if let Err(e) = admitted {
-            let spans: usize = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum();
-            let reason = match e {
-                PushError::Full { .. } => "queue_full",
-                PushError::OverBudget(_) => "memory_limit",
-                _ => "unavailable",
-            };
-            self.metrics.record_refused(reason, spans as u64);
+        let spans = || req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum::<usize>() as u64;
+        if let Some(e) = self.sink.as_ref().and_then(|s| s.admit().err()) {
+            self.metrics.record_refused(e.reason(), spans());
             return Err(e);
         }
-        let mut summary = self.process_views_as(req, transport, tenant);
+        let mut forwarder = self.forwarder.as_ref();
+        if let Some(e) = forwarder.and_then(|f| f.admit().err()) {
+            match forwarder.map(|f| f.on_full()) {
+                Some(OnFull::Refuse) => {
+                    self.metrics.record_refused(e.reason(), spans());
+                    return Err(e);
+                }
+                _ => {
+                    if let Some(f) = forwarder {
+                        f.count_dropped(&e);
+                    }
+                    forwarder = None;
+                }
+            }
+        }
+        if self.sink.is_none() && forwarder.is_none() {
+            return Ok(self.process_views_as(req, transport, tenant));
+        }
+        let mut pending = self.begin();
+        let mut summary = self.process_into(req, transport, tenant, Effects::Later(&mut pending));
         let records = std::mem::take(&mut summary.records);
-        let forward = self.forwarder.as_ref().and_then(|f| {
+        let forward = forwarder.and_then(|f| {
             let stamp = tenant.map(|tenant| TenantStamp {
                 tenant,
                 keys: &self.opts.tenant_keys,
             });
             Some((f.clone(), f.prepare(original, &records, &self.content, stamp)?))
         });
-        let rows = self.sink.as_ref().map(|s| (s.clone(), s.encode(&records)));
-        if forward.is_none() && rows.is_none() {
-            return Ok(summary);
-        }
-        // Queued on a task of its own: a client that gives up while a sync is pending does not
-        // stop what the deduplicator has already seen from being queued (its retry would be
-        // taken for a duplicate). Both queues sync at the same time.
+        let Pending { tally, journal, waits } = pending;
+        let mut settle = self.dedup.as_ref().map(|w| Settle {
+            window: w.clone(),
+            journal,
+        });
+        let rows = match self
+            .sink
+            .as_ref()
+            .map(|s| s.encode(&records).map(|rows| (s.clone(), rows)))
+        {
+            Some(Err(e)) => {
+                if let Some(s) = settle.as_mut() {
+                    s.finish(false);
+                }
+                self.metrics.record_refused(e.reason(), summary.received);
+                return Err(e);
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
+        // Delivered and settled on a task of its own: a client that gives up while a sync is
+        // pending does not stop the request from being stored and counted (its retry is then a
+        // duplicate, rightly), and the requests waiting on this one learn its outcome.
+        let metrics = self.metrics.clone();
+        let spans = summary.received;
         let delivery = tokio::spawn(async move {
-            let to_forwarder = async {
-                match forward {
-                    Some((f, item)) => f.push(item).await,
-                    None => Ok(()),
+            let result = async {
+                for mut w in waits {
+                    // A dropped sender never sent: the request it stood for was not accepted.
+                    let accepted = matches!(w.wait_for(Option::is_some).await.as_deref(), Ok(Some(true)));
+                    if !accepted {
+                        return Err(PushError::Unconfirmed);
+                    }
                 }
-            };
-            let to_sink = async {
-                match rows {
-                    Some((s, items)) => s.push(items).await,
-                    None => Ok(()),
+                let to_forwarder = async {
+                    match forward {
+                        Some((f, item)) => match (f.push(item).await, f.on_full()) {
+                            (Err(e), OnFull::Drop) => {
+                                f.count_dropped(&e);
+                                Ok(())
+                            }
+                            (r, _) => r,
+                        },
+                        None => Ok(()),
+                    }
+                };
+                let to_sink = async {
+                    match rows {
+                        Some((s, items)) => s.push(items).await,
+                        None => Ok(()),
+                    }
+                };
+                let (a, b) = tokio::join!(to_forwarder, to_sink);
+                a.and(b)
+            }
+            .await;
+            if let Some(s) = settle.as_mut() {
+                s.finish(result.is_ok());
+            }
+            match &result {
+                Ok(()) => {
+                    record_tally(&metrics, transport, tally);
+                    for call in &records {
+                        metrics.record_call(call);
+                    }
                 }
-            };
-            let (a, b) = tokio::join!(to_forwarder, to_sink);
-            a.and(b)
+                Err(e) => metrics.record_refused(e.reason(), spans),
+            }
+            result
         });
         match delivery.await {
             Ok(r) => r.map(|()| summary),
@@ -213,6 +354,23 @@ impl GenAiProcessor {
                 queue: "delivery".to_owned(),
                 source: std::io::Error::other(e.to_string()),
             }),
+        }
+    }
+
+    /// Starts a request whose effects wait for its exporters: a journal in the deduplication
+    /// window, registered so that later copies of its calls can wait for its outcome.
+    fn begin(&self) -> Pending {
+        let journal = self.dedup.as_ref().map(|w| {
+            let mut w = lock(w);
+            let journal = w.dedup.begin();
+            let (tx, rx) = watch::channel(None);
+            w.pending.insert(journal.owner(), rx);
+            (journal, tx)
+        });
+        Pending {
+            tally: Tally::default(),
+            journal,
+            waits: Vec::new(),
         }
     }
 
@@ -241,6 +399,18 @@ impl GenAiProcessor {
         transport: &'static str,
         tenant: Option<&str>,
     ) -> ExportSummary {
+        self.process_into(req, transport, tenant, Effects::Now)
+    }
+
+    /// Normalizes, deduplicates and prices every span; counts into the metrics now, or into the
+    /// pending request (`Effects::Later`) to be counted once it is accepted.
+    fn process_into(
+        &self,
+        req: &[ResourceView<'_>],
+        transport: &'static str,
+        tenant: Option<&str>,
+        mut effects: Effects<'_>,
+    ) -> ExportSummary {
         let mut summary = ExportSummary::default();
         let mut problems: Vec<String> = Vec::new();
         let mut more_problems = 0usize;
@@ -250,6 +420,10 @@ impl GenAiProcessor {
             } else {
                 more_problems += 1;
             }
+        };
+        let limited_now = |effects: &mut Effects<'_>, reason: &'static str| match effects {
+            Effects::Now => self.metrics.record_limited(reason),
+            Effects::Later(p) => p.tally.limited.push(reason),
         };
         let mut not_genai = 0u64;
         for (ri, rs) in req.iter().enumerate() {
@@ -269,11 +443,11 @@ impl GenAiProcessor {
                         let mut s = span.clone();
                         if s.attributes.len() > self.limits.max_attributes_per_span {
                             s.attributes.truncate(self.limits.max_attributes_per_span);
-                            self.metrics.record_limited("attributes_per_span");
+                            limited_now(&mut effects, "attributes_per_span");
                         }
                         if s.events.len() > self.limits.max_events_per_span {
                             s.events.truncate(self.limits.max_events_per_span);
-                            self.metrics.record_limited("events_per_span");
+                            limited_now(&mut effects, "events_per_span");
                         }
                         limited = s;
                         &limited
@@ -302,16 +476,47 @@ impl GenAiProcessor {
                                     ),
                                 );
                             }
-                            self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
-                            let duplicate = self.dedup.as_ref().and_then(|d| match d.lock() {
-                                Ok(mut g) => g.check(&n.call),
-                                Err(poisoned) => poisoned.into_inner().check(&n.call),
+                            let duplicate = self.dedup.as_ref().and_then(|w| {
+                                let mut w = lock(w);
+                                match &mut effects {
+                                    Effects::Now => w.dedup.check(&n.call),
+                                    Effects::Later(p) => {
+                                        let Some((journal, _)) = p.journal.as_mut() else {
+                                            return w.dedup.check(&n.call);
+                                        };
+                                        let before = journal.waits().len();
+                                        let found = w.dedup.check_in(&n.call, journal);
+                                        // A copy of a call another pending request holds: this
+                                        // request waits for that one's outcome.
+                                        for owner in &journal.waits()[before..] {
+                                            if let Some(rx) = w.pending.get(owner) {
+                                                p.waits.push(rx.clone());
+                                            }
+                                        }
+                                        found
+                                    }
+                                }
                             });
+                            match &mut effects {
+                                Effects::Now => self.metrics.record_normalization(n.warnings.len(), &n.conflicts),
+                                Effects::Later(p) => {
+                                    if !n.warnings.is_empty() || !n.conflicts.is_empty() {
+                                        p.tally
+                                            .normalization
+                                            .push((n.warnings.len(), std::mem::take(&mut n.conflicts)));
+                                    }
+                                }
+                            }
                             match duplicate {
-                                Some(reason) => self.metrics.record_duplicate(reason, &n.call.service_name),
+                                Some(reason) => match &mut effects {
+                                    Effects::Now => self.metrics.record_duplicate(reason, &n.call.service_name),
+                                    Effects::Later(p) => p.tally.duplicates.push((reason, n.call.service_name.clone())),
+                                },
                                 None => {
                                     price_call(&self.matcher, &mut n.call);
-                                    self.metrics.record_call(&n.call);
+                                    if matches!(effects, Effects::Now) {
+                                        self.metrics.record_call(&n.call);
+                                    }
                                     if self.collect {
                                         summary.records.push(n.call);
                                     }
@@ -322,15 +527,41 @@ impl GenAiProcessor {
                 }
             }
         }
-        self.metrics.record_received(transport, summary.received);
-        self.metrics
-            .record_accepted(transport, summary.received - summary.rejected);
-        self.metrics.record_refused("invalid_span", summary.rejected);
-        self.metrics.record_not_genai(not_genai);
+        let tally = Tally {
+            received: summary.received,
+            rejected: summary.rejected,
+            not_genai,
+            ..Tally::default()
+        };
+        match effects {
+            Effects::Now => record_tally(&self.metrics, transport, tally),
+            Effects::Later(p) => {
+                p.tally.received = tally.received;
+                p.tally.rejected = tally.rejected;
+                p.tally.not_genai = tally.not_genai;
+            }
+        }
         if more_problems > 0 {
             problems.push(format!("and {more_problems} more"));
         }
         summary.message = problems.join("; ");
         summary
     }
+}
+
+/// Counts what a request's processing tallied (its calls are recorded one by one beside it).
+fn record_tally(metrics: &Metrics, transport: &'static str, t: Tally) {
+    for reason in t.limited {
+        metrics.record_limited(reason);
+    }
+    for (warnings, conflicts) in &t.normalization {
+        metrics.record_normalization(*warnings, conflicts);
+    }
+    for (reason, service) in &t.duplicates {
+        metrics.record_duplicate(*reason, service);
+    }
+    metrics.record_received(transport, t.received);
+    metrics.record_accepted(transport, t.received - t.rejected);
+    metrics.record_refused("invalid_span", t.rejected);
+    metrics.record_not_genai(t.not_genai);
 }

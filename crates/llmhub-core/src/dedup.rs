@@ -20,6 +20,15 @@
 //! probability about 2^-128 per pair (the digest is keyed per process, so a client cannot aim
 //! for it); scopes, which only ever tell two instrumentations apart, are 64-bit digests.
 //!
+//! Two-phase use: a request whose records must first be accepted by an exporter (the database
+//! sink's queue) checks its calls under a [`Journal`] ([`Deduplicator::begin`],
+//! [`Deduplicator::check_in`]). What they add to the window is pending until the request is
+//! settled: [`Deduplicator::settle`] once every exporter took the records, [`Deduplicator::forget`]
+//! when one refused them, which takes back every key they added and every copy they absorbed, so
+//! the client's retry of a refused request is not taken for a duplicate. A call found to duplicate
+//! a pending one names that request ([`Journal::waits`]); its own request must not be acknowledged
+//! before that one is settled, and must be refused if that one was forgotten.
+//!
 //! Layout: every remembered key takes one 64-byte slot of a ring, in arrival order, and one entry
 //! in a single table from its digest (span, response and fingerprint digests are kept apart by a
 //! leading tag) to the sequence number of its newest slot. A fingerprint's slot links to the
@@ -72,6 +81,9 @@ const PRINT: u8 = 2;
 const HAS_RESPONSE_ID: u8 = 1;
 /// A fingerprint slot that already absorbed its one copy.
 const CONSUMED: u8 = 2;
+/// A slot taken back by [`Deduplicator::forget`]: it matches nothing, but still links to older
+/// slots of its digest and holds its place in the ring until overwritten.
+const DEAD: u8 = 4;
 
 /// One remembered key.
 #[derive(Debug, Clone, Copy, Default)]
@@ -81,9 +93,42 @@ struct Slot {
     end: u64,
     /// Digest of the instrumentation scope's name (fingerprints only).
     scope: u64,
-    /// Sequence number of the previous slot of the same fingerprint when it was written, 0 for none.
+    /// Sequence number of the previous slot of the same digest when it was written, 0 for none.
     prev: u64,
+    /// The journal of the request that wrote it while that request is pending; 0 once settled.
+    owner: u32,
     flags: u8,
+}
+
+/// What one request's calls did to the window, until the request is settled or forgotten.
+#[derive(Debug, Default)]
+pub struct Journal {
+    owner: u32,
+    /// Sequence numbers of the slots written.
+    written: Vec<u64>,
+    /// Sequence numbers of the fingerprint slots whose one copy this request absorbed.
+    consumed: Vec<u64>,
+    /// Pending requests that hold a call one of this request's calls duplicated.
+    waits: Vec<u32>,
+}
+
+impl Journal {
+    /// This journal's id, as other journals' [`Journal::waits`] name it (never 0).
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+
+    /// The pending requests (journal ids) holding the calls that this request's duplicates were
+    /// dropped for, each once. Acknowledge this request only after they are settled.
+    pub fn waits(&self) -> &[u32] {
+        &self.waits
+    }
+
+    fn wait_for(&mut self, owner: u32) {
+        if owner != 0 && owner != self.owner && !self.waits.contains(&owner) {
+            self.waits.push(owner);
+        }
+    }
 }
 
 /// The table's keys are already keyed random digests: their low 64 bits are the hash.
@@ -116,6 +161,8 @@ pub struct Deduplicator {
     newest: HashMap<u128, u64, BuildHasherDefault<DigestHasher>>,
     /// Two independently keyed hashers: one digest's halves.
     hashers: (ahash::RandomState, ahash::RandomState),
+    /// Id of the last journal begun.
+    last_owner: u32,
 }
 
 impl Deduplicator {
@@ -127,7 +174,75 @@ impl Deduplicator {
             ring: Vec::new(),
             newest: HashMap::default(),
             hashers: (ahash::RandomState::new(), ahash::RandomState::new()),
+            last_owner: 0,
         }
+    }
+
+    /// Starts the journal of one request (see the module's two-phase use).
+    pub fn begin(&mut self) -> Journal {
+        self.last_owner = self.last_owner.wrapping_add(1).max(1);
+        Journal {
+            owner: self.last_owner,
+            ..Journal::default()
+        }
+    }
+
+    /// Makes what `journal`'s calls added permanent: its request was accepted.
+    pub fn settle(&mut self, journal: Journal) {
+        for &seq in &journal.written {
+            if let Some(i) = self.live_index(seq) {
+                if self.ring[i].owner == journal.owner {
+                    self.ring[i].owner = 0;
+                }
+            }
+        }
+    }
+
+    /// Takes back what `journal`'s calls added and absorbed: its request was refused, and its
+    /// retry must find the window as if it had never come.
+    pub fn forget(&mut self, journal: Journal) {
+        for &seq in &journal.consumed {
+            if let Some(i) = self.live_index(seq) {
+                self.ring[i].flags &= !CONSUMED;
+            }
+        }
+        for &seq in journal.written.iter().rev() {
+            let Some(i) = self.live_index(seq) else { continue };
+            if self.ring[i].owner != journal.owner {
+                continue;
+            }
+            let slot = &mut self.ring[i];
+            slot.flags |= DEAD;
+            slot.owner = 0;
+            let (digest, prev) = (slot.digest, slot.prev);
+            if self.newest.get(&digest) == Some(&seq) {
+                match self.newest_live(prev) {
+                    Some(older) => {
+                        self.newest.insert(digest, older);
+                    }
+                    None => {
+                        self.newest.remove(&digest);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first slot at or before `seq` along its digest's links that is still in the ring and
+    /// not taken back.
+    fn newest_live(&self, mut seq: u64) -> Option<u64> {
+        loop {
+            let s = self.slot(seq)?;
+            if s.flags & DEAD == 0 {
+                return Some(seq);
+            }
+            seq = s.prev;
+        }
+    }
+
+    /// The ring index of slot `seq`, if it is still remembered.
+    fn live_index(&self, seq: u64) -> Option<usize> {
+        self.slot(seq).map(|_| self.index(seq))
     }
 
     fn digest<T: std::hash::Hash>(&self, value: &T) -> u128 {
@@ -155,9 +270,14 @@ impl Deduplicator {
     }
 
     /// Writes `slot` as the newest of its digest, forgetting the oldest slot when the ring is full
-    /// (and its table entry, unless a newer slot of the same digest took it over).
-    fn remember(&mut self, slot: Slot) {
+    /// (and its table entry, unless a newer slot of the same digest took it over); notes it in
+    /// `journal`, whose request it then belongs to until settled.
+    fn remember(&mut self, mut slot: Slot, journal: &mut Option<&mut Journal>) {
         let seq = self.next;
+        if let Some(j) = journal {
+            slot.owner = j.owner;
+            j.written.push(seq);
+        }
         self.next += 1;
         let digest = slot.digest;
         if self.ring.len() < self.max_entries {
@@ -174,20 +294,36 @@ impl Deduplicator {
         self.newest.insert(digest, seq);
     }
 
-    /// Checks a call and remembers it. Returns the reason when it duplicates one seen before.
-    /// Every role is checked for a retried export (same span id); only model calls are matched by
-    /// response id and fingerprint.
+    /// Checks a call and remembers it for good. Returns the reason when it duplicates one seen
+    /// before. Every role is checked for a retried export (same span id); only model calls are
+    /// matched by response id and fingerprint.
     pub fn check(&mut self, call: &LlmCall) -> Option<DuplicateReason> {
+        self.check_with(call, None)
+    }
+
+    /// [`Deduplicator::check`] for a request that is settled later: what the call adds is
+    /// pending, noted in `journal`.
+    pub fn check_in(&mut self, call: &LlmCall, journal: &mut Journal) -> Option<DuplicateReason> {
+        self.check_with(call, Some(journal))
+    }
+
+    fn check_with(&mut self, call: &LlmCall, mut journal: Option<&mut Journal>) -> Option<DuplicateReason> {
         // (Each lookup into the table is a cache miss at its size; a lookup followed by an insert
         // of the same key finds its line in the cache.)
         let span = self.digest(&(SPAN, call.trace_id, call.span_id));
-        if self.newest.contains_key(&span) {
+        if let Some(&seq) = self.newest.get(&span) {
+            if let (Some(j), Some(s)) = (journal, self.slot(seq)) {
+                j.wait_for(s.owner);
+            }
             return Some(DuplicateReason::SpanId);
         }
-        self.remember(Slot {
-            digest: span,
-            ..Slot::default()
-        });
+        self.remember(
+            Slot {
+                digest: span,
+                ..Slot::default()
+            },
+            &mut journal,
+        );
         if call.role != SpanRole::ModelCall {
             return None;
         }
@@ -202,7 +338,10 @@ impl Deduplicator {
         });
         if let Some(r) = response {
             let seen = self.newest.get(&r).and_then(|&seq| self.slot(seq));
-            if seen.is_some_and(|s| s.start <= end && start <= s.end) {
+            if let Some(s) = seen.filter(|s| s.start <= end && start <= s.end) {
+                if let Some(j) = journal {
+                    j.wait_for(s.owner);
+                }
                 return Some(DuplicateReason::ResponseId);
             }
         }
@@ -212,18 +351,23 @@ impl Deduplicator {
             }
             _ => None,
         };
-        let remember_response = |d: &mut Self| {
+        let remember_response = |d: &mut Self, journal: &mut Option<&mut Journal>| {
             if let Some(r) = response {
-                d.remember(Slot {
-                    digest: r,
-                    start,
-                    end,
-                    ..Slot::default()
-                });
+                let prev = d.newest.get(&r).copied().unwrap_or(0);
+                d.remember(
+                    Slot {
+                        digest: r,
+                        start,
+                        end,
+                        prev,
+                        ..Slot::default()
+                    },
+                    journal,
+                );
             }
         };
         let Some(print) = print else {
-            remember_response(self);
+            remember_response(self, &mut journal);
             return None;
         };
         let scope = self.hashers.0.hash_one(call.scope_name.as_str());
@@ -232,27 +376,42 @@ impl Deduplicator {
             // One copy matches one other copy only: a third identical call is a real call.
             let i = self.index(seq);
             self.ring[i].flags |= CONSUMED;
-            remember_response(self);
+            if let Some(j) = journal.as_deref_mut() {
+                j.wait_for(self.ring[i].owner);
+                j.consumed.push(seq);
+            }
+            remember_response(self, &mut journal);
             return Some(DuplicateReason::Fingerprint);
         }
-        remember_response(self);
-        self.remember(Slot {
-            digest: print,
-            start,
-            end,
-            scope,
-            // (Once forgotten, it stays so: a walk stops there.)
-            prev: latest,
-            flags: if response.is_some() { HAS_RESPONSE_ID } else { 0 },
-        });
+        remember_response(self, &mut journal);
+        self.remember(
+            Slot {
+                digest: print,
+                start,
+                end,
+                scope,
+                // (Once forgotten, it stays so: a walk stops there.)
+                prev: latest,
+                owner: 0,
+                flags: if response.is_some() { HAS_RESPONSE_ID } else { 0 },
+            },
+            &mut journal,
+        );
         None
     }
 
     /// The newest remembered call of a fingerprint chain, starting at `seq`, that a call from
     /// `scope` over `start..=end` duplicates.
+    /// Slots taken back are passed over and not counted.
     fn match_print(&self, mut seq: u64, scope: u64, has_response_id: bool, start: u64, end: u64) -> Option<u64> {
-        for _ in 0..MAX_PER_FINGERPRINT {
+        let mut compared = 0;
+        while compared < MAX_PER_FINGERPRINT {
             let s = self.slot(seq)?;
+            if s.flags & DEAD != 0 {
+                seq = s.prev;
+                continue;
+            }
+            compared += 1;
             if s.flags & CONSUMED == 0
                 && s.scope != scope
                 && !(s.flags & HAS_RESPONSE_ID != 0 && has_response_id)
@@ -422,10 +581,27 @@ mod tests {
     }
 
     /// The rules of the module doc, written plainly: every remembered key in one list, oldest
-    /// first, searched from the newest.
+    /// first, searched from the newest; a key taken back stays in the list (holding its place)
+    /// but matches nothing.
     struct Plain {
         max: usize,
-        keys: VecDeque<PlainKey>,
+        keys: VecDeque<Held>,
+        next: u64,
+    }
+
+    struct Held {
+        key: PlainKey,
+        id: u64,
+        owner: u32,
+        dead: bool,
+    }
+
+    #[derive(Default)]
+    struct PlainJournal {
+        owner: u32,
+        written: Vec<u64>,
+        consumed: Vec<u64>,
+        waits: Vec<u32>,
     }
 
     #[derive(Clone, PartialEq)]
@@ -447,19 +623,50 @@ mod tests {
     }
 
     impl Plain {
-        fn add(&mut self, k: PlainKey) {
-            self.keys.push_back(k);
+        fn new(max: usize) -> Plain {
+            Plain {
+                max,
+                keys: VecDeque::new(),
+                next: 0,
+            }
+        }
+
+        fn add(&mut self, key: PlainKey, j: &mut Option<&mut PlainJournal>) {
+            self.next += 1;
+            let owner = j.as_ref().map_or(0, |j| j.owner);
+            if let Some(j) = j {
+                j.written.push(self.next);
+            }
+            self.keys.push_back(Held {
+                key,
+                id: self.next,
+                owner,
+                dead: false,
+            });
             if self.keys.len() > self.max {
                 self.keys.pop_front();
             }
         }
 
-        fn check(&mut self, c: &LlmCall) -> Option<DuplicateReason> {
+        fn live(&self) -> impl DoubleEndedIterator<Item = &Held> {
+            self.keys.iter().filter(|h| !h.dead)
+        }
+
+        fn wait(j: &mut Option<&mut PlainJournal>, owner: u32) {
+            if let Some(j) = j {
+                if owner != 0 && owner != j.owner && !j.waits.contains(&owner) {
+                    j.waits.push(owner);
+                }
+            }
+        }
+
+        fn check(&mut self, c: &LlmCall, mut j: Option<&mut PlainJournal>) -> Option<DuplicateReason> {
             let span = PlainKey::Span(c.trace_id, c.span_id);
-            if self.keys.contains(&span) {
+            if let Some(owner) = self.live().find(|h| h.key == span).map(|h| h.owner) {
+                Self::wait(&mut j, owner);
                 return Some(DuplicateReason::SpanId);
             }
-            self.add(span);
+            self.add(span, &mut j);
             if c.role != SpanRole::ModelCall {
                 return None;
             }
@@ -469,23 +676,24 @@ mod tests {
                 .clone()
                 .map(|id| (c.service_name.clone(), c.provider.clone().unwrap_or_default(), id));
             if let Some(k) = &rkey {
-                let newest = self.keys.iter().rev().find_map(|e| match e {
-                    PlainKey::Response { key, start, end } if key == k => Some((*start, *end)),
+                let newest = self.live().rev().find_map(|h| match &h.key {
+                    PlainKey::Response { key, start, end } if key == k => Some((*start, *end, h.owner)),
                     _ => None,
                 });
-                if newest.is_some_and(|(s, e)| s <= end && start <= e) {
+                if let Some((_, _, owner)) = newest.filter(|&(s, e, _)| s <= end && start <= e) {
+                    Self::wait(&mut j, owner);
                     return Some(DuplicateReason::ResponseId);
                 }
             }
-            let remember_response = |p: &mut Plain| {
+            let remember_response = |p: &mut Plain, j: &mut Option<&mut PlainJournal>| {
                 if let Some(key) = rkey.clone() {
-                    p.add(PlainKey::Response { key, start, end });
+                    p.add(PlainKey::Response { key, start, end }, j);
                 }
             };
             let pkey = match (&c.usage, &c.normalized_model) {
                 (Some(u), Some(m)) if u.total() > 0 => (c.service_name.clone(), m.clone(), *u),
                 _ => {
-                    remember_response(self);
+                    remember_response(self, &mut j);
                     return None;
                 }
             };
@@ -494,9 +702,9 @@ mod tests {
                 .keys
                 .iter_mut()
                 .rev()
-                .filter(|e| matches!(e, PlainKey::Print { key, .. } if *key == pkey))
+                .filter(|h| !h.dead && matches!(&h.key, PlainKey::Print { key, .. } if *key == pkey))
                 .take(MAX_PER_FINGERPRINT)
-                .find(|e| match e {
+                .find(|h| match &h.key {
                     PlainKey::Print {
                         scope,
                         has_id: h,
@@ -507,28 +715,139 @@ mod tests {
                     } => !*used && *scope != c.scope_name && !(*h && has_id) && *s <= end && start <= *e,
                     _ => false,
                 });
-            if let Some(PlainKey::Print { used, .. }) = hit {
-                *used = true;
-                remember_response(self);
+            if let Some(h) = hit {
+                if let PlainKey::Print { used, .. } = &mut h.key {
+                    *used = true;
+                }
+                let (id, owner) = (h.id, h.owner);
+                Self::wait(&mut j, owner);
+                if let Some(j) = j.as_deref_mut() {
+                    j.consumed.push(id);
+                }
+                remember_response(self, &mut j);
                 return Some(DuplicateReason::Fingerprint);
             }
-            remember_response(self);
-            self.add(PlainKey::Print {
-                key: pkey,
-                scope: c.scope_name.clone(),
-                has_id,
-                start,
-                end,
-                used: false,
-            });
+            remember_response(self, &mut j);
+            self.add(
+                PlainKey::Print {
+                    key: pkey,
+                    scope: c.scope_name.clone(),
+                    has_id,
+                    start,
+                    end,
+                    used: false,
+                },
+                &mut j,
+            );
             None
         }
+
+        fn settle(&mut self, j: &PlainJournal) {
+            for h in self
+                .keys
+                .iter_mut()
+                .filter(|h| j.written.contains(&h.id) && h.owner == j.owner)
+            {
+                h.owner = 0;
+            }
+        }
+
+        fn forget(&mut self, j: &PlainJournal) {
+            for h in self.keys.iter_mut() {
+                if j.consumed.contains(&h.id) {
+                    if let PlainKey::Print { used, .. } = &mut h.key {
+                        *used = false;
+                    }
+                }
+                if j.written.contains(&h.id) && h.owner == j.owner {
+                    h.dead = true;
+                    h.owner = 0;
+                }
+            }
+        }
+    }
+
+    /// A small universe of calls (few ids, scopes, usages and times, so that every rule and the
+    /// forgetting of old keys fire often).
+    fn small_call(span: u8, scope: u8, id: u8, tokens: u64, start: u64, len: u64, model: bool) -> LlmCall {
+        let id = ["", "a", "b", "c"][usize::from(id)];
+        let mut c = call(
+            span,
+            ["x", "y", "z"][usize::from(scope)],
+            (!id.is_empty()).then_some(id),
+            start,
+            start + len,
+        );
+        c.usage = Some(Usage {
+            input_uncached: tokens * 7,
+            output: tokens,
+            ..Default::default()
+        });
+        if !model {
+            c.role = SpanRole::Tool;
+        }
+        c
+    }
+
+    #[test]
+    fn a_forgotten_request_leaves_no_trace() {
+        let mut d = Deduplicator::new(100);
+        let mut j = d.begin();
+        assert_eq!(
+            d.check_in(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100), &mut j),
+            None
+        );
+        assert_eq!(
+            d.check_in(&call(2, "sdk", None, 0, 100), &mut j),
+            Some(DuplicateReason::Fingerprint)
+        );
+        d.forget(j);
+        // The retry: the same two spans, found new again, and the second still a copy of the first.
+        let mut retry = d.begin();
+        assert_eq!(
+            d.check_in(&call(1, "wrapper", Some("chatcmpl-1"), 0, 100), &mut retry),
+            None
+        );
+        assert_eq!(
+            d.check_in(&call(2, "sdk", None, 0, 100), &mut retry),
+            Some(DuplicateReason::Fingerprint)
+        );
+        assert!(retry.waits().is_empty());
+        d.settle(retry);
+        assert_eq!(
+            d.check(&call(1, "wrapper", None, 0, 100)),
+            Some(DuplicateReason::SpanId)
+        );
+    }
+
+    #[test]
+    fn a_copy_of_a_pending_call_waits_for_its_request() {
+        let mut d = Deduplicator::new(100);
+        let mut first = d.begin();
+        assert_eq!(d.check_in(&call(1, "a", Some("r"), 0, 10), &mut first), None);
+        let mut second = d.begin();
+        assert_eq!(
+            d.check_in(&call(1, "a", Some("r"), 0, 10), &mut second),
+            Some(DuplicateReason::SpanId)
+        );
+        assert_eq!(
+            d.check_in(&call(2, "b", Some("r"), 0, 10), &mut second),
+            Some(DuplicateReason::ResponseId)
+        );
+        assert_eq!(second.waits(), &[first.owner()]);
+        d.settle(first);
+        // Settled: a later copy waits for nobody.
+        let mut third = d.begin();
+        assert_eq!(
+            d.check_in(&call(1, "a", Some("r"), 0, 10), &mut third),
+            Some(DuplicateReason::SpanId)
+        );
+        assert!(third.waits().is_empty());
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
-        /// Over small universes (few ids, scopes, usages and times, so that every rule and the
-        /// forgetting of old keys fire often), the ring answers as the plain list does.
+        /// Over small universes the ring answers as the plain list does.
         #[test]
         fn answers_as_the_plain_rules_do(
             max in 1usize..40,
@@ -538,16 +857,65 @@ mod tests {
             ),
         ) {
             let mut ring = Deduplicator::new(max);
-            let mut plain = Plain { max, keys: VecDeque::new() };
+            let mut plain = Plain::new(max);
             for (i, &(span, scope, id, tokens, start, len, model)) in calls.iter().enumerate() {
-                let id = ["", "a", "b", "c"][usize::from(id)];
-                let mut c = call(span, ["x", "y", "z"][usize::from(scope)], (!id.is_empty()).then_some(id), start, start + len);
-                c.usage = Some(Usage { input_uncached: tokens * 7, output: tokens, ..Default::default() });
-                if !model {
-                    c.role = SpanRole::Tool;
-                }
-                proptest::prop_assert_eq!(ring.check(&c), plain.check(&c), "call {} of {:?}", i, calls);
+                let c = small_call(span, scope, id, tokens, start, len, model);
+                proptest::prop_assert_eq!(ring.check(&c), plain.check(&c, None), "call {} of {:?}", i, calls);
                 proptest::prop_assert!(ring.len() <= max);
+            }
+        }
+
+        /// Requests of a few calls each, checked under journals, left pending for a while and then
+        /// settled or forgotten in any order: the ring answers as the plain list does, names the
+        /// same pending requests to wait for, and every table entry points at a live slot.
+        #[test]
+        fn journals_answer_as_the_plain_rules_do(
+            max in 1usize..40,
+            requests in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        (0u8..24, 0u8..3, 0u8..4, 0u64..3, 0u64..60, 0u64..15, proptest::bool::weighted(0.85)),
+                        1..6,
+                    ),
+                    proptest::bool::weighted(0.6),
+                    0usize..4,
+                ),
+                1..60,
+            ),
+        ) {
+            let mut ring = Deduplicator::new(max);
+            let mut plain = Plain::new(max);
+            // (ring journal, plain journal, settle?, requests to wait before settling)
+            let mut open: Vec<(Journal, PlainJournal, bool, usize)> = Vec::new();
+            for (r, (calls, keep, delay)) in requests.iter().enumerate() {
+                let mut j = ring.begin();
+                let mut pj = PlainJournal { owner: j.owner(), ..PlainJournal::default() };
+                for &(span, scope, id, tokens, start, len, model) in calls {
+                    let c = small_call(span, scope, id, tokens, start, len, model);
+                    proptest::prop_assert_eq!(ring.check_in(&c, &mut j), plain.check(&c, Some(&mut pj)), "request {}", r);
+                }
+                proptest::prop_assert_eq!(j.waits(), pj.waits.as_slice(), "request {}", r);
+                open.push((j, pj, *keep, *delay));
+                // Settle or forget the requests whose delay ran out, oldest first.
+                let mut still = Vec::new();
+                for (j, pj, keep, delay) in open.drain(..) {
+                    if delay == 0 {
+                        if keep {
+                            plain.settle(&pj);
+                            ring.settle(j);
+                        } else {
+                            plain.forget(&pj);
+                            ring.forget(j);
+                        }
+                    } else {
+                        still.push((j, pj, keep, delay - 1));
+                    }
+                }
+                open = still;
+                for (digest, &seq) in &ring.newest {
+                    let slot = ring.slot(seq);
+                    proptest::prop_assert!(slot.is_some_and(|s| s.digest == *digest && s.flags & DEAD == 0));
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use crate::catalogue::{register, Kind, MetricDef};
 use crate::delivery::{backoff, endpoint_problem, DeadLetters};
 use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
-use crate::queue::{PushError, Queue, QueueConfig};
+use crate::queue::{OnFull, PushError, Queue, QueueConfig};
 use bytes::Bytes;
 use llmhub_content::ContentPolicy;
 use llmhub_core::LlmCall;
@@ -62,6 +62,11 @@ pub struct ForwardConfig {
     pub dead_letter_file: Option<PathBuf>,
     /// The queue in front of the senders.
     pub queue: QueueConfig,
+    /// When the queue cannot take a request (full, closing, its disk failing): `drop` skips
+    /// forwarding it, counted in `llmhub_forward_dropped_total`, and holds up neither the
+    /// client's acknowledgement nor the other exporters; `refuse` refuses the whole request with
+    /// OTLP's retryable status, so nothing is acknowledged that was not queued for forwarding.
+    pub on_full: OnFull,
 }
 
 impl Default for ForwardConfig {
@@ -77,6 +82,7 @@ impl Default for ForwardConfig {
             retry_max_ms: 30_000,
             dead_letter_file: None,
             queue: QueueConfig::default(),
+            on_full: OnFull::Drop,
         }
     }
 }
@@ -116,7 +122,7 @@ pub static METRICS: &[MetricDef] = &[
     MetricDef { name: "llmhub.forward.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.outcome"],
         help: "Export requests forwarded downstream, by outcome: sent, partial (the endpoint rejected some spans), dead_letter (refused for good)." },
     MetricDef { name: "llmhub.forward.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Forwarding attempts that failed and were retried, by reason (unreachable, retryable_status)." },
+        help: "Forwarding attempts that failed and were retried, by reason (unreachable, retryable_status, dead_letter_unwritable: refused for good but its dead letter could not be written)." },
     MetricDef { name: "llmhub.forward.queue.requests", unit: "{request}", kind: Kind::Gauge, attributes: &[],
         help: "Export requests queued or being sent, not yet confirmed by the endpoint." },
     MetricDef { name: "llmhub.forward.queue.bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
@@ -127,6 +133,8 @@ pub static METRICS: &[MetricDef] = &[
         help: "Age of the oldest request not yet forwarded (0 when the queue is empty)." },
     MetricDef { name: "llmhub.forward.content.removed", unit: "{item}", kind: Kind::Counter, attributes: &["llmhub.kind"],
         help: "Content removed from forwarded spans by the content policy (processors.genai.content), by kind: attribute, event, request (a request that could not be filtered is not forwarded)." },
+    MetricDef { name: "llmhub.forward.dropped", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+        help: "Export requests not forwarded because the forwarding queue could not take them (on_full: drop), by reason (queue_full, memory_limit, unavailable, queue_error)." },
     MetricDef { name: "llmhub.forward.content.redacted", unit: "{match}", kind: Kind::Counter, attributes: &["llmhub.rule"],
         help: "Matches masked or hashed in captured content by the redaction rules, by rule name (email, phone, card, api_key, or the rule's name)." },
 ];
@@ -140,6 +148,7 @@ struct ForwardMetrics {
     queue: QueueGauges,
     content_removed: Family<Labels, Counter>,
     content_redacted: Family<Vec<(&'static str, String)>, Counter>,
+    dropped: Family<Labels, Counter>,
 }
 
 impl ForwardMetrics {
@@ -150,11 +159,13 @@ impl ForwardMetrics {
             queue: QueueGauges::register(registry, &METRICS[2..6]),
             content_removed: Family::default(),
             content_redacted: Family::default(),
+            dropped: Family::default(),
         };
         register(registry, &METRICS[0], m.requests.clone());
         register(registry, &METRICS[1], m.retries.clone());
         register(registry, &METRICS[6], m.content_removed.clone());
-        register(registry, &METRICS[7], m.content_redacted.clone());
+        register(registry, &METRICS[7], m.dropped.clone());
+        register(registry, &METRICS[8], m.content_redacted.clone());
         m
     }
 }
@@ -301,6 +312,20 @@ impl Forwarder {
         self.queue.admit()
     }
 
+    /// What the pipeline does when this forwarder cannot take a request.
+    pub fn on_full(&self) -> OnFull {
+        self.cfg.on_full
+    }
+
+    /// Counts a request skipped under `on_full: drop`.
+    pub fn count_dropped(&self, why: &PushError) {
+        self.metrics
+            .dropped
+            .get_or_create(&vec![("llmhub_reason", why.reason())])
+            .inc();
+        tracing::debug!(reason = %why, "request not forwarded (on_full: drop)");
+    }
+
     /// Applies the content policy to the request, writes the API key's tenant over its tenant
     /// attributes (`tenant`, when the client's key names one), enriches it with the records made
     /// of it and encodes it for the queue. `original` is the protobuf body as received, or the
@@ -378,8 +403,11 @@ impl Forwarder {
             Ok(mut t) => t.drain(..).collect(),
             Err(p) => p.into_inner().drain(..).collect(),
         };
-        for h in handles {
-            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        let joined = tokio::time::Instant::now() + Duration::from_secs(1);
+        for mut h in handles {
+            if tokio::time::timeout_at(joined, &mut h).await.is_err() {
+                h.abort();
+            }
         }
         let left = self.queue.stats().items;
         if left > 0 {
@@ -391,16 +419,17 @@ impl Forwarder {
         }
     }
 
-    fn dead_letter(&self, item: &[u8], reason: &str) {
-        self.metrics
-            .requests
-            .get_or_create(&vec![("llmhub_outcome", "dead_letter")])
-            .inc();
+    fn dead_letter(&self, item: &[u8], reason: &str) -> std::io::Result<()> {
         self.dead_letters.write(serde_json::json!({
             "endpoint": self.cfg.endpoint,
             "reason": reason,
             "request_protobuf_hex": hex::encode(item),
-        }));
+        }))?;
+        self.metrics
+            .requests
+            .get_or_create(&vec![("llmhub_outcome", "dead_letter")])
+            .inc();
+        Ok(())
     }
 }
 
@@ -511,7 +540,7 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
         for item in &lease.items {
             let mut tries: u32 = 0;
             loop {
-                match attempt(&mut c, item).await {
+                let (reason, message, after) = match attempt(&mut c, item).await {
                     Attempt::Sent { rejected } => {
                         let outcome = if rejected > 0 { "partial" } else { "sent" };
                         f.metrics
@@ -520,29 +549,29 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
                             .inc();
                         break;
                     }
-                    Attempt::Permanent(reason) => {
-                        f.dead_letter(item, &reason);
-                        break;
-                    }
-                    Attempt::Retry { reason, message, after } => {
-                        f.metrics.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
-                        tries = tries.saturating_add(1);
-                        let mut delay = backoff(f.cfg.retry_initial_ms, f.cfg.retry_max_ms, tries);
-                        if let Some(a) = after {
-                            delay = delay.max(a.min(Duration::from_millis(f.cfg.retry_max_ms)));
-                        }
-                        if tries == 1 || tries.is_power_of_two() {
-                            tracing::warn!(sender = id, attempt = tries, error = %message, retry_in = ?delay,
-                                "forwarding failed; retrying");
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            _ = f.stop.cancelled() => {
-                                // Unsent items stay queued (on disk they are sent by the next run).
-                                f.queue.release(lease);
-                                return;
-                            }
-                        }
+                    Attempt::Permanent(reason) => match f.dead_letter(item, &reason) {
+                        Ok(()) => break,
+                        // Kept queued until its dead letter is on disk: tried again after a delay.
+                        Err(e) => ("dead_letter_unwritable", e.to_string(), None),
+                    },
+                    Attempt::Retry { reason, message, after } => (reason, message, after),
+                };
+                f.metrics.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
+                tries = tries.saturating_add(1);
+                let mut delay = backoff(f.cfg.retry_initial_ms, f.cfg.retry_max_ms, tries);
+                if let Some(a) = after {
+                    delay = delay.max(a.min(Duration::from_millis(f.cfg.retry_max_ms)));
+                }
+                if tries == 1 || tries.is_power_of_two() {
+                    tracing::warn!(sender = id, attempt = tries, error = %message, retry_in = ?delay,
+                        "forwarding failed; retrying");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = f.stop.cancelled() => {
+                        // Unsent items stay queued (on disk they are sent by the next run).
+                        f.queue.release(lease);
+                        return;
                     }
                 }
             }

@@ -83,6 +83,10 @@ pub struct PostgresConfig {
     pub retry_initial_ms: u64,
     /// Longest retry delay, in milliseconds.
     pub retry_max_ms: u64,
+    /// Longest time one batch write may take, in milliseconds: the server's `statement_timeout` on
+    /// the sink's connections, and the writer's own deadline for the whole write (a connection
+    /// that stops answering without closing is dropped then, and the batch retried).
+    pub write_timeout_ms: u64,
     /// Where rows the database rejects are written (JSON lines, with the reason). Default:
     /// `postgres-dead-letters.jsonl` in the queue directory, or in the working directory.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +109,7 @@ impl Default for PostgresConfig {
             batch_linger_ms: 200,
             retry_initial_ms: 100,
             retry_max_ms: 30_000,
+            write_timeout_ms: 60_000,
             dead_letter_file: None,
             queue: QueueConfig::default(),
         }
@@ -148,6 +153,12 @@ impl PostgresConfig {
             out.push(format!(
                 "{path}.retry_initial_ms: must be positive and at most retry_max_ms ({}), got {}",
                 self.retry_max_ms, self.retry_initial_ms
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.write_timeout_ms) {
+            out.push(format!(
+                "{path}.write_timeout_ms: got {}, expected 100 to 3600000 (one hour), e.g. 60000",
+                self.write_timeout_ms
             ));
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {

@@ -153,6 +153,15 @@ impl Connector {
         }
         config.application_name("llmhub");
         config.connect_timeout(std::time::Duration::from_secs(10));
+        // A server or network that goes away without closing the connection is noticed within
+        // about a minute even when nothing is being written (the write deadline covers writes).
+        if config.get_keepalives_idle() == std::time::Duration::from_secs(2 * 60 * 60) {
+            config
+                .keepalives(true)
+                .keepalives_idle(std::time::Duration::from_secs(30))
+                .keepalives_interval(std::time::Duration::from_secs(10))
+                .keepalives_retries(3);
+        }
         if let Some(path) = &cfg.password_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| SinkError::Config(format!("password_file {}: {e}", path.display())))?;

@@ -25,6 +25,9 @@ pub enum Failure {
     MissingPartition,
     /// The database refused some row's values: find the rows (bisect) and dead-letter them.
     RowRejected,
+    /// The transaction was rolled back for a conflict with another (serialization failure,
+    /// deadlock; SQLSTATE class 40), at any statement or at COMMIT: retry the batch.
+    Conflict,
     /// Anything else (permissions, a missing table, a full disk): retry later with backoff.
     Transient,
 }
@@ -47,6 +50,7 @@ pub fn classify(e: &tokio_postgres::Error) -> Failure {
         "08" | "57" | "53" => Failure::Connection,
         // Data exception, integrity constraint violation: something about a row.
         "22" | "23" => Failure::RowRejected,
+        "40" => Failure::Conflict,
         _ => Failure::Transient,
     }
 }

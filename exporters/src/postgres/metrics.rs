@@ -21,8 +21,10 @@ pub static METRICS: &[MetricDef] = &[
         help: "Rows skipped because they were already in llm_calls (a retried or replayed batch); never inserted twice." },
     MetricDef { name: "llmhub.postgres.dead_letters", unit: "{row}", kind: Kind::Counter, attributes: &[],
         help: "Rows the database rejected (or that could not be encoded), written to the dead-letter file with the reason." },
+    MetricDef { name: "llmhub.postgres.rows.lost", unit: "{row}", kind: Kind::Counter, attributes: &[],
+        help: "Rows still in the memory queue when the sink stopped at its drain deadline (a memory queue cannot keep them; set queue.directory)." },
     MetricDef { name: "llmhub.postgres.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Failed batch writes that were retried, by reason (connection, missing_partition, transient)." },
+        help: "Failed batch writes that were retried, by reason (connection, conflict: a serialization failure or deadlock, at COMMIT too; missing_partition, transient)." },
     MetricDef { name: "llmhub.postgres.batch.duration", unit: "s", kind: Kind::Histogram, attributes: &[],
         help: "Time to write one batch (COPY, and the deduplicating path when needed)." },
     MetricDef { name: "llmhub.postgres.queue.rows", unit: "{row}", kind: Kind::Gauge, attributes: &[],
@@ -44,6 +46,8 @@ pub struct SinkMetrics {
     pub rows_duplicate: Counter,
     /// Rows dead-lettered.
     pub dead_letters: Counter,
+    /// Rows lost from a memory queue at shutdown.
+    pub rows_lost: Counter,
     retries: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Batch write time.
     pub batch_duration: Histogram,
@@ -57,16 +61,18 @@ impl SinkMetrics {
             rows_written: Counter::default(),
             rows_duplicate: Counter::default(),
             dead_letters: Counter::default(),
+            rows_lost: Counter::default(),
             retries: Family::default(),
             batch_duration: Histogram::new(BATCH_BUCKETS),
-            queue: QueueGauges::register(registry, &METRICS[5..9]),
+            queue: QueueGauges::register(registry, &METRICS[6..10]),
         };
-        for def in &METRICS[..5] {
+        for def in &METRICS[..6] {
             let r = &mut *registry;
             match def.name {
                 "llmhub.postgres.rows.written" => register(r, def, m.rows_written.clone()),
                 "llmhub.postgres.rows.duplicate" => register(r, def, m.rows_duplicate.clone()),
                 "llmhub.postgres.dead_letters" => register(r, def, m.dead_letters.clone()),
+                "llmhub.postgres.rows.lost" => register(r, def, m.rows_lost.clone()),
                 "llmhub.postgres.retries" => register(r, def, m.retries.clone()),
                 "llmhub.postgres.batch.duration" => register(r, def, m.batch_duration.clone()),
                 other => unreachable!("catalogue entry {other} has no instrument"),
@@ -80,6 +86,7 @@ impl SinkMetrics {
         let reason = match why {
             Failure::Connection => "connection",
             Failure::MissingPartition => "missing_partition",
+            Failure::Conflict => "conflict",
             Failure::Duplicate | Failure::RowRejected | Failure::Transient => "transient",
         };
         self.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();

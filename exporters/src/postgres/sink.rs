@@ -124,12 +124,13 @@ impl PostgresSink {
     /// Encodes and queues the records; with `durability: wal`, returns once they are on disk.
     /// Records that cannot be encoded go to the dead-letter file.
     pub async fn submit(&self, records: &[LlmCall]) -> Result<(), Refusal> {
-        self.push(self.encode(records)).await
+        self.push(self.encode(records)?).await
     }
 
     /// Encodes records as COPY tuples for [`PostgresSink::push`]; records that cannot be encoded
-    /// go to the dead-letter file.
-    pub fn encode(&self, records: &[LlmCall]) -> Vec<Bytes> {
+    /// go to the dead-letter file (synced). Fails only when such a dead letter cannot be written:
+    /// the request is then refused with a retryable status rather than acknowledged.
+    pub fn encode(&self, records: &[LlmCall]) -> Result<Vec<Bytes>, Refusal> {
         let mut buf = BytesMut::with_capacity(1024);
         let mut items = Vec::with_capacity(records.len());
         for r in records {
@@ -140,10 +141,16 @@ impl PostgresSink {
                 // and go. One large allocation per request, held until its last row is written,
                 // fragments the heap under a long backlog (TESTING.md, overload).
                 Ok(()) => items.push(Bytes::copy_from_slice(&buf)),
-                Err(e) => self.shared.dead_letter_record(r, &e.to_string()),
+                Err(e) => self
+                    .shared
+                    .dead_letter_record(r, &e.to_string())
+                    .map_err(|source| PushError::Io {
+                        queue: "postgres dead letters".to_owned(),
+                        source,
+                    })?,
             }
         }
-        items
+        Ok(items)
     }
 
     /// Queues encoded rows; with `durability: wal`, returns once they are on disk.
@@ -176,9 +183,14 @@ impl PostgresSink {
             }
         };
         let _ = tokio::time::timeout_at(until, drained).await;
+        // Writers give up their leases at once when stopped (a write in progress is abandoned;
+        // its rows stay queued); one more second for them to do so, then they are aborted.
         self.stop.cancel();
-        for h in handles {
-            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        let joined = tokio::time::Instant::now() + Duration::from_secs(1);
+        for mut h in handles {
+            if tokio::time::timeout_at(joined, &mut h).await.is_err() {
+                h.abort();
+            }
         }
         let left = self.shared.queue.stats().items;
         if left > 0 {
@@ -188,6 +200,7 @@ impl PostgresSink {
                     "PostgreSQL sink stopped with rows queued on disk; they are written at the next start"
                 );
             } else {
+                self.shared.metrics.rows_lost.inc_by(left);
                 tracing::error!(rows = left, "PostgreSQL sink stopped with rows in its memory queue; they are lost (set queue.directory to keep them)");
             }
         }
@@ -195,14 +208,14 @@ impl PostgresSink {
 }
 
 impl Shared {
-    fn dead_letter_record(&self, record: &LlmCall, reason: &str) {
+    fn dead_letter_record(&self, record: &LlmCall, reason: &str) -> std::io::Result<()> {
         self.write_dead_letter(serde_json::json!({
             "reason": reason,
             "record": record.to_json(),
-        }));
+        }))
     }
 
-    fn dead_letter_row(&self, tuple: &[u8], sqlstate: &str, reason: &str) {
+    fn dead_letter_row(&self, tuple: &[u8], sqlstate: &str, reason: &str) -> std::io::Result<()> {
         let key = row::key(tuple);
         self.write_dead_letter(serde_json::json!({
             "sqlstate": sqlstate,
@@ -211,12 +224,13 @@ impl Shared {
             "span_id": key.as_ref().map(|k| hex::encode(&k.span_id)),
             "time_unix_us": key.as_ref().map(|k| k.time_us),
             "copy_tuple_hex": hex::encode(tuple),
-        }));
+        }))
     }
 
-    fn write_dead_letter(&self, line: serde_json::Value) {
+    fn write_dead_letter(&self, line: serde_json::Value) -> std::io::Result<()> {
+        self.dead_letters.write(line)?;
         self.metrics.dead_letters.inc();
-        self.dead_letters.write(line);
+        Ok(())
     }
 
     fn copy_statements(&self, t: &Target) -> (String, String) {
@@ -229,8 +243,16 @@ impl Shared {
             (
                 format!("COPY {} ({cols}) FROM STDIN WITH (FORMAT binary)", t.table),
                 format!(
-                    "INSERT INTO {} ({cols}) SELECT {cols} FROM llmhub_stage ON CONFLICT DO NOTHING",
-                    t.table
+                    "INSERT INTO {} ({cols}) SELECT {cols} FROM llmhub_stage ON CONFLICT {}DO NOTHING",
+                    t.table,
+                    // Naming the conflict target makes PostgreSQL apply the SELECT policies to the
+                    // new rows, which a role under row-level security fails; prepare() made sure
+                    // the primary key is the only unique index then.
+                    if t.staged_only {
+                        ""
+                    } else {
+                        "(trace_id, span_id, time) "
+                    }
                 ),
             )
         })
@@ -243,7 +265,7 @@ fn quote_ident(s: &str) -> String {
 }
 
 /// Finds (or creates and migrates) `llm_calls`. Runs on a writer's connection.
-async fn prepare(shared: &Shared, client: &Client) -> Result<Target, tokio_postgres::Error> {
+async fn prepare(shared: &Shared, client: &Client) -> Result<Target, Retry> {
     let mut guard = shared.target.lock().await;
     if let Some(t) = guard.as_ref() {
         return Ok(t.clone());
@@ -279,6 +301,24 @@ async fn prepare(shared: &Shared, client: &Client) -> Result<Target, tokio_postg
         .query_one("SELECT row_security_active($1::text::regclass)", &[&table])
         .await?
         .get(0);
+    if staged_only {
+        let other_unique: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass AND indisunique AND NOT indisprimary",
+                &[&table],
+            )
+            .await?
+            .get(0);
+        if other_unique > 0 {
+            tracing::error!(table = %table, "llm_calls has a unique index besides its primary key, and row-level security applies to the sink's role: \
+                the sink cannot name its conflict target and could drop rows that differ; it will not write until the index is dropped \
+                (or the role owns the table or has BYPASSRLS)");
+            return Err(Retry(
+                Failure::Transient,
+                "llm_calls has a unique index besides its primary key, and row-level security applies to the sink's role".to_owned(),
+            ));
+        }
+    }
     let t = Target {
         table,
         schema: qs,
@@ -438,14 +478,27 @@ struct Written {
 /// An error that stops the current attempt (the batch is retried as a whole).
 struct Retry(Failure, String);
 
+impl From<tokio_postgres::Error> for Retry {
+    fn from(e: tokio_postgres::Error) -> Retry {
+        Retry(classify(&e), describe(&e))
+    }
+}
+
 struct Conn {
     client: Client,
     staged: bool,
+    /// The server process serving this connection.
+    backend_pid: i32,
 }
 
 async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
     let linger = Duration::from_millis(shared.cfg.batch_linger_ms);
     let mut conn: Option<Conn> = None;
+    // The server process of a connection given up at the write deadline: it may still hold an
+    // open transaction (and the locks of the rows it inserted) for as long as the server does not
+    // notice the connection is gone, which would block the retry of those very rows. It is ended
+    // from the next connection.
+    let mut stale: Option<i32> = None;
     loop {
         let lease = match shared.queue.pop(shared.cfg.batch_max_rows, linger, &stop).await {
             Ok(Some(l)) => l,
@@ -457,9 +510,30 @@ async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
             }
         };
         let mut attempt: u32 = 0;
+        let deadline = Duration::from_millis(shared.cfg.write_timeout_ms);
         loop {
             let started = Instant::now();
-            match write_batch(&shared, &mut conn, &lease.items).await {
+            // Bounded by the write deadline (a connection that stops answering without closing),
+            // and given up at once when the sink stops: the lease goes back (a disk queue keeps
+            // it for the next start; the database never confirmed it, and whatever it did commit
+            // is skipped as a duplicate then).
+            let outcome = tokio::select! {
+                r = tokio::time::timeout(deadline, write_batch(&shared, &mut conn, &mut stale, &lease.items)) => match r {
+                    Ok(r) => r,
+                    Err(_) => {
+                        stale = conn.take().map(|c| c.backend_pid);
+                        Err(Retry(
+                            Failure::Connection,
+                            format!("no answer from the database within write_timeout_ms ({} ms); reconnecting", shared.cfg.write_timeout_ms),
+                        ))
+                    }
+                },
+                _ = stop.cancelled() => {
+                    shared.queue.release(lease);
+                    return;
+                }
+            };
+            match outcome {
                 Ok(w) => {
                     shared.metrics.batch_duration.observe(started.elapsed().as_secs_f64());
                     shared.metrics.rows_written.inc_by(w.inserted);
@@ -493,7 +567,12 @@ async fn writer(shared: Arc<Shared>, id: usize, stop: CancellationToken) {
     }
 }
 
-async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -> Result<Written, Retry> {
+async fn write_batch(
+    shared: &Shared,
+    conn: &mut Option<Conn>,
+    stale: &mut Option<i32>,
+    rows: &[Bytes],
+) -> Result<Written, Retry> {
     if conn.as_ref().is_some_and(|c| c.client.is_closed()) {
         *conn = None;
     }
@@ -504,14 +583,46 @@ async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -
                 format!("connect to {}: {e}", shared.connector.describe()),
             )
         })?;
-        *conn = Some(Conn { client, staged: false });
+        // The server gives up on a statement at the same deadline as the writer does.
+        let backend_pid: i32 = client
+            .simple_query(&format!(
+                "SET statement_timeout = {}; SELECT pg_backend_pid()",
+                shared.cfg.write_timeout_ms
+            ))
+            .await
+            .map_err(|e| Retry(classify(&e), format!("setting up the connection: {}", describe(&e))))?
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            })
+            .unwrap_or(0);
+        *conn = Some(Conn {
+            client,
+            staged: false,
+            backend_pid,
+        });
     }
     let Some(c) = conn.as_mut() else {
         return Err(Retry(Failure::Connection, "no connection".to_owned()));
     };
+    if let Some(pid) = stale.take() {
+        // A role may end its own sessions; if this one is gone already, nothing happens.
+        match c.client.query_one("SELECT pg_terminate_backend($1)", &[&pid]).await {
+            Ok(r) if r.get::<_, bool>(0) => {
+                tracing::warn!(
+                    backend_pid = pid,
+                    "ended the server session of a connection that stopped answering"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(backend_pid = pid, error = %describe(&e),
+                "cannot end the server session of a connection that stopped answering; its open transaction may delay this write"),
+        }
+    }
     let target = prepare(shared, &c.client)
         .await
-        .map_err(|e| Retry(classify(&e), format!("preparing llm_calls: {}", describe(&e))))?;
+        .map_err(|Retry(kind, msg)| Retry(kind, format!("preparing llm_calls: {msg}")))?;
     let days: HashSet<i64> = rows
         .iter()
         .filter_map(|r| row::key(r))
@@ -537,11 +648,11 @@ async fn write_batch(shared: &Shared, conn: &mut Option<Conn>, rows: &[Bytes]) -
                         written.duplicates += part.len() as u64 - n;
                     }
                     Err(e2) if classify(&e2) == Failure::RowRejected => {
-                        split(shared, part, &e2, &mut todo, &mut written)
+                        split(shared, part, &e2, &mut todo, &mut written)?
                     }
                     Err(e2) => return Err(retry(shared, &e2)),
                 },
-                Failure::RowRejected => split(shared, part, &e, &mut todo, &mut written),
+                Failure::RowRejected => split(shared, part, &e, &mut todo, &mut written)?,
                 _ => return Err(retry(shared, &e)),
             },
         }
@@ -561,25 +672,31 @@ fn retry(shared: &Shared, e: &tokio_postgres::Error) -> Retry {
     Retry(kind, describe(e))
 }
 
+/// Bisects a rejected part, or dead-letters its one row. A dead letter that cannot be written
+/// fails the attempt: the batch stays queued and is tried again (rows written meanwhile are then
+/// skipped as duplicates).
 fn split<'a>(
     shared: &Shared,
     part: &'a [Bytes],
     e: &tokio_postgres::Error,
     todo: &mut Vec<&'a [Bytes]>,
     w: &mut Written,
-) {
+) -> Result<(), Retry> {
     if part.len() == 1 {
         let (code, msg) = match e.as_db_error() {
             Some(db) => (db.code().code().to_owned(), describe(e)),
             None => (String::new(), e.to_string()),
         };
-        shared.dead_letter_row(&part[0], &code, &msg);
+        shared
+            .dead_letter_row(&part[0], &code, &msg)
+            .map_err(|io| Retry(Failure::Transient, format!("cannot write the dead-letter file: {io}")))?;
         w.dead += 1;
     } else {
         let (a, b) = part.split_at(part.len() / 2);
         todo.push(b);
         todo.push(a);
     }
+    Ok(())
 }
 
 fn describe(e: &tokio_postgres::Error) -> String {
@@ -614,10 +731,18 @@ async fn copy(
     data.extend_from_slice(COPY_TRAILER);
     let data = data.freeze();
     if !dedup {
-        let sink = c.client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
+        // A COPY on its own runs in an implicit transaction that commits at the Sync following
+        // CopyDone, and tokio-postgres reports success at the COPY's CommandComplete, before that
+        // commit: a failure at commit (a deferred constraint, a serialization failure, a server
+        // shutting down, a connection lost) went unseen and the batch was counted as written. In
+        // an explicit transaction, COMMIT's own answer is the confirmation.
+        let tx = c.client.transaction().await?;
+        let sink = tx.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
         futures_util::pin_mut!(sink);
         sink.send(data).await?;
-        return sink.finish().await;
+        let n = sink.finish().await?;
+        tx.commit().await?;
+        return Ok(n);
     }
     if !c.staged {
         c.client

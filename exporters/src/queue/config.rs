@@ -17,6 +17,20 @@ pub enum Durability {
     Wal,
 }
 
+/// What an exporter does with a request when its queue cannot take it (full, over the memory
+/// limit, closing, or its disk failing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFull {
+    /// This exporter skips the request (counted); the others and the client's acknowledgement are
+    /// not held up.
+    #[default]
+    Drop,
+    /// The whole request is refused with OTLP's retryable status, so nothing is acknowledged that
+    /// this exporter did not take.
+    Refuse,
+}
+
 /// A queue in front of an exporter.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -58,8 +58,53 @@ pub struct Log {
     /// Everything before this is confirmed.
     committed: Pos,
     reader: Option<(u64, BufReader<File>, u64)>,
+    /// Finished segments not yet synced (a rotation never syncs under the queue's lock; the
+    /// next [`Log::take_unsynced`] hands them to the syncer).
+    unsynced: Vec<File>,
+    /// A segment file was created since the directory was last synced.
+    dir_dirty: bool,
     /// Entries skipped as corrupt when the log was opened.
     pub corrupt_skipped: u64,
+}
+
+/// What a sync must cover for everything appended so far to be on disk: the segments finished
+/// since the last sync, the current one, and the directory when segments were created. Synced
+/// by [`Unsynced::sync`] outside the queue's lock.
+#[derive(Debug)]
+pub struct Unsynced {
+    finished: Vec<File>,
+    current: File,
+    dir: Option<PathBuf>,
+    /// The append position these cover.
+    pub upto: Pos,
+}
+
+impl Unsynced {
+    /// Syncs every file (`fdatasync`) and the directory (`fsync`). On an error, what was not
+    /// synced is given back in the error's companion so the next sync tries it again.
+    pub fn sync(self) -> Result<(), (io::Error, Vec<File>, bool)> {
+        let Unsynced {
+            mut finished,
+            current,
+            dir,
+            ..
+        } = self;
+        while let Some(f) = finished.pop() {
+            if let Err(e) = f.sync_data() {
+                finished.push(f);
+                return Err((e, finished, dir.is_some()));
+            }
+        }
+        if let Err(e) = current.sync_data() {
+            return Err((e, finished, dir.is_some()));
+        }
+        if let Some(d) = &dir {
+            if let Err(e) = File::open(d).and_then(|f| f.sync_all()) {
+                return Err((e, finished, true));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn seg_path(dir: &Path, n: u64) -> PathBuf {
@@ -183,6 +228,8 @@ impl Log {
             read,
             committed: read,
             reader: None,
+            unsynced: Vec::new(),
+            dir_dirty: false,
             corrupt_skipped,
         };
         log.sync_dir()?;
@@ -242,19 +289,39 @@ impl Log {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        // The finished segment is synced now; later syncs only touch the current one.
-        self.writer.sync_data()?;
+        // No sync here (the caller holds the queue's lock): the finished segment and the new
+        // directory entry wait for the next sync, which covers them before it covers anything
+        // appended after them.
         let next = self.write.segment + 1;
-        self.writer = OpenOptions::new()
+        let writer = OpenOptions::new()
             .create(true)
             .append(true)
             .open(seg_path(&self.dir, next))?;
+        self.unsynced.push(std::mem::replace(&mut self.writer, writer));
+        self.dir_dirty = true;
         self.segments.push_back((next, 0));
         self.write = Pos {
             segment: next,
             offset: 0,
         };
-        self.sync_dir()
+        Ok(())
+    }
+
+    /// What a sync must cover so that everything appended until now is on disk (taken over by
+    /// the caller, who syncs it outside the queue's lock).
+    pub fn take_unsynced(&mut self) -> io::Result<Unsynced> {
+        Ok(Unsynced {
+            current: self.writer.try_clone()?,
+            finished: std::mem::take(&mut self.unsynced),
+            dir: std::mem::take(&mut self.dir_dirty).then(|| self.dir.clone()),
+            upto: self.write,
+        })
+    }
+
+    /// Gives back what a failed sync did not cover, for the next sync to try again.
+    pub fn give_back(&mut self, finished: Vec<File>, dir: bool) {
+        self.unsynced.extend(finished);
+        self.dir_dirty |= dir;
     }
 
     /// Where the next read starts.
@@ -271,11 +338,6 @@ impl Log {
     pub fn rewind(&mut self, pos: Pos) {
         self.read = pos;
         self.reader = None;
-    }
-
-    /// A handle to the current segment file, for syncing outside the queue's lock.
-    pub fn sync_handle(&self) -> io::Result<(File, Pos)> {
-        Ok((self.writer.try_clone()?, self.write))
     }
 
     /// Reads the next unread entry, or `None` when everything written has been read.

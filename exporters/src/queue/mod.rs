@@ -18,13 +18,12 @@ pub mod config;
 pub mod gauges;
 pub mod log;
 
-pub use config::{Durability, QueueConfig};
+pub use config::{Durability, OnFull, QueueConfig};
 
 use crate::budget::MemoryBudget;
 use bytes::Bytes;
 use log::{encode_entry, Log, Pos};
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -58,6 +57,23 @@ pub enum PushError {
         /// The I/O error.
         source: io::Error,
     },
+    /// A call of the request was a copy of one that another request, still being stored, held;
+    /// that request was refused, so this one is too (its retry stores the call).
+    #[error("a copy of one of these spans came in another request that could not be stored; retry")]
+    Unconfirmed,
+}
+
+impl PushError {
+    /// The `llmhub.reason` under which the refused spans are counted.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PushError::Full { .. } => "queue_full",
+            PushError::OverBudget(_) => "memory_limit",
+            PushError::Closed(_) => "unavailable",
+            PushError::Io { .. } => "queue_error",
+            PushError::Unconfirmed => "copy_unconfirmed",
+        }
+    }
 }
 
 /// Items handed to a writer, to be confirmed with [`Queue::ack`].
@@ -111,7 +127,7 @@ struct State {
 }
 
 struct Syncer {
-    file: Option<File>,
+    /// Everything appended before this position is on disk.
     synced: Pos,
 }
 
@@ -170,10 +186,7 @@ impl Queue {
             name: name.to_owned(),
             cfg: cfg.clone(),
             state: Mutex::new(state),
-            sync: tokio::sync::Mutex::new(Syncer {
-                file: None,
-                synced: Pos::default(),
-            }),
+            sync: tokio::sync::Mutex::new(Syncer { synced: Pos::default() }),
             notify: Notify::new(),
             budget: std::sync::OnceLock::new(),
         }))
@@ -264,56 +277,58 @@ impl Queue {
                         source,
                     })?;
                     pushes.push_back((end, ms, n));
-                    match self.cfg.durability {
-                        Durability::Wal => Some(log.sync_handle().map_err(|source| PushError::Io { queue, source })?),
-                        Durability::None => None,
-                    }
+                    (self.cfg.durability == Durability::Wal).then_some(end)
                 }
             };
             st.ready += n;
             end
         };
         self.notify.notify_waiters();
-        if let Some((file, end)) = synced_to {
-            self.sync_to(file, end).await?;
+        if let Some(end) = synced_to {
+            self.sync_to(end).await?;
         }
         Ok(())
     }
 
-    /// Group commit: one `fdatasync` covers every push that appended before it started.
-    async fn sync_to(&self, file: File, end: Pos) -> Result<(), PushError> {
+    /// Group commit: one sync covers every push that appended before it started. It runs outside
+    /// the queue's lock (on the blocking pool), so pushes and writers never wait for the disk;
+    /// only pushes that need this sync do.
+    async fn sync_to(&self, end: Pos) -> Result<(), PushError> {
         let mut s = self.sync.lock().await;
         if s.synced >= end {
             return Ok(());
         }
-        // Sync the newest handle we know: the segment the latest appends went to. A rotation syncs
-        // the finished segment itself, so an older segment never needs a sync here.
-        let (f, upto) = {
-            let st = self.lock();
-            match &st.store {
-                Store::Disk { log, .. } => match log.sync_handle() {
-                    Ok((f, p)) => (f, p),
-                    Err(_) => (file, end),
-                },
+        // Everything appended until now: finished segments, the current one, new directory entries.
+        let todo = {
+            let mut st = self.lock();
+            match &mut st.store {
+                Store::Disk { log, .. } => log.take_unsynced(),
                 Store::Memory(_) => return Ok(()),
             }
         };
-        let res = tokio::task::spawn_blocking(move || f.sync_data().map(|_| f)).await;
-        match res {
-            Ok(Ok(f)) => {
-                s.file = Some(f);
+        let todo = todo.map_err(|source| PushError::Io {
+            queue: self.name.clone(),
+            source,
+        })?;
+        let upto = todo.upto;
+        let res = tokio::task::spawn_blocking(move || todo.sync()).await;
+        let failure = match res {
+            Ok(Ok(())) => {
                 s.synced = s.synced.max(upto);
-                Ok(())
+                return Ok(());
             }
-            Ok(Err(source)) => Err(PushError::Io {
-                queue: self.name.clone(),
-                source,
-            }),
-            Err(join) => Err(PushError::Io {
-                queue: self.name.clone(),
-                source: io::Error::other(join.to_string()),
-            }),
-        }
+            Ok(Err((source, finished, dir))) => {
+                if let Store::Disk { log, .. } = &mut self.lock().store {
+                    log.give_back(finished, dir);
+                }
+                source
+            }
+            Err(join) => io::Error::other(join.to_string()),
+        };
+        Err(PushError::Io {
+            queue: self.name.clone(),
+            source: failure,
+        })
     }
 
     /// Takes up to `max` items, waiting up to `linger` after the first item is available for the

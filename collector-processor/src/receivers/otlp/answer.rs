@@ -36,7 +36,9 @@ impl TraceError {
     /// How long the client should wait before retrying a refused request.
     pub fn retry_after(e: &PushError) -> std::time::Duration {
         match e {
-            PushError::Full { .. } | PushError::OverBudget(_) => std::time::Duration::from_secs(1),
+            PushError::Full { .. } | PushError::OverBudget(_) | PushError::Unconfirmed => {
+                std::time::Duration::from_secs(1)
+            }
             _ => std::time::Duration::from_secs(5),
         }
     }

@@ -179,16 +179,56 @@ async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, axum::Error>> {
     }
 }
 
-/// Reads what is left of a refused body and throws it away (up to `limit` bytes), so an HTTP/1.1
-/// client still sending gets the refusal instead of a reset connection.
-async fn drain(mut body: Body, limit: usize) {
-    let mut seen = 0usize;
-    while let Some(Ok(chunk)) = next_chunk(&mut body).await {
-        seen += chunk.len();
-        if seen > limit {
-            break;
+/// Most bytes of a refused body read and thrown away before the refusal is sent: at least
+/// [`DRAIN_MIN_BYTES`], and four times the body limit.
+fn drain_bound(max_body: usize) -> usize {
+    max_body.saturating_mul(4).max(DRAIN_MIN_BYTES)
+}
+
+/// See [`drain_bound`].
+const DRAIN_MIN_BYTES: usize = 256 * 1024 * 1024;
+
+/// Longest time spent reading a refused body before answering anyway.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads what is left of a refused body and throws it away, so that a client that writes its
+/// whole body before it reads the answer (Python's `requests` and `urllib`, which the OTLP
+/// exporters use) gets the refusal rather than a reset connection: up to `limit` bytes within
+/// [`DRAIN_TIME`]. Nothing is kept, so this costs bandwidth, not memory. Returns whether the body
+/// was read to its end; if not, the refusal closes the connection.
+async fn drain(mut body: Body, limit: usize) -> bool {
+    let read_all = async {
+        let mut seen = 0usize;
+        while let Some(chunk) = next_chunk(&mut body).await {
+            let Ok(chunk) = chunk else { return false };
+            seen += chunk.len();
+            if seen > limit {
+                return false;
+            }
         }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, read_all).await.unwrap_or(false)
+}
+
+/// `response`, sent after draining `body` ([`drain`]); with `Connection: close` when the body
+/// could not be read to its end (or was declared longer than the bound: then nothing is read).
+async fn after_drain(mut response: Response, body: Body, headers: &HeaderMap, max_body: usize) -> Response {
+    let bound = drain_bound(max_body);
+    let declared_beyond = declared_length(headers).is_some_and(|n| n > bound);
+    if declared_beyond || !drain(body, bound).await {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
     }
+    response
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// Reads and decompresses the body within the limits, taking what it holds from the memory budget
@@ -211,21 +251,16 @@ async fn read_body(
             "too_large",
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    // Refused bodies are read to the end (up to twice the limit) and thrown away, so a client
-    // still sending gets the 413 instead of a reset connection.
-    let drain_limit = st.max_body.saturating_mul(2);
+    let declared = declared_length(headers);
+    // Refused bodies are read to the end (within a bound) and thrown away, so a client still
+    // sending gets the 413 instead of a reset connection.
     if declared.is_some_and(|n| n > st.max_body) {
-        drain(body, drain_limit).await;
-        return Err(too_large());
+        let (r, outcome) = too_large();
+        return Err((after_drain(r, body, headers, st.max_body).await, outcome));
     }
     let mut raw = Vec::with_capacity(declared.unwrap_or(0));
-    if let Err(r) = grow(held, raw.capacity(), enc) {
-        drain(body, st.max_body).await;
-        return Err(r);
+    if let Err((r, outcome)) = grow(held, raw.capacity(), enc) {
+        return Err((after_drain(r, body, headers, st.max_body).await, outcome));
     }
     while let Some(chunk) = next_chunk(&mut body).await {
         let chunk = chunk.map_err(|e| {
@@ -241,15 +276,14 @@ async fn read_body(
         })?;
         if raw.len() + chunk.len() > st.max_body {
             drop(raw);
-            drain(body, drain_limit).await;
-            return Err(too_large());
+            let (r, outcome) = too_large();
+            return Err((after_drain(r, body, headers, st.max_body).await, outcome));
         }
         let before = raw.capacity();
         raw.extend_from_slice(&chunk);
-        if let Err(r) = grow(held, raw.capacity() - before, enc) {
+        if let Err((r, outcome)) = grow(held, raw.capacity() - before, enc) {
             drop(raw);
-            drain(body, st.max_body).await;
-            return Err(r);
+            return Err((after_drain(r, body, headers, st.max_body).await, outcome));
         }
     }
     let content_encoding = headers
@@ -363,10 +397,7 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
     };
     let mut held = match admit(st, enc) {
         Ok(h) => h,
-        Err((r, outcome)) => {
-            drain(body, st.max_body).await;
-            return (r, transport, outcome);
-        }
+        Err((r, outcome)) => return (after_drain(r, body, headers, st.max_body).await, transport, outcome),
     };
     let bytes = match read_body(st, headers, body, enc, &mut held).await {
         Ok(b) => b,
@@ -466,10 +497,7 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
     };
     let mut held = match admit(st, enc) {
         Ok(h) => h,
-        Err((r, _)) => {
-            drain(body, st.max_body).await;
-            return r;
-        }
+        Err((r, _)) => return after_drain(r, body, headers, st.max_body).await,
     };
     let bytes = match read_body(st, headers, body, enc, &mut held).await {
         Ok(b) => b,

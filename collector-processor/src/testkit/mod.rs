@@ -1,5 +1,8 @@
 //! OTLP request builders shared by tests, benchmarks and (later) the load generator: one place that
-//! knows what realistic GenAI spans look like.
+//! knows what realistic GenAI spans look like; `llmhub serve` child processes for tests; and a
+//! PostgreSQL wire-protocol proxy for fault injection ([`pgproxy`]).
+
+pub mod pgproxy;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue};
@@ -485,21 +488,91 @@ pub const LOOPBACK_EPHEMERAL: [&str; 8] = [
 ];
 
 /// A `llmhub serve` child process started by [`spawn_serve`], with the addresses it logged.
+///
+/// Its standard error is written to a log file as it comes. Dropped, the process is killed
+/// (SIGKILL) if it still runs, and when the drop happens during a panic (a failing test) the log's
+/// last lines are printed with its path.
 #[derive(Debug)]
 pub struct ServeProcess {
-    /// The child.
-    pub child: std::process::Child,
+    child: std::process::Child,
     /// OTLP/gRPC address.
     pub grpc: String,
     /// OTLP/HTTP address.
     pub http: String,
     /// Metrics address.
     pub metrics: String,
+    log: std::path::PathBuf,
+}
+
+impl ServeProcess {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where its standard error goes.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    /// Its standard error so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, then reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (through `kill(1)`: the workspace has no `unsafe`).
+    pub fn terminate(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits up to `timeout` for it to exit; `None` if it still runs.
+    pub fn wait_timeout(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- llmhub serve (pid {}) standard error, last {} lines of {} ---\n{}\n--- end of {} ---",
+                self.child.id(),
+                tail.len(),
+                self.log.display(),
+                tail.join("\n"),
+                self.log.display()
+            );
+        }
+    }
 }
 
 /// Starts `exe serve ARGS` (under `taskset -c CORE` when `pin` is given), waits for its `ready`
-/// log line and returns the addresses it listens on. Its standard error keeps being drained.
-/// Returns `None` when the process exits before it is ready (a busy port, a bad flag).
+/// log line and returns the addresses it listens on; its standard error goes to a log file in the
+/// system's temporary directory. Returns `None` when the process exits before it is ready (a
+/// busy port, a bad flag).
 pub fn spawn_serve(exe: &str, args: &[&str], pin: Option<u32>) -> Option<ServeProcess> {
     spawn_serve_with_env(exe, args, pin, &[])
 }
@@ -511,7 +584,22 @@ pub fn spawn_serve_with_env(
     pin: Option<u32>,
     env: &[(&str, String)],
 ) -> Option<ServeProcess> {
-    use std::io::{BufRead, BufReader};
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let log = std::env::temp_dir().join(format!("llmhub-serve-{}-{n}.log", std::process::id()));
+    spawn_serve_logged(exe, args, pin, env, &log)
+}
+
+/// [`spawn_serve_with_env`] with its standard error written to `log` (a test keeps it in its
+/// own directory).
+pub fn spawn_serve_logged(
+    exe: &str,
+    args: &[&str],
+    pin: Option<u32>,
+    env: &[(&str, String)],
+    log: &std::path::Path,
+) -> Option<ServeProcess> {
+    use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     let mut cmd = match pin {
         Some(core) => {
@@ -521,6 +609,7 @@ pub fn spawn_serve_with_env(
         }
         None => Command::new(exe),
     };
+    let mut file = std::fs::File::create(log).ok()?;
     let mut child = cmd
         .arg("serve")
         .args(args)
@@ -532,9 +621,12 @@ pub fn spawn_serve_with_env(
         .ok()?;
     let mut lines = BufReader::new(child.stderr.take()?).lines();
     let (mut grpc, mut http, mut metrics) = (String::new(), String::new(), String::new());
-    loop {
-        let line = lines.next()?.ok()?;
+    let mut ready = false;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        let _ = writeln!(file, "{line}");
         if line.ends_with("ready") {
+            ready = true;
             break;
         }
         if let Some(pos) = line.find("addr=") {
@@ -548,13 +640,22 @@ pub fn spawn_serve_with_env(
             }
         }
     }
-    std::thread::spawn(move || for _ in lines {});
-    Some(ServeProcess {
+    let process = ServeProcess {
         child,
         grpc,
         http,
         metrics,
-    })
+        log: log.to_owned(),
+    };
+    if !ready {
+        return None;
+    }
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+        }
+    });
+    Some(process)
 }
 
 #[cfg(test)]
