@@ -20,6 +20,6 @@ log="target/soak-$(date +%Y%m%d-%H%M%S).log"
 status=0
 LLMHUB_SOAK_CYCLES=$rounds cargo test -q -p llmhub --test faults --locked -- --ignored --exact \
   --nocapture --test-threads 1 kill9::soak_pg15 kill9::soak_timescale >"$log" 2>&1 || status=$?
-grep -E '^soak|test result|panicked' "$log" || true
+grep -E '^soak:|test result|panicked' "$log" || true
 echo "soak of $rounds rounds per server: $(( $(date +%s) - started )) s; full output in $log"
 exit "$status"

@@ -9,7 +9,8 @@
 //! - **sink**: `PostgresSink::submit` of the same records in 512-record requests, as the receivers
 //!   call it (encode, queue, batch, COPY), timed until the sink reports every row written.
 //!
-//! `cargo bench -p llmhub --bench postgres_sink` (rows: `LLMHUB_BENCH_ROWS`, default 200000).
+//! `cargo bench -p llmhub --bench postgres_sink` (rows: `LLMHUB_BENCH_ROWS`, default 200000;
+//! rounds, each raw then sink: `LLMHUB_BENCH_ROUNDS`, default 3).
 //! Under `cargo test` it runs a small smoke pass.
 
 use bytes::{Bytes, BytesMut};
@@ -164,7 +165,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let rounds = if bench { 3 } else { 1 };
+        let rounds = if bench { env_num("LLMHUB_BENCH_ROUNDS", 3) } else { 1 };
         println!(
             "postgres_sink: {n} rows ({avg} bytes each as COPY tuples), batch {}, {} connections, {rounds} rounds",
             defaults.batch_max_rows, defaults.pool_size

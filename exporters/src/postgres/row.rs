@@ -184,6 +184,16 @@ pub struct TupleKey {
 /// Microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
+/// The `time` column (span start, µs since the Unix epoch) of a tuple made by [`encode`], read
+/// without the rest; `None` if it is not one.
+pub fn time_us(tuple: &[u8]) -> Option<i64> {
+    let len = i32::from_be_bytes(tuple.get(2..6)?.try_into().ok()?);
+    if len != 8 {
+        return None;
+    }
+    Some(i64::from_be_bytes(tuple.get(6..14)?.try_into().ok()?) + PG_EPOCH_US)
+}
+
 /// Reads the key fields of a tuple made by [`encode`]; `None` if it is not one.
 pub fn key(tuple: &[u8]) -> Option<TupleKey> {
     let mut fields = tuple.get(2..)?;
@@ -195,6 +205,7 @@ pub fn key(tuple: &[u8]) -> Option<TupleKey> {
         Some(v)
     };
     let start = i64::from_be_bytes(next()?.try_into().ok()?);
+    debug_assert_eq!(time_us(tuple), Some(start + PG_EPOCH_US));
     let _end = next()?;
     let trace_id = next()?.to_vec();
     let span_id = next()?.to_vec();
@@ -251,6 +262,8 @@ mod tests {
         assert_eq!(n, COLUMNS.len());
         let k = key(&out).unwrap();
         assert_eq!(k.time_us, 1_795_193_100_123_456);
+        assert_eq!(time_us(&out), Some(1_795_193_100_123_456));
+        assert_eq!(time_us(&out[..10]), None);
         assert_eq!(k.trace_id, vec![1; 16]);
         assert_eq!(k.span_id, vec![2; 8]);
         // NUL is replaced, not fatal.

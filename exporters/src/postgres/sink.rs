@@ -487,6 +487,8 @@ impl From<tokio_postgres::Error> for Retry {
 struct Conn {
     client: Client,
     staged: bool,
+    /// The direct `COPY ... FROM STDIN` statement, prepared once per connection.
+    copy: Option<tokio_postgres::Statement>,
     /// The server process serving this connection.
     backend_pid: i32,
 }
@@ -600,6 +602,7 @@ async fn write_batch(
         *conn = Some(Conn {
             client,
             staged: false,
+            copy: None,
             backend_pid,
         });
     }
@@ -625,8 +628,8 @@ async fn write_batch(
         .map_err(|Retry(kind, msg)| Retry(kind, format!("preparing llm_calls: {msg}")))?;
     let days: HashSet<i64> = rows
         .iter()
-        .filter_map(|r| row::key(r))
-        .map(|k| k.time_us.div_euclid(MICROS_PER_DAY))
+        .filter_map(|r| row::time_us(r))
+        .map(|t| t.div_euclid(MICROS_PER_DAY))
         .collect();
     ensure_partitions(shared, &c.client, &target, days)
         .await
@@ -723,26 +726,9 @@ async fn copy(
     dedup: bool,
 ) -> Result<u64, tokio_postgres::Error> {
     let (copy_sql, insert_sql) = shared.copy_statements(t);
-    let mut data = BytesMut::with_capacity(COPY_HEADER.len() + rows.iter().map(|r| r.len()).sum::<usize>() + 2);
-    data.extend_from_slice(COPY_HEADER);
-    for r in rows {
-        data.extend_from_slice(r);
-    }
-    data.extend_from_slice(COPY_TRAILER);
-    let data = data.freeze();
+    let data = copy_chunks(rows);
     if !dedup {
-        // A COPY on its own runs in an implicit transaction that commits at the Sync following
-        // CopyDone, and tokio-postgres reports success at the COPY's CommandComplete, before that
-        // commit: a failure at commit (a deferred constraint, a serialization failure, a server
-        // shutting down, a connection lost) went unseen and the batch was counted as written. In
-        // an explicit transaction, COMMIT's own answer is the confirmation.
-        let tx = c.client.transaction().await?;
-        let sink = tx.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
-        futures_util::pin_mut!(sink);
-        sink.send(data).await?;
-        let n = sink.finish().await?;
-        tx.commit().await?;
-        return Ok(n);
+        return copy_committed(c, &copy_sql, data).await;
     }
     if !c.staged {
         c.client
@@ -760,11 +746,89 @@ async fn copy(
     );
     let sink = tx.copy_in::<_, Bytes>(stage_copy.as_str()).await?;
     futures_util::pin_mut!(sink);
-    sink.send(data).await?;
+    send_chunks(sink.as_mut(), data).await?;
     sink.finish().await?;
     let n = tx.execute(insert_sql.as_str(), &[]).await?;
     tx.commit().await?;
     Ok(n)
+}
+
+/// Size of one CopyData message: under the allocator's mmap threshold (so the buffers are reused,
+/// not mapped and zeroed afresh), and over tokio-postgres's 4 KiB, under which it copies items
+/// into a buffer of its own.
+const COPY_CHUNK: usize = 64 * 1024;
+
+/// The binary COPY data of `rows` (header, tuples, trailer) in chunks of about [`COPY_CHUNK`].
+fn copy_chunks(rows: &[Bytes]) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let mut buf = BytesMut::with_capacity(COPY_CHUNK);
+    buf.extend_from_slice(COPY_HEADER);
+    for r in rows {
+        if buf.len() + r.len() > COPY_CHUNK && !buf.is_empty() {
+            chunks.push(buf.split().freeze());
+            buf.reserve(COPY_CHUNK);
+        }
+        buf.extend_from_slice(r);
+    }
+    buf.extend_from_slice(COPY_TRAILER);
+    chunks.push(buf.freeze());
+    chunks
+}
+
+/// Sends COPY data chunk by chunk.
+async fn send_chunks<S>(sink: std::pin::Pin<&mut S>, chunks: Vec<Bytes>) -> Result<(), tokio_postgres::Error>
+where
+    S: futures_util::Sink<Bytes, Error = tokio_postgres::Error> + ?Sized,
+{
+    let mut sink = sink;
+    for chunk in chunks {
+        sink.as_mut().feed(chunk).await?;
+    }
+    sink.flush().await
+}
+
+/// The direct path: `BEGIN`, binary COPY, `COMMIT`, confirmed by COMMIT's answer.
+///
+/// A COPY on its own runs in an implicit transaction that commits at the Sync following CopyDone,
+/// and tokio-postgres reports success at the COPY's CommandComplete, before that commit: a failure
+/// at commit (a deferred constraint, a serialization failure, a server shutting down, the
+/// connection lost) went unseen and the batch was counted as written. In an explicit transaction,
+/// COMMIT's own answer is the confirmation.
+///
+/// Two round trips per batch: `BEGIN` goes out with the COPY's Bind/Execute (the statement is
+/// prepared once per connection), and `COMMIT` right behind CopyDone. The connection sends a
+/// request only once the one before it is complete, so the order on the wire is fixed. COMMIT of
+/// a transaction a failed COPY aborted answers ROLLBACK without an error, which is why the COPY's
+/// own result decides first.
+async fn copy_committed(c: &mut Conn, copy_sql: &str, data: Vec<Bytes>) -> Result<u64, tokio_postgres::Error> {
+    let stmt = match &c.copy {
+        Some(s) => s.clone(),
+        None => {
+            let s = c.client.prepare(copy_sql).await?;
+            c.copy = Some(s.clone());
+            s
+        }
+    };
+    let client = &c.client;
+    let (begun, sink) = tokio::join!(client.batch_execute("BEGIN"), client.copy_in::<_, Bytes>(&stmt));
+    let result = async {
+        // Nothing is sent into a COPY outside the transaction: dropped unfinished, it fails.
+        begun?;
+        let sink = sink?;
+        futures_util::pin_mut!(sink);
+        send_chunks(sink.as_mut(), data).await?;
+        let (copied, committed) = tokio::join!(sink.finish(), client.batch_execute("COMMIT"));
+        let n = copied?;
+        committed?;
+        Ok(n)
+    }
+    .await;
+    if result.is_err() && !client.is_closed() {
+        // Whatever state the failure left (a transaction aborted, or none), the connection is
+        // clean for the next statement.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
 }
 
 impl std::fmt::Debug for PostgresSink {
