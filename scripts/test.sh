@@ -37,6 +37,13 @@ bash scripts/servers.sh start all
 eval "$(bash scripts/servers.sh env)"
 trap 'bash scripts/servers.sh stop all >/dev/null 2>&1 || true' EXIT
 
+# --- real GenAI clients (real-clients/): their Python venvs and npm packages install in the
+# background while Rust builds (each is skipped while its lock is unchanged) --------------------
+log "real clients: installing locked Python and Node.js packages in the background"
+mkdir -p target
+python3 real-clients/run.py --install-only --jobs 2 >target/real-clients-install.log 2>&1 &
+real_clients_install=$!
+
 # --- the SQL extension (pgrx 0.18.1, its own workspace under pg-extension/) --------------------
 if [ "$(cargo pgrx --version 2>/dev/null)" != "cargo-pgrx 0.18.1" ]; then
   log "installing cargo-pgrx 0.18.1 (about 5 minutes on 2 cores)"
@@ -67,6 +74,12 @@ cargo fmt --all -- --check
 
 log "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if ! wait "$real_clients_install"; then
+  cat target/real-clients-install.log
+  echo "real clients: installing their packages failed (log above)" >&2
+  exit 1
+fi
 
 log "cargo test (libraries, binaries and integration tests, including those that need real servers)"
 cargo test --workspace --lib --bins --tests --locked -- --include-ignored

@@ -10,6 +10,8 @@ Environment (set by run.py):
 
 Each flow runs inside a plain (non-GenAI) INTERNAL parent span named `harness.flow <flow>` with the
 attributes harness.client / harness.flow, so that a reader of the traces can tell the flows apart.
+The last stdout line is a JSON summary {client, ok, spans_exported, spans_failed, flows:[...]}; the exit code
+is 0 only if every flow behaved and the OTLP endpoint accepted every span.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 NAME = os.environ.get("HARNESS_CLIENT") or os.path.splitext(os.path.basename(sys.argv[0]))[0]
 FAKE = os.environ.get("FAKE_PROVIDER_URL", "http://127.0.0.1:0").rstrip("/")
@@ -57,9 +59,38 @@ def get_weather(city: str) -> str:
     return json.dumps({"city": city, "temperature_c": 21, "sky": "clear"})
 
 
+class CountingExporter(SpanExporter):
+    """Delegates to the OTLP exporter and counts what the endpoint accepted, so a client can fail when
+    some of its spans were not delivered."""
+
+    def __init__(self, inner: SpanExporter):
+        self.inner = inner
+        self.exported = 0
+        self.failed = 0
+
+    def export(self, spans):
+        result = self.inner.export(spans)
+        if result == SpanExportResult.SUCCESS:
+            self.exported += len(spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self):
+        return self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+EXPORTER: CountingExporter | None = None
+
+
 def setup_tracing() -> TracerProvider:
+    global EXPORTER
     provider = TracerProvider(resource=Resource.create({"service.name": NAME}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    EXPORTER = CountingExporter(OTLPSpanExporter())
+    provider.add_span_processor(BatchSpanProcessor(EXPORTER))
     if os.environ.get("HARNESS_CONSOLE") == "1":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
@@ -129,6 +160,9 @@ class Runner:
     def finish(self) -> int:
         self.provider.force_flush(30_000)
         self.provider.shutdown()
-        ok = all(r["ok"] for r in self.results) and bool(self.results)
-        print(json.dumps({"client": NAME, "ok": ok, "flows": self.results}), flush=True)
+        exported = EXPORTER.exported if EXPORTER else 0
+        failed = EXPORTER.failed if EXPORTER else 0
+        ok = all(r["ok"] for r in self.results) and bool(self.results) and failed == 0 and exported > 0
+        print(json.dumps({"client": NAME, "ok": ok, "spans_exported": exported, "spans_failed": failed,
+                          "flows": self.results}), flush=True)
         return 0 if ok else 1

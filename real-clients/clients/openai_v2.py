@@ -1,7 +1,7 @@
 """openai SDK + opentelemetry-instrumentation-openai-v2 (the official OpenTelemetry instrumentation).
 
-Legacy semconv (v1.30) unless OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental (see openai_v2_latest.py).
-The instrumentation covers chat.completions and embeddings, not the Responses API.
+util-genai >= 1.0 always uses the latest (experimental) GenAI semconv; OTEL_SEMCONV_STABILITY_OPT_IN changes nothing.
+It wraps chat.completions and embeddings only (no Responses API), so those are the flows run.
 """
 import sys
 

@@ -1,14 +1,17 @@
 // Development-only fake LLM provider (OpenAI chat completions + embeddings,
-// Anthropic messages), JSON and SSE. Used to test vercel_ai.mjs until / when
-// real-clients/fake_provider.py is not available. Listens on loopback only.
+// Anthropic messages; JSON and SSE), written before ../fake_provider.py existed.
+// `run.sh selftest` uses ../fake_provider.py when it is there and this one
+// otherwise (then the two Responses API flows fail: not implemented here).
+// Listens on loopback only.
 //
 //   node dev_fake.mjs [port]      (port 0 / absent = ephemeral)
 //
-// Prints one line "FAKE_PROVIDER_URL=http://127.0.0.1:PORT/v1" once listening.
+// Prints "PORT=<n>" once listening, like ../fake_provider.py.
 //
-// Error trigger: request header `x-fake-status: <code>` or a model id
-// containing "error-<code>" (e.g. "gpt-4o-mini-error-429") makes the fake
-// answer with that HTTP status and a provider-shaped error body.
+// Paths may carry the harness tag prefix /x/<k=v,...>/ (e.g.
+// /x/client=vercel_ai,flow=openai_error,fail=429/v1/chat/completions); a
+// `fail=<status>` tag or an `X-Fake-Fail: <status>` header makes the fake answer
+// with that HTTP status and a provider-shaped error body.
 //
 // Fixed usage numbers (so span attributes can be checked exactly):
 //   OpenAI chat JSON:   prompt 20 (cached 8), completion 7, reasoning 0
@@ -49,11 +52,21 @@ function startSse(res) {
 let counter = 0;
 const nextId = (prefix) => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 
-function requestedError(req, model) {
-  const h = req.headers['x-fake-status'];
-  if (h && /^\d{3}$/.test(h)) return Number(h);
-  const m = /error-(\d{3})/.exec(model ?? '');
-  return m ? Number(m[1]) : null;
+function requestedError(req, tags) {
+  const v = tags.fail ?? req.headers['x-fake-fail'];
+  return v && /^\d{3}$/.test(v) ? Number(v) : null;
+}
+
+// "/x/client=a,flow=b,fail=429/v1/..." -> [{client:'a', flow:'b', fail:'429'}, '/v1/...']
+function splitTags(pathname) {
+  const m = /^\/x\/([^/]*)(\/.*)$/.exec(pathname);
+  if (!m) return [{}, pathname];
+  const tags = {};
+  for (const kv of decodeURIComponent(m[1]).split(',')) {
+    const i = kv.indexOf('=');
+    if (i > 0) tags[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return [tags, m[2]];
 }
 
 // ---- OpenAI -------------------------------------------------------------
@@ -197,9 +210,9 @@ const server = http.createServer(async (req, res) => {
   try {
     const raw = req.method === 'POST' ? await readBody(req) : '';
     const body = raw ? JSON.parse(raw) : {};
-    const path = new URL(req.url, 'http://x').pathname;
-    const status = requestedError(req, body.model);
-    if (process.env.DEV_FAKE_LOG) console.error(`[dev_fake] ${req.method} ${path} model=${body.model} stream=${!!body.stream}${status ? ` -> ${status}` : ''}`);
+    const [tags, path] = splitTags(new URL(req.url, 'http://x').pathname);
+    const status = requestedError(req, tags);
+    if (process.env.DEV_FAKE_LOG) console.error(`[dev_fake] ${req.method} ${path} ${JSON.stringify(tags)} model=${body.model} stream=${!!body.stream}${status ? ` -> ${status}` : ''}`);
     if (path.endsWith('/chat/completions')) return status ? openaiError(res, status) : openaiChat(req, res, body);
     if (path.endsWith('/embeddings')) return status ? openaiError(res, status) : openaiEmbeddings(req, res, body);
     if (path.endsWith('/messages')) return status ? anthropicError(res, status) : anthropicMessages(req, res, body);
@@ -210,6 +223,6 @@ const server = http.createServer(async (req, res) => {
 });
 
 server.listen(port, '127.0.0.1', () => {
-  console.log(`FAKE_PROVIDER_URL=http://127.0.0.1:${server.address().port}/v1`);
+  console.log(`PORT=${server.address().port}`);
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));

@@ -5,7 +5,7 @@
 //
 //   node dev_otlp_sink.mjs [port] [out.ndjson]
 //
-// Prints "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:PORT" once listening.
+// Prints "PORT=<n>" once listening (like ../fake_provider.py).
 import http from 'node:http';
 import fs from 'node:fs';
 
@@ -159,6 +159,6 @@ const server = http.createServer((req, res) => {
 });
 
 server.listen(port, '127.0.0.1', () => {
-  console.log(`OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:${server.address().port}`);
+  console.log(`PORT=${server.address().port}`);
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));

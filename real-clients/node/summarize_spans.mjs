@@ -6,7 +6,7 @@ const [file, flag] = process.argv.slice(2);
 const all = flag === '--all';
 const spans = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
-const show = (k) => all || /usage|^gen_ai\.(system|request\.model|response\.model)$|^ai\.operationId$|^ai\.model\.provider$|^operation\.name$|^ai\.response\.finishReason$|^ai\.toolCall\.name$/.test(k);
+const show = (k) => all || /usage|^gen_ai\.(system|request\.model|response\.model)$|^ai\.operationId$|^ai\.model\.provider$|^operation\.name$|^ai\.response\.finishReason$|^ai\.toolCall\.name$|^gen_ai\.(operation\.name|provider\.name|tool\.name|agent\.name)$|^server\.(address|port)$/.test(k);
 const fmt = (v) => (v && typeof v === 'object' && 'int' in v ? v.int : JSON.stringify(v));
 
 const byTrace = new Map();

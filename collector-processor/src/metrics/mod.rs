@@ -9,6 +9,7 @@ pub mod otel;
 use calls::{CallSeries, Handle};
 use cardinality::{CardinalityLimiter, Labels};
 use llmhub_core::dedup::DuplicateReason;
+use llmhub_core::Dialect;
 use llmhub_core::{LlmCall, PriceStatus, SpanRole};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -104,6 +105,8 @@ pub static CATALOGUE: &[MetricDef] = &[
         help: "Values ignored or cut during normalization (absurd token counts, invalid durations, oversized strings)." },
     MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
         help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
+    MetricDef { name: "llmhub.processor.unmapped_usage_keys", unit: "{attribute}", kind: Kind::Counter, attributes: &["llmhub.dialect", "llmhub.key"],
+        help: "Usage-like attribute keys (token, usage or cost in the name) on GenAI spans that llmhub does not read, by dialect and key (cardinality-limited): an instrumentation's rename shows here before it shows in a bill. Totals and per-modality subsets are read on purpose as nothing (docs/normalization.md)." },
     MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
         help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, memory_limit: past service.memory.limit_mib; both answered with a retryable status)." },
     MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
@@ -175,6 +178,7 @@ pub struct Metrics {
     spans_by_role: Family<Labels, Counter>,
     warnings: Counter,
     conflicts: Family<Labels, Counter>,
+    unmapped: Family<Labels, Counter>,
     requests_in: Family<Labels, Counter>,
     request_duration: HistFamily,
     overflow: Family<Labels, Counter>,
@@ -212,6 +216,7 @@ impl Metrics {
             spans_by_role: Family::default(),
             warnings: Counter::default(),
             conflicts: Family::default(),
+            unmapped: Family::default(),
             requests_in: Family::default(),
             request_duration: Family::new_with_constructor(REQUEST_HIST),
             overflow: Family::default(),
@@ -246,6 +251,7 @@ impl Metrics {
                 "llmhub.processor.spans" => register(r, def, m.spans_by_role.clone()),
                 "llmhub.processor.warnings" => register(r, def, m.warnings.clone()),
                 "llmhub.processor.conflicts" => register(r, def, m.conflicts.clone()),
+                "llmhub.processor.unmapped_usage_keys" => register(r, def, m.unmapped.clone()),
                 "llmhub.receiver.requests" => register(r, def, m.requests_in.clone()),
                 "llmhub.receiver.request.duration" => register(r, def, m.request_duration.clone()),
                 "llmhub.cardinality.overflow" => register(r, def, m.overflow.clone()),
@@ -699,6 +705,17 @@ impl Metrics {
                 vec![("llmhub_span_role", "not_genai".to_owned())],
                 n,
             );
+        }
+    }
+
+    /// Records usage-like keys a span of `dialect` carried that nothing reads.
+    pub fn record_unmapped(&self, dialect: Dialect, keys: &[String]) {
+        for k in keys {
+            let labels = vec![
+                ("llmhub_dialect", dialect.as_str().to_owned()),
+                ("llmhub_key", k.clone()),
+            ];
+            self.count(&self.unmapped, "llmhub.processor.unmapped_usage_keys", labels, 1);
         }
     }
 

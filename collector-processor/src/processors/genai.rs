@@ -10,7 +10,7 @@ use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::{Deduplicator, DuplicateReason, Journal};
 use llmhub_core::keys::Field;
 use llmhub_core::span::ContextView;
-use llmhub_core::{normalize, LlmCall, NormalizeOptions, Outcome};
+use llmhub_core::{normalize, Dialect, LlmCall, NormalizeOptions, Outcome};
 use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::forward::enrich::TenantStamp;
 use llmhub_exporters::forward::{Forwarder, Original};
@@ -71,6 +71,7 @@ struct Tally {
     not_genai: u64,
     limited: Vec<&'static str>,
     normalization: Vec<(usize, Vec<Field>)>,
+    unmapped: Vec<(Dialect, Vec<String>)>,
     duplicates: Vec<(DuplicateReason, String)>,
 }
 
@@ -498,12 +499,20 @@ impl GenAiProcessor {
                                 }
                             });
                             match &mut effects {
-                                Effects::Now => self.metrics.record_normalization(n.warnings.len(), &n.conflicts),
+                                Effects::Now => {
+                                    self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
+                                    if !n.unmapped.is_empty() {
+                                        self.metrics.record_unmapped(n.call.dialect, &n.unmapped);
+                                    }
+                                }
                                 Effects::Later(p) => {
                                     if !n.warnings.is_empty() || !n.conflicts.is_empty() {
                                         p.tally
                                             .normalization
                                             .push((n.warnings.len(), std::mem::take(&mut n.conflicts)));
+                                    }
+                                    if !n.unmapped.is_empty() {
+                                        p.tally.unmapped.push((n.call.dialect, std::mem::take(&mut n.unmapped)));
                                     }
                                 }
                             }
@@ -556,6 +565,9 @@ fn record_tally(metrics: &Metrics, transport: &'static str, t: Tally) {
     }
     for (warnings, conflicts) in &t.normalization {
         metrics.record_normalization(*warnings, conflicts);
+    }
+    for (dialect, keys) in &t.unmapped {
+        metrics.record_unmapped(*dialect, keys);
     }
     for (reason, service) in &t.duplicates {
         metrics.record_duplicate(*reason, service);

@@ -7,10 +7,23 @@
 //! 2. it has the same provider response id (`chatcmpl-…`, `msg_…`) under the same service and
 //!    provider, and the two overlap in time (mock servers that answer every call with one fixed id
 //!    make sequential calls, which never overlap), or
-//! 3. at least one of the two has no response id, and they share the service, normalized model and
-//!    identical token usage, their time ranges overlap, and they come from different
-//!    instrumentation scopes (two instrumentations of one call; two identical calls made by one
-//!    instrumentation are both kept). A remembered call absorbs one copy only.
+//! 3. it is nested with a model call of the same trace — its parent span is one, or it is the
+//!    parent span of one — from a different instrumentation scope (or from the same one when the
+//!    copy seen first reported usage and this one none: a span that only wraps the call), of the same model
+//!    (snapshot dates aside; a side that names no model matches), overlapping in time: a wrapper's
+//!    span around the SDK's own span of the same call, whichever arrives first, in one request or
+//!    two; or
+//! 4. at least one of the two has no response id, and they share the service, normalized model and
+//!    identical token usage — or both failed without usage, with the same error class — their time
+//!    ranges overlap, and they come from different instrumentation scopes (two instrumentations of
+//!    one call, in separate traces; two identical calls made by one instrumentation are both kept).
+//!
+//! A remembered call absorbs one copy only, under rules 3 and 4 (a wrapper around a retry that
+//! made two provider calls absorbs one of them; the other is a call). The first copy to arrive is
+//! the one counted: metrics only ever go up, so a later, more detailed copy cannot replace it.
+//! Instrumentations export a span when it ends, so the SDK's own inner span, which ends first and
+//! carries the provider's usage (cache buckets, reasoning, the response id), normally arrives
+//! first.
 //!
 //! Memory and time are bounded: at most `max_entries` keys are remembered, oldest forgotten first,
 //! and at most the 64 most recent calls of one fingerprint are compared.
@@ -36,7 +49,7 @@
 //! own. Writing a new slot forgets the oldest one in its place, and its table entry unless a newer
 //! slot took it over. Nothing is allocated once the ring is full.
 
-use crate::record::{LlmCall, SpanRole};
+use crate::record::{CallStatus, LlmCall, SpanRole, Usage};
 use std::collections::hash_map::{Entry, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -49,6 +62,9 @@ pub enum DuplicateReason {
     ResponseId,
     /// Same service, model and usage, overlapping in time, from another instrumentation.
     Fingerprint,
+    /// Nested with a model call of the same trace (its parent or child span), from another
+    /// instrumentation: a wrapper's span around the SDK's own.
+    Nested,
 }
 
 impl DuplicateReason {
@@ -58,6 +74,7 @@ impl DuplicateReason {
             DuplicateReason::SpanId => "span_id",
             DuplicateReason::ResponseId => "response_id",
             DuplicateReason::Fingerprint => "fingerprint",
+            DuplicateReason::Nested => "nested",
         }
     }
 }
@@ -76,6 +93,11 @@ pub const APPROX_BYTES_PER_KEY: u64 = 192;
 const SPAN: u8 = 0;
 const RESPONSE: u8 = 1;
 const PRINT: u8 = 2;
+/// The failure part of a fingerprint of a call with usage.
+const FAILED_NONE: &str = "";
+/// A model call's parent span: (trace id, parent span id) → the child, for a parent that arrives
+/// after it.
+const PARENT: u8 = 3;
 
 /// Slot flags.
 const HAS_RESPONSE_ID: u8 = 1;
@@ -84,6 +106,10 @@ const CONSUMED: u8 = 2;
 /// A slot taken back by [`Deduplicator::forget`]: it matches nothing, but still links to older
 /// slots of its digest and holds its place in the ring until overwritten.
 const DEAD: u8 = 4;
+/// A span or parent slot of a model call (its times, scope and model are set).
+const MODEL_CALL: u8 = 8;
+/// A model call's span or parent slot whose call reported usage.
+const HAS_USAGE: u8 = 16;
 
 /// One remembered key.
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,8 +117,11 @@ struct Slot {
     digest: u128,
     start: u64,
     end: u64,
-    /// Digest of the instrumentation scope's name (fingerprints only).
+    /// Digest of the instrumentation scope's name (fingerprints and model calls).
     scope: u64,
+    /// Digest of the call's model without its date (`model_base`), with the low bit set; 0 when
+    /// unknown (model-call span and parent slots).
+    model: u64,
     /// Sequence number of the previous slot of the same digest when it was written, 0 for none.
     prev: u64,
     /// The journal of the request that wrote it while that request is pending; 0 once settled.
@@ -148,6 +177,24 @@ impl Hasher for DigestHasher {
     fn write_u128(&mut self, n: u128) {
         self.0 = n as u64;
     }
+}
+
+/// A model name without a trailing snapshot date (`-2024-08-06`, `-20250514`, `@20241022`), so
+/// that a wrapper naming the alias and the SDK naming the snapshot agree.
+pub fn model_base(model: &str) -> &str {
+    let b = model.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let n = b.len();
+    if n > 11 && b[n - 11] == b'-' && b[n - 6] == b'-' && b[n - 3] == b'-' {
+        let (y, m, d) = (&b[n - 10..n - 6], &b[n - 5..n - 3], &b[n - 2..]);
+        if digits(y) && digits(m) && digits(d) {
+            return &model[..n - 11];
+        }
+    }
+    if n > 9 && (b[n - 9] == b'-' || b[n - 9] == b'@') && digits(&b[n - 8..]) {
+        return &model[..n - 9];
+    }
+    model
 }
 
 /// Remembers recent calls and answers whether a new one was already counted.
@@ -317,17 +364,40 @@ impl Deduplicator {
             }
             return Some(DuplicateReason::SpanId);
         }
+        let (start, end) = (call.start_unix_nano, call.end_unix_nano);
+        if call.role != SpanRole::ModelCall {
+            self.remember(
+                Slot {
+                    digest: span,
+                    ..Slot::default()
+                },
+                &mut journal,
+            );
+            return None;
+        }
+        let scope = self.hashers.0.hash_one(call.scope_name.as_str());
+        let usage_flag = if call.usage.is_some_and(|u| u.total() > 0) {
+            HAS_USAGE
+        } else {
+            0
+        };
+        let model = call
+            .normalized_model
+            .as_deref()
+            .map_or(0, |m| self.hashers.1.hash_one(model_base(m)) | 1);
+        // A model call's span slot also describes the call, for the nesting rule.
         self.remember(
             Slot {
                 digest: span,
+                start,
+                end,
+                scope,
+                model,
+                flags: MODEL_CALL | usage_flag,
                 ..Slot::default()
             },
             &mut journal,
         );
-        if call.role != SpanRole::ModelCall {
-            return None;
-        }
-        let (start, end) = (call.start_unix_nano, call.end_unix_nano);
         let response = call.response_id.as_deref().map(|id| {
             self.digest(&(
                 RESPONSE,
@@ -345,12 +415,6 @@ impl Deduplicator {
                 return Some(DuplicateReason::ResponseId);
             }
         }
-        let print = match (&call.usage, &call.normalized_model) {
-            (Some(usage), Some(model)) if usage.total() > 0 => {
-                Some(self.digest(&(PRINT, call.service_name.as_str(), model.as_str(), usage)))
-            }
-            _ => None,
-        };
         let remember_response = |d: &mut Self, journal: &mut Option<&mut Journal>| {
             if let Some(r) = response {
                 let prev = d.newest.get(&r).copied().unwrap_or(0);
@@ -366,20 +430,58 @@ impl Deduplicator {
                 );
             }
         };
+        // Nesting: its parent span is a remembered model call, or a remembered model call's
+        // parent span is this one.
+        let parent = call.parent_span_id.map(|p| self.digest(&(SPAN, call.trace_id, p)));
+        let child = self.digest(&(PARENT, call.trace_id, call.span_id));
+        let nested = [parent, Some(child)]
+            .into_iter()
+            .flatten()
+            .find_map(|d| self.match_nested(d, scope, usage_flag, model, start, end));
+        if let Some(seq) = nested {
+            self.consume(seq, &mut journal);
+            remember_response(self, &mut journal);
+            return Some(DuplicateReason::Nested);
+        }
+        if let Some(p) = call.parent_span_id {
+            let digest = self.digest(&(PARENT, call.trace_id, p));
+            let prev = self.newest.get(&digest).copied().unwrap_or(0);
+            self.remember(
+                Slot {
+                    digest,
+                    start,
+                    end,
+                    scope,
+                    model,
+                    prev,
+                    flags: MODEL_CALL | usage_flag,
+                    ..Slot::default()
+                },
+                &mut journal,
+            );
+        }
+        let print = match (&call.usage, &call.normalized_model) {
+            (Some(usage), Some(model)) if usage.total() > 0 => {
+                Some(self.digest(&(PRINT, call.service_name.as_str(), model.as_str(), usage, FAILED_NONE)))
+            }
+            // A failed call without usage: its error class stands in for the usage.
+            (None, Some(model)) if call.status == CallStatus::Error => Some(self.digest(&(
+                PRINT,
+                call.service_name.as_str(),
+                model.as_str(),
+                Usage::default(),
+                call.error_class.map_or("other", |c| c.as_str()),
+            ))),
+            _ => None,
+        };
         let Some(print) = print else {
             remember_response(self, &mut journal);
             return None;
         };
-        let scope = self.hashers.0.hash_one(call.scope_name.as_str());
         let latest = self.newest.get(&print).copied().unwrap_or(0);
         if let Some(seq) = self.match_print(latest, scope, response.is_some(), start, end) {
             // One copy matches one other copy only: a third identical call is a real call.
-            let i = self.index(seq);
-            self.ring[i].flags |= CONSUMED;
-            if let Some(j) = journal.as_deref_mut() {
-                j.wait_for(self.ring[i].owner);
-                j.consumed.push(seq);
-            }
+            self.consume(seq, &mut journal);
             remember_response(self, &mut journal);
             return Some(DuplicateReason::Fingerprint);
         }
@@ -392,12 +494,40 @@ impl Deduplicator {
                 scope,
                 // (Once forgotten, it stays so: a walk stops there.)
                 prev: latest,
-                owner: 0,
                 flags: if response.is_some() { HAS_RESPONSE_ID } else { 0 },
+                ..Slot::default()
             },
             &mut journal,
         );
         None
+    }
+
+    /// Marks slot `seq` as having absorbed its one copy (noted in `journal`, whose request then
+    /// waits for the slot's own request if that one is pending).
+    fn consume(&mut self, seq: u64, journal: &mut Option<&mut Journal>) {
+        let i = self.index(seq);
+        self.ring[i].flags |= CONSUMED;
+        if let Some(j) = journal.as_deref_mut() {
+            j.wait_for(self.ring[i].owner);
+            j.consumed.push(seq);
+        }
+    }
+
+    /// The remembered model call behind `digest` (a span slot, or a parent slot of a child) that a
+    /// call nested with it is a copy of: a model call not yet paired, from another instrumentation
+    /// scope — or from the same one when the remembered call reported usage and this one did not
+    /// (a span that only wraps the call: dropping it loses nothing) — of the same model (dated
+    /// snapshots and aliases alike; a side without a model matches), overlapping in time.
+    fn match_nested(&self, digest: u128, scope: u64, usage_flag: u8, model: u64, start: u64, end: u64) -> Option<u64> {
+        let seq = *self.newest.get(&digest)?;
+        let s = self.slot(seq)?;
+        (s.flags & MODEL_CALL != 0
+            && s.flags & (CONSUMED | DEAD) == 0
+            && (s.scope != scope || (s.flags & HAS_USAGE != 0 && usage_flag == 0))
+            && (s.model == 0 || model == 0 || s.model == model)
+            && s.start <= end
+            && start <= s.end)
+            .then_some(seq)
     }
 
     /// The newest remembered call of a fingerprint chain, starting at `seq`, that a call from
@@ -430,7 +560,7 @@ impl Deduplicator {
 mod tests {
     use super::*;
     use crate::dialect::Dialect;
-    use crate::record::{AgentContext, CallStatus, Timings, Usage};
+    use crate::record::{AgentContext, CallStatus, ErrorClass, Timings, Usage};
     use std::collections::VecDeque;
 
     fn call(span: u8, scope: &str, response_id: Option<&str>, start: u64, end: u64) -> LlmCall {
@@ -604,16 +734,40 @@ mod tests {
         waits: Vec<u32>,
     }
 
+    /// What a model call's span and parent keys remember of it, for the nesting rule.
+    #[derive(Clone, PartialEq)]
+    struct CallInfo {
+        scope: String,
+        has_usage: bool,
+        model: Option<String>,
+        start: u64,
+        end: u64,
+        used: bool,
+    }
+
+    impl CallInfo {
+        fn nests(&self, c: &LlmCall) -> bool {
+            let model = c.normalized_model.as_deref().map(model_base);
+            let has_usage = c.usage.is_some_and(|u| u.total() > 0);
+            !self.used
+                && (self.scope != c.scope_name || (self.has_usage && !has_usage))
+                && (self.model.is_none() || model.is_none() || self.model.as_deref() == model)
+                && self.start <= c.end_unix_nano
+                && c.start_unix_nano <= self.end
+        }
+    }
+
     #[derive(Clone, PartialEq)]
     enum PlainKey {
-        Span([u8; 16], [u8; 8]),
+        Span([u8; 16], [u8; 8], Option<CallInfo>),
+        Parent([u8; 16], [u8; 8], CallInfo),
         Response {
             key: (String, String, String),
             start: u64,
             end: u64,
         },
         Print {
-            key: (String, String, Usage),
+            key: (String, String, Usage, String),
             scope: String,
             has_id: bool,
             start: u64,
@@ -661,16 +815,25 @@ mod tests {
         }
 
         fn check(&mut self, c: &LlmCall, mut j: Option<&mut PlainJournal>) -> Option<DuplicateReason> {
-            let span = PlainKey::Span(c.trace_id, c.span_id);
-            if let Some(owner) = self.live().find(|h| h.key == span).map(|h| h.owner) {
+            let same_span = |k: &PlainKey| matches!(k, PlainKey::Span(t, s, _) if *t == c.trace_id && *s == c.span_id);
+            if let Some(owner) = self.live().find(|h| same_span(&h.key)).map(|h| h.owner) {
                 Self::wait(&mut j, owner);
                 return Some(DuplicateReason::SpanId);
             }
-            self.add(span, &mut j);
+            let (start, end) = (c.start_unix_nano, c.end_unix_nano);
             if c.role != SpanRole::ModelCall {
+                self.add(PlainKey::Span(c.trace_id, c.span_id, None), &mut j);
                 return None;
             }
-            let (start, end) = (c.start_unix_nano, c.end_unix_nano);
+            let info = CallInfo {
+                scope: c.scope_name.clone(),
+                has_usage: c.usage.is_some_and(|u| u.total() > 0),
+                model: c.normalized_model.as_deref().map(|m| model_base(m).to_owned()),
+                start,
+                end,
+                used: false,
+            };
+            self.add(PlainKey::Span(c.trace_id, c.span_id, Some(info.clone())), &mut j);
             let rkey = c
                 .response_id
                 .clone()
@@ -690,8 +853,46 @@ mod tests {
                     p.add(PlainKey::Response { key, start, end }, j);
                 }
             };
+            // Nesting: the newest live key of the parent's span, then of this span as a parent.
+            let parent_key = c.parent_span_id.and_then(|p| {
+                self.keys
+                    .iter()
+                    .rposition(|h| !h.dead && matches!(&h.key, PlainKey::Span(t, s, _) if *t == c.trace_id && *s == p))
+            });
+            let child_key = self.keys.iter().rposition(|h| {
+                !h.dead && matches!(&h.key, PlainKey::Parent(t, p, _) if *t == c.trace_id && *p == c.span_id)
+            });
+            let hit = [parent_key, child_key]
+                .into_iter()
+                .flatten()
+                .find(|&i| match &self.keys[i].key {
+                    PlainKey::Span(_, _, Some(info)) | PlainKey::Parent(_, _, info) => info.nests(c),
+                    _ => false,
+                });
+            if let Some(i) = hit {
+                let h = &mut self.keys[i];
+                if let PlainKey::Span(_, _, Some(info)) | PlainKey::Parent(_, _, info) = &mut h.key {
+                    info.used = true;
+                }
+                let (id, owner) = (h.id, h.owner);
+                Self::wait(&mut j, owner);
+                if let Some(j) = j.as_deref_mut() {
+                    j.consumed.push(id);
+                }
+                remember_response(self, &mut j);
+                return Some(DuplicateReason::Nested);
+            }
+            if let Some(p) = c.parent_span_id {
+                self.add(PlainKey::Parent(c.trace_id, p, info), &mut j);
+            }
             let pkey = match (&c.usage, &c.normalized_model) {
-                (Some(u), Some(m)) if u.total() > 0 => (c.service_name.clone(), m.clone(), *u),
+                (Some(u), Some(m)) if u.total() > 0 => (c.service_name.clone(), m.clone(), *u, String::new()),
+                (None, Some(m)) if c.status == CallStatus::Error => (
+                    c.service_name.clone(),
+                    m.clone(),
+                    Usage::default(),
+                    c.error_class.map_or("other", |e| e.as_str()).to_owned(),
+                ),
                 _ => {
                     remember_response(self, &mut j);
                     return None;
@@ -755,8 +956,10 @@ mod tests {
         fn forget(&mut self, j: &PlainJournal) {
             for h in self.keys.iter_mut() {
                 if j.consumed.contains(&h.id) {
-                    if let PlainKey::Print { used, .. } = &mut h.key {
-                        *used = false;
+                    match &mut h.key {
+                        PlainKey::Print { used, .. } => *used = false,
+                        PlainKey::Span(_, _, Some(info)) | PlainKey::Parent(_, _, info) => info.used = false,
+                        _ => {}
                     }
                 }
                 if j.written.contains(&h.id) && h.owner == j.owner {
@@ -769,7 +972,29 @@ mod tests {
 
     /// A small universe of calls (few ids, scopes, usages and times, so that every rule and the
     /// forgetting of old keys fire often).
-    fn small_call(span: u8, scope: u8, id: u8, tokens: u64, start: u64, len: u64, model: bool) -> LlmCall {
+    /// One generated call: (span, scope, response id, tokens, start, length, model call?) and
+    /// (trace, parent span, model name).
+    type Gen = ((u8, u8, u8, u64, u64, u64, bool), (u8, Option<u8>, u8, u8));
+
+    fn gen_call() -> impl proptest::strategy::Strategy<Value = Gen> {
+        (
+            (
+                0u8..24,
+                0u8..3,
+                0u8..4,
+                0u64..3,
+                0u64..60,
+                0u64..15,
+                proptest::bool::weighted(0.85),
+            ),
+            (0u8..2, proptest::option::weighted(0.5, 0u8..24), 0u8..4, 0u8..6),
+        )
+    }
+
+    /// A small universe of calls (few ids, scopes, usages, times, traces and models, so that every
+    /// rule and the forgetting of old keys fire often).
+    fn small_call(g: &Gen) -> LlmCall {
+        let &((span, scope, id, tokens, start, len, model_call), (trace, parent, model, failure)) = g;
         let id = ["", "a", "b", "c"][usize::from(id)];
         let mut c = call(
             span,
@@ -778,15 +1003,140 @@ mod tests {
             start,
             start + len,
         );
+        c.trace_id = [trace; 16];
+        c.parent_span_id = parent.map(|p| [p; 8]);
+        c.normalized_model =
+            [Some("gpt-4o"), Some("gpt-4o-2024-08-06"), Some("o3"), None][usize::from(model)].map(Into::into);
         c.usage = Some(Usage {
             input_uncached: tokens * 7,
             output: tokens,
             ..Default::default()
         });
-        if !model {
+        // A failed call without usage, of one of two error classes.
+        if failure < 2 {
+            c.usage = None;
+            c.status = CallStatus::Error;
+            c.error_class = Some([ErrorClass::RateLimited, ErrorClass::Timeout][usize::from(failure)]);
+        }
+        if !model_call {
             c.role = SpanRole::Tool;
         }
         c
+    }
+
+    #[test]
+    fn two_instrumentations_of_one_failed_call_count_it_once() {
+        let failed = |span: u8, scope: &str, class: ErrorClass| {
+            let mut c = call(span, scope, None, 0, 100);
+            c.usage = None;
+            c.status = CallStatus::Error;
+            c.error_class = Some(class);
+            c
+        };
+        let mut d = Deduplicator::new(100);
+        assert_eq!(d.check(&failed(1, "anthropic", ErrorClass::RateLimited)), None);
+        assert_eq!(
+            d.check(&failed(
+                2,
+                "opentelemetry.instrumentation.anthropic",
+                ErrorClass::RateLimited
+            )),
+            Some(DuplicateReason::Fingerprint)
+        );
+        assert_eq!(
+            d.check(&failed(3, "other", ErrorClass::Timeout)),
+            None,
+            "another error class"
+        );
+        assert_eq!(
+            d.check(&failed(4, "anthropic", ErrorClass::RateLimited)),
+            None,
+            "one scope: two calls"
+        );
+    }
+
+    #[test]
+    fn a_wrapper_span_around_the_sdks_own_is_one_call_whichever_comes_first() {
+        // The SDK's span (child, full usage, response id) and the wrapper's (parent, other usage,
+        // no id): same trace, other scopes.
+        let sdk = |d: &mut Deduplicator| {
+            let mut c = call(2, "anthropic", Some("msg_1"), 10, 90);
+            c.trace_id = [7; 16];
+            c.parent_span_id = Some([1; 8]);
+            c.normalized_model = Some("claude-sonnet-4-20250514".into());
+            d.check(&c)
+        };
+        let wrapper = |d: &mut Deduplicator| {
+            let mut c = call(1, "openinference.instrumentation.anthropic", None, 0, 100);
+            c.trace_id = [7; 16];
+            c.normalized_model = Some("claude-sonnet-4".into());
+            c.usage = Some(Usage {
+                input_uncached: 3000,
+                output: 5,
+                ..Default::default()
+            });
+            d.check(&c)
+        };
+        let mut d = Deduplicator::new(100);
+        assert_eq!(sdk(&mut d), None);
+        assert_eq!(wrapper(&mut d), Some(DuplicateReason::Nested));
+        let mut d = Deduplicator::new(100);
+        assert_eq!(wrapper(&mut d), None);
+        assert_eq!(sdk(&mut d), Some(DuplicateReason::Nested));
+        // A wrapper around two provider calls (a retry) absorbs one of them only.
+        let mut d = Deduplicator::new(100);
+        assert_eq!(sdk(&mut d), None);
+        let mut retry = call(3, "anthropic", Some("msg_2"), 50, 95);
+        retry.trace_id = [7; 16];
+        retry.parent_span_id = Some([1; 8]);
+        retry.normalized_model = Some("claude-sonnet-4-20250514".into());
+        assert_eq!(d.check(&retry), None);
+        assert_eq!(wrapper(&mut d), Some(DuplicateReason::Nested));
+    }
+
+    #[test]
+    fn nested_model_calls_of_one_instrumentation_or_another_model_are_two_calls() {
+        let mut d = Deduplicator::new(100);
+        let mut outer = call(1, "same", None, 0, 100);
+        outer.trace_id = [7; 16];
+        let mut inner = call(2, "same", None, 10, 90);
+        inner.trace_id = [7; 16];
+        inner.parent_span_id = Some([1; 8]);
+        inner.usage = Some(Usage {
+            input_uncached: 1,
+            output: 1,
+            ..Default::default()
+        });
+        assert_eq!(d.check(&outer), None);
+        assert_eq!(
+            d.check(&inner),
+            None,
+            "one scope, both with usage: a call that makes another"
+        );
+        // One scope, a span without usage around one with it (AI SDK 7's embeddings): the inner
+        // one, ending first, counts; the wrapper after it is a copy. In the other order both
+        // count (the wrapper would otherwise take the call's place without its usage).
+        let mut wrapper = call(4, "same", None, 200, 300);
+        wrapper.trace_id = [7; 16];
+        wrapper.usage = None;
+        let mut embed = call(5, "same", None, 210, 290);
+        embed.trace_id = [7; 16];
+        embed.parent_span_id = Some([4; 8]);
+        assert_eq!(d.check(&embed), None);
+        assert_eq!(d.check(&wrapper), Some(DuplicateReason::Nested));
+        let mut d = Deduplicator::new(100);
+        assert_eq!(d.check(&wrapper), None);
+        assert_eq!(d.check(&embed), None);
+        let mut other = call(3, "other", None, 10, 90);
+        other.trace_id = [7; 16];
+        other.parent_span_id = Some([1; 8]);
+        other.normalized_model = Some("text-embedding-3-small".into());
+        assert_eq!(d.check(&other), None, "another model");
+        assert_eq!(model_base("claude-3-5-sonnet@20241022"), "claude-3-5-sonnet");
+        assert_eq!(model_base("gpt-4o-2024-08-06"), "gpt-4o");
+        assert_eq!(model_base("claude-sonnet-4-20250514"), "claude-sonnet-4");
+        assert_eq!(model_base("gpt-4o"), "gpt-4o");
+        assert_eq!(model_base("o3-mini"), "o3-mini");
     }
 
     #[test]
@@ -851,15 +1201,12 @@ mod tests {
         #[test]
         fn answers_as_the_plain_rules_do(
             max in 1usize..40,
-            calls in proptest::collection::vec(
-                (0u8..24, 0u8..3, 0u8..4, 0u64..3, 0u64..60, 0u64..15, proptest::bool::weighted(0.85)),
-                1..200,
-            ),
+            calls in proptest::collection::vec(gen_call(), 1..200),
         ) {
             let mut ring = Deduplicator::new(max);
             let mut plain = Plain::new(max);
-            for (i, &(span, scope, id, tokens, start, len, model)) in calls.iter().enumerate() {
-                let c = small_call(span, scope, id, tokens, start, len, model);
+            for (i, g) in calls.iter().enumerate() {
+                let c = small_call(g);
                 proptest::prop_assert_eq!(ring.check(&c), plain.check(&c, None), "call {} of {:?}", i, calls);
                 proptest::prop_assert!(ring.len() <= max);
             }
@@ -873,10 +1220,7 @@ mod tests {
             max in 1usize..40,
             requests in proptest::collection::vec(
                 (
-                    proptest::collection::vec(
-                        (0u8..24, 0u8..3, 0u8..4, 0u64..3, 0u64..60, 0u64..15, proptest::bool::weighted(0.85)),
-                        1..6,
-                    ),
+                    proptest::collection::vec(gen_call(), 1..6),
                     proptest::bool::weighted(0.6),
                     0usize..4,
                 ),
@@ -890,8 +1234,8 @@ mod tests {
             for (r, (calls, keep, delay)) in requests.iter().enumerate() {
                 let mut j = ring.begin();
                 let mut pj = PlainJournal { owner: j.owner(), ..PlainJournal::default() };
-                for &(span, scope, id, tokens, start, len, model) in calls {
-                    let c = small_call(span, scope, id, tokens, start, len, model);
+                for g in calls {
+                    let c = small_call(g);
                     proptest::prop_assert_eq!(ring.check_in(&c, &mut j), plain.check(&c, Some(&mut pj)), "request {}", r);
                 }
                 proptest::prop_assert_eq!(j.waits(), pj.waits.as_slice(), "request {}", r);

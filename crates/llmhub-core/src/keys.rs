@@ -211,12 +211,29 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("ai.usage.inputTokenDetails.cacheReadTokens", CacheReadTokens, 3, VA),
     rule("ai.usage.cachedInputTokens", CacheReadTokens, 4, VA),
     rule("gen_ai.usage.details.cache_read_tokens", CacheReadTokens, 5, PY),
+    rule("gen_ai.usage.details.cache_read_input_tokens", CacheReadTokens, 6, PY),
     // Cache write
-    rule("gen_ai.usage.cache_creation.input_tokens", CacheWriteTokens, 0, OT),
-    rule("gen_ai.usage.cache_creation_input_tokens", CacheWriteTokens, 1, TL),
-    rule("llm.token_count.prompt_details.cache_write", CacheWriteTokens, 2, OI),
-    rule("ai.usage.inputTokenDetails.cacheWriteTokens", CacheWriteTokens, 3, VA),
-    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 4, PY),
+    // (`cache_write` is the GenAI conventions' name since semantic-conventions-genai PR #440;
+    // `cache_creation` the v1.41 one, which the Anthropic SDK 2.x no longer emits.)
+    rule("gen_ai.usage.cache_write.input_tokens", CacheWriteTokens, 0, OT),
+    rule("gen_ai.usage.cache_creation.input_tokens", CacheWriteTokens, 1, OT),
+    rule("gen_ai.usage.cache_creation_input_tokens", CacheWriteTokens, 2, TL),
+    rule("llm.token_count.prompt_details.cache_write", CacheWriteTokens, 3, OI),
+    rule("ai.usage.inputTokenDetails.cacheWriteTokens", CacheWriteTokens, 4, VA),
+    rule("gen_ai.usage.details.cache_write_tokens", CacheWriteTokens, 5, PY),
+    rule(
+        "gen_ai.usage.details.cache_creation_input_tokens",
+        CacheWriteTokens,
+        6,
+        PY,
+    ),
+    // One-hour cache writes (Anthropic SDK 2.x spans: the 5-minute part is the rest of the writes)
+    rule(
+        "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
+        CacheWrite1hTokens,
+        0,
+        OT,
+    ),
     // Reasoning
     rule("gen_ai.usage.reasoning.output_tokens", ReasoningTokens, 0, OT),
     rule("gen_ai.usage.reasoning_tokens", ReasoningTokens, 1, TL),
@@ -272,6 +289,7 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.usage.cost", SdkCost, 0, OL),
     rule("operation.cost", SdkCost, 1, PY),
     rule("llm.cost.total", SdkCost, 2, OI),
+    rule("gen_ai.cost.total_cost", SdkCost, 3, TL),
     // Environment on the span (the resource's deployment.environment.name comes first)
     rule("deployment.environment.name", Environment, 0, OT),
     rule("deployment.environment", Environment, 1, OL),
@@ -284,6 +302,59 @@ pub static KEY_RULES: &[KeyRule] = &[
     rule("gen_ai.openai.request.service_tier", ServiceTier, 3, OT),
     rule("gen_ai.usage.service_tier", ServiceTier, 4, OT),
 ];
+
+/// Usage-like keys llmhub knows and deliberately does not bucket: totals (the sum of buckets read
+/// elsewhere), per-modality breakdowns (subsets of the totals: a text, image or audio token is
+/// priced as an input or output token of its kind), and the context of a reported cost. They are
+/// not drift ([`is_unmapped_usage_key`]).
+pub static KNOWN_UNBUCKETED: &[&str] = &[
+    "gen_ai.usage.total_tokens",
+    "llm.usage.total_tokens",
+    "llm.token_count.total",
+    "ai.usage.totalTokens",
+    "ai.usage.inputTokenDetails.noCacheTokens",
+    "ai.usage.outputTokenDetails.textTokens",
+    "gen_ai.usage.text.input_tokens",
+    "gen_ai.usage.text.output_tokens",
+    "gen_ai.usage.text.cache_read.input_tokens",
+    "gen_ai.usage.image.input_tokens",
+    "gen_ai.usage.image.output_tokens",
+    "gen_ai.usage.image.cache_read.input_tokens",
+    "gen_ai.usage.audio.input_tokens",
+    "gen_ai.usage.audio.output_tokens",
+    "gen_ai.usage.audio.cache_read.input_tokens",
+    "llm.token_count.prompt_details.audio",
+    "llm.token_count.completion_details.audio",
+    "gen_ai.usage.cost.currency",
+    "gen_ai.usage.cost.source",
+    "gen_ai.request.max_tokens",
+    "gen_ai.openai.request.max_tokens",
+    "llm.request.max_tokens",
+    "ai.settings.maxOutputTokens",
+    "ai.settings.maxTokens",
+    "anthropic.usage.cache_creation.ephemeral_5m_input_tokens",
+    "gen_ai.usage.details.audio_tokens",
+    "gen_ai.usage.details.accepted_prediction_tokens",
+    "gen_ai.usage.details.rejected_prediction_tokens",
+    "metadata.used_client_oauth_token",
+];
+
+/// Key prefixes of the same kind as [`KNOWN_UNBUCKETED`]: agent-level sums of their calls'
+/// usage (pydantic-ai `gen_ai.aggregated_usage.*`), and the parts of a reported cost
+/// (LiteLLM `gen_ai.cost.*` beside the `gen_ai.cost.total_cost` read as the SDK's cost).
+pub static KNOWN_UNBUCKETED_PREFIXES: &[&str] = &["gen_ai.aggregated_usage.", "gen_ai.cost."];
+
+/// Whether `key`, read from a GenAI span and absent from [`KEY_RULES`] and the structured keys,
+/// looks like usage or cost (`token`, `usage` or `cost` in its name) without being one of
+/// [`KNOWN_UNBUCKETED`]: an instrumentation reporting usage under a name llmhub does not read
+/// (a rename upstream), counted per dialect so that it shows in a scrape before it shows in a bill.
+pub fn is_unmapped_usage_key(key: &str) -> bool {
+    let lower = key.as_bytes();
+    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    (has(b"token") || has(b"usage") || has(b"cost"))
+        && !KNOWN_UNBUCKETED.contains(&key)
+        && !KNOWN_UNBUCKETED_PREFIXES.iter().any(|p| key.starts_with(p))
+}
 
 /// The table as a map from key to rule, built once.
 pub fn rules_by_key() -> &'static HashMap<&'static str, KeyRule> {
@@ -307,6 +378,28 @@ mod tests {
                 r.rank,
                 r.field
             );
+        }
+    }
+
+    #[test]
+    fn unmapped_usage_keys_are_the_usage_like_keys_nothing_reads() {
+        for k in [
+            "gen_ai.usage.cache_write.input_tokens",
+            "gen_ai.usage.input_tokens",
+            "llm.token_count.prompt",
+        ] {
+            assert!(rules_by_key().contains_key(k), "{k} is read");
+        }
+        assert!(is_unmapped_usage_key("gen_ai.usage.video.input_tokens"));
+        assert!(is_unmapped_usage_key("gen_ai.usage.cost.amount_usd"));
+        assert!(is_unmapped_usage_key("llm.TokenCount.prompt"));
+        assert!(!is_unmapped_usage_key("gen_ai.usage.total_tokens"));
+        assert!(!is_unmapped_usage_key("gen_ai.usage.audio.input_tokens"));
+        assert!(!is_unmapped_usage_key("gen_ai.prompt.0.content"));
+        assert!(!is_unmapped_usage_key("gen_ai.request.temperature"));
+        // The known-but-unbucketed list holds nothing the table reads.
+        for k in KNOWN_UNBUCKETED {
+            assert!(!rules_by_key().contains_key(k), "{k}");
         }
     }
 

@@ -7,7 +7,7 @@
 
 use crate::dialect;
 use crate::error_class::{self, ErrorSignals};
-use crate::keys::{rules_by_key, Field, Unit, FIELD_COUNT};
+use crate::keys::{self, rules_by_key, Field, Unit, FIELD_COUNT};
 use crate::provider::{canonical_provider, lower_trimmed, normalize_model, provider_from_model};
 use crate::record::{AgentContext, CallStatus, LlmCall, PriceStatus, SpanRole, Timings};
 use crate::span::{find, Attribute, ContextView, SpanView, StatusCode, Value};
@@ -44,6 +44,8 @@ pub struct Normalized {
     pub warnings: Vec<String>,
     /// Fields for which two keys of the span disagreed (the higher-precedence key won).
     pub conflicts: Vec<Field>,
+    /// Usage-like keys of the span that nothing reads ([`keys::is_unmapped_usage_key`]).
+    pub unmapped: Vec<String>,
 }
 
 /// What normalization made of a span.
@@ -236,19 +238,93 @@ const MAX_SDK_COST_USD: f64 = 1_000_000.0;
 /// Most finish reasons kept for one span (one per choice; real calls have a handful).
 const MAX_FINISH_REASONS: usize = 64;
 
+/// Where LiteLLM's `metadata.usage_object` keeps each count (the first present wins, in order).
+static LITELLM_USAGE_KEYS: &[(&str, Field)] = &[
+    ("/prompt_tokens", Field::InputTokens),
+    ("/completion_tokens", Field::OutputTokens),
+    ("/prompt_tokens_details/cached_tokens", Field::CacheReadTokens),
+    ("/cache_read_input_tokens", Field::CacheReadTokens),
+    ("/prompt_tokens_details/cache_write_tokens", Field::CacheWriteTokens),
+    ("/prompt_tokens_details/cache_creation_tokens", Field::CacheWriteTokens),
+    ("/cache_creation_input_tokens", Field::CacheWriteTokens),
+    (
+        "/prompt_tokens_details/cache_creation_token_details/ephemeral_1h_input_tokens",
+        Field::CacheWrite1hTokens,
+    ),
+    ("/completion_tokens_details/reasoning_tokens", Field::ReasoningTokens),
+];
+
+/// A Python literal of dicts, lists, numbers, strings, `None`, `True` and `False` (what `repr` of
+/// a usage dict prints) as JSON; `None` when it is not one.
+fn python_literal_as_json(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                // A string: copied with JSON quoting.
+                out.push('"');
+                loop {
+                    let d = chars.next()?;
+                    match d {
+                        _ if d == c => break,
+                        '\\' => {
+                            out.push('\\');
+                            out.push(chars.next()?);
+                        }
+                        '"' => out.push_str("\\\""),
+                        _ => out.push(d),
+                    }
+                }
+                out.push('"');
+            }
+            // An exponent (1e-05).
+            'e' | 'E' if out.ends_with(|p: char| p.is_ascii_digit()) => out.push(c),
+            c if c.is_ascii_alphabetic() => {
+                let mut word = String::from(c);
+                while let Some(&d) = chars.peek() {
+                    if !d.is_ascii_alphanumeric() && d != '_' {
+                        break;
+                    }
+                    word.push(d);
+                    chars.next();
+                }
+                out.push_str(match word.as_str() {
+                    "None" => "null",
+                    "True" => "true",
+                    "False" => "false",
+                    _ => return None,
+                });
+            }
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 /// Rank given to values read from structured keys and events: below every plain key.
 const STRUCTURED_RANK: u8 = 20;
 
-fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: &mut Fields<'a>) {
+/// Reads a key whose value needs parsing; returns whether `key` is one of them.
+fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: &mut Fields<'a>) -> bool {
     match key {
+        "gen_ai.usage.cost.amount" => {
+            // Provider-reported cost (a GenAI conventions proposal): read in USD only.
+            let currency = find(&span.attributes, "gen_ai.usage.cost.currency").and_then(Value::as_str);
+            if currency.is_none_or(|c| c.trim().eq_ignore_ascii_case("usd")) {
+                if let Some(s) = to_scalar(value, Unit::Plain) {
+                    f.offer(Field::SdkCost, STRUCTURED_RANK, key, s);
+                }
+            }
+        }
         "langfuse.observation.usage_details" => {
             let Some(obj) = value
                 .as_str()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             else {
-                return;
+                return true;
             };
-            let Some(map) = obj.as_object() else { return };
+            let Some(map) = obj.as_object() else { return true };
             let first = |names: &[&str]| {
                 names
                     .iter()
@@ -287,7 +363,7 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 .as_str()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             else {
-                return;
+                return true;
             };
             let total = obj.get("total").and_then(|t| t.as_f64()).or_else(|| {
                 obj.as_object()
@@ -312,9 +388,25 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 .as_str()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             else {
-                return;
+                return true;
             };
             for (pointer, field) in PROVIDER_METADATA_KEYS {
+                if let Some(n) = obj.pointer(pointer).and_then(serde_json::Value::as_f64) {
+                    f.offer(*field, STRUCTURED_RANK, key, Scalar::Num(n));
+                }
+            }
+        }
+        "metadata.usage_object" => {
+            // LiteLLM's OpenTelemetry callback: the provider's usage as a Python dict literal,
+            // OpenAI-shaped (prompt_tokens inclusive of cache reads and writes).
+            let Some(obj) = value
+                .as_str()
+                .and_then(python_literal_as_json)
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            else {
+                return true;
+            };
+            for (pointer, field) in LITELLM_USAGE_KEYS {
                 if let Some(n) = obj.pointer(pointer).and_then(serde_json::Value::as_f64) {
                     f.offer(*field, STRUCTURED_RANK, key, Scalar::Num(n));
                 }
@@ -325,7 +417,7 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
                 .as_str()
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
             else {
-                return;
+                return true;
             };
             if let Some(b) = obj.get("stream").and_then(|v| v.as_bool()) {
                 f.offer(Field::Streaming, STRUCTURED_RANK, key, Scalar::Bool(b));
@@ -333,7 +425,10 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
         }
         _ => {
             // OpenLLMetry: gen_ai.completion.<n>.finish_reason
-            if let Some(rest) = key.strip_prefix("gen_ai.completion.") {
+            let Some(rest) = key.strip_prefix("gen_ai.completion.") else {
+                return false;
+            };
+            {
                 if let Some((idx, "finish_reason")) = rest.split_once('.') {
                     if idx.bytes().all(|b| b.is_ascii_digit()) {
                         if let Some(s) = value.as_str() {
@@ -364,6 +459,7 @@ fn read_structured<'a>(key: &'a str, value: &Value<'a>, span: &SpanView<'a>, f: 
             }
         }
     }
+    true
 }
 
 /// Role markers of the dialects, read before the operation name.
@@ -544,13 +640,14 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
     // Read every known key, keeping the best candidate per field.
     let rules = rules_by_key();
     let mut f = Fields::new();
+    let mut unmapped = Vec::new();
     for (key, value) in &span.attributes {
         if let Some(rule) = rules.get(key) {
             if let Some(s) = to_scalar(value, rule.unit) {
                 f.offer(rule.field, rule.rank, key, s);
             }
-        } else {
-            read_structured(key, value, span, &mut f);
+        } else if !read_structured(key, value, span, &mut f) && keys::is_unmapped_usage_key(key) {
+            unmapped.push((*key).to_owned());
         }
     }
 
@@ -881,11 +978,28 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
         call,
         warnings,
         conflicts: f.conflicts,
+        unmapped,
     }))
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn python_usage_literals_read_as_json() {
+        let lit =
+            "{'completion_tokens': 858, 'prompt_tokens': 4317, 'cost': 1e-05, 'completion_tokens_details': None, \
+                   'prompt_tokens_details': {'cached_tokens': 2944, 'ok': True, 'name': \"it's\"}}";
+        let json: serde_json::Value =
+            serde_json::from_str(&python_literal_as_json(lit).expect("a literal")).expect("JSON");
+        assert_eq!(json["prompt_tokens_details"]["cached_tokens"], 2944);
+        assert_eq!(json["completion_tokens_details"], serde_json::Value::Null);
+        assert_eq!(json["prompt_tokens_details"]["ok"], true);
+        assert_eq!(json["prompt_tokens_details"]["name"], "it's");
+        assert_eq!(json["cost"], 1e-05);
+        assert_eq!(python_literal_as_json("{'a': os.system}"), None);
+        assert_eq!(python_literal_as_json("{'a': 'unterminated"), None);
+    }
+
     use super::*;
     use crate::span::EventView;
     use proptest::prelude::*;
@@ -931,6 +1045,63 @@ mod tests {
         assert_eq!(call(&s).error_class, None);
         s.status_code = StatusCode::Unset;
         assert_eq!(call(&s).error_class, Some(crate::ErrorClass::RateLimited));
+    }
+
+    #[test]
+    fn current_convention_operations_and_keys() {
+        // fetch_response carries usage of a stored response, not a call.
+        let fetch = span(vec![
+            ("gen_ai.operation.name", Value::Str("fetch_response")),
+            ("gen_ai.request.model", Value::Str("gpt-4o")),
+            ("gen_ai.usage.input_tokens", Value::Int(100)),
+            ("gen_ai.usage.output_tokens", Value::Int(10)),
+        ]);
+        let c = call(&fetch);
+        assert_eq!((c.role, c.counts_usage), (SpanRole::Workflow, false));
+        for op in ["invoke_workflow", "plan"] {
+            let c = call(&span(vec![("gen_ai.operation.name", Value::Str(op))]));
+            assert_eq!(c.role, SpanRole::Workflow, "{op}");
+        }
+        // The current cache-write key, its 1-hour part, and a USD cost, with the v1.41 names beside.
+        let s = span(vec![
+            ("gen_ai.operation.name", Value::Str("chat")),
+            ("gen_ai.request.model", Value::Str("claude-sonnet-4-20250514")),
+            ("gen_ai.usage.input_tokens", Value::Int(3021)),
+            ("gen_ai.usage.cache_read.input_tokens", Value::Int(1000)),
+            ("gen_ai.usage.cache_write.input_tokens", Value::Int(2000)),
+            (
+                "anthropic.usage.cache_creation.ephemeral_1h_input_tokens",
+                Value::Int(500),
+            ),
+            ("gen_ai.usage.output_tokens", Value::Int(44)),
+            ("gen_ai.usage.cost.amount", Value::Double(0.0138)),
+            ("gen_ai.usage.cost.currency", Value::Str("USD")),
+            ("gen_ai.usage.video.input_tokens", Value::Int(7)),
+        ]);
+        let c = call(&s);
+        let u = c.usage.expect("usage");
+        assert_eq!(
+            (
+                u.input_uncached,
+                u.cache_read,
+                u.cache_write,
+                u.cache_write_1h,
+                u.output
+            ),
+            (21, 1000, 1500, 500, 44)
+        );
+        assert_eq!(c.sdk_reported_cost_usd, Some(0.0138));
+        let Outcome::Call(n) = normalize(&ContextView::default(), &s, &NormalizeOptions::default()) else {
+            panic!("a call")
+        };
+        assert_eq!(n.unmapped, vec!["gen_ai.usage.video.input_tokens".to_owned()]);
+        // A cost in another currency is not taken for USD.
+        let eur = span(vec![
+            ("gen_ai.operation.name", Value::Str("chat")),
+            ("gen_ai.usage.cost.amount", Value::Double(1.0)),
+            ("gen_ai.usage.cost.currency", Value::Str("EUR")),
+        ]);
+        assert_eq!(call(&eur).sdk_reported_cost_usd, None);
     }
 
     #[test]
