@@ -349,11 +349,21 @@ pub static KNOWN_UNBUCKETED_PREFIXES: &[&str] = &["gen_ai.aggregated_usage.", "g
 /// [`KNOWN_UNBUCKETED`]: an instrumentation reporting usage under a name llmhub does not read
 /// (a rename upstream), counted per dialect so that it shows in a scrape before it shows in a bill.
 pub fn is_unmapped_usage_key(key: &str) -> bool {
-    let lower = key.as_bytes();
-    let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
-    (has(b"token") || has(b"usage") || has(b"cost"))
+    usage_like(key.as_bytes())
         && !KNOWN_UNBUCKETED.contains(&key)
         && !KNOWN_UNBUCKETED_PREFIXES.iter().any(|p| key.starts_with(p))
+}
+
+/// Whether `token`, `usage` or `cost` occurs in `b`, any case: one pass over the bytes (this runs
+/// for every attribute key no rule reads, content keys mostly).
+fn usage_like(b: &[u8]) -> bool {
+    let at = |i: usize, word: &[u8]| b.get(i..i + word.len()).is_some_and(|w| w.eq_ignore_ascii_case(word));
+    (0..b.len()).any(|i| match b[i] | 0x20 {
+        b't' => at(i, b"token"),
+        b'u' => at(i, b"usage"),
+        b'c' => at(i, b"cost"),
+        _ => false,
+    })
 }
 
 /// The table as a map from key to rule, built once.

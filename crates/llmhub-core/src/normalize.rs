@@ -238,6 +238,35 @@ const MAX_SDK_COST_USD: f64 = 1_000_000.0;
 /// Most finish reasons kept for one span (one per choice; real calls have a handful).
 const MAX_FINISH_REASONS: usize = 64;
 
+thread_local! {
+    /// Attribute keys this thread met that no rule reads and that are not unmapped usage keys, so
+    /// that the drift check of a key seen before costs one lookup instead of a scan of its bytes
+    /// (most are content keys, on every span). Cleared when it reaches [`PLAIN_KEYS_MAX`].
+    static PLAIN_KEYS: std::cell::RefCell<std::collections::HashSet<Box<str>, ahash::RandomState>> =
+        std::cell::RefCell::new(std::collections::HashSet::with_hasher(ahash::RandomState::new()));
+}
+
+/// Bound of [`PLAIN_KEYS`].
+const PLAIN_KEYS_MAX: usize = 4096;
+
+/// [`keys::is_unmapped_usage_key`], remembering the keys that are not.
+fn unmapped_usage_key(key: &str) -> bool {
+    PLAIN_KEYS.with(|set| {
+        let mut set = set.borrow_mut();
+        if set.contains(key) {
+            return false;
+        }
+        if keys::is_unmapped_usage_key(key) {
+            return true;
+        }
+        if set.len() >= PLAIN_KEYS_MAX {
+            set.clear();
+        }
+        set.insert(key.into());
+        false
+    })
+}
+
 /// Where LiteLLM's `metadata.usage_object` keeps each count (the first present wins, in order).
 static LITELLM_USAGE_KEYS: &[(&str, Field)] = &[
     ("/prompt_tokens", Field::InputTokens),
@@ -646,7 +675,7 @@ pub fn normalize(ctx: &ContextView<'_>, span: &SpanView<'_>, opts: &NormalizeOpt
             if let Some(s) = to_scalar(value, rule.unit) {
                 f.offer(rule.field, rule.rank, key, s);
             }
-        } else if !read_structured(key, value, span, &mut f) && keys::is_unmapped_usage_key(key) {
+        } else if !read_structured(key, value, span, &mut f) && unmapped_usage_key(key) {
             unmapped.push((*key).to_owned());
         }
     }
