@@ -590,9 +590,8 @@ async fn sql_cost_equals_the_processors_cost() {
     let after: String = c.query_one(costs, &[]).await.expect("costs").get(0);
     assert_eq!(before, after);
 
-    // A least-privilege writer (llm_grant_writer: INSERT, and SELECT that row-level security
-    // empties) writes through the staging path, since PostgreSQL refuses COPY into a table with
-    // row-level security for such a role, and makes partitions through llm_create_partitions.
+    // A least-privilege writer (llm_grant_writer: INSERT, SELECT of the key columns) writes with
+    // the direct COPY and makes partitions through llm_create_partitions.
     c.batch_execute(
         "DROP ROLE IF EXISTS llmhub_e2e_writer; CREATE ROLE llmhub_e2e_writer LOGIN;
          SELECT llm_grant_writer('llmhub_e2e_writer');",
@@ -615,13 +614,20 @@ async fn sql_cost_equals_the_processors_cost() {
         "the writer's rows arrived"
     );
     running.stop().await.expect("stop");
-    let writer_sees: i64 = pg::connect(&writer_url)
+    let writer = pg::connect(&writer_url).await;
+    let denied = writer
+        .query_one("SELECT tenant, cost_usd FROM llm_calls LIMIT 1", &[])
         .await
-        .query_one("SELECT count(*) FROM llm_calls", &[])
+        .expect_err("the writer reads no value but the keys");
+    assert_eq!(
+        denied.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{denied}"
+    );
+    writer
+        .query_one("SELECT count(*) FROM llm_calls_view", &[])
         .await
-        .expect("writer may select")
-        .get(0);
-    assert_eq!(writer_sees, 0, "row-level security shows the writer nothing");
+        .expect_err("nor the readers' view");
     c.batch_execute("DROP OWNED BY llmhub_e2e_writer; DROP ROLE llmhub_e2e_writer")
         .await
         .ok();

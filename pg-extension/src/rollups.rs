@@ -45,7 +45,8 @@ BEGIN
         );
         CREATE INDEX %2$I ON %1$I (tenant, bucket);
         ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY %3$I ON %1$I FOR SELECT USING (tenant = (SELECT @extschema@.llm_current_tenant()));
+        CREATE POLICY %3$I ON %1$I FOR SELECT USING ((SELECT @extschema@.llm_reads_every_tenant()) OR tenant = ANY ((SELECT @extschema@.llm_visible_tenants())::text[]));
+        INSERT INTO @extschema@.llm_reader_relations VALUES (%1$L::regclass, true);
         SELECT pg_catalog.pg_extension_config_dump(%1$L, '');
         $ddl$, 'llm_rollup_' || g, 'llm_rollup_' || g || '_tenant_idx', 'llm_rollup_' || g || '_tenant_read');
     END LOOP;
@@ -120,7 +121,8 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['llm_rollup_top_traces_1h', 'llm_rollup_top_conversations_1h', 'llm_rollup_agents_1h', 'llm_agent_runaways'] LOOP
         EXECUTE pg_catalog.format($ddl$
             ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
-            CREATE POLICY %2$I ON %1$I FOR SELECT USING (tenant = (SELECT @extschema@.llm_current_tenant()));
+            CREATE POLICY %2$I ON %1$I FOR SELECT USING ((SELECT @extschema@.llm_reads_every_tenant()) OR tenant = ANY ((SELECT @extschema@.llm_visible_tenants())::text[]));
+            INSERT INTO @extschema@.llm_reader_relations VALUES (%1$L::regclass, true);
             SELECT pg_catalog.pg_extension_config_dump(%1$L, '');
         $ddl$, t, t || '_tenant_read');
     END LOOP;

@@ -85,6 +85,15 @@ pub fn column_list() -> String {
     COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
 }
 
+/// Column definitions (`name type`), for a table shaped like `llm_calls` without its keys.
+pub fn column_definitions() -> String {
+    COLUMNS
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.sql))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// How `llm_calls` is laid out in the database at hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {

@@ -731,10 +731,12 @@ async fn copy(
         return copy_committed(c, &copy_sql, data).await;
     }
     if !c.staged {
+        // The columns spelled out rather than LIKE llm_calls, which needs SELECT on the whole
+        // table: the extension's writer role may select only the key columns.
         c.client
             .batch_execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS llmhub_stage (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
-                t.table
+                "CREATE TEMP TABLE IF NOT EXISTS llmhub_stage ({}) ON COMMIT DELETE ROWS",
+                schema::column_definitions()
             ))
             .await?;
         c.staged = true;
