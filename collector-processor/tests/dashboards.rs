@@ -423,6 +423,107 @@ async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
     }
 }
 
+/// The tenant data source: every SQL panel shows that tenant only (its filter at "All"), and the
+/// same figures the operator's data source shows with that tenant selected.
+async fn tenant_reader_sees_its_tenant(
+    op: &tokio_postgres::Client,
+    reader: &tokio_postgres::Client,
+    tenant: &str,
+    to: u64,
+) {
+    let from = to - 26 * 3600;
+    let by_tenant = panel_sql("llm-cost.json", "Spend by tenant, service and model");
+    let sql = dashboards::expand_sql(&by_tenant, from, to).expect("expands");
+    let mine = reader.query(sql.as_str(), &[]).await.expect("as the tenant");
+    assert!(!mine.is_empty());
+    assert!(mine
+        .iter()
+        .all(|r| r.get::<_, Option<String>>(0).as_deref() == Some(tenant)));
+    let everyone = op.query(sql.as_str(), &[]).await.expect("as the operator");
+    assert!(
+        everyone
+            .iter()
+            .any(|r| r.get::<_, Option<String>>(0).as_deref() != Some(tenant)),
+        "the operator sees other tenants"
+    );
+    let selected = dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", tenant)]).expect("expands");
+    let op_one = op.query(selected.as_str(), &[]).await.expect("operator, one tenant");
+    let spend = |rows: &[tokio_postgres::Row]| -> Vec<(String, Option<String>, String, String)> {
+        let mut v: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>("service"),
+                    r.get::<_, Option<String>>("model"),
+                    r.get::<_, rust_decimal::Decimal>("calls").to_string(),
+                    format!("{:.9}", r.get::<_, f64>("spend")),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        spend(&mine),
+        spend(&op_one),
+        "the tenant's data source equals the operator's with it selected"
+    );
+}
+
+/// Every variable of every SQL panel set to hostile text, formatted as Grafana formats it: the
+/// query stays one statement (PostgreSQL prepares it, which it refuses for two) and the value a
+/// literal (the query runs, or fails on the value's data, never on its syntax or a name).
+async fn hostile_values_stay_literals(c: &tokio_postgres::Client, to: u64) {
+    let from = to - 26 * 3600;
+    let hostile = [
+        "x'; DROP TABLE llm_rollup_1h; --",
+        "1); SELECT pg_sleep(10); --",
+        "$$; SELECT 1; $$",
+        "$tag$ $tag$",
+        "' OR '1'='1",
+        "a /* b */ c -- d",
+        "\\'",
+        "${tenant} $__timeFrom() $budget",
+    ];
+    let mut tried = 0;
+    for d in dashboards::all() {
+        for p in d.panels.iter().filter(|p| p.source == Source::Postgres) {
+            for q in &p.queries {
+                for (var, _) in dashboards::SQL_VARIABLES {
+                    if !q.expr.contains(&format!("${{{var}")) && !q.expr.contains(&format!("${var}")) {
+                        continue;
+                    }
+                    for h in hostile {
+                        let sql = dashboards::expand_sql_selecting(&q.expr, from, to, &[(var, h)]).expect("expands");
+                        // A cast of the literal may already fail when it is prepared (PostgreSQL
+                        // folds constants then): a data exception either way.
+                        let ran = match c.prepare(sql.as_str()).await {
+                            Ok(stmt) => c.query(&stmt, &[]).await.map(|_| ()),
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = ran {
+                            let class = e.code().map(|c| &c.code()[..2]).unwrap_or("??");
+                            let msg = e
+                                .as_db_error()
+                                .map(|d| d.message().to_owned())
+                                .unwrap_or_else(|| e.to_string());
+                            assert_eq!(class, "22", "{}/{} with {var} = {h:?}: {msg}\n{sql}", d.file, p.title);
+                        }
+                        tried += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried >= 100, "{tried} hostile queries");
+    let still: i64 = c
+        .query_one("SELECT count(*) FROM llm_rollup_1h", &[])
+        .await
+        .expect("the rollups are still there")
+        .get(0);
+    assert!(still > 0);
+}
+
 async fn every_panel_on(server: Server, before: &str) {
     let admin = pg::connect(&server.url()).await;
     admin
@@ -490,7 +591,45 @@ async fn every_panel_on(server: Server, before: &str) {
     }
     c.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
     tokio::time::sleep(Duration::from_secs(3)).await; // a few more scrapes after the last span
-
+                                                      // The panels run as the roles the provisioned PostgreSQL data sources connect as
+                                                      // (dashboards/provisioning/datasources/llmhub.yaml), each made as the file says: the
+                                                      // operator's, and one tenant's. Never as the owner.
+    let provisioned = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/provisioning/datasources/llmhub.yaml"),
+    )
+    .expect("provisioning file");
+    let y: serde_yaml::Value = serde_yaml::from_str(&provisioned).expect("yaml");
+    let mut operator = None;
+    let mut tenant_source = None;
+    for ds in y["datasources"].as_sequence().expect("datasources") {
+        if ds["type"].as_str() != Some("grafana-postgresql-datasource") {
+            continue;
+        }
+        let (name, user) = (ds["name"].as_str().expect("name"), ds["user"].as_str().expect("user"));
+        let grant = if name.ends_with("(operator)") {
+            operator = Some(user.to_owned());
+            format!("SELECT llm_grant_operator('{user}')")
+        } else if let Some(t) = name
+            .strip_suffix(')')
+            .and_then(|n| n.rsplit_once("(tenant "))
+            .map(|x| x.1)
+        {
+            tenant_source = Some((user.to_owned(), t.to_owned()));
+            format!("SELECT llm_grant_reader('{user}', '{t}')")
+        } else {
+            panic!("{name}: a PostgreSQL data source is an operator's or one tenant's")
+        };
+        c.batch_execute(&format!(
+            "DROP ROLE IF EXISTS {user}; CREATE ROLE {user} LOGIN; {grant};"
+        ))
+        .await
+        .expect("reader role");
+    }
+    let operator = operator.expect("an operator data source");
+    let (tenant_user, tenant) = tenant_source.expect("a tenant data source");
+    let admin_c = c;
+    let c = pg::connect(&url.replace("postgres://postgres@", &format!("postgres://{operator}@"))).await;
+    let tenant_c = pg::connect(&url.replace("postgres://postgres@", &format!("postgres://{tenant_user}@"))).await;
     let to = now_s();
     let mut checked = 0;
     for d in dashboards::all() {
@@ -568,8 +707,11 @@ async fn every_panel_on(server: Server, before: &str) {
     }
     assert!(checked >= 50, "{checked} queries checked");
     one_tenant_selected(&c, to).await;
+    tenant_reader_sees_its_tenant(&c, &tenant_c, &tenant, to).await;
+    hostile_values_stay_literals(&c, to).await;
     running.stop().await.expect("stop");
-    drop(c);
+    drop((c, tenant_c));
+    drop(admin_c);
     admin
         .batch_execute("DROP DATABASE llmhub_dashboards WITH (FORCE)")
         .await

@@ -250,7 +250,7 @@ fn cost() -> Dashboard {
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
                 vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
             panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected (All or several: every tenant).", Table, "currencyUSD", G, 12, 6,
-                vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget($budget::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]),
+                vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget(${{budget:sqlstring}}::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]),
             panel("Daily spend and forecast", "Daily spend (the whole UTC days of the selected range that have ended, days without spend as 0 from the first day with spend) and the linear trend for the seven days after them, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
                 vec![q(sql(&format!("WITH s AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_DAYS} GROUP BY 1),
      d AS (SELECT g AS day, coalesce(s.spend, 0) AS spend
@@ -286,7 +286,7 @@ fn performance() -> Dashboard {
         from: "now-7d",
         panels: vec![
             panel("Error-budget burn (5 min / 1 h)", "Is the error budget burning fast enough to page? Both windows above 14.4x the sustainable rate alert (the multi-window, multi-burn-rate rule).", Table, "short", G, 12, 5,
-                vec![q(format!("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn($objective, tenant => {})", one_tenant()), "")]),
+                vec![q(format!("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn(${{objective:sqlstring}}::float8, tenant => {})", one_tenant()), "")]),
             panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
                 vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,

@@ -167,33 +167,80 @@ pub fn rfc3339(secs: u64) -> String {
 }
 
 /// Expands Grafana's PostgreSQL macros (`$__timeFilter`, `$__timeGroupAlias`, `$__timeFrom()`,
-/// `$__timeTo()`) as Grafana does, with every filter variable at "All", the budget at 1000 and the
-/// objective at 0.99, for `from..to` (Unix seconds). For tests and benchmarks.
+/// `$__timeTo()`) as Grafana does, with every variable at its default ([`SQL_VARIABLES`]: the
+/// filters at "All", the budget at 1000, the objective at 0.99), for `from..to` (Unix seconds).
+/// For tests and benchmarks.
 pub fn expand_sql(sql: &str, from: u64, to: u64) -> Result<String, String> {
     expand_sql_selecting(sql, from, to, &[])
 }
 
-/// [`expand_sql`] with one value selected for some filter variables (`(name, value)`), formatted
-/// as Grafana formats a single selected value: the `regex` format escapes the regex
-/// metacharacters, `raw` inserts it as is.
+/// Every template variable the SQL panels use, with its default value ("All" for the filters).
+pub const SQL_VARIABLES: &[(&str, &str)] = &[
+    ("tenant", ".*"),
+    ("service", ".*"),
+    ("provider", ".*"),
+    ("model", ".*"),
+    ("environment", ".*"),
+    ("budget", "1000"),
+    ("objective", "0.99"),
+];
+
+/// [`expand_sql`] with one value selected for some variables (`(name, value)`), formatted as
+/// Grafana formats a single selected value: the `regex` format escapes the regex metacharacters,
+/// `sqlstring` quotes it as an SQL string literal (quotes doubled), `raw` inserts it as is.
 pub fn expand_sql_selecting(sql: &str, from: u64, to: u64, selected: &[(&str, &str)]) -> Result<String, String> {
     let mut s = sql.to_owned();
     // Selected values go in last, through placeholders, so the check for unexpanded variables
     // below sees the query text, not the values.
     let mut values = Vec::new();
-    for v in ["tenant", "service", "provider", "model", "environment"] {
+    for &(v, default) in SQL_VARIABLES {
+        let value = selected.iter().find(|(name, _)| *name == v).map(|(_, value)| *value);
         // Grafana inserts the custom "All" value as is, whatever the format.
-        let (regex, raw) = match selected.iter().find(|(name, _)| *name == v) {
-            Some((_, value)) => (grafana_regex_escape(value), (*value).to_owned()),
-            None => (".*".to_owned(), ".*".to_owned()),
-        };
-        for (format, value) in [("regex", regex), ("raw", raw)] {
+        let all = value.is_none() && default == ".*";
+        let value = value.unwrap_or(default);
+        let formatted = [
+            (
+                "regex",
+                if all {
+                    value.to_owned()
+                } else {
+                    grafana_regex_escape(value)
+                },
+            ),
+            (
+                "sqlstring",
+                if all {
+                    value.to_owned()
+                } else {
+                    grafana_sqlstring(value)
+                },
+            ),
+            ("raw", value.to_owned()),
+        ];
+        for (format, value) in formatted {
             let placeholder = format!("\u{1}{}\u{1}", values.len());
             s = s.replace(&format!("${{{v}:{format}}}"), &placeholder);
             values.push((placeholder, value));
         }
+        // `$name` without a format: Grafana inserts a single value as is.
+        let placeholder = format!("\u{1}{}\u{1}", values.len());
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        let bare = format!("${v}");
+        while let Some(i) = rest.find(&bare) {
+            let after = &rest[i + bare.len()..];
+            out.push_str(&rest[..i]);
+            if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                out.push_str(&bare);
+            } else {
+                out.push_str(&placeholder);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        s = out;
+        values.push((placeholder, value.to_owned()));
     }
-    s = s.replace("$budget", "1000").replace("$objective", "0.99");
     s = s.replace("$__timeFrom()", &format!("'{}'", rfc3339(from)));
     s = s.replace("$__timeTo()", &format!("'{}'", rfc3339(to)));
     let unclosed = |m: &str| format!("{m} without its closing parenthesis");
@@ -236,6 +283,11 @@ pub fn expand_sql_selecting(sql: &str, from: u64, to: u64, selected: &[(&str, &s
         s = s.replace(&placeholder, &value);
     }
     Ok(s)
+}
+
+/// Grafana's `sqlstring` format of one value: in single quotes, each quote doubled.
+fn grafana_sqlstring(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// Grafana's `regex` format of one value: the regex metacharacters escaped with a backslash.

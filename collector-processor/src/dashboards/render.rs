@@ -127,13 +127,13 @@ fn variables(d: &Dashboard) -> Vec<Value> {
             "options": [],
         }));
     }
-    if text.contains("$budget") {
+    if text.contains("${budget") {
         vars.push(json!({
             "name": "budget", "label": "Monthly budget (USD)", "type": "textbox", "query": "1000",
             "current": { "text": "1000", "value": "1000" }, "hide": 0, "options": [],
         }));
     }
-    if text.contains("$objective") {
+    if text.contains("${objective") {
         vars.push(json!({
             "name": "objective", "label": "Success objective", "type": "custom",
             "query": "0.99,0.995,0.999", "current": { "text": "0.99", "value": "0.99" }, "hide": 0,
@@ -274,10 +274,15 @@ pub fn readme() -> String {
          applies to llmhub's own counters (calls, errors, tokens, cost), which carry an\n\
          `llmhub_tenant` label; the semantic-convention histograms (latency, time to first token)\n\
          carry only their specified attributes and show every tenant. The PostgreSQL dashboards\n\
-         filter everything by tenant and enforce tenant isolation through row-level security when\n\
-         Grafana connects as a tenant role. The llmhub health dashboard is about llmhub itself and\n\
-         has no data filters.\n\n\
-         Provisioning: copy `provisioning/datasources/llmhub.yaml` and\n\
+         filter everything by tenant; which tenants a data source can show at all is the scope of\n\
+         the role it connects as (docs/sql.md, Tenant isolation): use one data source per tenant,\n\
+         each connecting as a role made with `llm_grant_reader(role, tenant)`, for that tenant's\n\
+         users, and one connecting as a role made with `llm_grant_operator(role)` for operators.\n\
+         Never connect as the database owner or a superuser: they read every row. The free-text\n\
+         variables (budget, objective) reach SQL only as quoted literals (`${var:sqlstring}`) and a\n\
+         cast. The llmhub health dashboard is about llmhub itself and has no data filters.\n\n\
+         Provisioning: copy `provisioning/datasources/llmhub.yaml` (an operator data source and\n\
+         one for tenant `acme`: copy that entry per tenant) and\n\
          `provisioning/dashboards/llmhub.yaml` into Grafana's provisioning directory, set the URLs,\n\
          and point the dashboards provider at this directory.\n\n",
     );

@@ -4,6 +4,10 @@
 
 use crate::testkit::Rng;
 
+/// Tenant names of the generated traffic, in order (`tenant-N` past the list): the names the docs'
+/// and the provisioned data sources' examples use.
+const TENANT_NAMES: &[&str] = &["acme", "globex", "initech", "umbrella", "hooli", "wonka"];
+
 /// A value of a planned attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanValue {
@@ -647,7 +651,10 @@ impl Iterator for Traces<'_> {
         let si = self.rng.below(SERVICES.len() as u64) as usize;
         let service = SERVICES[si];
         let dialect = self.s.dialects[(self.n as usize) % self.s.dialects.len().max(1)];
-        let tenant = format!("tenant-{}", self.rng.below(self.s.tenants.max(1) as u64) + 1);
+        let k = self.rng.below(self.s.tenants.max(1) as u64) as usize;
+        let tenant = TENANT_NAMES
+            .get(k)
+            .map_or_else(|| format!("tenant-{}", k + 1), |n| (*n).to_owned());
         // The runaway loop starts with the incident service's first trace after the incident time.
         let runaway = !self.runaway_done
             && self
