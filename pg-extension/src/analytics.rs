@@ -401,13 +401,17 @@ BEGIN
     days := (extract(epoch FROM period_end - period_start)::numeric / 86400)::integer;
     -- Completed days before as_of: the projection's basis.
     done := greatest(0, least(days, floor(extract(epoch FROM least(as_of, period_end) - period_start) / 86400)::integer));
+    -- One pass over the completed days' hours, grouped by day (a subquery per day would apply
+    -- the readers' row-level security once per day).
     SELECT coalesce(array_agg(coalesce(s.spend, 0)::double precision ORDER BY d.n), '{}')
       INTO daily
       FROM generate_series(0, done - 1) d(n)
-      LEFT JOIN LATERAL (
-          SELECT sum(r.cost_usd) AS spend FROM @extschema@.llm_rollup_1h r
-           WHERE r.bucket >= period_start + d.n * interval '24 hours' AND r.bucket < period_start + (d.n + 1) * interval '24 hours'
-             AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)) s ON true;
+      LEFT JOIN (
+          SELECT floor(extract(epoch FROM r.bucket - period_start) / 86400)::integer AS n, sum(r.cost_usd) AS spend
+            FROM @extschema@.llm_rollup_1h r
+           WHERE r.bucket >= period_start AND r.bucket < period_start + done * interval '24 hours'
+             AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)
+           GROUP BY 1) s ON s.n = d.n;
     -- Whole hours from the hourly rollups, the rest of the hour containing as_of from the minutes.
     SELECT coalesce((SELECT sum(r.cost_usd) FROM @extschema@.llm_rollup_1h r
                       WHERE r.bucket >= period_start AND r.bucket < least(date_trunc('hour', as_of, 'UTC'), period_end)
