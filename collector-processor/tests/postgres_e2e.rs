@@ -651,3 +651,139 @@ async fn sql_cost_equals_the_processors_cost() {
         .await
         .expect("cleanup");
 }
+
+/// Per UTC hour of `llm_calls`, the rows, errors, cost and output tokens, beside what the hourly
+/// and daily rollups hold for it: the hours where they differ (an empty list when the rollups hold
+/// every row).
+async fn rollups_differ(c: &tokio_postgres::Client) -> Vec<String> {
+    c.query(
+        "WITH raw AS (SELECT date_trunc('hour', time, 'UTC') AS h, count(*) AS n, count(*) FILTER (WHERE status = 'error') AS e,
+                             coalesce(sum(cost_usd), 0) AS usd, coalesce(sum(output_tokens) FILTER (WHERE counts_usage), 0) AS out
+                        FROM llm_calls GROUP BY 1),
+              hourly AS (SELECT bucket AS h, sum(calls) AS n, sum(errors) AS e, sum(cost_usd) AS usd, sum(output_tokens) AS out
+                           FROM llm_rollup_1h GROUP BY 1),
+              raw_d AS (SELECT date_trunc('day', h, 'UTC') AS d, sum(n) AS n, sum(usd) AS usd FROM raw GROUP BY 1),
+              daily AS (SELECT bucket AS d, sum(calls) AS n, sum(cost_usd) AS usd FROM llm_rollup_1d GROUP BY 1)
+         SELECT concat_ws(' ', 'hour', h, raw.n, hourly.n, raw.usd, hourly.usd)
+           FROM raw FULL JOIN hourly USING (h)
+          WHERE (raw.n, raw.e, raw.usd, raw.out) IS DISTINCT FROM (hourly.n, hourly.e, hourly.usd, hourly.out)
+         UNION ALL
+         SELECT concat_ws(' ', 'day', d, raw_d.n, daily.n, raw_d.usd, daily.usd)
+           FROM raw_d FULL JOIN daily USING (d)
+          WHERE (raw_d.n, raw_d.usd) IS DISTINCT FROM (daily.n, daily.usd)",
+        &[],
+    )
+    .await
+    .expect("compare")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Rows the sink writes reach the rollups with nothing but `llm_refresh_rollups()`, however old
+/// their time: the first refresh of a database that already holds rows, then rows a day older
+/// than anything rolled up (a backfill) and rows in hours already rolled up (late arrivals), as
+/// the least-privileged writer. The same writes without the sink's note of the hours it wrote
+/// (INSERT on llm_rollup_pending revoked) stay out of the rollups: the note is what brings them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with llm_analytics installed (scripts/test.sh)"]
+async fn rollups_take_every_row_the_sink_wrote() {
+    let url = Server::Pg15.url();
+    let admin = pg::connect(&url).await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS llmhub_rollup_rows WITH (FORCE)")
+        .await
+        .expect("drop");
+    admin
+        .batch_execute("CREATE DATABASE llmhub_rollup_rows")
+        .await
+        .expect("create");
+    let db = url.replace("/llmhub_test", "/llmhub_rollup_rows");
+    let c = pg::connect(&db).await;
+    c.batch_execute(
+        "CREATE EXTENSION llm_analytics;
+         DROP ROLE IF EXISTS llmhub_rollup_writer; CREATE ROLE llmhub_rollup_writer LOGIN;
+         SELECT llm_grant_writer('llmhub_rollup_writer');",
+    )
+    .await
+    .expect("extension and writer");
+    let writer_url = db.replace("postgres://postgres@", "postgres://llmhub_rollup_writer@");
+    let base = realistic_request(400, 31).encode_to_vec();
+    let restamp = llmhub::testkit::Restamp::new(&base);
+    let mut rows = 0i64;
+    // Writes rounds of the request (round k is k hours later, with new trace ids) and waits for them.
+    let write = |rounds: Vec<u64>, rows_before: i64| {
+        let writer_url = writer_url.clone();
+        let requests: Vec<Vec<u8>> = rounds.iter().map(|&k| restamp.round(k)).collect();
+        async move {
+            let running = start(&with_sink(sink_config(&writer_url, "public"))).await;
+            let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
+            let mut decoded = Vec::new();
+            for r in &requests {
+                let req = ExportTraceServiceRequest::decode(&r[..]).expect("request");
+                export(&mut grpc, &req).await.expect("accepted");
+                decoded.push(req);
+            }
+            let want = rows_before + pg::expected_records(&decoded).len() as i64;
+            let c = pg::connect(&writer_url.replace("llmhub_rollup_writer@", "postgres@")).await;
+            assert_eq!(
+                pg::wait_for_rows(&c, "public", want, Duration::from_secs(30)).await,
+                want
+            );
+            running.stop().await.expect("stop");
+            want
+        }
+    };
+    let refresh = || async {
+        let r = c
+            .query_one(
+                "SELECT from_time::text, to_time::text, noted_hours FROM llm_refresh_rollups()",
+                &[],
+            )
+            .await
+            .expect("refresh");
+        let (from, to, noted): (Option<String>, String, i64) = (r.get(0), r.get(1), r.get(2));
+        assert!(from.as_deref().is_some_and(|f| f <= to.as_str()), "{from:?} .. {to}");
+        noted
+    };
+    // Rows of two hours a year ago, written before any refresh.
+    rows = write(vec![48, 50], rows).await;
+    refresh().await;
+    assert_eq!(rollups_differ(&c).await, Vec::<String>::new(), "the first refresh");
+    // A backfill two days before anything rolled up, and late rows in the hour between the two.
+    rows = write(vec![0, 49], rows).await;
+    let pending: i64 = c
+        .query_one("SELECT count(DISTINCT hour) FROM llm_rollup_pending", &[])
+        .await
+        .expect("notes")
+        .get(0);
+    assert!(pending >= 2, "{pending} hours noted");
+    let noted = refresh().await;
+    assert!(noted >= 2, "{noted} hours rebuilt from the notes");
+    assert_eq!(rollups_differ(&c).await, Vec::<String>::new(), "backfill and late rows");
+    let left: i64 = c
+        .query_one("SELECT count(*) FROM llm_rollup_pending", &[])
+        .await
+        .expect("notes")
+        .get(0);
+    assert_eq!(left, 0, "the refresh took every note");
+    // Without the note, the same kind of write stays out of the rollups.
+    c.batch_execute("REVOKE INSERT ON llm_rollup_pending FROM llmhub_rollup_writer")
+        .await
+        .expect("revoke");
+    rows = write(vec![51], rows).await;
+    assert_eq!(refresh().await, 0);
+    assert!(
+        !rollups_differ(&c).await.is_empty(),
+        "{rows} rows: the unnoted rows are missing"
+    );
+    drop(c);
+    admin
+        .batch_execute("DROP DATABASE llmhub_rollup_rows WITH (FORCE)")
+        .await
+        .expect("cleanup");
+    admin
+        .batch_execute("DROP ROLE llmhub_rollup_writer")
+        .await
+        .expect("cleanup");
+}

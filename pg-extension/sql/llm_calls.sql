@@ -66,7 +66,18 @@ BEGIN
         conversation_id text,
         tool_name text,
         tool_call_id text,
-        PRIMARY KEY (trace_id, span_id, time)
+        PRIMARY KEY (trace_id, span_id, time),
+        -- What the rollups' summaries can hold: a row outside these is refused (llmhub's sink
+        -- dead-letters it and keeps its neighbours) instead of failing every later refresh.
+        -- ('NaN' compares above every number in PostgreSQL, so < 'Infinity' refuses it too.)
+        CONSTRAINT llm_calls_timings_valid CHECK (
+            (duration_s >= 0 AND duration_s < 'Infinity') IS NOT FALSE
+            AND (ttft_s >= 0 AND ttft_s < 'Infinity') IS NOT FALSE
+            AND (tpot_s >= 0 AND tpot_s < 'Infinity') IS NOT FALSE
+            AND (output_tokens_per_s >= 0 AND output_tokens_per_s < 'Infinity') IS NOT FALSE),
+        CONSTRAINT llm_calls_tokens_valid CHECK (
+            least(input_uncached_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+                  output_tokens, reasoning_tokens) >= 0 IS NOT FALSE)
     ) %s $ddl$, CASE WHEN timescale THEN '' ELSE 'PARTITION BY RANGE (time)' END);
 END
 $extension$;

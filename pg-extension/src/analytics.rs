@@ -181,10 +181,58 @@ fn llm_anomalies_seasonal(
     scored(t, out)
 }
 
-/// Times of the forecast steps: after the last point, at the spacing of the last two.
+/// The series' times on their regular step (the smallest gap), errors naming `ts` with times
+/// written as times.
+fn grid(t: &[i64]) -> an::Grid {
+    an::Grid::of(t).unwrap_or_else(|e| match e {
+        an::AnalyticsError::Grid { index, problem, .. } => {
+            let at = |i: usize| timestamp(t[i]);
+            let step = |us: i64| format!("{} s", us as f64 / US as f64);
+            match problem {
+                an::GridProblem::NotIncreasing => {
+                    error!("ts must increase: ts[{}] ({}) is not after ts[{}] ({})", index + 1, at(index), index, at(index - 1))
+                }
+                an::GridProblem::OffGrid { step: s } => error!(
+                    "ts must be evenly spaced: ts[{}] ({}) is not a whole number of steps of {} (the smallest gap) after ts[1] ({})",
+                    index + 1,
+                    at(index),
+                    step(s),
+                    at(0)
+                ),
+                an::GridProblem::TooLong { step: s, steps } => error!(
+                    "ts spans {steps} steps of {} from ts[1] to ts[{}], more than {}",
+                    step(s),
+                    index + 1,
+                    an::MAX_GRID_STEPS
+                ),
+                an::GridProblem::Missing { .. } => fail(e),
+            }
+        }
+        an::AnalyticsError::Length { got, .. } => {
+            error!("ts: need at least 2 points to know the step, got {got}")
+        }
+        other => fail(other),
+    })
+}
+
+/// Refuses a series with missing steps, naming the gap as times.
+fn require_complete(g: &an::Grid, t: &[i64]) {
+    if let Some((index, missing)) = g.first_gap() {
+        error!(
+            "ts has a gap: {missing} step(s) of {} s missing between ts[{}] ({}) and ts[{}] ({}); this forecast needs every step, so fill the gap (e.g. generate_series over the range, LEFT JOIN, coalesce(spend, 0) where no row means no spend)",
+            g.step as f64 / US as f64,
+            index,
+            timestamp(t[index - 1]),
+            index + 1,
+            timestamp(t[index])
+        );
+    }
+}
+
+/// Forecast rows: step `k` lies `k` grid steps after the last point.
 #[allow(clippy::type_complexity)]
 fn forecast_rows(
-    t: &[i64],
+    g: &an::Grid,
     f: an::Forecast,
 ) -> TableIterator<
     'static,
@@ -196,19 +244,16 @@ fn forecast_rows(
         name!(upper, f64),
     ),
 > {
-    let (Some(&last), Some(&before)) = (t.last(), t.len().checked_sub(2).and_then(|i| t.get(i))) else {
-        error!("ts: need at least 2 points to know the step, got {}", t.len());
-    };
-    let step = last - before;
-    if step <= 0 {
-        error!("ts must increase: the last two points are {before} and {last} µs");
-    }
-    TableIterator::new(f.points.into_iter().map(move |p| {
-        let s = i64::try_from(p.step).unwrap_or(i64::MAX);
-        let at = s
-            .checked_mul(step)
-            .and_then(|d| last.checked_add(d))
-            .unwrap_or_else(|| error!("horizon reaches beyond the last representable time"));
+    let last = g.len() - 1;
+    let times: Vec<i64> = f
+        .points
+        .iter()
+        .map(|p| {
+            g.time_at(last + p.step)
+                .unwrap_or_else(|| error!("horizon reaches beyond the last representable time"))
+        })
+        .collect();
+    TableIterator::new(f.points.into_iter().zip(times).map(|(p, at)| {
         (
             timestamp(at),
             i32::try_from(p.step).unwrap_or(i32::MAX),
@@ -240,9 +285,11 @@ fn llm_forecast_holt_winters(
     ),
 > {
     let (t, v) = timed_series(&ts, vals);
+    let g = grid(&t);
+    require_complete(&g, &t);
     let f = an::holt_winters(&v, usize_arg("period", period), usize_arg("horizon", horizon), level)
         .unwrap_or_else(|e| fail(e));
-    forecast_rows(&t, f)
+    forecast_rows(&g, f)
 }
 
 /// Linear-trend forecast (least squares) with a Student-t prediction interval at `level`.
@@ -264,8 +311,11 @@ fn llm_forecast_linear(
     ),
 > {
     let (t, v) = timed_series(&ts, vals);
-    let f = an::linear(&v, usize_arg("horizon", horizon), level).unwrap_or_else(|e| fail(e));
-    forecast_rows(&t, f)
+    let g = grid(&t);
+    // Time is x: a missing step stays missing instead of closing up the series.
+    let spread = g.spread(&v).unwrap_or_else(|e| fail(e));
+    let f = an::linear(&spread, usize_arg("horizon", horizon), level).unwrap_or_else(|e| fail(e));
+    forecast_rows(&g, f)
 }
 
 /// Budget projection from the spend of each completed day of a period: spend so far, projected
@@ -282,8 +332,8 @@ fn llm_budget_projection(
     (
         name!(spent, f64),
         name!(projected, f64),
-        name!(lower, f64),
-        name!(upper, f64),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
         name!(runout_day, Option<f64>),
         name!(daily_rate, f64),
     ),
@@ -447,6 +497,40 @@ mod tests {
     #[pg_test(error = "vals: need at least 2 full seasons (8 points) for a seasonal model, got 2")]
     fn a_series_too_short_for_its_season_is_an_error_naming_it() {
         Spi::run("SELECT * FROM llm_forecast_holt_winters(ARRAY['2026-01-01'::timestamptz, '2026-01-02'], ARRAY[1, 2]::float8[], 4, 2)").unwrap();
+    }
+
+    #[pg_test(
+        error = "ts has a gap: 1 step(s) of 3600 s missing between ts[3] (2026-01-01 02:00:00+00) and ts[4] (2026-01-01 04:00:00+00); this forecast needs every step, so fill the gap (e.g. generate_series over the range, LEFT JOIN, coalesce(spend, 0) where no row means no spend)"
+    )]
+    fn a_missing_hour_is_an_error_naming_it_for_holt_winters() {
+        Spi::run(
+            "SET TIME ZONE 'UTC'; SELECT * FROM llm_forecast_holt_winters(
+                 ARRAY(SELECT timestamptz '2026-01-01 00:00+00' + g * interval '1 hour' FROM generate_series(0, 9) g WHERE g <> 3),
+                 ARRAY[1, 2, 3, 5, 6, 7, 8, 9, 10]::float8[], 4, 2)",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(
+        error = "ts must be evenly spaced: ts[3] (2026-01-01 02:30:00+00) is not a whole number of steps of 3600 s (the smallest gap) after ts[1] (2026-01-01 00:00:00+00)"
+    )]
+    fn uneven_times_are_an_error_naming_the_first_off_the_step() {
+        Spi::run(
+            "SET TIME ZONE 'UTC'; SELECT * FROM llm_forecast_linear(
+                 ARRAY['2026-01-01 00:00+00', '2026-01-01 01:00+00', '2026-01-01 02:30+00', '2026-01-01 03:30+00']::timestamptz[],
+                 ARRAY[1, 2, 3, 4]::float8[], 2)",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "ts must increase: ts[3] (2026-01-01 01:00:00+00) is not after ts[2] (2026-01-01 01:00:00+00)")]
+    fn a_repeated_time_is_an_error_naming_it() {
+        Spi::run(
+            "SET TIME ZONE 'UTC'; SELECT * FROM llm_forecast_linear(
+                 ARRAY['2026-01-01 00:00+00', '2026-01-01 01:00+00', '2026-01-01 01:00+00']::timestamptz[],
+                 ARRAY[1, 2, 3]::float8[], 2)",
+        )
+        .unwrap();
     }
 
     #[pg_test(error = "window_size must be at least 3, got 1")]

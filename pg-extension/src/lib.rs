@@ -175,12 +175,11 @@ mod tests {
     }
 
     #[pg_test]
-    fn bad_input_is_skipped_or_named() {
-        let s = Spi::get_one::<i64>(
-            "SELECT num_vals(quantile_summary_agg(v)) FROM unnest(ARRAY[1, NULL, 'NaN', 'Infinity', -3, 2]::float8[]) v",
-        )
-        .unwrap();
-        assert_eq!(s, Some(2), "NULL, NaN, infinity and negative values are skipped");
+    fn null_input_is_skipped() {
+        let s =
+            Spi::get_one::<i64>("SELECT num_vals(quantile_summary_agg(v)) FROM unnest(ARRAY[1, NULL, 2]::float8[]) v")
+                .unwrap();
+        assert_eq!(s, Some(2), "NULL values are skipped");
         let empty =
             Spi::get_one::<Vec<u8>>("SELECT quantile_summary_agg(v)::bytea FROM unnest('{}'::float8[]) v").unwrap();
         assert_eq!(empty, None, "no values: NULL");
@@ -213,6 +212,55 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 12, "{checked} examples checked");
+    }
+
+    #[pg_test(
+        error = "quantile_summary_agg: value must be a finite number >= 0, got -3 (a summary holds latencies, token counts and rates; leave other values out, e.g. FILTER (WHERE value >= 0))"
+    )]
+    fn a_negative_value_in_a_summary_is_an_error_naming_it() {
+        Spi::run("SELECT quantile_summary_agg(v) FROM unnest(ARRAY[1, NULL, -3, 2]::float8[]) v").unwrap();
+    }
+
+    #[pg_test(
+        error = "quantile_summary_agg: value must be a finite number >= 0, got NaN (a summary holds latencies, token counts and rates; leave other values out, e.g. FILTER (WHERE value >= 0))"
+    )]
+    fn a_nan_in_a_summary_is_an_error_naming_it() {
+        // The first value: no summary exists yet.
+        Spi::run("SELECT quantile_summary_agg(v) FROM unnest(ARRAY['NaN', 1]::float8[]) v").unwrap();
+    }
+
+    #[pg_test]
+    fn llm_calls_refuses_timings_and_tokens_a_summary_cannot_hold() {
+        Spi::run("SELECT llm_create_partitions(current_date, current_date)").expect("partitions");
+        for (column, value) in [
+            ("duration_s", "-1"),
+            ("ttft_s", "'NaN'"),
+            ("output_tokens_per_s", "'Infinity'"),
+            ("output_tokens", "-5"),
+        ] {
+            // Refused by one of the table's own constraints, whose name the block checks.
+            let sql = format!(
+                "DO $$ DECLARE c text; BEGIN
+                   INSERT INTO llm_calls (time, end_time, trace_id, span_id, service_name, dialect, scope_name, role, operation,
+                       finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, {column})
+                   VALUES (now(), now(), '\\x01', '\\x02', 's', 'otel_genai', 't', 'model_call', 'chat', '{{}}', 'ok', true, true,
+                           false, false, 'priced', {value});
+                   RAISE EXCEPTION 'the row was inserted';
+                 EXCEPTION WHEN check_violation THEN
+                   GET STACKED DIAGNOSTICS c = CONSTRAINT_NAME;
+                   IF c NOT IN ('llm_calls_timings_valid', 'llm_calls_tokens_valid') THEN RAISE EXCEPTION 'refused by %', c; END IF;
+                 END $$"
+            );
+            Spi::run(&sql).unwrap_or_else(|e| panic!("{column} = {value}: {e}"));
+        }
+        // The same row with valid values goes in.
+        Spi::run(
+            "INSERT INTO llm_calls (time, end_time, trace_id, span_id, service_name, dialect, scope_name, role, operation,
+                 finish_reasons, status, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status, duration_s, output_tokens)
+             VALUES (now(), now(), '\\x01', '\\x02', 's', 'otel_genai', 't', 'model_call', 'chat', '{}', 'ok', true, true,
+                     false, false, 'priced', 0, 0)",
+        )
+        .expect("a valid row");
     }
 
     #[pg_test(error = "percentile must be between 0 and 1, got 1.5")]

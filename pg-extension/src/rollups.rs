@@ -137,6 +137,17 @@ CREATE TABLE llm_rollup_state (
 COMMENT ON TABLE llm_rollup_state IS 'How far the rollups are complete: every bucket before watermark - late_window is final.';
 SELECT pg_catalog.pg_extension_config_dump('llm_rollup_state', '');
 
+-- Hours (UTC) that received rows since the last refresh, noted by whoever wrote them in the same
+-- transaction (llmhub's sink does, for every batch): rows that arrive late, backfills of old days.
+-- llm_refresh_rollups() takes them all and rebuilds those hours, so no row is left out of the
+-- rollups whatever its time. Append-only (no key), so a writer never waits on a refresh.
+CREATE TABLE llm_rollup_pending (
+    hour timestamptz NOT NULL,
+    noted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE llm_rollup_pending IS 'Hours (UTC) written since the last llm_refresh_rollups(): the writer (llmhub''s sink) notes each batch''s hours in the batch''s own transaction; the refresh rebuilds them. Writers outside llmhub that write rows older than the refresh''s late window insert their hours here too.';
+SELECT pg_catalog.pg_extension_config_dump('llm_rollup_pending', '');
+
 CREATE FUNCTION llm_refresh_rollups_range(from_time timestamptz, to_time timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql AS $fn$
@@ -314,13 +325,15 @@ $fn$;
 COMMENT ON FUNCTION llm_refresh_rollups_range(timestamptz, timestamptz) IS 'Rebuilds the minute, hour and day buckets touching [from_time, to_time) from llm_calls (hours from minutes, days from hours); returns the minute rows written.';
 
 CREATE FUNCTION llm_refresh_rollups(late_window interval DEFAULT '1 hour')
-RETURNS TABLE (from_time timestamptz, to_time timestamptz, minute_rows bigint)
+RETURNS TABLE (from_time timestamptz, to_time timestamptz, minute_rows bigint, noted_hours bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     wm timestamptz;
     f timestamptz;
     t timestamptz := date_trunc('minute', pg_catalog.now(), 'UTC');
     n bigint := 0;
+    hours timestamptz[];
+    r record;
 BEGIN
     IF late_window IS NULL OR late_window < interval '0' THEN
         RAISE EXCEPTION 'late_window must be a non-negative interval, got %', late_window;
@@ -332,10 +345,29 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_xact_lock(119212947830115);
     SELECT s.watermark INTO wm FROM @extschema@.llm_rollup_state s WHERE s.rollup = 'llm_rollup';
     IF wm IS NULL THEN
-        SELECT min(c.time) INTO f FROM @extschema@.llm_calls c;
+        -- The first refresh: everything already there.
+        SELECT least(min(c.time), t) INTO f FROM @extschema@.llm_calls c;
     ELSE
-        f := wm - late_window;
+        f := least(wm - late_window, t);
     END IF;
+    -- The hours noted by writers, taken now: a note committed later stays for the next refresh.
+    -- Those inside [f, t) are rebuilt below anyway, those after t when the time comes.
+    WITH taken AS (DELETE FROM @extschema@.llm_rollup_pending p RETURNING p.hour)
+    SELECT coalesce(array_agg(DISTINCT date_trunc('hour', taken.hour, 'UTC') ORDER BY date_trunc('hour', taken.hour, 'UTC')), '{}')
+      INTO hours FROM taken;
+    noted_hours := 0;
+    -- Hours starting before f, whole (the window below rebuilds only the minutes from f on), and
+    -- consecutive ones as one range (gaps and islands).
+    FOR r IN
+        SELECT min(h) AS lo, max(h) + interval '1 hour' AS hi
+          FROM (SELECT h, h - (row_number() OVER (ORDER BY h)) * interval '1 hour' AS island
+                  FROM unnest(hours) h
+                 WHERE f IS NULL OR h < f) x
+         GROUP BY island ORDER BY 1
+    LOOP
+        PERFORM @extschema@.llm_refresh_rollups_range(r.lo, r.hi);
+        noted_hours := noted_hours + extract(epoch FROM r.hi - r.lo)::bigint / 3600;
+    END LOOP;
     IF f IS NOT NULL AND f < t THEN
         n := @extschema@.llm_refresh_rollups_range(f, t);
     END IF;
@@ -344,10 +376,13 @@ BEGIN
         VALUES ('llm_rollup', greatest(t, wm), pg_catalog.now())
         ON CONFLICT (rollup) DO UPDATE SET watermark = greatest(s.watermark, excluded.watermark), refreshed_at = excluded.refreshed_at;
     END IF;
-    RETURN QUERY SELECT f, t, n;
+    from_time := f;
+    to_time := t;
+    minute_rows := n;
+    RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to the last complete minute, rebuilding from watermark - late_window (rows arriving later than that are picked up by llm_refresh_rollups_range). Idempotent; safe to run concurrently. Schedule it every minute (pg_cron, or TimescaleDB''s add_job).';
+COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to the last complete minute: rebuilds from watermark - late_window (on the first refresh, from the oldest row), and every older hour a writer noted in llm_rollup_pending (late rows, backfills). Idempotent; safe to run concurrently. Schedule it every minute (pg_cron, or TimescaleDB''s add_job).';
 "#,
     name = "rollups",
     requires = ["llm_calls_management", "quantile_summary_aggregates"]
@@ -402,7 +437,7 @@ mod tests {
     }
 
     #[pg_test]
-    fn late_rows_within_the_window_are_picked_up_and_older_ones_by_a_range_refresh() {
+    fn late_rows_are_picked_up_within_the_window_or_when_noted() {
         Spi::run("SELECT llm_create_partitions(current_date - 2, current_date)").expect("partitions");
         Spi::run(&crate::insert_calls_sql(1_000, 1)).expect("insert");
         Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
@@ -418,19 +453,40 @@ mod tests {
         .expect("late rows");
         Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
         assert_eq!(calls(), "1010");
-        // Three hours late: outside the window, so not picked up...
+        // Three hours late, with the note of their hour the writer makes in the same transaction
+        // (llmhub's sink does): rebuilt by the next refresh, which takes the note.
         Spi::run(&crate::insert_calls_ending_sql(
             20_00001,
             10,
             0,
             "date_trunc('minute', now()) - interval '3 hours'",
         ))
+        .expect("late rows");
+        Spi::run(
+            "INSERT INTO llm_rollup_pending (hour) SELECT DISTINCT date_trunc('hour', time, 'UTC') FROM llm_calls
+              WHERE time < date_trunc('minute', now()) - interval '2 hours'",
+        )
+        .expect("note");
+        let noted = text("SELECT noted_hours::text FROM llm_refresh_rollups()").unwrap();
+        assert_eq!(calls(), "1020");
+        assert!(noted.parse::<i64>().unwrap() >= 1, "{noted}");
+        assert_eq!(
+            text("SELECT count(*)::text FROM llm_rollup_pending").as_deref(),
+            Some("0")
+        );
+        // Three hours late without a note: outside the window, so not picked up...
+        Spi::run(&crate::insert_calls_ending_sql(
+            30_00001,
+            10,
+            0,
+            "date_trunc('minute', now()) - interval '3 hours'",
+        ))
         .expect("later rows");
         Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
-        assert_eq!(calls(), "1010");
+        assert_eq!(calls(), "1020");
         // ...until the range is rebuilt.
         Spi::run("SELECT llm_refresh_rollups_range(now() - interval '4 hours', now())").expect("range");
-        assert_eq!(calls(), "1020");
+        assert_eq!(calls(), "1030");
     }
 
     #[pg_test(error = "late_window must be a non-negative interval, got -00:05:00")]

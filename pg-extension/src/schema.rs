@@ -301,11 +301,13 @@ BEGIN
     -- The key columns only: INSERT ... ON CONFLICT (trace_id, span_id, time) needs to see them.
     EXECUTE pg_catalog.format('GRANT SELECT (trace_id, span_id, time) ON @extschema@.llm_calls TO %I', role_name);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.llm_create_partitions(date, date) TO %I', role_name);
+    -- The hours each batch wrote, for llm_refresh_rollups (the table is the rollups').
+    EXECUTE pg_catalog.format('GRANT INSERT ON @extschema@.llm_rollup_pending TO %I', role_name);
 END
 $fn$;
 REVOKE EXECUTE ON FUNCTION llm_grant_reader(name, text), llm_grant_application(name), llm_grant_operator(name),
     llm_revoke_reader(name, text), llm_grant_writer(name) FROM PUBLIC;
-COMMENT ON FUNCTION llm_grant_writer(name) IS 'What llmhub''s sink needs: INSERT on llm_calls, SELECT of its key columns (trace_id, span_id, time) for retries, and partitions through llm_create_partitions. No other column, no UPDATE, DELETE or ownership.';
+COMMENT ON FUNCTION llm_grant_writer(name) IS 'What llmhub''s sink needs: INSERT on llm_calls, SELECT of its key columns (trace_id, span_id, time) for retries, partitions through llm_create_partitions, and INSERT on llm_rollup_pending to note the hours it wrote. No other column, no UPDATE, DELETE or ownership.';
 "#,
     name = "llm_calls_management",
     requires = ["llm_calls_table"]

@@ -99,7 +99,8 @@ unsafe fn new_state(fcinfo: pg_sys::FunctionCallInfo, sketch: QuantileSketch) ->
     unsafe { PgMemoryContexts::For(agg_context(fcinfo)).switch_to(|_| Internal::new(sketch)) }
 }
 
-/// Transition of `quantile_summary_agg`: NULL, NaN, infinite and negative values are skipped.
+/// Transition of `quantile_summary_agg`: NULL values are skipped; NaN, infinite and negative ones
+/// are an error naming the value (a summary holds latencies, token counts and rates).
 ///
 /// Written against PostgreSQL's function-call interface directly rather than with `#[pg_extern]`
 /// (it runs once per row). Measured, this gained little: the transition's share of a serial
@@ -129,9 +130,13 @@ pub unsafe extern "C-unwind" fn quantile_summary_trans_fast(fcinfo: pg_sys::Func
                 };
                 sketch = datum.cast_mut_ptr::<QuantileSketch>();
             }
+            if !(v.is_finite() && v >= 0.0) {
+                pgrx::error!(
+                    "quantile_summary_agg: value must be a finite number >= 0, got {v} (a summary holds latencies, token counts and rates; leave other values out, e.g. FILTER (WHERE value >= 0))"
+                );
+            }
             if let Some(s) = sketch.as_mut() {
-                // `add` refuses NaN, infinities and negative values, leaving the summary as it
-                // was: they are skipped, as documented.
+                // Checked above: `add` cannot refuse it.
                 let _ = s.add(v);
             }
         }
@@ -254,7 +259,7 @@ CREATE AGGREGATE quantile_summary_agg(value double precision) (
     parallel = safe
 );
 COMMENT ON AGGREGATE quantile_summary_agg(double precision) IS
-  'Quantile summary of the values (NULL, NaN, infinite and negative values are skipped); NULL for a group without values.';
+  'Quantile summary of the values (NULL values are skipped; NaN, infinite and negative ones are an error); NULL for a group without values.';
 
 CREATE AGGREGATE rollup(summary quantile_summary) (
     sfunc = quantile_summary_rollup_trans,

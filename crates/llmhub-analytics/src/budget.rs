@@ -2,7 +2,7 @@
 //! current daily rate, and the day the budget runs out.
 
 use crate::error::check;
-use crate::quantile::normal_upper_quantile;
+use crate::quantile::t_upper_quantile;
 use crate::AnalyticsError;
 
 /// The projected end of a budget period.
@@ -12,10 +12,11 @@ pub struct BudgetProjection {
     pub spent: f64,
     /// Projected spend at the end of the period: `spent + remaining_days · daily_rate`.
     pub projected: f64,
-    /// Lower end of the interval for `projected`, never below `spent`.
-    pub lower: f64,
-    /// Upper end of the interval for `projected`.
-    pub upper: f64,
+    /// Lower end of the prediction interval for the period's final spend, never below `spent`;
+    /// `None` when it cannot be estimated (one elapsed day and days still to come).
+    pub lower: Option<f64>,
+    /// Upper end of the prediction interval; `None` exactly when `lower` is.
+    pub upper: Option<f64>,
     /// When cumulative spend reaches the budget, as a fractional day count from the period start:
     /// `t` in `(d − 1, d]` means during day `d` (1-based), so `25.0` is the end of day 25 and
     /// `24.5` the middle of day 25. Spend is taken to accrue evenly within a day. If the budget
@@ -34,10 +35,15 @@ pub struct BudgetProjection {
 ///
 /// Method: the mean daily rate (not a trend: a few days of spend rarely support one, and a mean
 /// is what a reader can check). `projected = spent + r · rate` with `r = days_in_period − n`
-/// remaining days; interval `projected ± z · sd · √r`, `sd` the sample standard deviation of the
-/// daily spend (0 with a single day), `z` the normal quantile of `(1 + level) / 2`, the lower end
-/// clamped at `spent`. The interval covers day-to-day variation around the current rate, not a
-/// change of rate.
+/// remaining days. The interval is the prediction interval for the period's final spend when
+/// days are independent draws around an unknown mean: the remaining days' sum differs from
+/// `r · rate` by their own variation (`r · σ²`) and by the error of the estimated rate
+/// (`r² · σ² / n`), so `projected ± t · s · √(r + r² / n)`, `s` the sample standard deviation of
+/// the daily spend and `t` the Student-t quantile of `(1 + level) / 2` with `n − 1` degrees of
+/// freedom (exact for normal days; checked by simulation for skewed ones, see
+/// `tests/budget_slo.rs`). The lower end is clamped at `spent`. With one elapsed day and days to
+/// come the spread is unknown and `lower`/`upper` are `None`; with none to come both equal
+/// `spent`. The interval covers day-to-day variation around a steady rate, not a change of rate.
 ///
 /// Errors: `budget` not a positive finite number (names `budget`), `days_in_period` 0 (names
 /// `days_in_period`), no days or more days than `days_in_period` (names `daily_spend`), a
@@ -88,13 +94,20 @@ pub fn budget(
     };
     let remaining = (days_in_period - days) as f64;
     let projected = spent + remaining * rate;
-    let half_width = normal_upper_quantile((1.0 - level) / 2.0) * sd * remaining.sqrt();
+    let half_width = if remaining == 0.0 {
+        Some(0.0)
+    } else if days > 1 {
+        let t = t_upper_quantile((1.0 - level) / 2.0, n - 1.0);
+        Some(t * sd * (remaining + remaining * remaining / n).sqrt())
+    } else {
+        None
+    };
 
     Ok(BudgetProjection {
         spent,
         projected,
-        lower: (projected - half_width).max(spent),
-        upper: projected + half_width,
+        lower: half_width.map(|h| (projected - h).max(spent)),
+        upper: half_width.map(|h| projected + h),
         runout_day: runout_day(daily_spend, days_in_period, budget, rate),
         daily_rate: rate,
     })
@@ -132,7 +145,10 @@ mod tests {
     #[test]
     fn single_day_has_no_interval() {
         let p = budget(&[5.0], 10, 1000.0, 0.95).unwrap();
-        assert_eq!((p.projected, p.lower, p.upper, p.runout_day), (50.0, 50.0, 50.0, None));
+        assert_eq!((p.projected, p.lower, p.upper, p.runout_day), (50.0, None, None, None));
+        // Nothing left to come: the final spend is known.
+        let p = budget(&[5.0], 1, 1000.0, 0.95).unwrap();
+        assert_eq!((p.projected, p.lower, p.upper), (5.0, Some(5.0), Some(5.0)));
     }
 
     #[test]

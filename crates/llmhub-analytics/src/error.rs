@@ -39,15 +39,42 @@ pub enum AnalyticsError {
         /// The value received.
         got: f64,
     },
+    /// A series' times are not a regular grid (or steps are missing where a fit needs every step),
+    /// e.g. `times[5]: 2 step(s) of 3600000000 without a point before it (...)`.
+    #[error("{argument}[{index}]: {}", grid_problem(*.problem, argument, *.index))]
+    Grid {
+        /// The parameter's name in the function signature.
+        argument: &'static str,
+        /// 0-based position of the point at fault.
+        index: usize,
+        /// What is wrong there.
+        problem: crate::forecast::GridProblem,
+    },
+}
+
+fn grid_problem(problem: crate::forecast::GridProblem, argument: &str, index: usize) -> String {
+    use crate::forecast::GridProblem as P;
+    match problem {
+        P::NotIncreasing => format!("not after {argument}[{}]", index.saturating_sub(1)),
+        P::OffGrid { step } => format!("not a whole number of steps ({step}) after {argument}[0]"),
+        P::Missing { step, missing } => format!(
+            "{missing} step(s) of {step} without a point before it (fill missing steps, e.g. with 0 where that is their meaning)"
+        ),
+        P::TooLong { step, steps } => format!(
+            "spans {steps} steps of {step} from {argument}[0], more than {}",
+            crate::forecast::MAX_GRID_STEPS
+        ),
+    }
 }
 
 impl AnalyticsError {
     /// The name of the argument at fault, as spelled in the function signature.
     pub fn argument(&self) -> &'static str {
         match self {
-            Self::Argument { argument, .. } | Self::Length { argument, .. } | Self::Element { argument, .. } => {
-                argument
-            }
+            Self::Argument { argument, .. }
+            | Self::Length { argument, .. }
+            | Self::Element { argument, .. }
+            | Self::Grid { argument, .. } => argument,
         }
     }
 

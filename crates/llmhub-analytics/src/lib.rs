@@ -6,7 +6,8 @@
 //!   [`seasonal`] (median/MAD of earlier points with the same hour of day or week). One
 //!   [`Scored`] per input point; warm-up and missing points are described in [`anomaly`].
 //! - [`forecast`]: [`holt_winters`] (additive, fitted smoothing parameters) and [`linear`] (OLS),
-//!   both returning a [`Forecast`].
+//!   both returning a [`Forecast`]; [`Grid`] places a series' times on its regular step, so
+//!   missing steps keep their place (or are refused where a fit needs every step).
 //! - [`budget()`]: where a budget period ends at the current daily rate, and when the budget runs
 //!   out.
 //! - [`burn_rate`], [`multi_window_burn`]: SLO error-budget burn.
@@ -29,7 +30,7 @@ mod stats;
 pub use anomaly::{ewma, robust_z, seasonal, Scored, EWMA_WARMUP, SEASONAL_PRIOR_WEIGHT};
 pub use budget::{budget, BudgetProjection};
 pub use error::AnalyticsError;
-pub use forecast::{holt_winters, linear, Forecast, ForecastPoint, MAX_HORIZON};
+pub use forecast::{holt_winters, linear, Forecast, ForecastPoint, Grid, GridProblem, MAX_GRID_STEPS, MAX_HORIZON};
 pub use quantile::{normal_quantile, student_t_quantile};
 pub use slo::{burn_rate, multi_window_burn, BurnAlert};
 pub use stats::{mad, median, MAD_CONSISTENCY, MEAN_AD_CONSISTENCY};

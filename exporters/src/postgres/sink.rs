@@ -47,6 +47,10 @@ struct Target {
     /// Row-level security applies to the sink's role, and PostgreSQL refuses `COPY FROM` into such a
     /// table: every batch goes through the staging table and `INSERT`.
     staged_only: bool,
+    /// The extension's `llm_rollup_pending`, when the sink's role may insert into it: each batch
+    /// notes the hours it wrote there in its own transaction, so the rollups pick up late rows and
+    /// backfills.
+    pending: Option<String>,
 }
 
 struct Shared {
@@ -319,12 +323,31 @@ async fn prepare(shared: &Shared, client: &Client) -> Result<Target, Retry> {
             ));
         }
     }
+    let pending = match &ext_schema {
+        None => None,
+        Some(_) => {
+            let name = format!("{qs}.llm_rollup_pending");
+            let row = client
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL, to_regclass($1) IS NOT NULL AND has_table_privilege($1, 'INSERT')",
+                    &[&name],
+                )
+                .await?;
+            let (exists, may): (bool, bool) = (row.get(0), row.get(1));
+            if exists && !may {
+                tracing::warn!(table = %name, "the sink's role may not insert into llm_rollup_pending: rows older than the rollups' late window \
+                    (late arrivals, backfills) will not reach the rollups until llm_refresh_rollups_range covers them; run llm_grant_writer for the role");
+            }
+            may.then_some(name)
+        }
+    };
     let t = Target {
         table,
         schema: qs,
         layout,
         extension: ext_schema.is_some(),
         staged_only,
+        pending,
     };
     tracing::info!(table = %t.table, layout = ?layout, staged_only, "PostgreSQL sink target ready");
     *guard = Some(t.clone());
@@ -727,8 +750,9 @@ async fn copy(
 ) -> Result<u64, tokio_postgres::Error> {
     let (copy_sql, insert_sql) = shared.copy_statements(t);
     let data = copy_chunks(rows);
+    let commit = commit_noting_hours(t, rows);
     if !dedup {
-        return copy_committed(c, &copy_sql, data).await;
+        return copy_committed(c, &copy_sql, data, &commit).await;
     }
     if !c.staged {
         // The columns spelled out rather than LIKE llm_calls, which needs SELECT on the whole
@@ -741,18 +765,48 @@ async fn copy(
             .await?;
         c.staged = true;
     }
-    let tx = c.client.transaction().await?;
     let stage_copy = format!(
         "COPY llmhub_stage ({}) FROM STDIN WITH (FORMAT binary)",
         schema::column_list()
     );
-    let sink = tx.copy_in::<_, Bytes>(stage_copy.as_str()).await?;
-    futures_util::pin_mut!(sink);
-    send_chunks(sink.as_mut(), data).await?;
-    sink.finish().await?;
-    let n = tx.execute(insert_sql.as_str(), &[]).await?;
-    tx.commit().await?;
-    Ok(n)
+    let client = &c.client;
+    client.batch_execute("BEGIN").await?;
+    let result = async {
+        let sink = client.copy_in::<_, Bytes>(stage_copy.as_str()).await?;
+        futures_util::pin_mut!(sink);
+        send_chunks(sink.as_mut(), data).await?;
+        sink.finish().await?;
+        let n = client.execute(insert_sql.as_str(), &[]).await?;
+        // The notes and COMMIT in one message.
+        client.batch_execute(&commit).await?;
+        Ok(n)
+    }
+    .await;
+    if result.is_err() && !client.is_closed() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    result
+}
+
+/// `COMMIT`, preceded (when the extension keeps `llm_rollup_pending` and the role may write it)
+/// by the note of the UTC hours `rows` fall in: one simple-query message, so the note costs no
+/// round trip, and it commits with the rows or not at all (an error stops the message before
+/// `COMMIT`).
+fn commit_noting_hours(t: &Target, rows: &[Bytes]) -> String {
+    const MICROS_PER_HOUR: i64 = 3_600_000_000;
+    let Some(pending) = &t.pending else {
+        return "COMMIT".to_owned();
+    };
+    let hours: std::collections::BTreeSet<i64> = rows
+        .iter()
+        .filter_map(|r| row::time_us(r))
+        .map(|us| us.div_euclid(MICROS_PER_HOUR))
+        .collect();
+    if hours.is_empty() {
+        return "COMMIT".to_owned();
+    }
+    let values: Vec<String> = hours.iter().map(|h| format!("(to_timestamp({}))", h * 3600)).collect();
+    format!("INSERT INTO {pending} (hour) VALUES {}; COMMIT", values.join(", "))
 }
 
 /// Size of one CopyData message: under the allocator's mmap threshold (so the buffers are reused,
@@ -802,7 +856,12 @@ where
 /// request only once the one before it is complete, so the order on the wire is fixed. COMMIT of
 /// a transaction a failed COPY aborted answers ROLLBACK without an error, which is why the COPY's
 /// own result decides first.
-async fn copy_committed(c: &mut Conn, copy_sql: &str, data: Vec<Bytes>) -> Result<u64, tokio_postgres::Error> {
+async fn copy_committed(
+    c: &mut Conn,
+    copy_sql: &str,
+    data: Vec<Bytes>,
+    commit: &str,
+) -> Result<u64, tokio_postgres::Error> {
     let stmt = match &c.copy {
         Some(s) => s.clone(),
         None => {
@@ -819,7 +878,7 @@ async fn copy_committed(c: &mut Conn, copy_sql: &str, data: Vec<Bytes>) -> Resul
         let sink = sink?;
         futures_util::pin_mut!(sink);
         send_chunks(sink.as_mut(), data).await?;
-        let (copied, committed) = tokio::join!(sink.finish(), client.batch_execute("COMMIT"));
+        let (copied, committed) = tokio::join!(sink.finish(), client.batch_execute(commit));
         let n = copied?;
         committed?;
         Ok(n)

@@ -1,9 +1,11 @@
 //! Forecasts of a time-ordered series with prediction intervals: additive Holt-Winters for
 //! seasonal series, an ordinary-least-squares line for trends.
 
+mod grid;
 mod holt_winters;
 mod linear;
 
+pub use grid::{Grid, GridProblem, MAX_GRID_STEPS};
 pub use holt_winters::holt_winters;
 pub use linear::linear;
 
