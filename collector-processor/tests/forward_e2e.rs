@@ -192,10 +192,12 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     );
     let dead = std::fs::read_to_string(dir.join("otlp-dead-letters.jsonl")).expect("dead letters");
     assert_eq!(dead.lines().count(), 1);
-    assert!(
-        dead.contains("refuses refuse-me") || dead.contains("HTTP 400"),
-        "{dead}"
-    );
+    // Each protocol's refusal, as the downstream gave it: a gRPC status message, an HTTP status.
+    let refusal = match protocol {
+        OtlpProtocol::Grpc => "refuses refuse-me",
+        OtlpProtocol::HttpProtobuf => "HTTP 400",
+    };
+    assert!(dead.contains(refusal), "{protocol:?}: {dead}");
 
     // Span by span: the original attributes but content, in order, then only llmhub.* ones;
     // content events gone; every other field equal.
