@@ -429,6 +429,51 @@ $fn$;
 COMMENT ON FUNCTION llm_multi_window_burn(double precision, interval, interval, double precision, text, text, text, timestamptz) IS
   'Multi-window error-budget burn of model calls (not agent, tool or workflow steps) over the minute rollups ending at the last complete minute before as_of: alert when both windows burn faster than threshold (14.4 over 1 h and 5 min pages at a 2% monthly budget spend in an hour).';
 
+CREATE FUNCTION llm_latency_burn(threshold_s double precision, objective double precision,
+    short_window interval DEFAULT '5 minutes', long_window interval DEFAULT '1 hour', threshold double precision DEFAULT 14.4,
+    tenant text DEFAULT NULL, service_name text DEFAULT NULL, model text DEFAULT NULL, as_of timestamptz DEFAULT now())
+RETURNS TABLE (short_burn double precision, long_burn double precision, alert boolean,
+               short_slow bigint, short_calls bigint, long_slow bigint, long_calls bigint)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    t timestamptz := date_trunc('minute', as_of, 'UTC');
+    short_s @extschema@.quantile_summary;
+    long_s @extschema@.quantile_summary;
+BEGIN
+    IF threshold_s IS NULL OR NOT threshold_s > 0 OR threshold_s = 'Infinity' THEN
+        RAISE EXCEPTION 'threshold_s must be a positive number of seconds, got %', threshold_s;
+    END IF;
+    IF objective IS NULL OR NOT (objective > 0 AND objective < 1) THEN
+        RAISE EXCEPTION 'objective must be between 0 and 1 (exclusive), e.g. 0.99, got %', objective;
+    END IF;
+    IF short_window IS NULL OR short_window < interval '1 minute' THEN
+        RAISE EXCEPTION 'short_window must be at least 1 minute (the rollups'' resolution), got %', short_window;
+    END IF;
+    IF long_window IS NULL OR long_window <= short_window THEN
+        RAISE EXCEPTION 'long_window must be longer than short_window, got % and %', long_window, short_window;
+    END IF;
+    SELECT @extschema@.rollup(r.duration_s) FILTER (WHERE r.bucket >= t - short_window), @extschema@.rollup(r.duration_s)
+      INTO short_s, long_s
+      FROM @extschema@.llm_rollup_1m r
+     WHERE r.bucket >= t - long_window AND r.bucket < t AND r.role = 'model_call'
+       AND (llm_latency_burn.tenant IS NULL OR r.tenant = llm_latency_burn.tenant)
+       AND (llm_latency_burn.service_name IS NULL OR r.service_name = llm_latency_burn.service_name)
+       AND (llm_latency_burn.model IS NULL OR r.model = llm_latency_burn.model);
+    short_calls := coalesce(@extschema@.num_vals(short_s), 0);
+    long_calls := coalesce(@extschema@.num_vals(long_s), 0);
+    -- The rank is a count over the calls: multiplied back, it is that count (rounding undoes the
+    -- division's last bit).
+    short_slow := short_calls - coalesce(round(@extschema@.approx_percentile_rank(threshold_s, short_s) * short_calls)::bigint, 0);
+    long_slow := long_calls - coalesce(round(@extschema@.approx_percentile_rank(threshold_s, long_s) * long_calls)::bigint, 0);
+    short_burn := CASE WHEN short_calls = 0 THEN 0 ELSE short_slow::double precision / short_calls / (1 - objective) END;
+    long_burn := CASE WHEN long_calls = 0 THEN 0 ELSE long_slow::double precision / long_calls / (1 - objective) END;
+    alert := short_burn > threshold AND long_burn > threshold;
+    RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION llm_latency_burn(double precision, double precision, interval, interval, double precision, text, text, text, timestamptz) IS
+  'Latency SLO burn ("objective of model calls finish within threshold_s") over the minute rollups ending at the last complete minute before as_of: the share of calls slower than threshold_s (from the duration summaries, within their error bound) over the budget 1 - objective, in a short and a long window; alert when both burn faster than threshold.';
+
 CREATE FUNCTION llm_budget(budget numeric, period_start timestamptz, period_end timestamptz, tenant text DEFAULT NULL,
     as_of timestamptz DEFAULT now(), level double precision DEFAULT 0.9)
 RETURNS TABLE (spent numeric, projected double precision, lower double precision, upper double precision,
@@ -531,6 +576,40 @@ mod tests {
                  ARRAY[1, 2, 3]::float8[], 2)",
         )
         .unwrap();
+    }
+
+    /// The latency burn against the exact count of slow calls in the raw rows: the estimate may
+    /// differ only by calls within the summaries' error bound of the threshold.
+    #[pg_test]
+    fn latency_burn_counts_the_calls_slower_than_the_threshold() {
+        Spi::run("SELECT llm_create_partitions(current_date - 1, current_date)").expect("partitions");
+        Spi::run(&crate::insert_calls_sql(20_000, 2)).expect("insert");
+        Spi::run("SELECT llm_refresh_rollups()").expect("refresh");
+        for (threshold, window) in [(2.0, "30 minutes"), (0.8, "90 minutes"), (5.0, "2 hours")] {
+            let row = crate::sql_text(&format!(
+                "WITH b AS (SELECT * FROM llm_latency_burn({threshold}, 0.95, interval '5 minutes', interval '{window}')),
+                      raw AS (SELECT count(*) FILTER (WHERE duration_s > {threshold}) AS slow, count(duration_s) AS n,
+                                     count(*) FILTER (WHERE duration_s BETWEEN {threshold} / (1 + e) AND {threshold} / (1 - e)) AS near
+                                FROM llm_calls, (SELECT error_bound(rollup(duration_s)) AS e FROM llm_rollup_1m) eb
+                               WHERE role = 'model_call' AND time >= date_trunc('minute', now(), 'UTC') - interval '{window}'
+                                 AND time < date_trunc('minute', now(), 'UTC'))
+                 SELECT concat_ws(' ', b.long_calls = raw.n, abs(b.long_slow - raw.slow) <= raw.near, raw.slow > 0,
+                                  abs(b.long_burn - b.long_slow::float8 / b.long_calls / 0.05) < 1e-9, b.long_slow, raw.slow, raw.near)
+                   FROM b, raw"
+            ));
+            let row = row.unwrap_or_default();
+            assert!(row.starts_with("t t t t "), "{threshold} s over {window}: {row}");
+        }
+    }
+
+    #[pg_test(error = "threshold_s must be a positive number of seconds, got 0")]
+    fn a_zero_latency_threshold_is_an_error_naming_it() {
+        Spi::run("SELECT * FROM llm_latency_burn(0, 0.99)").unwrap();
+    }
+
+    #[pg_test(error = "value must be a number, got NaN")]
+    fn a_nan_rank_value_is_an_error_naming_it() {
+        Spi::run("SELECT approx_percentile_rank('NaN', quantile_summary_agg(1.0))").unwrap();
     }
 
     #[pg_test(error = "window_size must be at least 3, got 1")]

@@ -294,6 +294,18 @@ fn approx_percentile(percentile: f64, summary: QuantileSummary) -> Option<f64> {
     decode("summary", &summary).quantile(percentile)
 }
 
+/// The share (0 to 1) of the values summarized that are at or below `value`: the inverse of
+/// `approx_percentile`, for "share of calls under 2 s". Exact below the minimum and from the
+/// maximum on; otherwise the exact share at a value within `error_bound` of `value`. NULL for an
+/// empty summary.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn approx_percentile_rank(value: f64, summary: QuantileSummary) -> Option<f64> {
+    if value.is_nan() {
+        error!("value must be a number, got NaN");
+    }
+    decode("summary", &summary).rank(value)
+}
+
 /// Number of values summarized.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn num_vals(summary: QuantileSummary) -> i64 {

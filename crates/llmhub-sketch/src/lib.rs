@@ -503,6 +503,36 @@ impl QuantileSketch {
         Some(self.max)
     }
 
+    /// The share of the values at or below `x` (the inverse of [`QuantileSketch::quantile`]):
+    /// a bucket counts when its representative value is `<= x`, the zero bucket when `x >= 0`.
+    /// Exact below the minimum (0) and from the maximum on (1); otherwise, with `ε` the
+    /// [`QuantileSketch::error_bound`], the true share of values `<= x'` for some `x'` between
+    /// `x / (1 + ε)` and `x / (1 − ε)` (values below [`MIN_POSITIVE`] count as 0). `None` when
+    /// empty or `x` is NaN.
+    pub fn rank(&self, x: f64) -> Option<f64> {
+        if self.count == 0 || x.is_nan() {
+            return None;
+        }
+        if x < self.min {
+            return Some(0.0);
+        }
+        if x >= self.max {
+            return Some(1.0);
+        }
+        let mut at_or_below = if x >= 0.0 { self.zero_count } else { 0 };
+        for (k, &c) in self.counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            // Representatives increase with the index: the first one above x ends the count.
+            if self.value_of(self.offset + k as i32) > x {
+                break;
+            }
+            at_or_below += c;
+        }
+        Some(at_or_below as f64 / self.count as f64)
+    }
+
     /// The buckets with a count, as (index at the current collapse level, count), zero bucket
     /// excluded.
     pub fn buckets(&self) -> impl Iterator<Item = (i32, u64)> + '_ {

@@ -230,6 +230,35 @@ proptest! {
     }
 
     #[test]
+    fn ranks_are_exact_shares_of_a_value_within_the_bound(vs in values(), scales in prop::collection::vec(0.9f64..1.1, 1..4)) {
+        prop_assume!(!vs.is_empty());
+        // The default bucket budget: over these values' 21 decades, 256 buckets would collapse to
+        // a bound too loose to tell a wrong rank.
+        let mut s = QuantileSketch::default();
+        for &v in &vs {
+            s.add(v).unwrap();
+        }
+        let share = |y: f64| vs.iter().filter(|&&v| v <= y).count() as f64 / vs.len() as f64;
+        let e = s.error_bound() * (1.0 + 1e-9);
+        // Values below MIN_POSITIVE are read as 0: the bound counts them as such.
+        let tiny = vs.iter().filter(|&&v| v < llmhub_sketch::MIN_POSITIVE).count() as f64 / vs.len() as f64;
+        // At every value and just off it, where a rank is most sensitive.
+        for &v in &vs {
+            for x in std::iter::once(v).chain(scales.iter().map(|k| v * k)) {
+                let got = s.rank(x).unwrap();
+                let (lo, hi) = (share(x / (1.0 + e)), share(x / (1.0 - e)));
+                prop_assert!(got >= lo - tiny - 1e-12 && got <= hi + tiny + 1e-12, "x {} rank {} not in [{}, {}]", x, got, lo, hi);
+                if x < s.min().unwrap() {
+                    prop_assert_eq!(got, 0.0);
+                }
+                if x >= s.max().unwrap() {
+                    prop_assert_eq!(got, 1.0);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_format_round_trips(vs in values()) {
         let s = sketch(&vs);
         let back = QuantileSketch::from_bytes(&s.to_bytes()).unwrap();
