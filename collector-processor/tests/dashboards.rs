@@ -2,9 +2,14 @@
 //! structure is valid for current Grafana; and, against real data (llmhub fed by the load
 //! generator, a real Prometheus scraping it, PostgreSQL with `llm_analytics` filled by the sink),
 //! every query of every panel returns data of the shape its panel draws, with Grafana's variables
-//! and macros expanded as Grafana expands them.
+//! and macros expanded as Grafana expands them. Every SQL panel's values are then compared with
+//! the same figures computed from the raw rows (`dashboards_truth/`), as the operator's and a
+//! tenant's data source, and panels made wrong by an hour, a row or a unit must fail that
+//! comparison.
 
 mod common;
+#[path = "dashboards_truth/mod.rs"]
+mod truth;
 
 use common::pg::{self, Server};
 use common::prometheus;
@@ -706,6 +711,23 @@ async fn every_panel_on(server: Server, before: &str) {
         }
     }
     assert!(checked >= 50, "{checked} queries checked");
+    // Every SQL panel's values against the raw rows, as the operator and as the tenant.
+    let watermark: i64 = admin_c
+        .query_one(
+            "SELECT extract(epoch FROM watermark)::bigint FROM llm_rollup_state",
+            &[],
+        )
+        .await
+        .expect("watermark")
+        .get(0);
+    let watermark = u64::try_from(watermark).expect("after 1970");
+    let compared = truth::check_all(&c, "operator", to, watermark).await;
+    assert!(compared >= 25, "{compared} panel runs compared");
+    truth::check_all(&tenant_c, &format!("tenant {tenant}"), to, watermark).await;
+    // The truths can fail: panels wrong by an hour, a row or a unit fail them.
+    let (changed, tried) = truth::mutants_are_caught(&c, to, watermark).await;
+    eprintln!("{changed} of {tried} wrong panels changed their rows; each failed its truth");
+    assert!(changed >= 40, "{changed} of {tried} mutants changed the rows");
     one_tenant_selected(&c, to).await;
     tenant_reader_sees_its_tenant(&c, &tenant_c, &tenant, to).await;
     hostile_values_stay_literals(&c, to).await;
