@@ -724,6 +724,8 @@ async fn every_panel_on(server: Server, before: &str) {
     let compared = truth::check_all(&c, "operator", to, watermark).await;
     assert!(compared >= 25, "{compared} panel runs compared");
     truth::check_all(&tenant_c, &format!("tenant {tenant}"), to, watermark).await;
+    truth::check_agents(&c, &c, None, to, watermark).await;
+    truth::check_agents(&c, &tenant_c, Some(&tenant), to, watermark).await;
     // The truths can fail: panels wrong by an hour, a row or a unit fail them.
     let (changed, tried) = truth::mutants_are_caught(&c, to, watermark).await;
     eprintln!("{changed} of {tried} wrong panels changed their rows; each failed its truth");
