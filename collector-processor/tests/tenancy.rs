@@ -264,6 +264,10 @@ async fn isolation_on(server: Server, db: &str) {
             "SELECT llm_grant_reading('t_acme', 'tenant', 'globex')",
         ),
         (
+            "llm_latency_burn",
+            "SELECT * FROM llm_latency_burn(0.001, 0.99, interval '5 minutes', interval '30 days', tenant => 'globex')",
+        ),
+        (
             "llm_multi_window_burn",
             "SELECT * FROM llm_multi_window_burn(0.99, interval '5 minutes', interval '30 days', tenant => 'globex')",
         ),

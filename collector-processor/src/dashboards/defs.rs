@@ -1,7 +1,7 @@
 //! The five dashboards: what each panel asks, in PromQL over llmhub's metrics or SQL over the
 //! `llm_analytics` rollups.
 
-use super::{Dashboard, Panel, Query, Source, Viz};
+use super::{Dashboard, Field, Panel, Query, Source, Viz};
 
 /// PromQL label filter from the template variables.
 const PF: &str = r#"service_name=~"$service",gen_ai_provider_name=~"$provider",gen_ai_request_model=~"$model",deployment_environment_name=~"$environment""#;
@@ -112,6 +112,49 @@ fn panel(
         width,
         height,
         queries,
+        fields: Vec::new(),
+    }
+}
+
+impl Panel {
+    /// The panel with `f` drawn its own way.
+    fn field(mut self, f: Field) -> Self {
+        self.fields.push(f);
+        self
+    }
+}
+
+/// A column with a unit of its own.
+fn unit(name: &'static str, unit: &'static str) -> Field {
+    Field {
+        name,
+        unit: Some(unit),
+        ..Field::default()
+    }
+}
+
+/// The SRE workbook's burn-rate steps: 6 (a ticket: 5% of a 30-day budget in 6 h) and 14.4 (a page:
+/// 2% in 1 h).
+const BURN_STEPS: &[(f64, &str)] = &[(f64::NEG_INFINITY, "green"), (6.0, "orange"), (14.4, "red")];
+
+/// Share of the budget: orange from 80%, red from 100%.
+const BUDGET_STEPS: &[(f64, &str)] = &[(f64::NEG_INFINITY, "green"), (0.8, "orange"), (1.0, "red")];
+
+/// An interval drawn as a band: `upper` filled down to `lower`, both without a line of their own.
+fn band(upper: &'static str, lower: &'static str) -> Field {
+    Field {
+        name: upper,
+        fill_to: Some(lower),
+        ..Field::default()
+    }
+}
+
+/// A trace id that opens the trace in the tracing backend (`$trace_url` followed by the id).
+fn trace_link(name: &'static str) -> Field {
+    Field {
+        name,
+        link: Some(("Open the trace", "${trace_url}${__value.raw}")),
+        ..Field::default()
     }
 }
 
@@ -248,9 +291,9 @@ fn cost() -> Dashboard {
             panel("Spend per hour by provider", "When and with whom is money spent?", TimeSeries, "currencyUSD", G, 12, 8,
                 vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 HAVING sum(cost_usd) > 0 ORDER BY 1"), "")]),
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]),
-            panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; the tenant filter applies when one tenant is selected (All or several: every tenant).", Table, "currencyUSD", G, 12, 6,
-                vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate FROM llm_budget(${{budget:sqlstring}}::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]),
+                vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]).field(unit("calls", "short")),
+            panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; budget_used and projected_use are spent and projected as shares of it (orange from 80%, red from 100%). The tenant filter applies when one tenant is selected (All or several: every tenant).", Table, "currencyUSD", G, 12, 6,
+                vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate, (spent / ${{budget:sqlstring}}::numeric)::float8 AS budget_used, projected / ${{budget:sqlstring}}::float8 AS projected_use FROM llm_budget(${{budget:sqlstring}}::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]).field(unit("runout_at", "dateTimeAsIso")).field(Field { name: "budget_used", unit: Some("percentunit"), thresholds: BUDGET_STEPS.to_vec(), ..Field::default() }).field(Field { name: "projected_use", unit: Some("percentunit"), thresholds: BUDGET_STEPS.to_vec(), ..Field::default() }),
             panel("Daily spend and forecast", "Daily spend (the whole UTC days of the selected range that have ended, days without spend as 0 from the first day with spend) and the linear trend for the seven days after them, with a 95% prediction interval.", TimeSeries, "currencyUSD", G, 12, 6,
                 vec![q(sql(&format!("WITH s AS (SELECT date_trunc('day', bucket, 'UTC') AS day, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_DAYS} GROUP BY 1),
      d AS (SELECT g AS day, coalesce(s.spend, 0) AS spend
@@ -259,11 +302,11 @@ SELECT day AS time, spend AS actual, NULL::float8 AS forecast, NULL::float8 AS l
 UNION ALL
 SELECT f.ts, NULL, f.value, f.lower, f.upper FROM llm_forecast_linear((SELECT array_agg(day ORDER BY day) FROM d), (SELECT array_agg(spend ORDER BY day) FROM d), 7) f
 WHERE (SELECT count(*) FROM d) >= 3
-ORDER BY 1")), "")]),
+ORDER BY 1")), "")]).field(band("upper", "lower")),
             panel("Costliest traces", "Which traces cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 500 costliest trace-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql_no_model("SELECT tenant, encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY tenant, trace_id ORDER BY cost DESC LIMIT 20"), "")]),
+                vec![q(sql_no_model("SELECT tenant, encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY tenant, trace_id ORDER BY cost DESC LIMIT 20"), "")]).field(unit("spans", "short")).field(unit("started", "dateTimeAsIso")).field(trace_link("trace_id")),
             panel("Costliest conversations", "Which conversations cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 2000 costliest conversation-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql_no_model("SELECT tenant, conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY tenant, conversation_id ORDER BY cost DESC LIMIT 20"), "")]),
+                vec![q(sql_no_model("SELECT tenant, conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY tenant, conversation_id ORDER BY cost DESC LIMIT 20"), "")]).field(unit("calls", "short")).field(unit("started", "dateTimeAsIso")),
             panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly). Whole hours only (the hour in progress is left out); hours without spend count as 0 from the first hour with spend.", TimeSeries, "currencyUSD", G, 24, 8,
                 vec![q(sql(&format!("WITH s AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_HOURS} GROUP BY 1),
      h AS (SELECT g AS bucket, coalesce(s.spend, 0) AS spend
@@ -286,7 +329,7 @@ fn performance() -> Dashboard {
         from: "now-7d",
         panels: vec![
             panel("Error-budget burn (5 min / 1 h)", "Is the error budget burning fast enough to page? Both windows above 14.4x the sustainable rate alert (the multi-window, multi-burn-rate rule).", Table, "short", G, 12, 5,
-                vec![q(format!("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn(${{objective:sqlstring}}::float8, tenant => {})", one_tenant()), "")]),
+                vec![q(format!("SELECT round(short_burn::numeric, 2)::float8 AS burn_5m, round(long_burn::numeric, 2)::float8 AS burn_1h, alert, short_errors, short_calls, long_errors, long_calls FROM llm_multi_window_burn(${{objective:sqlstring}}::float8, tenant => {})", one_tenant()), "")]).field(Field { name: "burn_5m", unit: Some("x"), thresholds: BURN_STEPS.to_vec(), ..Field::default() }).field(Field { name: "burn_1h", unit: Some("x"), thresholds: BURN_STEPS.to_vec(), ..Field::default() }),
             panel("Error ratio", "Which share of model calls failed in the selected range?", Stat, "percentunit", G, 6, 5,
                 vec![q(sql(&format!("SELECT (sum(errors)::float8 / nullif(sum(calls), 0)) AS error_ratio FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}")), "")]),
             panel("Latency p95 over the range", "How slow is the 95th percentile over the whole range (one merged summary, not an average of percentiles)?", Stat, "s", G, 6, 5,
@@ -300,7 +343,7 @@ fn performance() -> Dashboard {
             panel("Output tokens per second by model (median)", "How fast does each model generate?", BarGauge, "short", G, 12, 8,
                 vec![q(adaptive(&sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "2 DESC"), "")]),
             panel("Slowest models", "Which models are slowest at p95 over the range, and how many calls is that based on?", Table, "s", G, 12, 8,
-                vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]),
+                vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]).field(unit("calls", "short")),
             panel("p95 latency anomalies", "Is a period's p95 latency unusual against the ones before it? Robust z-score of each hour against the previous 24 (ranges up to 3 days), or of each day against the previous 7 (longer ranges).", TimeSeries, "s", G, 24, 8,
                 vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}
              AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= {HOURLY_UP_TO} GROUP BY 1),
@@ -338,7 +381,7 @@ fn agents() -> Dashboard {
             panel("Model calls per agent invocation", "How many model and tool calls does one invocation of each agent make (mean and maximum)?", Table, "short", G, 12, 8,
                 vec![q(sql_no_model("SELECT coalesce(agent_name, '(unnamed)') AS agent, sum(invocations) AS invocations, round(sum(model_calls)::numeric / sum(invocations), 1)::float8 AS model_calls_mean, max(max_model_calls) AS model_calls_max, round(sum(tool_calls)::numeric / sum(invocations), 1)::float8 AS tool_calls_mean, max(max_tool_calls) AS tool_calls_max FROM llm_rollup_agents_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1 ORDER BY model_calls_mean DESC"), "")]),
             panel("Runaway agent loops", "Which agent invocations made far more calls than usual (more than 25 model and tool calls in one invocation)?", Table, "short", G, 24, 8,
-                vec![q(sql_no_model("SELECT time AS started, agent_name AS agent, service_name AS service, encode(trace_id, 'hex') AS trace_id, model_calls + tool_calls AS calls, cost_usd::float8 AS cost FROM llm_agent_runaways WHERE $__timeFilter(time) AND {F} ORDER BY calls DESC LIMIT 20"), "")]),
+                vec![q(sql_no_model("SELECT time AS started, agent_name AS agent, service_name AS service, encode(trace_id, 'hex') AS trace_id, model_calls + tool_calls AS calls, cost_usd::float8 AS cost FROM llm_agent_runaways WHERE $__timeFilter(time) AND {F} ORDER BY calls DESC LIMIT 20"), "")]).field(unit("cost", "currencyUSD")).field(unit("started", "dateTimeAsIso")).field(trace_link("trace_id")),
         ],
     }
 }

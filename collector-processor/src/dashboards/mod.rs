@@ -62,6 +62,25 @@ pub struct Panel {
     pub height: u32,
     /// Queries.
     pub queries: Vec<Query>,
+    /// Columns (fields) drawn otherwise than the panel's defaults.
+    pub fields: Vec<Field>,
+}
+
+/// One column (field) of a panel drawn its own way: a unit of its own (a count in a table of
+/// seconds), thresholds that color it, a link out, a band.
+#[derive(Debug, Clone, Default)]
+pub struct Field {
+    /// The column's name in the query's result.
+    pub name: &'static str,
+    /// Its unit, if not the panel's.
+    pub unit: Option<&'static str>,
+    /// Colors from each value up (`(value, color)`, the first from minus infinity): the cell or
+    /// stat turns that color.
+    pub thresholds: Vec<(f64, &'static str)>,
+    /// A link on each value: (title, URL with Grafana's `${__value.raw}` and variables).
+    pub link: Option<(&'static str, &'static str)>,
+    /// Fill the area between this series and the named one (an interval as a band).
+    pub fill_to: Option<&'static str>,
 }
 
 /// One dashboard.

@@ -40,6 +40,15 @@ fn datasource(s: Source) -> Value {
 }
 
 /// Template variables: the data sources, then the filters the queries use.
+/// Whether a panel links to traces (and the dashboard needs the `trace_url` variable).
+fn p_links(d: &Dashboard) -> bool {
+    d.panels.iter().any(|p| {
+        p.fields
+            .iter()
+            .any(|f| f.link.is_some_and(|(_, url)| url.contains("${trace_url}")))
+    })
+}
+
 fn variables(d: &Dashboard) -> Vec<Value> {
     let sources = d.sources();
     let mut vars: Vec<Value> = sources
@@ -133,6 +142,13 @@ fn variables(d: &Dashboard) -> Vec<Value> {
             "current": { "text": "1000", "value": "1000" }, "hide": 0, "options": [],
         }));
     }
+    if p_links(d) {
+        vars.push(json!({
+            "name": "trace_url", "label": "Trace URL (the trace id is appended)", "type": "textbox",
+            "query": "http://localhost:16686/trace/",
+            "current": { "text": "http://localhost:16686/trace/", "value": "http://localhost:16686/trace/" }, "hide": 0, "options": [],
+        }));
+    }
     if text.contains("${objective") {
         vars.push(json!({
             "name": "objective", "label": "Success objective", "type": "custom",
@@ -182,6 +198,48 @@ fn panel_json(p: &Panel, id: usize, x: u32, y: u32) -> Value {
             json!({ "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": p.source == Source::Postgres }, "orientation": "horizontal", "displayMode": "gradient", "showUnfilled": true })
         }
     };
+    let overrides: Vec<Value> = p
+        .fields
+        .iter()
+        .map(|f| {
+            let mut properties = Vec::new();
+            if let Some(u) = f.unit {
+                properties.push(json!({ "id": "unit", "value": u }));
+            }
+            if !f.thresholds.is_empty() {
+                let steps: Vec<Value> = f
+                    .thresholds
+                    .iter()
+                    .map(|(v, color)| json!({ "color": color, "value": if v.is_finite() { json!(v) } else { Value::Null } }))
+                    .collect();
+                properties.push(json!({ "id": "thresholds", "value": { "mode": "absolute", "steps": steps } }));
+                properties.push(json!({ "id": "color", "value": { "mode": "thresholds" } }));
+                if p.viz == Viz::Table {
+                    properties.push(json!({ "id": "custom.cellOptions", "value": { "type": "color-background" } }));
+                }
+            }
+            if let Some((title, url)) = f.link {
+                properties.push(json!({ "id": "links", "value": [{ "title": title, "url": url, "targetBlank": true }] }));
+            }
+            if let Some(to) = f.fill_to {
+                properties.push(json!({ "id": "custom.fillBelowTo", "value": to }));
+                properties.push(json!({ "id": "custom.lineWidth", "value": 0 }));
+            }
+            json!({ "matcher": { "id": "byName", "options": f.name }, "properties": properties })
+        })
+        .collect();
+    // The other end of each band: no line of its own.
+    let band_ends: Vec<Value> = p
+        .fields
+        .iter()
+        .filter_map(|f| f.fill_to)
+        .map(|to| {
+            json!({ "matcher": { "id": "byName", "options": to }, "properties": [
+                { "id": "custom.lineWidth", "value": 0 }, { "id": "custom.hideFrom", "value": { "legend": true, "tooltip": false, "viz": false } },
+            ] })
+        })
+        .collect();
+    let overrides: Vec<Value> = overrides.into_iter().chain(band_ends).collect();
     json!({
         "id": id,
         "type": viz_id(p.viz).0,
@@ -189,7 +247,7 @@ fn panel_json(p: &Panel, id: usize, x: u32, y: u32) -> Value {
         "description": p.description,
         "datasource": datasource(p.source),
         "gridPos": { "h": p.height, "w": p.width, "x": x, "y": y },
-        "fieldConfig": { "defaults": { "unit": p.unit, "color": { "mode": "palette-classic" } }, "overrides": [] },
+        "fieldConfig": { "defaults": { "unit": p.unit, "color": { "mode": "palette-classic" } }, "overrides": overrides },
         "options": options,
         "targets": targets,
     })

@@ -196,8 +196,9 @@ pub fn truths() -> Vec<Truth> {
         Truth {
             file: "llm-cost.json",
             title: "Monthly budget",
-            // spent, projected, lower, upper, runout_at, daily_rate
-            cols: &[Exact, Exact, Skip, Skip, Skip, Exact],
+            // spent, projected, lower, upper, runout_at, daily_rate, and spent and projected as
+            // shares of the budget variable's default (1000)
+            cols: &[Exact, Exact, Skip, Skip, Skip, Exact, Exact, Exact],
             rows: Rows::All,
             day: true,
             week: false,
@@ -207,10 +208,11 @@ pub fn truths() -> Vec<Truth> {
                                  (extract(epoch FROM (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' - m.s) / 86400)::int AS days
                             FROM m),
                     done AS (SELECT coalesce(sum(v.cost_usd), 0) AS c FROM visible v, p WHERE v.time >= p.s AND v.time < p.s + p.done * interval '24 hours')
-               SELECT (SELECT coalesce(sum(v.cost_usd), 0) FROM visible v, p WHERE v.time >= p.s)::float8,
-                      (done.c + (p.days - p.done) * done.c / nullif(p.done, 0))::float8, NULL::float8, NULL::float8, NULL::timestamptz,
-                      (done.c / nullif(p.done, 0))::float8
-                 FROM done, p",
+               , spent AS (SELECT coalesce(sum(v.cost_usd), 0) AS c FROM visible v, p WHERE v.time >= p.s)
+               SELECT spent.c::float8, (done.c + (p.days - p.done) * done.c / nullif(p.done, 0))::float8, NULL::float8, NULL::float8,
+                      NULL::timestamptz, (done.c / nullif(p.done, 0))::float8, (spent.c / 1000)::float8,
+                      (done.c + (p.days - p.done) * done.c / nullif(p.done, 0))::float8 / 1000
+                 FROM done, p, spent",
         },
         Truth {
             file: "llm-cost.json",
