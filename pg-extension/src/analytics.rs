@@ -181,6 +181,46 @@ fn llm_anomalies_seasonal(
     scored(t, out)
 }
 
+/// Hourly series with a daily cycle, a weekly cycle and a trend: each hour against `level ×
+/// hourly shape × weekday factor` from the hours before it (UTC days). Missing hours keep their
+/// place.
+#[allow(clippy::type_complexity)]
+#[pg_extern(immutable, parallel_safe)]
+fn llm_anomalies_seasonal_trend(
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Vec<Option<f64>>,
+    threshold: default!(f64, 5.0),
+) -> TableIterator<
+    'static,
+    (
+        name!(ts, TimestampWithTimeZone),
+        name!(value, Option<f64>),
+        name!(expected, Option<f64>),
+        name!(lower, Option<f64>),
+        name!(upper, Option<f64>),
+        name!(score, Option<f64>),
+        name!(is_anomaly, bool),
+    ),
+> {
+    let (t, v) = timed_series(&ts, vals);
+    if t.len() < 2 {
+        // Nothing to place on a grid: every point is warm-up (and the threshold still checked).
+        let out = an::seasonal_trend(&v, 0, threshold).unwrap_or_else(|e| fail(e));
+        return scored(t, out);
+    }
+    let g = grid(&t);
+    if g.step != 3600 * US {
+        error!(
+            "ts must be hourly: its smallest gap is {} s, not 3600 s (one row per date_trunc('hour', time))",
+            g.step as f64 / US as f64
+        );
+    }
+    let on_grid = g.spread(&v).unwrap_or_else(|e| fail(e));
+    let all = an::seasonal_trend(&on_grid, season_key("hour_of_week", g.start), threshold).unwrap_or_else(|e| fail(e));
+    let out = g.positions.iter().map(|&k| all[k]).collect();
+    scored(t, out)
+}
+
 /// The series' times on their regular step (the smallest gap), errors naming `ts` with times
 /// written as times.
 fn grid(t: &[i64]) -> an::Grid {
@@ -631,6 +671,77 @@ mod tests {
     #[pg_test(error = "objective must be between 0 and 1 (exclusive), e.g. 0.999, got 1")]
     fn an_objective_of_one_is_an_error_naming_it() {
         Spi::run("SELECT llm_burn_rate(1, 10, 1)").unwrap();
+    }
+
+    /// Three weeks from a Tuesday 05:00 UTC: a daily cycle, quiet weekends, ±5% noise, a
+    /// four-hour outage and a level shift; hour 300 has no row.
+    const SEASONAL_TREND_SERIES: &str = "SELECT timestamptz '2026-11-03 05:00+00' + g * interval '1 hour' AS ts,
+            (100 + 60 * sin(2 * pi() * ((g + 5) % 24 - 9) / 24))
+            * CASE WHEN extract(dow FROM (timestamptz '2026-11-03 05:00+00' + g * interval '1 hour') AT TIME ZONE 'UTC') IN (0, 6) THEN 0.5 ELSE 1 END
+            * (1 + (g * 7919 % 11 - 5) / 100.0)
+            * CASE WHEN g BETWEEN 400 AND 403 THEN 0.02 ELSE 1 END
+            * CASE WHEN g >= 450 THEN 1.5 ELSE 1 END AS v
+       FROM generate_series(0, 503) g WHERE g <> 300";
+
+    #[pg_test]
+    fn seasonal_trend_places_the_hours_on_their_grid_and_week() {
+        // The same series computed here, on its grid (hour 300 missing), from hour of week 53.
+        let values: Vec<f64> = (0..504usize)
+            .map(|g| {
+                if g == 300 {
+                    return f64::NAN;
+                }
+                let dow = (2 + (g + 5) / 24) % 7;
+                let hod = ((g + 5) % 24) as f64;
+                (100.0 + 60.0 * (2.0 * std::f64::consts::PI * (hod - 9.0) / 24.0).sin())
+                    * if dow == 0 || dow == 6 { 0.5 } else { 1.0 }
+                    * (1.0 + ((g * 7919 % 11) as f64 - 5.0) / 100.0)
+                    * if (400..=403).contains(&g) { 0.02 } else { 1.0 }
+                    * if g >= 450 { 1.5 } else { 1.0 }
+            })
+            .collect();
+        let want = llmhub_analytics::seasonal_trend(&values, 53, 5.0).unwrap();
+        let want_flags: Vec<i64> = (0..504).filter(|&g| want[g].anomaly).map(|g| g as i64).collect();
+        assert!(want_flags.contains(&400) && want_flags.contains(&450), "{want_flags:?}");
+        let sql = format!(
+            "WITH s AS ({SEASONAL_TREND_SERIES})
+             SELECT extract(epoch FROM f.ts - timestamptz '2026-11-03 05:00+00')::bigint / 3600 AS g, f.expected, f.is_anomaly
+               FROM llm_anomalies_seasonal_trend((SELECT array_agg(ts ORDER BY ts) FROM s), (SELECT array_agg(v ORDER BY ts) FROM s)) f"
+        );
+        let rows: Vec<(i64, Option<f64>, bool)> = Spi::connect(|c| {
+            c.select(&sql, None, &[])
+                .unwrap()
+                .map(|r| {
+                    (
+                        r.get(1).unwrap().unwrap(),
+                        r.get(2).unwrap(),
+                        r.get(3).unwrap().unwrap(),
+                    )
+                })
+                .collect()
+        });
+        assert_eq!(rows.len(), 503);
+        let flags: Vec<i64> = rows.iter().filter(|r| r.2).map(|r| r.0).collect();
+        assert_eq!(flags, want_flags);
+        for (g, expected, _) in &rows {
+            let w = want[*g as usize].expected;
+            match expected {
+                Some(e) => assert!((e - w).abs() <= 1e-9 * w.abs(), "hour {g}: {e} against {w}"),
+                None => assert!(w.is_nan(), "hour {g}"),
+            }
+        }
+    }
+
+    #[pg_test(
+        error = "ts must be hourly: its smallest gap is 1800 s, not 3600 s (one row per date_trunc('hour', time))"
+    )]
+    fn seasonal_trend_refuses_a_series_that_is_not_hourly() {
+        Spi::run("SELECT * FROM llm_anomalies_seasonal_trend(ARRAY['2026-01-01 00:00+00', '2026-01-01 00:30+00']::timestamptz[], ARRAY[1, 2]::float8[])").unwrap();
+    }
+
+    #[pg_test(error = "threshold must be a positive finite number, got 0")]
+    fn seasonal_trend_refuses_a_zero_threshold() {
+        Spi::run("SELECT * FROM llm_anomalies_seasonal_trend(ARRAY['2026-01-01'::timestamptz], ARRAY[1]::float8[], threshold => 0)").unwrap();
     }
 
     #[pg_test]

@@ -64,9 +64,14 @@ const LAST_WHOLE_DAY: &str = "date_trunc('day', least($__timeTo()::timestamptz, 
 /// The start of the range's last whole hour that has ended.
 const LAST_WHOLE_HOUR: &str = "date_trunc('hour', least($__timeTo()::timestamptz, now()), 'UTC') - interval '1 hour'";
 
-/// Hourly buckets of the whole hours in the range that have ended.
-const WHOLE_HOURS: &str =
-    "bucket >= date_trunc('hour', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'
+/// The start of the range's first whole hour.
+const FIRST_WHOLE_HOUR: &str =
+    "date_trunc('hour', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'";
+
+/// Hourly buckets of the whole hours in the range that have ended, and of the 28 days before it
+/// (the history of a baseline with a weekly cycle).
+const WHOLE_HOURS_WITH_HISTORY: &str =
+    "bucket >= date_trunc('hour', $__timeFrom()::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour' - interval '28 days'
    AND bucket < date_trunc('hour', least($__timeTo()::timestamptz, now()), 'UTC')";
 
 /// Ranges up to this read hourly rollups; longer ones daily rollups (whole UTC days), so a month
@@ -307,12 +312,19 @@ ORDER BY 1")), "")]).field(band("upper", "lower")),
                 vec![q(sql_no_model("SELECT tenant, encode(trace_id, 'hex') AS trace_id, min(started) AS started, min(service_name) AS service, sum(spans) AS spans, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_traces_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 500) t GROUP BY tenant, trace_id ORDER BY cost DESC LIMIT 20"), "")]).field(unit("spans", "short")).field(unit("started", "dateTimeAsIso")).field(trace_link("trace_id")),
             panel("Costliest conversations", "Which conversations cost the most in the selected range? (From each hour's 100 costliest per tenant, the range's 2000 costliest conversation-hours; provider and model filters do not apply.)", Table, "currencyUSD", G, 12, 8,
                 vec![q(sql_no_model("SELECT tenant, conversation_id, min(started) AS started, sum(calls) AS calls, sum(cost_usd)::float8 AS cost FROM (SELECT * FROM llm_rollup_top_conversations_1h WHERE $__timeFilter(bucket) AND {F} ORDER BY cost_usd DESC LIMIT 2000) t GROUP BY tenant, conversation_id ORDER BY cost DESC LIMIT 20"), "")]).field(unit("calls", "short")).field(unit("started", "dateTimeAsIso")),
-            panel("Hourly spend against its seasonal baseline", "Is spend unusual for the hour of day? The expected spend is the median of the same hour on earlier days; the score is a robust z-score (|score| > 3.5 flags an anomaly). Whole hours only (the hour in progress is left out); hours without spend count as 0 from the first hour with spend.", TimeSeries, "currencyUSD", G, 24, 8,
-                vec![q(sql(&format!("WITH s AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {WHOLE_HOURS} GROUP BY 1),
+            panel("Hourly spend against its baseline", "Is this hour's spend unusual for its hour of the day and day of the week? With two weeks of history the baseline is the recent level times the hourly shape times the weekday factor (llm_anomalies_seasonal_trend over the 28 days before the range and the range): it flags spikes, outages and the first hours of a level shift. Before that, the median of the same hour on earlier days (llm_anomalies_seasonal, hour of day). Whole hours only (the hour in progress is left out); hours without spend count as 0 from the first hour with spend.", TimeSeries, "currencyUSD", G, 24, 8,
+                vec![q(sql(&format!("WITH s AS (SELECT bucket, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE {WHOLE_HOURS_WITH_HISTORY} AND {{F}} GROUP BY 1),
      h AS (SELECT g AS bucket, coalesce(s.spend, 0) AS spend
-             FROM generate_series((SELECT min(bucket) FROM s), {LAST_WHOLE_HOUR}, interval '1 hour') g LEFT JOIN s ON s.bucket = g)
-SELECT a.ts AS time, a.value AS spend, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
-FROM llm_anomalies_seasonal((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(spend ORDER BY bucket) FROM h), 'hour_of_day') a
+             FROM generate_series((SELECT min(bucket) FROM s), {LAST_WHOLE_HOUR}, interval '1 hour') g LEFT JOIN s ON s.bucket = g),
+     a AS (SELECT array_agg(bucket ORDER BY bucket) AS ts, array_agg(spend ORDER BY bucket) AS v FROM h),
+     w AS (SELECT f.* FROM a, llm_anomalies_seasonal_trend(a.ts, a.v) f),
+     d AS (SELECT f.* FROM a, llm_anomalies_seasonal(a.ts, a.v, 'hour_of_day') f),
+     b AS (SELECT ts, w.value, w.score IS NOT NULL AS weekly, w.expected AS w_expected, w.upper AS w_upper, w.is_anomaly AS w_anomaly,
+                  d.expected AS d_expected, d.upper AS d_upper, d.is_anomaly AS d_anomaly FROM w JOIN d USING (ts))
+SELECT ts AS time, value AS spend, CASE WHEN weekly THEN w_expected ELSE d_expected END AS expected,
+       CASE WHEN weekly THEN w_upper ELSE d_upper END AS upper_band,
+       CASE WHEN (weekly AND w_anomaly) OR (NOT weekly AND d_anomaly) THEN value END AS anomaly
+FROM b WHERE ts >= {FIRST_WHOLE_HOUR}
 ORDER BY 1")), "")]),
         ],
     }

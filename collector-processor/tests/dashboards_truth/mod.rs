@@ -247,19 +247,22 @@ pub fn truths() -> Vec<Truth> {
         },
         Truth {
             file: "llm-cost.json",
-            title: "Hourly spend against its seasonal baseline",
-            // Whole hours from the first with spend to the last before now, hours without spend 0.
+            title: "Hourly spend against its baseline",
+            // Whole hours in the range from the first with spend in it or the 28 days before (the
+            // baseline's history), hours without spend 0.
             cols: &[Key, Exact, Skip, Skip, Skip],
             rows: Rows::All,
             day: true,
             week: false,
             whole_hours: false,
-            sql: ", whole AS (SELECT b, coalesce(sum(cost_usd), 0) AS spend FROM raw
-                             WHERE b >= date_trunc('hour', '{from}'::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'
-                               AND b < date_trunc('hour', least('{to}'::timestamptz, now()), 'UTC') GROUP BY 1)
+            sql: ", whole AS (SELECT date_trunc('hour', time, 'UTC') AS b, coalesce(sum(cost_usd), 0) AS spend FROM visible
+                             WHERE time >= date_trunc('hour', '{from}'::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour' - interval '28 days'
+                               AND time < date_trunc('hour', least('{to}'::timestamptz, now()), 'UTC') GROUP BY 1)
                SELECT extract(epoch FROM g), coalesce(whole.spend, 0)::float8
                       , NULL::float8, NULL::float8, NULL::float8
-                 FROM generate_series((SELECT min(b) FROM whole), date_trunc('hour', least('{to}'::timestamptz, now()), 'UTC') - interval '1 hour', interval '1 hour') g
+                 FROM generate_series(greatest((SELECT min(b) FROM whole),
+                                               date_trunc('hour', '{from}'::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour'),
+                                      date_trunc('hour', least('{to}'::timestamptz, now()), 'UTC') - interval '1 hour', interval '1 hour') g
                  LEFT JOIN whole ON whole.b = g",
         },
         Truth {

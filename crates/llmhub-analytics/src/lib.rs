@@ -3,7 +3,8 @@
 //! extension wraps each function in a thin `#[pg_extern]`, passing series already ordered by time.
 //!
 //! - [`anomaly`]: [`robust_z`] (median/MAD of a trailing window), [`ewma`] (EWMA control band),
-//!   [`seasonal`] (median/MAD of earlier points with the same hour of day or week). One
+//!   [`seasonal`] (median/MAD of earlier points with the same hour of day or week),
+//!   [`seasonal_trend`] (hourly series: daily shape × weekday factor × trending level). One
 //!   [`Scored`] per input point; warm-up and missing points are described in [`anomaly`].
 //! - [`forecast`]: [`holt_winters`] (additive, fitted smoothing parameters) and [`linear`] (OLS),
 //!   both returning a [`Forecast`]; [`Grid`] places a series' times on its regular step, so
@@ -27,7 +28,10 @@ mod quantile;
 pub mod slo;
 mod stats;
 
-pub use anomaly::{ewma, robust_z, seasonal, Scored, EWMA_WARMUP, SEASONAL_PRIOR_WEIGHT};
+pub use anomaly::{
+    ewma, robust_z, seasonal, seasonal_trend, Scored, EWMA_WARMUP, SEASONAL_PRIOR_WEIGHT, SEASONAL_TREND_THRESHOLD,
+    SEASONAL_TREND_WARMUP, SUSTAINED_HOURS,
+};
 pub use budget::{budget, BudgetProjection};
 pub use error::AnalyticsError;
 pub use forecast::{holt_winters, linear, Forecast, ForecastPoint, Grid, GridProblem, MAX_GRID_STEPS, MAX_HORIZON};

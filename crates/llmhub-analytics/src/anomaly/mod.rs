@@ -18,10 +18,12 @@
 mod ewma;
 mod robust_z;
 mod seasonal;
+mod seasonal_trend;
 
 pub use ewma::{ewma, EWMA_WARMUP};
 pub use robust_z::robust_z;
 pub use seasonal::{seasonal, SEASONAL_PRIOR_WEIGHT};
+pub use seasonal_trend::{seasonal_trend, SEASONAL_TREND_THRESHOLD, SEASONAL_TREND_WARMUP, SUSTAINED_HOURS};
 
 /// One scored point of a series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,8 +39,9 @@ pub struct Scored {
     /// Signed distance from `expected` in units of the estimated standard deviation; never
     /// infinite (see the module docs); NaN during warm-up and for missing points.
     pub score: f64,
-    /// `|score| > threshold`, i.e. the value lies strictly outside `[lower, upper]`; false during
-    /// warm-up and for missing points.
+    /// `|score| > threshold`, i.e. the value lies strictly outside `[lower, upper]` (for
+    /// [`seasonal_trend`], also a run of hours held beyond half of it); false during warm-up and
+    /// for missing points.
     pub anomaly: bool,
 }
 
