@@ -356,14 +356,24 @@ fn performance() -> Dashboard {
                 vec![q(adaptive(&sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "2 DESC"), "")]),
             panel("Slowest models", "Which models are slowest at p95 over the range, and how many calls is that based on?", Table, "s", G, 12, 8,
                 vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]).field(unit("calls", "short")),
-            panel("p95 latency anomalies", "Is a period's p95 latency unusual against the ones before it? Robust z-score of each hour against the previous 24 (ranges up to 3 days), or of each day against the previous 7 (longer ranges).", TimeSeries, "s", G, 24, 8,
-                vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}
-             AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= {HOURLY_UP_TO} GROUP BY 1),
+            panel("p95 latency anomalies", "Is a period's p95 latency unusual? Ranges up to 3 days: each hour against its baseline with a daily and a weekly cycle (llm_anomalies_seasonal_trend over the range and the 28 days before it), or, before two weeks of history, against the previous 24 hours (robust z-score). Longer ranges: each day against the previous 7 (robust z-score). Hours and days without calls are gaps.", TimeSeries, "s", G, 24, 8,
+                vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h
+            WHERE bucket >= $__timeFrom()::timestamptz - interval '28 days' AND bucket <= $__timeTo()::timestamptz AND {{F}} AND {MODEL_CALLS}
+              AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= {HOURLY_UP_TO} GROUP BY 1),
+     hg AS (SELECT g AS bucket, h.p95 FROM generate_series((SELECT min(bucket) FROM h), (SELECT max(bucket) FROM h), interval '1 hour') g
+              LEFT JOIN h ON h.bucket = g),
+     ha AS (SELECT array_agg(bucket ORDER BY bucket) AS ts, array_agg(p95 ORDER BY bucket) AS v FROM hg),
+     w AS (SELECT f.* FROM ha, llm_anomalies_seasonal_trend(ha.ts, ha.v) f),
+     r AS (SELECT f.* FROM ha, llm_anomalies_robust_z(ha.ts, ha.v, 24) f),
+     hourly AS (SELECT ts, w.value, CASE WHEN w.score IS NOT NULL THEN w.expected ELSE r.expected END AS expected,
+                       CASE WHEN w.score IS NOT NULL THEN w.upper ELSE r.upper END AS upper,
+                       CASE WHEN w.score IS NOT NULL THEN w.is_anomaly ELSE r.is_anomaly END AS is_anomaly
+                  FROM w JOIN r USING (ts) WHERE w.value IS NOT NULL AND $__timeFilter(ts)),
      d AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1d WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS}
              AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz > {HOURLY_UP_TO} GROUP BY 1),
-     a AS (SELECT * FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM h), (SELECT array_agg(p95 ORDER BY bucket) FROM h), 24)
+     a AS (SELECT * FROM hourly
            UNION ALL
-           SELECT * FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM d), (SELECT array_agg(p95 ORDER BY bucket) FROM d), 7))
+           SELECT ts, value, expected, upper, is_anomaly FROM llm_anomalies_robust_z((SELECT array_agg(bucket ORDER BY bucket) FROM d), (SELECT array_agg(p95 ORDER BY bucket) FROM d), 7))
 SELECT a.ts AS time, a.value AS p95, a.expected, a.upper AS upper_band, CASE WHEN a.is_anomaly THEN a.value END AS anomaly
 FROM a ORDER BY 1")), "")]),
         ],
