@@ -646,7 +646,7 @@ async fn every_panel_on(server: Server, before: &str) {
             }
             let name = v["name"].as_str().unwrap_or("?");
             if v["datasource"]["type"] == "prometheus" {
-                let label = v["definition"]
+                let label = v["query"]["query"]
                     .as_str()
                     .unwrap_or("")
                     .split(", ")

@@ -118,14 +118,12 @@ fn variables(d: &Dashboard) -> Vec<Value> {
                 json!({ "query": promql, "refId": "PrometheusVariableQueryEditor-VariableQuery" }),
             )
         };
-        let definition = if source == Source::Postgres { sql } else { promql };
         vars.push(json!({
             "name": name,
             "label": label,
             "type": "query",
             "datasource": datasource(source),
             "query": query,
-            "definition": definition,
             "multi": true,
             "includeAll": true,
             "allValue": ".*",
@@ -311,7 +309,7 @@ pub fn to_json(d: &Dashboard) -> Value {
         "time": { "from": d.from, "to": "now" },
         "links": [{
             "title": "llmhub dashboards", "type": "dashboards", "tags": ["llmhub"], "asDropdown": true,
-            "includeVars": true, "keepTime": true, "icon": "external link", "targetBlank": false,
+            "includeVars": true, "keepTime": true, "icon": "external link", "targetBlank": false, "tooltip": "",
         }],
         "annotations": { "list": [] },
         "templating": { "list": variables(d) },
