@@ -632,6 +632,14 @@ async fn every_panel_on(server: Server, before: &str) {
     }
     let operator = operator.expect("an operator data source");
     let (tenant_user, tenant) = tenant_source.expect("a tenant data source");
+    // Stored budgets: all tenants together, each tenant, and one service of the tenant source's.
+    c.batch_execute(&format!(
+        "SELECT llm_set_budget(50);
+         SELECT llm_set_budget(30, t) FROM (SELECT DISTINCT tenant AS t FROM llm_calls WHERE tenant IS NOT NULL) x;
+         SELECT llm_set_budget(0.5, '{tenant}', service_name => (SELECT min(service_name) FROM llm_calls WHERE tenant = '{tenant}'));"
+    ))
+    .await
+    .expect("budgets");
     let admin_c = c;
     let c = pg::connect(&url.replace("postgres://postgres@", &format!("postgres://{operator}@"))).await;
     let tenant_c = pg::connect(&url.replace("postgres://postgres@", &format!("postgres://{tenant_user}@"))).await;

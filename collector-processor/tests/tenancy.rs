@@ -141,7 +141,9 @@ async fn setup(server: Server, db: &str) -> Setup {
     running.stop().await.expect("stop");
     admin
         .batch_execute(
-            "SELECT llm_refresh_rollups_range(now() - interval '30 days', now() + interval '1 day'); ANALYZE;",
+            "SELECT llm_refresh_rollups_range(now() - interval '30 days', now() + interval '1 day');
+             SELECT llm_set_budget(100, 'acme'), llm_set_budget(100, 'globex'), llm_set_budget(5, 'globex', 'svc');
+             ANALYZE;",
         )
         .await
         .expect("rollups and statistics");
@@ -240,12 +242,28 @@ async fn isolation_on(server: Server, db: &str) {
     }
     let (via_options, _) = connect_as(&s.db_url, "t_acme", Some("-c llmhub.tenant=globex")).await;
     assert_eq!(nothing_of_globex(&via_options, "SELECT * FROM llm_calls_view").await, 0);
-    // 3. Every function with a tenant argument, naming globex.
+    // Stored budgets (before 3., whose owner calls grant t_acme the tenant 'nobody'): the reader
+    // evaluates its tenant's, and the owner sees that globex's are there.
+    let budgets = cells(&acme, "SELECT * FROM llm_budgets_status()")
+        .await
+        .expect("status");
+    assert_eq!(budgets.len(), 1, "{budgets:?}");
+    assert!(budgets[0].contains(r#""tenant":"acme""#), "{budgets:?}");
+    assert_eq!(nothing_of_globex(&acme, "SELECT * FROM llm_budgets_status()").await, 1);
+    let all = cells(&s.admin, "SELECT tenant FROM llm_budgets_status()")
+        .await
+        .expect("owner");
+    assert_eq!(all.len(), 3, "{all:?}");
+    // 3. Every function with a tenant argument (an input; a result column named tenant is not
+    // one), naming globex.
     let with_tenant: Vec<String> = s
         .admin
         .query(
             "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-              WHERE n.nspname = 'public' AND 'tenant' = ANY (p.proargnames) AND p.proname LIKE 'llm\\_%' ORDER BY 1",
+              WHERE n.nspname = 'public' AND p.proname LIKE 'llm\\_%'
+                AND EXISTS (SELECT 1 FROM unnest(p.proargnames, coalesce(p.proargmodes, array_fill('i'::\"char\", ARRAY[coalesce(cardinality(p.proargnames), 0)]))) a(name, mode)
+                             WHERE a.name = 'tenant' AND a.mode IN ('i', 'b', 'v'))
+              ORDER BY 1",
             &[],
         )
         .await
@@ -258,6 +276,7 @@ async fn isolation_on(server: Server, db: &str) {
             "llm_budget",
             "SELECT * FROM llm_budget(1000, now() - interval '30 days', now() + interval '1 day', tenant => 'globex')",
         ),
+        ("llm_drop_budget", "SELECT llm_drop_budget('globex')"),
         ("llm_grant_reader", "SELECT llm_grant_reader('t_acme', 'globex')"),
         (
             "llm_grant_reading",
@@ -272,6 +291,7 @@ async fn isolation_on(server: Server, db: &str) {
             "SELECT * FROM llm_multi_window_burn(0.99, interval '5 minutes', interval '30 days', tenant => 'globex')",
         ),
         ("llm_revoke_reader", "SELECT llm_revoke_reader('t_op', 'globex')"),
+        ("llm_set_budget", "SELECT llm_set_budget(1, 'globex')"),
     ];
     assert_eq!(
         with_tenant,
@@ -281,7 +301,7 @@ async fn isolation_on(server: Server, db: &str) {
     for (name, sql) in calls {
         let owner = cells(&s.admin, &sql.replace("'globex'", "'nobody'")).await;
         let as_acme = cells(&acme, sql).await;
-        if name.starts_with("llm_grant") || name == "llm_revoke_reader" {
+        if name.starts_with("llm_grant") || ["llm_revoke_reader", "llm_set_budget", "llm_drop_budget"].contains(&name) {
             assert_eq!(as_acme, Err("42501".to_owned()), "{sql}");
         } else {
             assert_eq!(as_acme, owner, "{sql}: what a tenant without rows gives");

@@ -515,7 +515,7 @@ COMMENT ON FUNCTION llm_latency_burn(double precision, double precision, interva
   'Latency SLO burn ("objective of model calls finish within threshold_s") over the minute rollups ending at the last complete minute before as_of: the share of calls slower than threshold_s (from the duration summaries, within their error bound) over the budget 1 - objective, in a short and a long window; alert when both burn faster than threshold.';
 
 CREATE FUNCTION llm_budget(budget numeric, period_start timestamptz, period_end timestamptz, tenant text DEFAULT NULL,
-    as_of timestamptz DEFAULT now(), level double precision DEFAULT 0.9)
+    as_of timestamptz DEFAULT now(), level double precision DEFAULT 0.9, service_name text DEFAULT NULL, model text DEFAULT NULL)
 RETURNS TABLE (spent numeric, projected double precision, lower double precision, upper double precision,
                runout_at timestamptz, daily_rate double precision)
 LANGUAGE plpgsql STABLE AS $fn$
@@ -545,15 +545,18 @@ BEGIN
           SELECT floor(extract(epoch FROM r.bucket - period_start) / 86400)::integer AS n, sum(r.cost_usd) AS spend
             FROM @extschema@.llm_rollup_1h r
            WHERE r.bucket >= period_start AND r.bucket < period_start + done * interval '24 hours'
-             AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)
+             AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant) AND (llm_budget.service_name IS NULL OR r.service_name = llm_budget.service_name)
+             AND (llm_budget.model IS NULL OR r.model = llm_budget.model)
            GROUP BY 1) s ON s.n = d.n;
     -- Whole hours from the hourly rollups, the rest of the hour containing as_of from the minutes.
     SELECT coalesce((SELECT sum(r.cost_usd) FROM @extschema@.llm_rollup_1h r
                       WHERE r.bucket >= period_start AND r.bucket < least(date_trunc('hour', as_of, 'UTC'), period_end)
-                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)), 0)
+                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant) AND (llm_budget.service_name IS NULL OR r.service_name = llm_budget.service_name)
+             AND (llm_budget.model IS NULL OR r.model = llm_budget.model)), 0)
          + coalesce((SELECT sum(r.cost_usd) FROM @extschema@.llm_rollup_1m r
                       WHERE r.bucket >= greatest(date_trunc('hour', as_of, 'UTC'), period_start) AND r.bucket <= least(as_of, period_end - interval '1 microsecond')
-                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant)), 0)
+                        AND (llm_budget.tenant IS NULL OR r.tenant = llm_budget.tenant) AND (llm_budget.service_name IS NULL OR r.service_name = llm_budget.service_name)
+             AND (llm_budget.model IS NULL OR r.model = llm_budget.model)), 0)
       INTO spent;
     IF done = 0 THEN
         projected := NULL; lower := NULL; upper := NULL; runout_at := NULL; daily_rate := NULL;
@@ -567,8 +570,8 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION llm_budget(numeric, timestamptz, timestamptz, text, timestamptz, double precision) IS
-  'Spend of a budget period from the hourly rollups: spent so far, projected period-end spend with an interval at level (from the completed days'' mean daily spend), and when the budget runs out at that rate.';
+COMMENT ON FUNCTION llm_budget(numeric, timestamptz, timestamptz, text, timestamptz, double precision, text, text) IS
+  'Spend of a budget period from the hourly rollups (of one tenant, service and model when given): spent so far, projected period-end spend with an interval at level (from the completed days'' mean daily spend), and when the budget runs out at that rate.';
 "#,
     name = "analytics_sql",
     requires = ["rollups", llm_burn_rate, llm_budget_projection]

@@ -6,6 +6,7 @@
 ::pgrx::pg_module_magic!(name, version);
 
 pub mod analytics;
+pub mod budgets;
 pub mod catalog;
 pub mod cost;
 pub mod rollups;

@@ -216,6 +216,25 @@ pub fn truths() -> Vec<Truth> {
         },
         Truth {
             file: "llm-cost.json",
+            title: "Stored budgets",
+            // tenant, service, model, budget, spent, projected, runout_at, budget_used, projected_use:
+            // the spend of each budget's scope this month, from the raw rows the reader sees.
+            cols: &[Key, Key, Key, Exact, Exact, Skip, Skip, Exact, Skip],
+            rows: Rows::All,
+            day: true,
+            week: false,
+            whole_hours: false,
+            sql: ", m AS (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS s)
+               SELECT coalesce(b.tenant, '(all tenants)'), coalesce(b.service_name, '(all)'), coalesce(b.model, '(all)'),
+                      b.monthly_usd::float8, coalesce(sum(v.cost_usd), 0)::float8, NULL::float8, NULL::timestamptz,
+                      (coalesce(sum(v.cost_usd), 0) / b.monthly_usd)::float8, NULL::float8
+                 FROM llm_budgets b CROSS JOIN m
+                 LEFT JOIN visible v ON v.time >= m.s AND (b.tenant IS NULL OR v.tenant = b.tenant)
+                      AND (b.service_name IS NULL OR v.service_name = b.service_name) AND (b.model IS NULL OR v.model = b.model)
+                GROUP BY b.tenant, b.service_name, b.model, b.monthly_usd",
+        },
+        Truth {
+            file: "llm-cost.json",
             title: "Costliest traces",
             // tenant, trace, started, service, spans, cost: trace-hours with a cost, summed.
             cols: &[Key, Key, Exact, Key, Exact, Exact],
