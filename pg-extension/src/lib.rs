@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod budgets;
 pub mod catalog;
 pub mod cost;
+pub mod retention;
 pub mod rollups;
 pub mod schema;
 pub mod summary;

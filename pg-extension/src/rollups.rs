@@ -165,6 +165,7 @@ DECLARE
     dst text;
     unit text;
     n bigint;
+    horizon timestamptz;
 BEGIN
     IF from_time IS NULL OR to_time IS NULL OR NOT isfinite(from_time) OR NOT isfinite(to_time) THEN
         RAISE EXCEPTION 'from_time and to_time must be finite times, got % and %', from_time, to_time;
@@ -186,6 +187,18 @@ BEGIN
     fd := date_trunc('day', fh, 'UTC');
     -- 24 hours, not '1 day': adding days to a timestamptz follows the session's time zone.
     td := date_trunc('day', th - interval '1 microsecond', 'UTC') + interval '24 hours';
+    -- Where minutes may have expired (llm_rollup_retention), their hours are rebuilt whole from
+    -- llm_calls, so an hour built from them is whole.
+    SELECT pg_catalog.now() - x.keep INTO horizon FROM @extschema@.llm_rollup_retention x
+     WHERE x.rollup = '@extschema@.llm_rollup_1m'::regclass;
+    IF horizon IS NOT NULL THEN
+        IF fh < horizon THEN
+            f1 := fh;
+        END IF;
+        IF th - interval '1 hour' < horizon THEN
+            t1 := greatest(t1, least(th, date_trunc('minute', pg_catalog.now(), 'UTC')));
+        END IF;
+    END IF;
 
     DELETE FROM @extschema@.llm_rollup_1m WHERE bucket >= f1 AND bucket < t1;
     INSERT INTO @extschema@.llm_rollup_1m
@@ -325,7 +338,7 @@ $fn$;
 COMMENT ON FUNCTION llm_refresh_rollups_range(timestamptz, timestamptz) IS 'Rebuilds the minute, hour and day buckets touching [from_time, to_time) from llm_calls (hours from minutes, days from hours); returns the minute rows written.';
 
 CREATE FUNCTION llm_refresh_rollups(late_window interval DEFAULT '1 hour')
-RETURNS TABLE (from_time timestamptz, to_time timestamptz, minute_rows bigint, noted_hours bigint)
+RETURNS TABLE (from_time timestamptz, to_time timestamptz, minute_rows bigint, noted_hours bigint, expired_rows bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     wm timestamptz;
@@ -376,13 +389,15 @@ BEGIN
         VALUES ('llm_rollup', greatest(t, wm), pg_catalog.now())
         ON CONFLICT (rollup) DO UPDATE SET watermark = greatest(s.watermark, excluded.watermark), refreshed_at = excluded.refreshed_at;
     END IF;
+    -- Retention (llm_set_rollup_retention): whole hours past each rollup's keep.
+    SELECT coalesce(sum(x.deleted), 0) INTO expired_rows FROM @extschema@.llm_apply_rollup_retention(pg_catalog.now()) x;
     from_time := f;
     to_time := t;
     minute_rows := n;
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to the last complete minute: rebuilds from watermark - late_window (on the first refresh, from the oldest row), and every older hour a writer noted in llm_rollup_pending (late rows, backfills). Idempotent; safe to run concurrently. Schedule it every minute (pg_cron, or TimescaleDB''s add_job).';
+COMMENT ON FUNCTION llm_refresh_rollups(interval) IS 'Brings the rollups up to the last complete minute: rebuilds from watermark - late_window (on the first refresh, from the oldest row), and every older hour a writer noted in llm_rollup_pending (late rows, backfills); then deletes what is past each rollup''s retention (expired_rows). Idempotent; safe to run concurrently. Schedule it every minute (pg_cron, or TimescaleDB''s add_job).';
 "#,
     name = "rollups",
     requires = ["llm_calls_management", "quantile_summary_aggregates"]
