@@ -1,5 +1,5 @@
-//! Retention for the rollups that grow fastest: the minute rollup and the per-hour top-N and agent
-//! tables. `llm_set_rollup_retention` stores how long each keeps its buckets;
+//! Retention for the rollups that grow fastest: the minute rollup and the per-hour top-N, agent and
+//! outcome tables. `llm_set_rollup_retention` stores how long each keeps its buckets;
 //! `llm_apply_rollup_retention` (run by every `llm_refresh_rollups()`) deletes whole hours older
 //! than that. The hourly and daily rollups are kept: days are rebuilt from hours, and both are
 //! small. A refresh of hours whose minutes have expired rebuilds those hours' minutes whole from
@@ -25,6 +25,7 @@ LANGUAGE sql IMMUTABLE AS $fn$
         WHEN '@extschema@.llm_rollup_top_conversations_1h'::regclass THEN 'bucket'
         WHEN '@extschema@.llm_rollup_agents_1h'::regclass THEN 'bucket'
         WHEN '@extschema@.llm_agent_runaways'::regclass THEN 'time'
+        WHEN '@extschema@.llm_rollup_outcomes_1h'::regclass THEN 'bucket'
     END
 $fn$;
 
@@ -32,7 +33,7 @@ CREATE FUNCTION llm_set_rollup_retention(rollup regclass, keep interval) RETURNS
 LANGUAGE plpgsql AS $fn$
 BEGIN
     IF @extschema@.llm_rollup_retention_column(rollup) IS NULL THEN
-        RAISE EXCEPTION 'rollup: % has no retention; it applies to llm_rollup_1m, llm_rollup_top_traces_1h, llm_rollup_top_conversations_1h, llm_rollup_agents_1h and llm_agent_runaways', rollup
+        RAISE EXCEPTION 'rollup: % has no retention; it applies to llm_rollup_1m, llm_rollup_top_traces_1h, llm_rollup_top_conversations_1h, llm_rollup_agents_1h, llm_agent_runaways and llm_rollup_outcomes_1h', rollup
             USING HINT = 'llm_rollup_1h and llm_rollup_1d are kept: days are rebuilt from hours.';
     END IF;
     IF keep IS NULL THEN
@@ -84,7 +85,7 @@ mod tests {
     }
 
     #[pg_test(
-        error = "rollup: llm_rollup_1h has no retention; it applies to llm_rollup_1m, llm_rollup_top_traces_1h, llm_rollup_top_conversations_1h, llm_rollup_agents_1h and llm_agent_runaways"
+        error = "rollup: llm_rollup_1h has no retention; it applies to llm_rollup_1m, llm_rollup_top_traces_1h, llm_rollup_top_conversations_1h, llm_rollup_agents_1h, llm_agent_runaways and llm_rollup_outcomes_1h"
     )]
     fn the_hourly_rollup_has_no_retention() {
         Spi::run("SELECT llm_set_rollup_retention('llm_rollup_1h', interval '30 days')").unwrap();

@@ -100,6 +100,24 @@ CREATE TABLE llm_rollup_agents_1h (
     cost_usd numeric NOT NULL,
     UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, agent_name)
 );
+-- Calls per hour (UTC) by how they ended: status, error class (error_type) and the first choice's
+-- finish reason, beside the usual dimensions.
+CREATE TABLE llm_rollup_outcomes_1h (
+    bucket timestamptz NOT NULL,
+    tenant text,
+    service_name text NOT NULL,
+    environment text,
+    provider text,
+    model text,
+    role text NOT NULL,
+    status text NOT NULL,
+    error_type text,
+    finish_reason text,
+    calls bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cost_usd numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (bucket, tenant, service_name, environment, provider, model, role, status, error_type, finish_reason)
+);
 -- Agent invocations that made more than 25 model and tool calls: runaway loops.
 CREATE TABLE llm_agent_runaways (
     time timestamptz NOT NULL,
@@ -118,7 +136,8 @@ DO $do$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['llm_rollup_top_traces_1h', 'llm_rollup_top_conversations_1h', 'llm_rollup_agents_1h', 'llm_agent_runaways'] LOOP
+    FOREACH t IN ARRAY ARRAY['llm_rollup_top_traces_1h', 'llm_rollup_top_conversations_1h', 'llm_rollup_agents_1h', 'llm_agent_runaways',
+                             'llm_rollup_outcomes_1h'] LOOP
         EXECUTE pg_catalog.format($ddl$
             ALTER TABLE %1$I ENABLE ROW LEVEL SECURITY;
             CREATE POLICY %2$I ON %1$I FOR SELECT USING ((SELECT @extschema@.llm_reads_every_tenant()) OR tenant = ANY ((SELECT @extschema@.llm_visible_tenants())::text[]));
@@ -274,6 +293,14 @@ BEGIN
              WHERE c.time >= fh AND c.time < th AND c.conversation_id IS NOT NULL
              GROUP BY 1, 2, 3) t
      WHERE rank <= 100 AND cost IS NOT NULL;
+    DELETE FROM @extschema@.llm_rollup_outcomes_1h WHERE bucket >= fh AND bucket < th;
+    INSERT INTO @extschema@.llm_rollup_outcomes_1h
+    SELECT date_trunc('hour', c.time, 'UTC'), c.tenant, c.service_name, c.environment, c.provider, c.model, c.role, c.status,
+           c.error_type, c.finish_reasons[1], count(*),
+           coalesce(sum(c.output_tokens) FILTER (WHERE c.counts_usage), 0), coalesce(sum(c.cost_usd), 0)
+      FROM @extschema@.llm_calls c
+     WHERE c.time >= fh AND c.time < th
+     GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10;
     DELETE FROM @extschema@.llm_rollup_agents_1h WHERE bucket >= fh AND bucket < th;
     DELETE FROM @extschema@.llm_agent_runaways WHERE time >= fh AND time < th;
     -- An invocation's calls are its descendants through parent_span_id, stopping at nested agent
@@ -536,6 +563,36 @@ mod tests {
         .expect("refresh in Berlin time");
         assert_eq!(days(), before);
         assert_eq!(before, "10-26=240 10-27=240", "48 hours, a call every 6 minutes");
+    }
+
+    #[pg_test]
+    fn outcomes_count_calls_by_status_error_class_and_finish_reason() {
+        Spi::run("SELECT llm_create_partitions('2026-11-01', '2026-11-03')").expect("partitions");
+        Spi::run(
+            "INSERT INTO llm_calls (time, end_time, trace_id, span_id, tenant, service_name, dialect, scope_name, role, operation, model,
+                 finish_reasons, status, error_type, usage_reported, counts_usage, ttft_from_server, tpot_from_server, price_status,
+                 output_tokens, cost_usd)
+             SELECT '2026-11-02 10:00+00'::timestamptz + n * interval '1 minute', '2026-11-02 10:00:01+00'::timestamptz + n * interval '1 minute',
+                    '\\xab'::bytea, decode(lpad(to_hex(n), 16, '0'), 'hex'), 'acme', 'api', 'otel_genai', 'test', 'model_call', 'chat', 'm',
+                    reasons, status, err, true, true, false, false, 'priced', tokens, cost
+               FROM (VALUES (1, '{stop}'::text[], 'ok', NULL, 100, 0.01), (2, '{stop,length}', 'ok', NULL, 50, 0.02),
+                            (3, '{length}', 'ok', NULL, 4096, 0.5), (4, '{}', 'error', '429', 0, 0),
+                            (5, '{}', 'error', 'timeout', 0, 0), (75, '{stop}', 'ok', NULL, 10, 0.001))
+                    v(n, reasons, status, err, tokens, cost);
+             SELECT llm_refresh_rollups_range('2026-11-02 00:00+00', '2026-11-03 00:00+00');",
+        )
+        .expect("calls");
+        // The first choice's reason counts; the call at 11:15 is in the next hour.
+        assert_eq!(
+            text(
+                "SELECT string_agg(concat_ws(' ', to_char(bucket AT TIME ZONE 'UTC', 'HH24'), status, coalesce(error_type, '-'),
+                                            coalesce(finish_reason, '-'), calls, output_tokens, cost_usd), '; '
+                                  ORDER BY bucket, status, error_type, finish_reason)
+                   FROM llm_rollup_outcomes_1h"
+            )
+            .as_deref(),
+            Some("10 error 429 - 1 0 0; 10 error timeout - 1 0 0; 10 ok - length 1 4096 0.5; 10 ok - stop 2 150 0.03; 11 ok - stop 1 10 0.001")
+        );
     }
 
     #[pg_test]

@@ -127,7 +127,8 @@ pub fn write(dir: &std::path::Path) -> std::io::Result<()> {
 /// days up to now at the equivalent of `calls_per_day` model calls per day: 3 tenants × 3 services
 /// × 2 environments × 6 models per hour, quantile summaries of 500 values each, each hour's 100
 /// costliest traces and conversations per tenant, agent runs and a runaway loop per tenant and
-/// day, and stored budgets (all tenants, each tenant, one service and model). For the dashboards' speed benchmark and plan test: the rollups a month of real traffic
+/// day, calls by outcome (stop, length, a rate-limit error), and stored budgets (all tenants,
+/// each tenant, one service and model). For the dashboards' speed benchmark and plan test: the rollups a month of real traffic
 /// would leave, without inserting its raw rows.
 pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
     let per_hour = calls_per_day / 24 / 108;
@@ -173,10 +174,15 @@ pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
          SELECT h, decode(md5('run' || h::text || t), 'hex'), decode(substr(md5(h::text || t), 1, 16), 'hex'), t, 'agent-runner', 'prod',
                 'researcher', 12, 30, 0.9
            FROM syn_hours, unnest(ARRAY['acme', 'globex', 'initech']) t WHERE extract(hour FROM h) = 12;
+         INSERT INTO llm_rollup_outcomes_1h
+         SELECT h, g.tenant, g.service, g.env, g.provider, g.model, 'model_call', o.status, o.err, o.reason,
+                ({per_hour} * o.share)::bigint, ({per_hour} * o.share * 400)::bigint, {per_hour} * o.share * 0.004
+           FROM syn_hours, syn_groups g,
+                (VALUES ('ok', NULL, 'stop', 0.9), ('ok', NULL, 'length', 0.08), ('error', '429', NULL, 0.02)) o(status, err, reason, share);
          SELECT llm_set_budget(100000), llm_set_budget(40000, 'acme'), llm_set_budget(40000, 'globex'),
                 llm_set_budget(40000, 'initech'), llm_set_budget(5000, 'acme', 'chat-api', 'gpt-4o');
          ANALYZE llm_rollup_1m; ANALYZE llm_rollup_1h; ANALYZE llm_rollup_1d; ANALYZE llm_rollup_top_traces_1h;
-         ANALYZE llm_rollup_top_conversations_1h; ANALYZE llm_rollup_agents_1h; ANALYZE llm_agent_runaways;"
+         ANALYZE llm_rollup_top_conversations_1h; ANALYZE llm_rollup_agents_1h; ANALYZE llm_agent_runaways; ANALYZE llm_rollup_outcomes_1h;"
     )
 }
 

@@ -392,6 +392,27 @@ pub fn truths() -> Vec<Truth> {
         },
         Truth {
             file: "llm-performance.json",
+            title: "Failures by error class",
+            cols: &[Key, Key, Key, Exact],
+            rows: Rows::Top { limit: 20, by: 3 },
+            day: true,
+            week: false,
+            whole_hours: true,
+            sql: "SELECT provider, model, coalesce(error_type, '(unknown)'), count(*) FROM model_calls WHERE status = 'error' GROUP BY 1, 2, 3",
+        },
+        Truth {
+            file: "llm-performance.json",
+            title: "Finish reasons by model",
+            cols: &[Key, Key, Exact, Exact],
+            rows: Rows::All,
+            day: true,
+            week: false,
+            whole_hours: true,
+            sql: "SELECT model, coalesce(finish_reasons[1], '(none)'), count(*), count(*)::float8 / sum(count(*)) OVER (PARTITION BY model)
+                    FROM model_calls WHERE status <> 'error' GROUP BY 1, 2",
+        },
+        Truth {
+            file: "llm-performance.json",
             title: "p95 latency anomalies",
             cols: &[Key, Quantile, Skip, Skip, Skip],
             rows: Rows::All,
