@@ -18,7 +18,7 @@ SELECT pg_catalog.pg_extension_config_dump('llm_rollup_retention', '');
 
 -- The rollups retention may apply to, with the column that holds their time.
 CREATE FUNCTION llm_rollup_retention_column(rollup regclass) RETURNS text
-LANGUAGE sql IMMUTABLE AS $fn$
+LANGUAGE sql STABLE AS $fn$
     SELECT CASE rollup
         WHEN '@extschema@.llm_rollup_1m'::regclass THEN 'bucket'
         WHEN '@extschema@.llm_rollup_top_traces_1h'::regclass THEN 'bucket'

@@ -63,21 +63,22 @@ pub const SUSTAINED_HOURS: usize = 3;
 /// - **anomaly**: the value is outside the band (`|score| > threshold`), or it is the
 ///   [`SUSTAINED_HOURS`]th or later hour in a row whose scores are all beyond `threshold / 2` on
 ///   the same side: a change too small to flag in one hour but held for hours (for normal
-///   errors, three such hours by chance are about 1 in 300 000).
+///   errors and the default threshold of 5, an hour ends such a run by chance about once in two
+///   million: `2 · P(z > 2.5)³`).
 ///
 /// So spikes, outages (values near zero for hours) and level shifts are flagged: a shift for
-/// about its first 12 hours, until the level has moved to it. Scores do not change
-/// when the series is scaled by a positive factor. The model suits non-negative series that are
-/// not sparse: an hour of day whose typical value is 0 gives an expected 0 and a collapsed band.
+/// about its first 12 hours, until the level has moved to it. Scores do not change when the
+/// series is scaled by a positive factor. The model suits non-negative series that are not
+/// sparse: an hour of day whose typical value is 0 gives an expected 0 and a collapsed band.
 ///
 /// Warm-up: until every day of week has a factor, which takes between 10 and 14 days of history
 /// ([`SEASONAL_TREND_WARMUP`]; the errors of the daily cycle alone start the spread meanwhile),
-/// and any point whose baseline
-/// cannot be formed (fewer than 12 known values among the last 24 hours, an hour of day seen
-/// fewer than twice, a day of week never seen whole with the three days on either side). Without
-/// the weekly cycle, every weekend would start with a run of false alarms, so there is no
-/// shorter fallback: for a series of a few days, [`seasonal`](crate::seasonal) with the hour of
-/// day is the detector to use. NaN and ±infinity are missing points, as in the [module docs](crate::anomaly).
+/// and any point whose baseline cannot be formed (fewer than 12 known values among the last 24
+/// hours, an hour of day seen fewer than twice, a day of week never seen whole with the three
+/// days on either side). Without the weekly cycle, every weekend would start with a run of false
+/// alarms, so there is no shorter fallback: for a series of a few days,
+/// [`seasonal`](crate::seasonal) with the hour of day is the detector to use. NaN and ±infinity
+/// are missing points, as in the [module docs](crate::anomaly).
 /// Cost: O(n · h) for n points and h = min(n, 1344) hours of history.
 ///
 /// Errors: `threshold` not a positive finite number (names `threshold`).
