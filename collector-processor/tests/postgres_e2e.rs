@@ -787,3 +787,109 @@ async fn rollups_take_every_row_the_sink_wrote() {
         .await
         .expect("cleanup");
 }
+
+/// The quick start's database (`llmhub demo --postgres`: the sink creates `llm_calls`) accepts
+/// `CREATE EXTENSION llm_analytics` afterwards: the extension adopts the table with every row,
+/// the rollups take them, and the sink goes on writing into it. A table whose columns differ is
+/// refused with the difference named, and nothing is created.
+async fn quick_start_database_accepts_the_extension(server: Server, db: &str) {
+    let url = server.url();
+    let admin = pg::connect(&url).await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await
+        .expect("drop");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create");
+    let db_url = url.replace("/llmhub_test", &format!("/{db}"));
+    let c = pg::connect(&db_url).await;
+    if matches!(server, Server::Timescale) {
+        c.batch_execute("SET client_min_messages = warning; CREATE EXTENSION timescaledb")
+            .await
+            .expect("timescaledb");
+    }
+    let send = |seed: u64| {
+        let db_url = db_url.clone();
+        async move {
+            let running = start(&with_sink(sink_config(&db_url, "public"))).await;
+            let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
+            let req = realistic_request(300, seed);
+            export(&mut grpc, &req).await.expect("accepted");
+            (running, pg::expected_records(&[req]).len() as i64)
+        }
+    };
+    // The sink alone makes llm_calls and writes.
+    let (running, first) = send(61).await;
+    assert_eq!(
+        pg::wait_for_rows(&c, "public", first, Duration::from_secs(30)).await,
+        first
+    );
+    running.stop().await.expect("stop");
+    // A column of its own: refused, naming it, and nothing of the extension is left.
+    c.batch_execute("ALTER TABLE llm_calls ADD COLUMN note text")
+        .await
+        .expect("column");
+    let e = c
+        .batch_execute("CREATE EXTENSION llm_analytics")
+        .await
+        .expect_err("other columns are refused");
+    let msg = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    assert_eq!(
+        msg,
+        "llm_calls already exists and its columns are not the ones llm_analytics keeps: note text where the extension has (none)"
+    );
+    c.batch_execute(
+        "ALTER TABLE llm_calls DROP COLUMN note; SET client_min_messages = warning; CREATE EXTENSION llm_analytics",
+    )
+    .await
+    .expect("the sink's table is adopted");
+    let member: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+              WHERE e.extname = 'llm_analytics' AND d.objid = 'llm_calls'::regclass AND d.deptype = 'e'",
+            &[],
+        )
+        .await
+        .expect("membership")
+        .get(0);
+    assert_eq!(member, 1, "llm_calls belongs to the extension");
+    assert_eq!(
+        pg::wait_for_rows(&c, "public", first, Duration::from_secs(1)).await,
+        first
+    );
+    // The rollups take the rows, and the sink writes on into the adopted table.
+    c.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
+    assert_eq!(rollups_differ(&c).await, Vec::<String>::new(), "the adopted rows");
+    let (running, second) = send(62).await;
+    assert_eq!(
+        pg::wait_for_rows(&c, "public", first + second, Duration::from_secs(30)).await,
+        first + second
+    );
+    running.stop().await.expect("stop");
+    // The sink noted the hours it wrote (the extension's llm_rollup_pending): a refresh takes them.
+    c.batch_execute("SELECT llm_refresh_rollups()").await.expect("refresh");
+    assert_eq!(
+        rollups_differ(&c).await,
+        Vec::<String>::new(),
+        "rows written after the adoption"
+    );
+    drop(c);
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 with llm_analytics installed (scripts/test.sh)"]
+async fn quick_start_database_accepts_the_extension_on_postgresql() {
+    quick_start_database_accepts_the_extension(Server::Pg15, "llmhub_adopt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 17 + TimescaleDB with llm_analytics installed (scripts/test.sh)"]
+async fn quick_start_database_accepts_the_extension_on_timescaledb() {
+    quick_start_database_accepts_the_extension(Server::Timescale, "llmhub_adopt").await;
+}

@@ -16,11 +16,11 @@ COMMENT ON TABLE llm_calls IS 'One row per LLM call, agent or tool step, written
 SELECT pg_catalog.pg_extension_config_dump('llm_calls', '');
 
 -- The dashboards filter by time, then by tenant, service, model or conversation.
-CREATE INDEX llm_calls_time_idx ON llm_calls (time DESC);
-CREATE INDEX llm_calls_tenant_time_idx ON llm_calls (tenant, time DESC);
-CREATE INDEX llm_calls_service_time_idx ON llm_calls (service_name, time DESC);
-CREATE INDEX llm_calls_model_time_idx ON llm_calls (model, time DESC);
-CREATE INDEX llm_calls_conversation_idx ON llm_calls (conversation_id, time) WHERE conversation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS llm_calls_time_idx ON llm_calls (time DESC);
+CREATE INDEX IF NOT EXISTS llm_calls_tenant_time_idx ON llm_calls (tenant, time DESC);
+CREATE INDEX IF NOT EXISTS llm_calls_service_time_idx ON llm_calls (service_name, time DESC);
+CREATE INDEX IF NOT EXISTS llm_calls_model_time_idx ON llm_calls (model, time DESC);
+CREATE INDEX IF NOT EXISTS llm_calls_conversation_idx ON llm_calls (conversation_id, time) WHERE conversation_id IS NOT NULL;
 
 -- Who reads which tenant. Three scopes (a reader can never widen its own):
 --   tenant       the rows of one named tenant (a role may hold several);
