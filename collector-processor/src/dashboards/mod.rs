@@ -128,8 +128,8 @@ pub fn write(dir: &std::path::Path) -> std::io::Result<()> {
 /// × 2 environments × 6 models per hour, quantile summaries of 500 values each, each hour's 100
 /// costliest traces and conversations per tenant, agent runs and a runaway loop per tenant and
 /// day, calls by outcome (stop, length, a rate-limit error), and stored budgets (all tenants,
-/// each tenant, one service and model). For the dashboards' speed benchmark and plan test: the rollups a month of real traffic
-/// would leave, without inserting its raw rows.
+/// each tenant, one service and model). For the dashboards' speed benchmark and plan test: the
+/// rollups a month of real traffic would leave, without inserting its raw rows.
 pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
     let per_hour = calls_per_day / 24 / 108;
     format!(
