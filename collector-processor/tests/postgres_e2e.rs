@@ -477,15 +477,7 @@ async fn demo_with_postgres_fills_the_database() {
     let url = Server::Pg15.url();
     let admin = pg::connect(&url).await;
     // The demo writes into the default schema of a database of its own.
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS llmhub_demo WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .batch_execute("CREATE DATABASE llmhub_demo")
-        .await
-        .expect("create");
-    let demo_url = url.replace("/llmhub_test", "/llmhub_demo");
+    let demo_url = pg::fresh_database(Server::Pg15, "llmhub_demo").await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmhub"))
         .args(["demo", "--postgres", &demo_url, "--duration", "4", "--rate", "40"])
         .args(["--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"])
@@ -527,15 +519,7 @@ async fn demo_with_postgres_fills_the_database() {
 async fn sql_cost_equals_the_processors_cost() {
     let url = Server::Pg15.url();
     let admin = pg::connect(&url).await;
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS llmhub_cost WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .batch_execute("CREATE DATABASE llmhub_cost")
-        .await
-        .expect("create");
-    let db = url.replace("/llmhub_test", "/llmhub_cost");
+    let db = pg::fresh_database(Server::Pg15, "llmhub_cost").await;
     let c = pg::connect(&db).await;
     c.batch_execute("CREATE EXTENSION llm_analytics")
         .await
@@ -690,15 +674,7 @@ async fn rollups_differ(c: &tokio_postgres::Client) -> Vec<String> {
 async fn rollups_take_every_row_the_sink_wrote() {
     let url = Server::Pg15.url();
     let admin = pg::connect(&url).await;
-    admin
-        .batch_execute("DROP DATABASE IF EXISTS llmhub_rollup_rows WITH (FORCE)")
-        .await
-        .expect("drop");
-    admin
-        .batch_execute("CREATE DATABASE llmhub_rollup_rows")
-        .await
-        .expect("create");
-    let db = url.replace("/llmhub_test", "/llmhub_rollup_rows");
+    let db = pg::fresh_database(Server::Pg15, "llmhub_rollup_rows").await;
     let c = pg::connect(&db).await;
     c.batch_execute(
         "CREATE EXTENSION llm_analytics;
@@ -793,17 +769,8 @@ async fn rollups_take_every_row_the_sink_wrote() {
 /// the rollups take them, and the sink goes on writing into it. A table whose columns differ is
 /// refused with the difference named, and nothing is created.
 async fn quick_start_database_accepts_the_extension(server: Server, db: &str) {
-    let url = server.url();
-    let admin = pg::connect(&url).await;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .await
-        .expect("drop");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .expect("create");
-    let db_url = url.replace("/llmhub_test", &format!("/{db}"));
+    let admin = pg::connect(&server.url()).await;
+    let db_url = pg::fresh_database(server, db).await;
     let c = pg::connect(&db_url).await;
     if matches!(server, Server::Timescale) {
         c.batch_execute("SET client_min_messages = warning; CREATE EXTENSION timescaledb")

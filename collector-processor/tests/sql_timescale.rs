@@ -11,18 +11,7 @@ use common::pg::{self, Server};
 
 /// A database of its own per test, so the sink tests' database never sees the extension.
 async fn fresh_database(name: &str) -> tokio_postgres::Client {
-    let admin = pg::connect(&Server::Timescale.url()).await;
-    // Two statements: a multi-statement string runs as one transaction, which these refuse.
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .expect("drop database");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let url = Server::Timescale.url().replace("/llmhub_test", &format!("/{name}"));
-    let c = pg::connect(&url).await;
+    let c = pg::connect(&pg::fresh_database(Server::Timescale, name).await).await;
     c.batch_execute(
         "SET client_min_messages = warning;
          CREATE EXTENSION timescaledb; CREATE EXTENSION llm_analytics;",

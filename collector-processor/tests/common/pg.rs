@@ -75,6 +75,21 @@ pub async fn connect(url: &str) -> Client {
     client
 }
 
+/// A database of its own for one test on `server` (dropped first if a previous run left it; two
+/// statements, since neither runs inside a transaction). Returns its URL.
+pub async fn fresh_database(server: Server, name: &str) -> String {
+    let admin = connect(&server.url()).await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop database");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    server.url().replace("/llmhub_test", &format!("/{name}"))
+}
+
 /// A fresh schema for one test (dropped first if a previous run left it).
 pub async fn fresh_schema(client: &Client, name: &str) -> String {
     let schema = format!("t_{name}");
