@@ -139,7 +139,8 @@ enum PricesCommand {
         source: CatalogSource,
     },
     /// Lint the catalog and the configured user models; with --metrics, list the models a running
-    /// llmhub saw without a price (exits 1 when there are any).
+    /// llmhub saw without a price. Exit status: 0 all priced, 1 unpriced models seen, 2 an error
+    /// (a catalog that fails its lint, an unreadable file).
     Check {
         /// A /metrics exposition to read unpriced models from: a file, or - for standard input,
         /// e.g. `curl -s localhost:9464/metrics | llmhub prices check --metrics -`.
@@ -255,13 +256,34 @@ fn tune_allocator(c: &Config) {
     }
 }
 
+/// `prices check` found models without a price: exit status 1, where an error is 2.
+#[derive(Debug)]
+struct UnpricedModels;
+
+impl std::fmt::Display for UnpricedModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("some models have no price")
+    }
+}
+
+impl std::error::Error for UnpricedModels {}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `prices check` answers like grep: 1 for what it looks for (unpriced models), 2 for an error,
+    // so a CI step can tell a catalog gap from a broken catalog or an unreadable file.
+    let checking = matches!(cli.command, Command::Prices(PricesCommand::Check { .. }));
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("llmhub: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<UnpricedModels>().is_some() {
+                std::process::ExitCode::from(1)
+            } else if checking {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -377,7 +399,7 @@ fn prices_to(out: &mut dyn std::io::Write, cmd: PricesCommand) -> anyhow::Result
             if p::check(out, &cfg(&source)?, metrics.as_deref())? {
                 Ok(())
             } else {
-                anyhow::bail!("some models have no price")
+                Err(UnpricedModels.into())
             }
         }
         PricesCommand::Import {

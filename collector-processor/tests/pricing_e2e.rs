@@ -187,6 +187,15 @@ fn prices_show_check_and_import() {
     let (code, out, _) = llmhub(&["prices", "check", "--metrics", metrics.to_str().expect("utf-8")]);
     assert_eq!(code, 1);
     assert!(out.contains("gpt-9-ultra") && out.contains(" 7"), "{out}");
+    // An error is not a finding: a missing metrics file or a catalog that does not load exit 2.
+    let missing = dir.join("no-such-metrics.txt");
+    let (code, _, err) = llmhub(&["prices", "check", "--metrics", missing.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read metrics from"), "{err}");
+    let broken = dir.join("broken-catalog.yaml");
+    std::fs::write(&broken, "version: x\nmodels: [\n").expect("write");
+    let (code, _, err) = llmhub(&["prices", "check", "--catalog", broken.to_str().expect("utf-8")]);
+    assert_eq!(code, 2, "{err}");
 
     // Import from LiteLLM's format: what changed, what is new; --output writes a valid catalog.
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/prices/litellm_sample.json");
