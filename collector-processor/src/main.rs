@@ -256,6 +256,9 @@ fn tune_allocator(c: &Config) {
     }
 }
 
+/// How often `loadgen` prints its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// `prices check` found models without a price: exit status 1, where an error is 2.
 #[derive(Debug)]
 struct UnpricedModels;
@@ -319,7 +322,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     wait_for_signal().await;
                     s.cancel();
                 });
-                let summary = llmhub::loadgen::run(cfg, progress, stop).await?;
+                // Progress on standard error every few seconds and once at the end; the summary
+                // stays alone on standard output.
+                let window = cfg.backfill;
+                let started = std::time::Instant::now();
+                let p = progress.clone();
+                let reporter = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        eprintln!("{}", p.line(window, started.elapsed()));
+                    }
+                });
+                let result = llmhub::loadgen::run(cfg, progress.clone(), stop).await;
+                reporter.abort();
+                eprintln!("{}", progress.line(window, started.elapsed()));
+                let summary = result?;
                 println!("sent {} traces, {} spans", summary.traces, summary.spans);
                 Ok(())
             })

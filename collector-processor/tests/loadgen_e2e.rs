@@ -113,3 +113,55 @@ async fn generated_traffic_arrives_whole_priced_and_reproducible() {
     };
     assert_eq!(tokens(&m), tokens(&m2));
 }
+
+/// `llmhub loadgen --backfill` prints its progress on standard error and ends with the whole
+/// window done; the counts it prints are what the summary says and what llmhub received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loadgen_command_prints_its_backfill_progress() {
+    let running = start(&loopback_config()).await;
+    let endpoint = format!("http://{}", running.grpc_addr.expect("grpc"));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_llmhub"))
+        .args([
+            "loadgen",
+            "--endpoint",
+            &endpoint,
+            "--seed",
+            "5",
+            "--rate",
+            "0.5",
+            "--backfill",
+            "2026-11-20T14:00:00Z..2026-11-20T14:10:00Z",
+        ])
+        .output()
+        .await
+        .expect("loadgen runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    let (traces, spans): (u64, u64) = {
+        let rest = stdout.trim().strip_prefix("sent ").expect("a summary line");
+        let (t, s) = rest.split_once(" traces, ").expect("traces");
+        (
+            t.parse().expect("a count"),
+            s.trim_end_matches(" spans").parse().expect("a count"),
+        )
+    };
+    let last = stderr
+        .lines()
+        .rfind(|l| l.starts_with("loadgen: "))
+        .unwrap_or_else(|| panic!("no progress line in {stderr}"));
+    assert!(
+        last.starts_with(&format!("loadgen: {traces} traces, {spans} spans, ")),
+        "{last}"
+    );
+    assert!(
+        last.ends_with("; simulated time 2026-11-20T14:10:00.000Z, 100% of the backfill"),
+        "{last}"
+    );
+    let m = scrape(running.metrics_addr).await;
+    running.stop().await.expect("stop");
+    assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[]), spans as f64);
+    assert!(traces > 100, "{traces} traces");
+}

@@ -3,7 +3,10 @@
 //! seasonality and injected incidents) and emitted here with the plan's timestamps and seeded ids,
 //! so a fixed seed and start time give identical spans.
 
+mod progress;
 pub mod scenario;
+
+pub use progress::Progress;
 
 use anyhow::Context as _;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
@@ -14,7 +17,7 @@ use opentelemetry_sdk::Resource;
 use scenario::{Incident, PlanDialect, PlanValue, Scenario, TracePlan};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -62,15 +65,6 @@ pub struct LoadgenConfig {
     pub incidents: bool,
     /// Where to write the injected incidents (JSON lines).
     pub ground_truth: Option<PathBuf>,
-}
-
-/// Counters shared with a caller that shows progress.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// Traces emitted.
-    pub traces: AtomicU64,
-    /// Spans emitted.
-    pub spans: AtomicU64,
 }
 
 /// Seeded span and trace ids, so a fixed seed gives identical spans.
@@ -304,13 +298,16 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
     let wall_start = std::time::Instant::now();
     let mut summary = Summary { traces: 0, spans: 0 };
     let mut since_flush = 0usize;
+    let mut cut_short = false;
     for plan in scenario.traces() {
         if stop.is_cancelled() {
+            cut_short = true;
             break;
         }
         if providers.cfg.count.is_some_and(|c| summary.traces >= c)
             || providers.cfg.spans.is_some_and(|c| summary.spans >= c)
         {
+            cut_short = true;
             break;
         }
         let t = plan.spans[0].start;
@@ -330,6 +327,7 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
         summary.spans += n as u64;
         progress.traces.fetch_add(1, Ordering::Relaxed);
         progress.spans.fetch_add(n as u64, Ordering::Relaxed);
+        progress.reached.store(t, Ordering::Relaxed);
         since_flush += n;
         if since_flush >= 16_384 {
             // Keep the SDK queues from overflowing (they drop spans when full).
@@ -337,7 +335,11 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
             since_flush = 0;
         }
     }
+    let backfill = providers.cfg.backfill.is_some();
     providers.shutdown();
+    if backfill && !cut_short {
+        progress.reached.store(start + length, Ordering::Relaxed);
+    }
     Ok(summary)
 }
 

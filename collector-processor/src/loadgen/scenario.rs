@@ -86,7 +86,7 @@ impl PlanDialect {
 }
 
 /// RFC 3339 with milliseconds, UTC, as Langfuse writes timestamps.
-fn rfc3339(nanos: u64) -> String {
+pub(crate) fn rfc3339(nanos: u64) -> String {
     let day = llmhub_pricing::date::Date::from_unix_nanos(nanos);
     let in_day = nanos % (86_400 * NS);
     let (h, m, sec, ms) = (
