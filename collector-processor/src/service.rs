@@ -55,6 +55,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let mut registry = Registry::default();
     let card = &config.exporters.prometheus.cardinality;
     let mut metrics = Metrics::new(&mut registry, card.max_series_per_metric, card.max_values_per_label);
+    crate::metrics::process::register_all(&mut registry);
     let exporters_on = &config.service.pipelines.traces.exporters;
     if let (true, Some(o)) = (
         exporters_on.iter().any(|e| e == "otlp_metrics"),

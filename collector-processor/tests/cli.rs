@@ -145,3 +145,112 @@ fn help_lists_the_commands() {
         assert!(text.contains(flag), "{text}");
     }
 }
+
+/// A figure from `/proc/<pid>/status` (kB), in bytes.
+fn status_bytes(pid: u32, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{key} in {status}"));
+    kb * 1024.0
+}
+
+/// `/metrics` says which build runs (version, the checkout's revision) and how the process is:
+/// started when the test started it, under the open-file limit the test set, with the CPU time,
+/// memory and descriptors the system reports for it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_metrics_say_which_build_runs_and_how_the_process_is() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("llmhub-cli-proc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let wrapper = dir.join("llmhub-ulimit.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nulimit -n 777\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_llmhub")
+        ),
+    )
+    .expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let mut child = llmhub::testkit::spawn_serve(
+        wrapper.to_str().expect("utf-8"),
+        &llmhub::testkit::LOOPBACK_EPHEMERAL,
+        None,
+    )
+    .expect("llmhub starts");
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let pid = child.pid();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Some work first, so its CPU time is more than a clock tick: 300 scrapes.
+    let text = rt.block_on(async {
+        let mut text = String::new();
+        for _ in 0..300 {
+            text = reqwest::get(format!("http://{}/metrics", child.metrics))
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("body");
+        }
+        text
+    });
+    let fds_now = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("fd").count() as f64;
+    let (rss, vsize) = (status_bytes(pid, "VmRSS:"), status_bytes(pid, "VmSize:"));
+    let ps = Command::new("ps")
+        .args(["-o", "times=", "-p", &pid.to_string()])
+        .output()
+        .expect("ps");
+    let cpu_ps: f64 = String::from_utf8_lossy(&ps.stdout).trim().parse().expect("ps times");
+    terminate(&mut child);
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let revision = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        });
+    let info = format!(
+        "llmhub_build_info{{version=\"{}\",revision=\"{revision}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.lines().any(|l| l == info), "no `{info}` in\n{text}");
+    assert_eq!(value("process_max_fds"), 777.0);
+    // Boot time is whole seconds, the start a clock tick: within a second and a half.
+    let start = value("process_start_time_seconds");
+    assert!(
+        start >= before - 1.5 && start <= after + 1.5,
+        "started at {start}, spawned in {before}..{after}"
+    );
+    let open = value("process_open_fds");
+    assert!((open - fds_now).abs() <= 3.0, "{open} open fds, /proc lists {fds_now}");
+    let resident = value("process_resident_memory_bytes");
+    assert!((resident / rss - 1.0).abs() < 0.2, "{resident} resident, VmRSS {rss}");
+    let virt = value("process_virtual_memory_bytes");
+    assert!((virt / vsize - 1.0).abs() < 0.05, "{virt} virtual, VmSize {vsize}");
+    let cpu = value("process_cpu_seconds_total");
+    assert!(
+        cpu > 0.0 && (cpu - cpu_ps).abs() <= 1.0,
+        "{cpu} s CPU, ps says {cpu_ps} s"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod calls;
 pub mod cardinality;
 pub mod otel;
+pub mod process;
 
 use calls::{CallSeries, Handle};
 use cardinality::{CardinalityLimiter, Labels};
@@ -123,6 +124,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
         .chain(llmhub_exporters::postgres::metrics::METRICS)
         .chain(llmhub_exporters::forward::METRICS)
         .chain(llmhub_exporters::budget::METRICS)
+        .chain(process::METRICS)
 }
 
 type HistFamily = Family<Labels, Histogram, fn() -> Histogram>;
