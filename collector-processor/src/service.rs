@@ -105,15 +105,15 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let metrics_stop = CancellationToken::new();
     spawn_sampler(budget, budget_gauges, Duration::from_millis(100), metrics_stop.clone());
     let ready = Arc::new(Readiness::default());
+    // Each exporter's own state: not ready while it is retrying its destination or its queue
+    // refuses requests.
     if let Some(s) = &sink {
         let s = s.clone();
-        ready.add_check("postgres sink", move || {
-            if s.healthy() {
-                Ok(())
-            } else {
-                Err("the last write failed; retrying".to_owned())
-            }
-        });
+        ready.add_check("postgres sink", move || s.problem().map_or(Ok(()), Err));
+    }
+    if let Some(f) = &forwarder {
+        let f = f.clone();
+        ready.add_check("otlp forwarder", move || f.problem().map_or(Ok(()), Err));
     }
     let authenticator = |a: &Option<llmhub_exporters::auth::AuthConfig>, path: &str, tenants: bool| {
         a.as_ref()

@@ -443,6 +443,14 @@ async fn http_forwarding_keeps_spans_and_adds_only_llmhub_attributes() {
     spans_arrive_unchanged_but_enriched(OtlpProtocol::HttpProtobuf).await;
 }
 
+/// `/readyz` of a running llmhub: status and body.
+async fn readyz(metrics: std::net::SocketAddr) -> (u16, String) {
+    let r = reqwest::get(format!("http://{metrics}/readyz"))
+        .await
+        .expect("readyz answers");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 /// llmhub → llmhub: the downstream is down at first; the upstream's disk queue holds the
 /// requests; once the downstream starts it gets every span and computes the same totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,6 +486,13 @@ async fn a_downstream_llmhub_started_late_receives_everything() {
         sum(&m, "llmhub_forward_retries_total", &[]) >= 1.0,
         "the upstream kept retrying"
     );
+    // Readiness covers the forwarder: not ready while its endpoint does not answer.
+    let (status, why) = readyz(up.metrics_addr).await;
+    assert_eq!(status, 503, "{why}");
+    assert_eq!(
+        why.trim(),
+        format!("not ready: otlp forwarder: the last send to http://127.0.0.1:{port} failed; retrying")
+    );
 
     let mut c = loopback_config();
     if let Some(g) = c.receivers.otlp.protocols.grpc.as_mut() {
@@ -498,6 +513,15 @@ async fn a_downstream_llmhub_started_late_receives_everything() {
     let m_down = scrape(down.metrics_addr).await;
     let m_up = scrape(up.metrics_addr).await;
     assert_eq!(sum(&m_down, "llmhub_receiver_spans_total", &[]), 2000.0);
+    // Ready again once a send succeeds (the flag is set when the upstream reads the answer, a
+    // moment after the downstream counted the spans: waited for, up to 5 s).
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut ready = readyz(up.metrics_addr).await;
+    while ready.0 != 200 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ready = readyz(up.metrics_addr).await;
+    }
+    assert_eq!(ready, (200, "ready\n".to_owned()), "ready once it sends");
     for metric in ["llmhub_requests_total", "llmhub_cost_usd_total", "llmhub_tokens_total"] {
         let (a, b) = (sum(&m_up, metric, &[]), sum(&m_down, metric, &[]));
         assert!(
@@ -623,17 +647,22 @@ async fn readyz_says_draining_until_the_queues_are_written_out_or_the_deadline_p
         .await,
         200
     );
-    let readyz = || async move {
-        let r = reqwest::get(format!("http://{metrics}/readyz"))
-            .await
-            .expect("readyz answers");
-        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    // Not ready already: the forwarder's endpoint does not answer (its first attempt is refused
+    // within milliseconds; waited for, up to 5 s).
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let (status, why) = loop {
+        let (status, why) = readyz(metrics).await;
+        if status != 200 || std::time::Instant::now() > until {
+            break (status, why);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(readyz().await.0, 200);
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("otlp forwarder: the last send to"), "{why}");
     let started = std::time::Instant::now();
     let stopping = tokio::spawn(running.stop());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, why) = readyz().await;
+    let (status, why) = readyz(metrics).await;
     assert_eq!(status, 503, "not ready while draining: {why}");
     assert!(why.contains("draining"), "{why}");
     stopping.await.expect("stop task").expect("stops cleanly");

@@ -319,6 +319,16 @@ async fn a_full_queue_refuses_with_retryable_statuses() {
     );
     assert!(sum(&m, "llmhub_postgres_queue_rows", &[]) >= 50.0);
     assert!(sum(&m, "llmhub_postgres_queue_oldest_age_seconds", &[]) > 0.0);
+    // Readiness names the full queue first (requests are refused), not only the failing writes.
+    let r = reqwest::get(format!("http://{}/readyz", running.metrics_addr))
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 503);
+    let why = r.text().await.expect("body");
+    assert!(
+        why.starts_with("not ready: postgres sink: the postgres queue is full (") && why.contains("limit 65536)"),
+        "{why}"
+    );
     running.stop().await.expect("stop");
 }
 

@@ -196,6 +196,8 @@ pub struct Forwarder {
     dead_letters: DeadLetters,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
+    /// Whether the endpoint answered the last attempt (true before the first).
+    healthy: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -278,6 +280,7 @@ impl Forwarder {
             dead_letters,
             tasks: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
+            healthy: std::sync::atomic::AtomicBool::new(true),
         });
         let mut tasks = Vec::new();
         for id in 0..cfg.senders {
@@ -310,6 +313,19 @@ impl Forwarder {
     /// Whether the queue can take another request.
     pub fn admit(&self) -> Result<(), PushError> {
         self.queue.admit()
+    }
+
+    /// Why `/readyz` should say this forwarder is not ready: its endpoint did not answer the last
+    /// attempt (it is retrying), or, with `on_full: refuse`, its queue cannot take a request, so
+    /// requests are being refused. `None` while neither holds.
+    pub fn problem(&self) -> Option<String> {
+        if self.cfg.on_full == OnFull::Refuse {
+            if let Err(e) = self.admit() {
+                return Some(e.to_string());
+            }
+        }
+        (!self.healthy.load(std::sync::atomic::Ordering::Relaxed))
+            .then(|| format!("the last send to {} failed; retrying", self.cfg.endpoint))
     }
 
     /// What the pipeline does when this forwarder cannot take a request.
@@ -540,7 +556,12 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
         for item in &lease.items {
             let mut tries: u32 = 0;
             loop {
-                let (reason, message, after) = match attempt(&mut c, item).await {
+                let outcome = attempt(&mut c, item).await;
+                f.healthy.store(
+                    !matches!(outcome, Attempt::Retry { .. }),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let (reason, message, after) = match outcome {
                     Attempt::Sent { rejected } => {
                         let outcome = if rejected > 0 { "partial" } else { "sent" };
                         f.metrics

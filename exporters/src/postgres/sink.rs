@@ -167,9 +167,18 @@ impl PostgresSink {
         self.shared.metrics.rows_written.get()
     }
 
-    /// Whether the last write attempt succeeded, or none was made yet (for `/readyz`).
+    /// Whether the last write attempt succeeded, or none was made yet.
     pub fn healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Why `/readyz` should say the sink is not ready: its queue cannot take rows (requests are
+    /// refused), or its last write failed (it is retrying). `None` while neither holds.
+    pub fn problem(&self) -> Option<String> {
+        if let Err(e) = self.admit() {
+            return Some(e.to_string());
+        }
+        (!self.healthy()).then(|| "the last write failed; retrying".to_owned())
     }
 
     /// Stops taking rows and lets the writers drain the queue until `deadline`; what is left
