@@ -243,6 +243,21 @@ fn tls_mode(tls: &Option<llmhub_exporters::tls::ServerTlsConfig>) -> &'static st
 /// Serves `router` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given, else
 /// cleartext with h2c) until `token` is cancelled, then lets open connections finish their
 /// requests.
+/// Spawns what hyper hands off (each HTTP/2 stream's request) in the span current at the hand-off:
+/// the connection's, so a request's events still name its client.
+#[derive(Clone, Copy)]
+struct InSpan;
+
+impl<F> hyper::rt::Executor<F> for InSpan
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(tracing::Instrument::in_current_span(fut));
+    }
+}
+
 fn serve_axum(
     listener: TcpListener,
     router: axum::Router,
@@ -250,14 +265,14 @@ fn serve_axum(
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> JoinHandle<anyhow::Result<()>> {
     tokio::spawn(async move {
-        let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let mut builder = hyper_util::server::conn::auto::Builder::new(InSpan);
         builder.http1().max_buf_size(HTTP1_READ_BUFFER);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
             let stream = tokio::select! {
                 _ = token.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pause instead of spinning.
                         tracing::warn!(error = %e, "accepting a connection failed");
@@ -266,31 +281,37 @@ fn serve_axum(
                     }
                 },
             };
+            let (stream, client) = stream;
             let _ = stream.set_nodelay(true);
             let service = hyper_util::service::TowerToHyperService::new(router.clone());
             let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+            // Every event of the connection (a refused request's debug line, say) names its client.
+            let span = tracing::debug_span!("conn", %client);
             // The handshake runs on the connection's own task, so a slow client never holds up
             // the accept loop.
-            tokio::spawn(async move {
-                match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-                        let _ = watcher.watch(conn.into_owned()).await;
-                    }
-                    Some(acceptor) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => {
-                                let conn = builder
-                                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
-                                let _ = watcher.watch(conn.into_owned()).await;
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    match tls {
+                        None => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                        Some(acceptor) => {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    let conn = builder
+                                        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
+                                    let _ = watcher.watch(conn.into_owned()).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
                             }
-                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
                     }
-                }
-            });
+                },
+                span,
+            ));
         }
         graceful.shutdown().await;
         Ok(())

@@ -567,3 +567,82 @@ except Exception as e:
     assert_eq!(sum(&m, "llmhub_receiver_spans_total", &[]), 3.0);
     running.stop().await.expect("stop");
 }
+
+/// Every refused or rejected request leaves a debug line naming why and the client's address,
+/// on both transports (`LLMHUB_LOG=debug`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_logged_at_debug_with_the_reason_and_the_client() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let p = llmhub::testkit::spawn_serve_with_env(
+        env!("CARGO_BIN_EXE_llmhub"),
+        &llmhub::testkit::LOOPBACK_EPHEMERAL,
+        None,
+        &[("LLMHUB_LOG", "debug".to_owned())],
+    )
+    .expect("llmhub starts");
+    // OTLP/HTTP, malformed protobuf, over a connection whose client port the test knows.
+    let mut conn = tokio::net::TcpStream::connect(&p.http).await.expect("connect");
+    let client = conn.local_addr().expect("addr");
+    let body = [0xffu8, 0xff, 0xff, 0x01, 0x02];
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: llmhub\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&body).await.expect("write");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.expect("read");
+    assert!(
+        answer.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // One span with a 3-byte trace id beside a good one: accepted, the bad one rejected.
+    let mut bad_id = chat(2, "gpt-4o", 1, 1);
+    bad_id.trace_id = vec![1, 2, 3];
+    let (status, _, _) = post(
+        &format!("http://{}/v1/traces", p.http),
+        PROTO,
+        None,
+        request("logged", vec![chat(1, "gpt-4o", 10, 2), bad_id]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // OTLP/gRPC, malformed protobuf.
+    let err = raw_grpc(
+        p.grpc.parse().expect("addr"),
+        TRACE_EXPORT,
+        vec![0xff, 0xff, 0xff, 0x01],
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // The lines are written as they happen; the log is read once all three are in.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let log = loop {
+        let log = p.log();
+        let done = log.contains("OTLP/gRPC request refused");
+        if done || std::time::Instant::now() > until {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let line = |what: &str| -> String {
+        log.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no line with {what:?} in\n{log}"))
+            .to_owned()
+    };
+    let http = line("OTLP/HTTP request refused");
+    assert!(http.contains(&format!("conn{{client={client}}}")), "{http}");
+    assert!(http.contains("status=400"), "{http}");
+    assert!(http.contains("malformed ExportTraceServiceRequest"), "{http}");
+    let partial = line("spans of an export request rejected");
+    assert!(partial.contains("conn{client=127.0.0.1:"), "{partial}");
+    assert!(partial.contains("rejected_spans=1"), "{partial}");
+    assert!(partial.contains("trace_id"), "{partial}");
+    let grpc = line("OTLP/gRPC request refused");
+    assert!(grpc.contains("conn{client=127.0.0.1:"), "{grpc}");
+    assert!(grpc.contains("code=InvalidArgument"), "{grpc}");
+    assert!(grpc.contains("malformed ExportTraceServiceRequest"), "{grpc}");
+}

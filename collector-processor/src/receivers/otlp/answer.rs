@@ -228,6 +228,9 @@ pub fn refusal(e: &PushError) -> (i32, RpcStatus) {
 }
 
 fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceResponse {
+    if s.rejected > 0 {
+        tracing::debug!(rejected_spans = s.rejected, reason = %s.message, "spans of an export request rejected");
+    }
     let partial_success = (s.rejected > 0 || !s.message.is_empty()).then_some(ExportTracePartialSuccess {
         rejected_spans: s.rejected as i64,
         error_message: s.message,
@@ -276,6 +279,10 @@ const NOT_INGESTED: &str =
 
 /// The metrics response: every data point rejected, with the reason.
 pub fn metrics_response(n: i64) -> ExportMetricsServiceResponse {
+    tracing::debug!(
+        rejected_data_points = n,
+        "metrics export request not ingested (llmhub ingests traces)"
+    );
     ExportMetricsServiceResponse {
         partial_success: (n > 0).then(|| ExportMetricsPartialSuccess {
             rejected_data_points: n,
@@ -286,6 +293,10 @@ pub fn metrics_response(n: i64) -> ExportMetricsServiceResponse {
 
 /// The logs response: every log record rejected, with the reason.
 pub fn logs_response(n: i64) -> ExportLogsServiceResponse {
+    tracing::debug!(
+        rejected_log_records = n,
+        "logs export request not ingested (llmhub ingests traces)"
+    );
     ExportLogsServiceResponse {
         partial_success: (n > 0).then(|| ExportLogsPartialSuccess {
             rejected_log_records: n,

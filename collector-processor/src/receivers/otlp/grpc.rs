@@ -154,6 +154,19 @@ impl GrpcSignal for Logs {
     }
 }
 
+/// The debug line of a refused request (the connection's span names the client).
+fn log_refusal(status: &Status) {
+    if status.code() != tonic::Code::Ok {
+        tracing::debug!(code = ?status.code(), reason = status.message(), "OTLP/gRPC request refused");
+    }
+}
+
+/// Answers a request refused before it reached the handler, with its debug line.
+fn refuse(status: Status) -> BoxFuture<http::Response<Body>, Infallible> {
+    log_refusal(&status);
+    Box::pin(async move { Ok(status.into_http()) })
+}
+
 /// A retryable refusal as a gRPC status with its `google.rpc.Status` details (`RetryInfo`).
 fn refusal_status(e: &PushError) -> Status {
     let (code, status) = answer::refusal(e);
@@ -303,9 +316,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         if req.uri().path() != S::PATH {
-            return Box::pin(
-                async move { Ok(Status::unimplemented("unknown method; only Export is served").into_http()) },
-            );
+            return refuse(Status::unimplemented("unknown method; only Export is served"));
         }
         // Authentication comes first: an unauthenticated client learns nothing else.
         let tenant: Option<Arc<str>> = match &self.auth {
@@ -314,7 +325,7 @@ where
                 Ok(t) => t.map(Arc::from),
                 Err(denied) => {
                     self.processor.metrics().record_request("grpc", "unauthenticated", 0.0);
-                    return Box::pin(async move { Ok(Status::unauthenticated(denied.message()).into_http()) });
+                    return refuse(Status::unauthenticated(denied.message()));
                 }
             },
         };
@@ -327,7 +338,7 @@ where
             Some(Ok(r)) => Some(Held(Arc::new(std::sync::Mutex::new(Some(r))))),
             Some(Err(e)) => {
                 processor.metrics().record_request("grpc", "memory_limit", 0.0);
-                return Box::pin(async move { Ok(refusal_status(&PushError::OverBudget(e)).into_http()) });
+                return refuse(refusal_status(&PushError::OverBudget(e)));
             }
         };
         let compressed = req
@@ -364,6 +375,10 @@ where
             if out_of_range {
                 resp.headers_mut()
                     .insert("grpc-status", http::HeaderValue::from_static("8"));
+            }
+            // A refusal is answered trailers-only: its status is in the headers.
+            if let Some(status) = Status::from_header_map(resp.headers()) {
+                log_refusal(&status);
             }
             Ok(resp)
         })

@@ -91,6 +91,7 @@ const INVALID_ARGUMENT: i32 = 3;
 const RESOURCE_EXHAUSTED: i32 = 8;
 
 fn error(status: StatusCode, enc: Encoding, code: i32, message: String) -> Response {
+    tracing::debug!(status = status.as_u16(), reason = %message, "OTLP/HTTP request refused");
     let body = match enc {
         Encoding::Json => serde_json::json!({ "code": code, "message": message })
             .to_string()
@@ -115,6 +116,7 @@ fn refused(enc: Encoding, e: &PushError) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    tracing::debug!(status = http.as_u16(), reason = %e, "OTLP/HTTP request refused; the client retries it");
     let after = answer::TraceError::retry_after(e).as_secs().to_string();
     let body = match enc {
         Encoding::Json => serde_json::json!({ "code": code, "message": status.message })
