@@ -306,7 +306,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let c = config::load_file(&config)?;
             llmhub::processors::pricing::matcher(&c.processors.genai.pricing)?;
             println!("# {} is valid; effective configuration:", config.display());
-            print!("{}", serde_yaml::to_string(&c).context("printing the configuration")?);
+            print!(
+                "{}",
+                serde_yaml_ng::to_string(&c).context("printing the configuration")?
+            );
             Ok(())
         }
         Command::Prices(cmd) => prices(cmd),

@@ -254,7 +254,7 @@ pub fn import_prices(
         for problem in llmhub_pricing::lint::lint(&parsed) {
             writeln!(out, "# lint: {problem}")?;
         }
-        let yaml = serde_yaml::to_string(&merged)?;
+        let yaml = serde_yaml_ng::to_string(&merged)?;
         std::fs::write(
             path,
             format!(
@@ -273,7 +273,7 @@ fn catalog_file(p: &PricingConfig) -> anyhow::Result<CatalogFile> {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
         None => llmhub_pricing::EMBEDDED_CATALOG.to_owned(),
     };
-    Ok(serde_yaml::from_str(&text)?)
+    Ok(serde_yaml_ng::from_str(&text)?)
 }
 
 /// New models are appended; a changed model's open period ends on `day` and the imported one

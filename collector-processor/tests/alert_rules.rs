@@ -3,7 +3,7 @@
 //! case where it fires and one where it does not, and every llmhub metric they read is one llmhub
 //! exposes (docs/metrics.md, itself checked against the code).
 
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +14,7 @@ fn dir() -> PathBuf {
 
 fn yaml(name: &str) -> Value {
     let text = std::fs::read_to_string(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn promtool(args: &[&str]) {

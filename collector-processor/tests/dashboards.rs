@@ -191,8 +191,8 @@ fn dashboards_are_valid_for_current_grafana() {
     ] {
         let text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards").join(f)).expect(f);
-        let y: serde_yaml::Value = serde_yaml::from_str(&text).expect(f);
-        assert_eq!(y["apiVersion"], serde_yaml::Value::from(1), "{f}");
+        let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect(f);
+        assert_eq!(y["apiVersion"], serde_yaml_ng::Value::from(1), "{f}");
     }
 }
 
@@ -603,7 +603,7 @@ async fn every_panel_on(server: Server, before: &str) {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards/provisioning/datasources/llmhub.yaml"),
     )
     .expect("provisioning file");
-    let y: serde_yaml::Value = serde_yaml::from_str(&provisioned).expect("yaml");
+    let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(&provisioned).expect("yaml");
     let mut operator = None;
     let mut tenant_source = None;
     for ds in y["datasources"].as_sequence().expect("datasources") {

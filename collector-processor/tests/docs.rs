@@ -60,7 +60,7 @@ fn metrics_doc_lists_the_catalogue() {
 
 #[test]
 fn configuration_doc_shows_the_defaults() {
-    let yaml = serde_yaml::to_string(&Config::default()).expect("yaml");
+    let yaml = serde_yaml_ng::to_string(&Config::default()).expect("yaml");
     check_section(
         "configuration.md",
         "<!-- BEGIN DEFAULTS -->\n```yaml\n",

@@ -99,7 +99,7 @@ async fn five_times_capacity_for_a_minute_stays_under_the_memory_limit_and_loses
     let mut cfg = with_sink(sink);
     cfg.service.memory.limit_mib = LIMIT_MIB;
     let cfg_path = dir.join("llmhub.yaml");
-    std::fs::write(&cfg_path, serde_yaml::to_string(&cfg).expect("yaml")).expect("write config");
+    std::fs::write(&cfg_path, serde_yaml_ng::to_string(&cfg).expect("yaml")).expect("write config");
     let serve = spawn_serve(
         env!("CARGO_BIN_EXE_llmhub"),
         &["--config", cfg_path.to_str().expect("utf-8 path")],

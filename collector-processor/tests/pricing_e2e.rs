@@ -33,7 +33,7 @@ async fn spans_through_serve_produce_the_expected_cost_counters() {
     pricing
         .azure_deployments
         .insert("prod-chat".into(), "gpt-4o-mini".into());
-    pricing.models = serde_yaml::from_str(
+    pricing.models = serde_yaml_ng::from_str(
         r#"
 - provider: self-hosted
   model: acme-llama-ft

@@ -124,7 +124,8 @@ struct Prices {
 
 fn catalog_prices(model: &str) -> Prices {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../prices/catalog.yaml");
-    let cat: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).expect("catalog")).expect("yaml");
+    let cat: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("catalog")).expect("yaml");
     let today = chrono_free_today();
     let today = today.as_str();
     let entry = cat["models"]

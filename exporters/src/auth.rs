@@ -3,10 +3,14 @@
 //!
 //! A client sends its key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (HTTP headers,
 //! or the same gRPC metadata). Keys come from the configuration (`${env:VAR}`) or from files; they
-//! are compared in constant time, never logged, and printed configurations show `<redacted>`.
+//! are kept as SHA-256 digests and compared in constant time (`subtle`; the given key is hashed
+//! first, so neither its length nor where it differs shows in the timing), never logged, and
+//! printed configurations show `<redacted>`.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
+use subtle::{ConditionallySelectable as _, ConstantTimeEq as _};
 
 /// `auth` in the configuration.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -58,7 +62,12 @@ pub const MIN_KEY_LEN: usize = 16;
 
 /// The compiled keys.
 pub struct Authenticator {
-    keys: Vec<(Vec<u8>, Option<String>)>,
+    /// Each key's SHA-256 digest, and its tenant.
+    keys: Vec<([u8; 32], Option<String>)>,
+}
+
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -93,7 +102,7 @@ impl Authenticator {
     /// `tenants: false` (`/metrics`) a key may not name a tenant.
     pub fn new(cfg: &AuthConfig, path: &str, tenants: bool) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
-        let mut keys: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+        let mut keys: Vec<([u8; 32], Option<String>)> = Vec::new();
         if cfg.api_keys.is_empty() {
             problems.push(format!(
                 "{path}.api_keys: empty; list at least one key, or remove {path}"
@@ -125,7 +134,7 @@ impl Authenticator {
                 ));
                 continue;
             }
-            if keys.iter().any(|(other, _)| other == key.as_bytes()) {
+            if keys.iter().any(|(other, _)| *other == digest(key.as_bytes())) {
                 problems.push(format!("{at}: the same key is listed twice"));
                 continue;
             }
@@ -140,7 +149,7 @@ impl Authenticator {
                 }
                 _ => {}
             }
-            keys.push((key.into_bytes(), k.tenant.clone()));
+            keys.push((digest(key.as_bytes()), k.tenant.clone()));
         }
         if problems.is_empty() {
             Ok(Authenticator { keys })
@@ -159,14 +168,18 @@ impl Authenticator {
         let Some(given) = bearer.or(api_key.map(trim)) else {
             return Err(Denied::Missing);
         };
-        // Every key is compared, each in constant time for its length.
-        let mut found = None;
-        for (key, tenant) in &self.keys {
-            if constant_time_eq(key, given) {
-                found = Some(tenant.as_deref());
-            }
+        // Every key's digest is compared in constant time, and the match is selected without a
+        // branch on it.
+        let given = digest(given);
+        let mut found = u32::MAX;
+        for (i, (key, _)) in self.keys.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            found.conditional_assign(&i, key.ct_eq(&given));
         }
-        found.ok_or(Denied::Invalid)
+        self.keys
+            .get(found as usize)
+            .map(|(_, tenant)| tenant.as_deref())
+            .ok_or(Denied::Invalid)
     }
 }
 
@@ -185,13 +198,6 @@ fn trim(v: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &v[start..end.max(start)]
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! fill a number. `$$` stands for a literal `$`.
 
 use super::ConfigError;
-use serde_yaml::Value;
+use serde_yaml_ng::Value;
 
 /// Expands every string in the document in place. `lookup` returns a variable's value.
 pub fn expand_env(doc: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -13,7 +13,7 @@ pub fn expand_env(doc: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> R
                 let whole = is_single_reference(s);
                 let expanded = expand_str(s, lookup)?;
                 *doc = if whole {
-                    serde_yaml::from_str::<Value>(&expanded)
+                    serde_yaml_ng::from_str::<Value>(&expanded)
                         .ok()
                         .filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
                         .unwrap_or(Value::String(expanded))

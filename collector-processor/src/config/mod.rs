@@ -43,9 +43,9 @@ pub enum ConfigError {
 
 /// Parses a YAML document into a [`Config`] (after `${env:…}` expansion) and validates it.
 pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
-    let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
     if doc.is_null() {
-        doc = serde_yaml::Value::Mapping(Default::default());
+        doc = serde_yaml_ng::Value::Mapping(Default::default());
     }
     expand::expand_env(&mut doc, &|name| std::env::var(name).ok())?;
     let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {

@@ -62,7 +62,7 @@ fn protocols_follow_the_collector_convention() {
     let c = from_yaml_str("receivers:\n  otlp: {}\n").unwrap();
     assert!(c.receivers.otlp.protocols.grpc.is_some() && c.receivers.otlp.protocols.http.is_some());
     // A transport turned off stays off through check-config's printed form.
-    let text = serde_yaml::to_string(&from_yaml_str("receivers: {otlp: {protocols: {http: {}}}}").unwrap()).unwrap();
+    let text = serde_yaml_ng::to_string(&from_yaml_str("receivers: {otlp: {protocols: {http: {}}}}").unwrap()).unwrap();
     assert_eq!(from_yaml_str(&text).unwrap().receivers.otlp.protocols.grpc, None);
     assert!(
         from_yaml_str("receivers: {otlp: {protocols: {}}}").is_err(),
@@ -108,14 +108,14 @@ fn env_references_expand_and_can_fill_numbers() {
     assert!(err.contains("MISSING is not set"), "{err}");
     assert!(expand_str("${env:BAD-NAME}", &lookup).is_err());
 
-    let mut doc: serde_yaml::Value = serde_yaml::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str("a: ${env:PORT}\nb: x-${env:PORT}\n").unwrap();
     expand::expand_env(&mut doc, &lookup).unwrap();
     assert_eq!(
         doc["a"],
-        serde_yaml::Value::Number(4999.into()),
+        serde_yaml_ng::Value::Number(4999.into()),
         "a whole reference re-reads as a number"
     );
-    assert_eq!(doc["b"], serde_yaml::Value::String("x-4999".into()));
+    assert_eq!(doc["b"], serde_yaml_ng::Value::String("x-4999".into()));
 }
 
 #[test]
@@ -183,7 +183,7 @@ service: { pipelines: { traces: { exporters: [prometheus, postgres] } } }
 
 #[test]
 fn default_config_round_trips_through_yaml() {
-    let text = serde_yaml::to_string(&Config::default()).unwrap();
+    let text = serde_yaml_ng::to_string(&Config::default()).unwrap();
     assert_eq!(from_yaml_str(&text).unwrap(), Config::default());
 }
 

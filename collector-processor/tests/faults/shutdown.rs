@@ -23,7 +23,7 @@ fn serve(fx: &Fixture, mut cfg: Config, name: &str) -> ServeProcess {
     cfg.receivers.otlp.protocols.http.as_mut().expect("http").endpoint = "127.0.0.1:0".into();
     cfg.exporters.prometheus.endpoint = "127.0.0.1:0".into();
     let path = fx.dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, serde_yaml::to_string(&cfg).expect("yaml")).expect("config");
+    std::fs::write(&path, serde_yaml_ng::to_string(&cfg).expect("yaml")).expect("config");
     spawn_serve_logged(
         env!("CARGO_BIN_EXE_llmhub"),
         &["--config", path.to_str().expect("utf-8")],

@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn policy(yaml: &str) -> ContentPolicy {
-    let cfg: ContentConfig = serde_yaml::from_str(yaml).expect("config parses");
+    let cfg: ContentConfig = serde_yaml_ng::from_str(yaml).expect("config parses");
     ContentPolicy::new(&cfg, "processors.genai.content").expect("policy compiles")
 }
 
@@ -101,7 +101,7 @@ fn worked_examples_of_each_rule() {
 #[test]
 fn bad_rules_are_errors_naming_the_rule() {
     let err = |yaml: &str| {
-        let cfg: ContentConfig = serde_yaml::from_str(yaml).expect("parses");
+        let cfg: ContentConfig = serde_yaml_ng::from_str(yaml).expect("parses");
         ContentPolicy::new(&cfg, "processors.genai.content")
             .expect_err("refused")
             .join("; ")
@@ -116,16 +116,18 @@ fn bad_rules_are_errors_naming_the_rule() {
     assert!(err("capture: true\nredact: [{ action: mask }]").contains("redact[0]: a rule without builtin or pattern"));
     assert!(err("capture: true\nredact: [{ keys: ['*'], action: drop }]").contains("would match every attribute"));
     assert!(err("redact: [{ builtin: email, action: mask }]").contains("set processors.genai.content.capture: true"));
-    assert!(serde_yaml::from_str::<ContentConfig>("capture: true\nredact: [{ builtin: ssn, action: mask }]").is_err());
     assert!(
-        serde_yaml::from_str::<ContentConfig>("capture: true\nredact: [{ builtin: email, action: blur }]").is_err()
+        serde_yaml_ng::from_str::<ContentConfig>("capture: true\nredact: [{ builtin: ssn, action: mask }]").is_err()
+    );
+    assert!(
+        serde_yaml_ng::from_str::<ContentConfig>("capture: true\nredact: [{ builtin: email, action: blur }]").is_err()
     );
 }
 
 #[test]
 fn the_salt_is_never_printed() {
-    let cfg: ContentConfig = serde_yaml::from_str("capture: true\nhash_salt: s3cr3t").expect("parses");
-    let printed = serde_yaml::to_string(&cfg).expect("prints");
+    let cfg: ContentConfig = serde_yaml_ng::from_str("capture: true\nhash_salt: s3cr3t").expect("parses");
+    let printed = serde_yaml_ng::to_string(&cfg).expect("prints");
     assert!(
         !printed.contains("s3cr3t") && printed.contains("<redacted>"),
         "{printed}"

@@ -243,7 +243,7 @@ fn components(path: &str, c: &ComponentsFile) -> Result<Components, CatalogError
 impl Catalog {
     /// Parses a catalog from YAML. Errors name the path of the bad entry.
     pub fn from_yaml(text: &str) -> Result<Catalog, CatalogError> {
-        let de = serde_yaml::Deserializer::from_str(text);
+        let de = serde_yaml_ng::Deserializer::from_str(text);
         let file: CatalogFile = serde_path_to_error::deserialize(de).map_err(|e| CatalogError::Invalid {
             path: e.path().to_string(),
             message: e.into_inner().to_string(),

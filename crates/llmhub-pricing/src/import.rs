@@ -95,7 +95,7 @@ pub fn import(format: Format, text: &str, source: &str, effective_from: &str) ->
     let value: serde_json::Value = match format {
         Format::Litellm => serde_json::from_str(text).map_err(|e| CatalogError::Import(format!("not JSON: {e}")))?,
         Format::GenaiPrices => {
-            serde_yaml::from_str(text).map_err(|e| CatalogError::Import(format!("not YAML/JSON: {e}")))?
+            serde_yaml_ng::from_str(text).map_err(|e| CatalogError::Import(format!("not YAML/JSON: {e}")))?
         }
     };
     let models = match format {
