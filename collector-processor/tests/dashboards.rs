@@ -903,3 +903,89 @@ fn a_top_panel_that_picks_other_tied_rows_is_not_a_changed_answer() {
     let all = Truth { rows: Rows::All, ..t };
     assert!(!same_up_to_ties(&all, &right, &right));
 }
+
+/// Every data link, resolved as Grafana would with the variables' defaults and a cell's value,
+/// is the tracing backend's page for that value: a trace id opens Jaeger's trace page, a model
+/// name Jaeger's search whose `tags` JSON names exactly that model (names with `/`, `:` and `.`
+/// included); every variable a link uses is defined.
+#[test]
+fn data_links_resolve_to_the_tracing_backends_page_for_the_value() {
+    let mut seen = BTreeSet::new();
+    for (file, d) in checked_in() {
+        let vars = d["templating"]["list"].as_array().expect("templating");
+        let default = |name: &str| -> String {
+            vars.iter()
+                .find(|v| v["name"] == name)
+                .and_then(|v| v["current"]["value"].as_str())
+                .unwrap_or_else(|| panic!("{file}: link variable ${name} is not defined"))
+                .to_owned()
+        };
+        for p in d["panels"].as_array().expect("panels") {
+            let title = p["title"].as_str().unwrap_or("?");
+            let overrides = p["fieldConfig"]["overrides"].as_array().cloned().unwrap_or_default();
+            for o in &overrides {
+                let column = o["matcher"]["options"].as_str().unwrap_or("?");
+                for prop in o["properties"].as_array().into_iter().flatten() {
+                    if prop["id"] != "links" {
+                        continue;
+                    }
+                    let url = prop["value"][0]["url"].as_str().expect("url");
+                    let resolve = |value: &str| -> String {
+                        let mut u = url.replace("${__value.raw}", value);
+                        for v in variables_used(url) {
+                            u = u.replace(&format!("${{{v}}}"), &default(&v));
+                        }
+                        assert!(!u.contains('$'), "{file}/{title}: unresolved {u}");
+                        u
+                    };
+                    match column {
+                        "trace_id" => {
+                            let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+                            assert_eq!(
+                                resolve(id),
+                                format!("http://localhost:16686/trace/{id}"),
+                                "{file}/{title}"
+                            );
+                        }
+                        "model" => {
+                            for model in [
+                                "gpt-4o",
+                                "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+                                "meta/llama-3.1",
+                            ] {
+                                let u = reqwest::Url::parse(&resolve(model)).expect("a URL");
+                                assert_eq!(u.path(), "/search", "{file}/{title}");
+                                let tags = u
+                                    .query_pairs()
+                                    .find(|(k, _)| k == "tags")
+                                    .map(|(_, v)| v.into_owned())
+                                    .expect("tags");
+                                let tags: Value = serde_json::from_str(&tags).expect("tags are JSON");
+                                assert_eq!(
+                                    tags,
+                                    serde_json::json!({ "gen_ai.request.model": model }),
+                                    "{file}/{title}"
+                                );
+                            }
+                        }
+                        other => panic!("{file}/{title}: a link on column {other} this test does not know"),
+                    }
+                    seen.insert(format!("{file}/{title}/{column}"));
+                }
+            }
+        }
+    }
+    // The two trace tables and the four model tables.
+    let want: BTreeSet<String> = [
+        "llm-agents.json/Runaway agent loops/trace_id",
+        "llm-cost.json/Costliest traces/trace_id",
+        "llm-cost.json/Spend by tenant, service and model/model",
+        "llm-performance.json/Failures by error class/model",
+        "llm-performance.json/Finish reasons by model/model",
+        "llm-performance.json/Slowest models/model",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(seen, want);
+}

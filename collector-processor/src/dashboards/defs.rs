@@ -163,6 +163,20 @@ fn trace_link(name: &'static str) -> Field {
     }
 }
 
+/// A model name that opens the tracing backend's search for that model's calls: the URL is
+/// `$model_url`, the model name, then `$model_url_end` (Jaeger's defaults search the
+/// `gen_ai.request.model` tag; Tempo users set a TraceQL query around the name instead).
+fn model_link(name: &'static str) -> Field {
+    Field {
+        name,
+        link: Some((
+            "Search this model's calls in the tracing backend",
+            "${model_url}${__value.raw}${model_url_end}",
+        )),
+        ..Field::default()
+    }
+}
+
 fn p(s: &str) -> String {
     s.replace("{F}", PF).replace("{T}", PFT)
 }
@@ -313,7 +327,7 @@ fn cost() -> Dashboard {
             panel("Spend per hour by provider", "When and with whom is money spent?", TimeSeries, "currencyUSD", G, 12, 8,
                 vec![q(sql("SELECT $__timeGroupAlias(bucket, '1h'), coalesce(provider, '(none)') AS metric, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2 HAVING sum(cost_usd) > 0 ORDER BY 1"), "")]),
             panel("Spend by tenant, service and model", "Who spends on what in the selected range?", Table, "currencyUSD", G, 12, 8,
-                vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]).field(unit("calls", "short")),
+                vec![q(sql("SELECT tenant, service_name AS service, model, coalesce(sum(calls) FILTER (WHERE role = 'model_call'), 0) AS calls, sum(cost_usd)::float8 AS spend FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {F} GROUP BY 1, 2, 3 HAVING sum(cost_usd) > 0 OR sum(calls) FILTER (WHERE role = 'model_call') > 0 ORDER BY spend DESC NULLS LAST LIMIT 50"), "")]).field(unit("calls", "short")).field(model_link("model")),
             panel("Monthly budget", "Where will this month's spend end at the current daily rate, with a 90% interval, and when does the budget run out? Set the budget with the variable; budget_used and projected_use are spent and projected as shares of it (orange from 80%, red from 100%). The tenant filter applies when one tenant is selected (All or several: every tenant).", Table, "currencyUSD", G, 12, 6,
                 vec![q(format!("SELECT spent::float8 AS spent, projected, lower, upper, runout_at, daily_rate, (spent / ${{budget:sqlstring}}::numeric)::float8 AS budget_used, projected / ${{budget:sqlstring}}::float8 AS projected_use FROM llm_budget(${{budget:sqlstring}}::numeric, (date_trunc('month', now() AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC', (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC', tenant => {})", one_tenant()), "")]).field(unit("runout_at", "dateTimeAsIso")).field(Field { name: "budget_used", unit: Some("percentunit"), thresholds: BUDGET_STEPS.to_vec(), ..Field::default() }).field(Field { name: "projected_use", unit: Some("percentunit"), thresholds: BUDGET_STEPS.to_vec(), ..Field::default() }),
             panel("Stored budgets", "Every monthly budget stored with llm_set_budget (per tenant, optionally per service and model) for this UTC month: spent, the projected month-end spend at the current daily rate, when it runs out, and spent and projected as shares of the budget (orange from 80%, red from 100%). The tenant filter applies.", Table, "currencyUSD", G, 12, 6,
@@ -374,11 +388,11 @@ fn performance() -> Dashboard {
             panel("Output tokens per second by model (median)", "How fast does each model generate?", BarGauge, "short", G, 12, 8,
                 vec![q(adaptive(&sql(&format!("SELECT coalesce(model, '(none)') AS model, approx_percentile(0.5, rollup(output_tokens_per_s)) AS tokens_per_s FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} GROUP BY 1 HAVING num_vals(rollup(output_tokens_per_s)) > 0 ORDER BY 2 DESC")), "2 DESC"), "")]),
             panel("Failures by error class", "Which errors do model calls end with, by provider and model, in the selected range? (error_type: the HTTP status or exception class the instrumentation reported.)", Table, "short", G, 12, 8,
-                vec![q(sql(&format!("SELECT provider, model, coalesce(error_type, '(unknown)') AS error_class, sum(calls) AS calls FROM llm_rollup_outcomes_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND status = 'error' GROUP BY 1, 2, 3 ORDER BY calls DESC LIMIT 20")), "")]),
+                vec![q(sql(&format!("SELECT provider, model, coalesce(error_type, '(unknown)') AS error_class, sum(calls) AS calls FROM llm_rollup_outcomes_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND status = 'error' GROUP BY 1, 2, 3 ORDER BY calls DESC LIMIT 20")), "")]).field(model_link("model")),
             panel("Finish reasons by model", "How do successful model calls end, per model: stop, length (cut at the token limit), tool calls, content filter? The first choice's reason; share is of the model's successful calls in the range.", Table, "short", G, 12, 8,
-                vec![q(sql(&format!("SELECT model, coalesce(finish_reason, '(none)') AS finish_reason, sum(calls) AS calls, (sum(calls)::float8 / sum(sum(calls)) OVER (PARTITION BY model)) AS share FROM llm_rollup_outcomes_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND status <> 'error' GROUP BY 1, 2 ORDER BY 1, 3 DESC LIMIT 50")), "")]).field(unit("share", "percentunit")),
+                vec![q(sql(&format!("SELECT model, coalesce(finish_reason, '(none)') AS finish_reason, sum(calls) AS calls, (sum(calls)::float8 / sum(sum(calls)) OVER (PARTITION BY model)) AS share FROM llm_rollup_outcomes_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND status <> 'error' GROUP BY 1, 2 ORDER BY 1, 3 DESC LIMIT 50")), "")]).field(unit("share", "percentunit")).field(model_link("model")),
             panel("Slowest models", "Which models are slowest at p95 over the range, and how many calls is that based on?", Table, "s", G, 12, 8,
-                vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]).field(unit("calls", "short")),
+                vec![q(adaptive(&sql(&format!("SELECT model, provider, num_vals(rollup(duration_s)) AS calls, approx_percentile(0.5, rollup(duration_s)) AS p50, approx_percentile(0.95, rollup(duration_s)) AS p95, approx_percentile(0.99, rollup(duration_s)) AS p99 FROM llm_rollup_1h WHERE $__timeFilter(bucket) AND {{F}} AND {MODEL_CALLS} AND model IS NOT NULL GROUP BY 1, 2 ORDER BY p95 DESC NULLS LAST LIMIT 20")), "p95 DESC NULLS LAST"), "")]).field(unit("calls", "short")).field(model_link("model")),
             panel("p95 latency anomalies", "Is a period's p95 latency unusual? Ranges up to 3 days: each hour against its baseline with a daily and a weekly cycle (llm_anomalies_seasonal_trend over the range and the 28 days before it), or, before two weeks of history, against the previous 24 hours (robust z-score). Longer ranges: each day against the previous 7 (robust z-score). Hours and days without calls are gaps.", TimeSeries, "s", G, 24, 8,
                 vec![q(sql(&format!("WITH h AS (SELECT bucket, approx_percentile(0.95, rollup(duration_s)) AS p95 FROM llm_rollup_1h
             WHERE bucket >= $__timeFrom()::timestamptz - interval '28 days' AND bucket <= $__timeTo()::timestamptz AND {{F}} AND {MODEL_CALLS}

@@ -40,12 +40,14 @@ fn datasource(s: Source) -> Value {
 }
 
 /// Template variables: the data sources, then the filters the queries use.
-/// Whether a panel links to traces (and the dashboard needs the `trace_url` variable).
-fn p_links(d: &Dashboard) -> bool {
+/// Whether a panel's links use the variable `var` (written `${var}`), which the dashboard then
+/// needs.
+fn links_use(d: &Dashboard, var: &str) -> bool {
+    let written = format!("${{{var}}}");
     d.panels.iter().any(|p| {
         p.fields
             .iter()
-            .any(|f| f.link.is_some_and(|(_, url)| url.contains("${trace_url}")))
+            .any(|f| f.link.is_some_and(|(_, url)| url.contains(&written)))
     })
 }
 
@@ -140,12 +142,31 @@ fn variables(d: &Dashboard) -> Vec<Value> {
             "current": { "text": "1000", "value": "1000" }, "hide": 0, "options": [],
         }));
     }
-    if p_links(d) {
-        vars.push(json!({
-            "name": "trace_url", "label": "Trace URL (the trace id is appended)", "type": "textbox",
-            "query": "http://localhost:16686/trace/",
-            "current": { "text": "http://localhost:16686/trace/", "value": "http://localhost:16686/trace/" }, "hide": 0, "options": [],
-        }));
+    let textbox = |name: &str, label: &str, value: &str| {
+        json!({
+            "name": name, "label": label, "type": "textbox", "query": value,
+            "current": { "text": value, "value": value }, "hide": 0, "options": [],
+        })
+    };
+    if links_use(d, "trace_url") {
+        vars.push(textbox(
+            "trace_url",
+            "Trace URL (the trace id is appended)",
+            "http://localhost:16686/trace/",
+        ));
+    }
+    if links_use(d, "model_url") {
+        // Jaeger's search for the gen_ai.request.model tag: {"gen_ai.request.model":"<model>"}.
+        vars.push(textbox(
+            "model_url",
+            "Model search URL (before the model name)",
+            "http://localhost:16686/search?limit=20&lookback=1h&tags=%7B%22gen_ai.request.model%22%3A%22",
+        ));
+        vars.push(textbox(
+            "model_url_end",
+            "Model search URL (after the model name)",
+            "%22%7D",
+        ));
     }
     if text.contains("${objective") {
         vars.push(json!({
@@ -337,6 +358,11 @@ pub fn readme() -> String {
          Never connect as the database owner or a superuser: they read every row. The free-text\n\
          variables (budget, objective) reach SQL only as quoted literals (`${var:sqlstring}`) and a\n\
          cast. The llmhub health dashboard is about llmhub itself and has no data filters.\n\n\
+         Links into the tracing backend: a trace id opens `${trace_url}` followed by the id, and a\n\
+         model name opens `${model_url}`, the name, then `${model_url_end}`. The defaults are\n\
+         Jaeger's on localhost (its trace page, and its search for the `gen_ai.request.model`\n\
+         tag); for Grafana Tempo, point `trace_url` at Explore's trace view and wrap the model in a\n\
+         TraceQL query (`{ span.gen_ai.request.model = \"` before, `\" }` after, URL-encoded).\n\n\
          Provisioning: copy `provisioning/datasources/llmhub.yaml` (an operator data source and\n\
          one for tenant `acme`: copy that entry per tenant) and\n\
          `provisioning/dashboards/llmhub.yaml` into Grafana's provisioning directory, set the URLs,\n\
