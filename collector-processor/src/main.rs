@@ -93,6 +93,10 @@ struct LoadgenArgs {
     /// Start time of the simulated clock for live mode (RFC 3339), for reproducible spans.
     #[arg(long, value_name = "TIME")]
     start: Option<String>,
+    /// Send the seed's traffic again as new calls: the same calls, tokens and timings with other
+    /// trace, span and response ids (the N-th replay; 0 is the original).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    replay: u64,
     #[command(flatten)]
     traffic: TrafficArgs,
 }
@@ -533,6 +537,7 @@ fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenCon
         tenants,
         incidents,
         ground_truth: a.traffic.ground_truth.clone(),
+        replay: a.replay,
     })
 }
 
@@ -557,6 +562,7 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
         tenants,
         incidents,
         ground_truth: args.traffic.ground_truth.clone(),
+        replay: 0,
     };
     println!(
         "llmhub demo: serving with synthetic GenAI traffic ({} traces/s, seed {}).",

@@ -235,6 +235,7 @@ fn loadgen(
         tenants: 3,
         incidents: true,
         ground_truth: None,
+        replay: 0,
     }
 }
 
@@ -988,4 +989,137 @@ fn data_links_resolve_to_the_tracing_backends_page_for_the_value() {
     .map(str::to_owned)
     .collect();
     assert_eq!(seen, want);
+}
+
+/// Until `what` holds or 60 s pass (then it panics naming `why`), checking every 200 ms.
+async fn until<F, Fut>(why: &str, mut what: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !what().await {
+        assert!(std::time::Instant::now() < deadline, "waited 60 s for {why}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The Prometheus panels against the rows they count: a batch of traffic makes every series, a
+/// replay of it (the same calls with other ids) is the only traffic inside the window, and each
+/// panel's value over the window equals the replay's figure from its rows (times Prometheus's
+/// extrapolation factor where the panel uses `increase` or `rate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 and Prometheus (scripts/test.sh)"]
+async fn prometheus_panels_equal_the_rows_they_count() {
+    let url = pg::fresh_database(Server::Pg15, "llmhub_prom_truth").await;
+    let c = pg::connect(&url).await;
+    let running = common::start(&pg::with_sink(pg::sink_config(&url, "public"))).await;
+    let prom = prometheus::start(running.metrics_addr, "prom-truth");
+    let endpoint = format!("http://{}", running.grpc_addr.expect("grpc"));
+    let scrape_after = |t: f64| {
+        let prom = &prom;
+        async move {
+            let v = prom.query("timestamp(up)").await;
+            prometheus::scalar(&v).is_some_and(|s| s > t)
+        }
+    };
+    until("Prometheus's first scrape", || scrape_after(0.0)).await;
+    let rows = || {
+        let c = &c;
+        async move {
+            c.query_one("SELECT count(*) FROM llm_calls", &[])
+                .await
+                .map_or(0, |r| r.get::<_, i64>(0))
+        }
+    };
+    let counted = |metric: &'static str| {
+        let prom = &prom;
+        async move { prometheus::scalar(&prom.query(&format!("sum({metric})")).await).unwrap_or(-1.0) }
+    };
+    // Two Monday mornings a week apart: the same seasonality, so the replay is the same traffic.
+    let hour = 3_600_000_000_000u64;
+    let first = 1_795_132_800_000_000_000u64 - 4 * 86_400 * 1_000_000_000 + 8 * hour; // 2026-11-16T08:00Z
+    let week = 7 * 86_400 * 1_000_000_000u64;
+    let batch = |window: (u64, u64), replay: u64| LoadgenConfig {
+        replay,
+        ..loadgen(endpoint.clone(), 0.15, Some(window), None, 21)
+    };
+    let sent = run(
+        batch((first, first + 3 * hour), 0),
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the first batch");
+    // Everything in and scraped: the window starts after that scrape.
+    until("the first batch in the database and in Prometheus", || async {
+        let n = rows().await;
+        n > 0
+            && counted("llmhub_postgres_rows_written_total").await == n as f64
+            && counted("llmhub_receiver_spans_total").await == sent.spans as f64
+    })
+    .await;
+    let first_rows = rows().await;
+    let from = now_s() + 1;
+    until("a scrape inside the window", || scrape_after(from as f64 + 0.5)).await;
+    let replayed = run(
+        batch((first + week, first + week + 3 * hour), 1),
+        Arc::new(Progress::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the replay");
+    assert_eq!(replayed, sent, "a replay sends the same traces and spans");
+    until("the replay in the database and in Prometheus", || async {
+        let n = rows().await;
+        n == 2 * first_rows
+            && counted("llmhub_postgres_rows_written_total").await == n as f64
+            && counted("llmhub_receiver_spans_total").await == 2.0 * sent.spans as f64
+    })
+    .await;
+    let done = now_s();
+    until("a scrape after the replay", || scrape_after(done as f64 + 0.5)).await;
+    let at = now_s() + 1;
+    let range = at - from;
+    // The replay's rows, and the check that they are the first batch's again.
+    let window = |start: u64| {
+        format!(
+            "SELECT * FROM llm_calls WHERE time >= to_timestamp({}) AND time < to_timestamp({})",
+            start / 1_000_000_000,
+            (start + 3 * hour) / 1_000_000_000 + 3600
+        )
+    };
+    let shape = "SELECT role, tenant, service_name, environment, provider, request_model, error_class, count(*),
+                        sum(cost_usd), sum(output_tokens), sum(duration_s) FROM b GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7";
+    let shapes = |start: u64| {
+        let sql = format!("WITH b AS ({}) {shape}", window(start));
+        let c = &c;
+        async move { format!("{:?}", c.query(sql.as_str(), &[]).await.expect("shape")) }
+    };
+    assert_eq!(
+        shapes(first).await,
+        shapes(first + week).await,
+        "the replay's rows are the first batch's"
+    );
+    c.batch_execute(&format!("CREATE TEMP VIEW batch AS {}", window(first + week)))
+        .await
+        .expect("the replay's rows");
+    let times = truth::prom::sample_times(&prom, "llmhub_receiver_spans_total", at, range).await;
+    let factor = truth::prom::extrapolation(&times, at as f64, range as f64);
+    eprintln!(
+        "window {range} s, {} samples, extrapolation factor {factor}",
+        times.len()
+    );
+    let compared = truth::prom::check_all(&prom, &c, sent.spans, at, range, factor).await;
+    assert_eq!(compared, truth::prom::truths().len());
+    let (changed, tried) = truth::prom::mutants_are_caught(&prom, &c, sent.spans, at, range, factor).await;
+    eprintln!("{changed} of {tried} wrong Prometheus panels changed their values; each failed its truth");
+    assert!(changed >= 8, "{changed} of {tried} mutants changed the values");
+    running.stop().await.expect("stop");
+    drop(c);
+    pg::connect(&Server::Pg15.url())
+        .await
+        .batch_execute("DROP DATABASE llmhub_prom_truth WITH (FORCE)")
+        .await
+        .expect("cleanup");
 }

@@ -32,6 +32,7 @@ fn config(endpoint: String, transport: Transport, ground_truth: Option<std::path
         tenants: 3,
         incidents: true,
         ground_truth,
+        replay: 0,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct LoadgenConfig {
     pub incidents: bool,
     /// Where to write the injected incidents (JSON lines).
     pub ground_truth: Option<PathBuf>,
+    /// 0: the traffic the seed gives; N: the same traffic (same calls, tokens and timings) with
+    /// other trace, span and response ids, so llmhub counts it again instead of deduplicating it.
+    pub replay: u64,
 }
 
 /// Seeded span and trace ids, so a fixed seed gives identical spans.
@@ -286,12 +289,15 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
         tenants: cfg.tenants,
         incidents: cfg.incidents,
         models: cfg.models.clone(),
+        replay: cfg.replay,
     };
     if let Some(path) = &cfg.ground_truth {
         write_ground_truth(path, &scenario.incidents())?;
     }
     let mut providers = Providers {
-        ids: SeededIds(Arc::new(Mutex::new(crate::testkit::Rng::new(cfg.seed ^ 0x5eed)))),
+        ids: SeededIds(Arc::new(Mutex::new(crate::testkit::Rng::new(
+            cfg.seed ^ 0x5eed ^ scenario::replay_salt(cfg.replay),
+        )))),
         cfg,
         by_service: HashMap::new(),
     };

@@ -157,6 +157,10 @@ pub struct Scenario {
     pub incidents: bool,
     /// Chat models to call, with weights; empty means [`default_models`].
     pub models: Vec<ModelChoice>,
+    /// 0: the scenario's own response ids; N: the same traffic again with other response ids
+    /// (the N-th replay; the emitter gives it other trace and span ids too), so llmhub counts it
+    /// as new calls rather than duplicates.
+    pub replay: u64,
 }
 
 /// One chat model of the traffic mix.
@@ -261,6 +265,11 @@ const ERRORS: &[(&str, &str)] = &[
 
 const NS: u64 = 1_000_000_000;
 const HOUR: u64 = 3600 * NS;
+
+/// What a replay's ids are XORed with: 0 for the original, a distinct odd multiple otherwise.
+pub fn replay_salt(replay: u64) -> u64 {
+    replay.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
 /// Seasonality multiplier at a time: a diurnal curve (low at 03:00 UTC, high at 15:00) and
 /// quieter weekends. Averages about 1 over a week.
@@ -406,7 +415,7 @@ impl Traces<'_> {
         } else {
             None
         };
-        let response_id = format!("resp-{:016x}", self.rng.next_u64());
+        let response_id = format!("resp-{:016x}", self.rng.next_u64() ^ replay_salt(s.replay));
         let end = t + (duration * 1e9) as u64;
         let mut a: Vec<(String, PlanValue)> = Vec::new();
         let mut put = |k: &str, v: PlanValue| a.push((k.to_owned(), v));
@@ -708,6 +717,7 @@ mod tests {
 
     fn scenario() -> Scenario {
         Scenario {
+            replay: 0,
             seed: 7,
             start: 1_763_600_000 * NS,
             length: 3600 * NS,
@@ -774,6 +784,41 @@ mod tests {
             out(true),
             out(false)
         );
+    }
+
+    #[test]
+    fn a_replay_is_the_same_traffic_with_other_response_ids() {
+        let original: Vec<TracePlan> = scenario().traces().take(300).collect();
+        let replay: Vec<TracePlan> = Scenario {
+            replay: 1,
+            ..scenario()
+        }
+        .traces()
+        .take(300)
+        .collect();
+        let without_ids = |plans: &[TracePlan]| -> (Vec<TracePlan>, Vec<String>) {
+            let mut ids = Vec::new();
+            let mut plans = plans.to_vec();
+            for p in &mut plans {
+                for sp in &mut p.spans {
+                    for (k, v) in &mut sp.attributes {
+                        if let (true, PlanValue::Str(id)) = (k.ends_with("response.id"), &mut *v) {
+                            ids.push(std::mem::take(id));
+                        }
+                    }
+                }
+            }
+            (plans, ids)
+        };
+        let ((a, a_ids), (b, b_ids)) = (without_ids(&original), without_ids(&replay));
+        assert_eq!(a, b, "the same calls, tokens, timings and attributes");
+        assert!(a_ids.len() > 100);
+        assert_eq!(a_ids.len(), b_ids.len());
+        assert!(
+            a_ids.iter().zip(&b_ids).all(|(x, y)| x != y),
+            "every response id differs"
+        );
+        assert!(a_ids.iter().all(|x| !b_ids.contains(x)));
     }
 
     #[test]

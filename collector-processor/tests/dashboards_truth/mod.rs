@@ -7,6 +7,8 @@
 //! the same `now()`. Raw rows count up to the rollups' watermark (the refresh rolled up every row
 //! before it, and none after).
 
+pub mod prom;
+
 use llmhub::dashboards::{self, Source};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_postgres::types::Type;
