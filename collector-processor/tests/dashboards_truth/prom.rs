@@ -120,16 +120,16 @@ pub fn truths() -> Vec<PromTruth> {
 }
 
 /// Prometheus's extrapolation of a counter's increase over `[at - range, at]` whose samples are
-/// at `times` (seconds; from the window's own range selection) and whose first sample is at
-/// least its increase (`extrapolatedRate`: each end is extended to the window's edge when the
-/// gap is under 1.1 average sample intervals, else by half an interval; the cut at the counter's
-/// zero does not bind when the first value is at least the increase and the gap under the window).
-pub fn extrapolation(times: &[f64], at: f64, range: f64) -> f64 {
+/// at `times` (seconds; from the window's own range selection), for a series whose first value
+/// in the window is `first_over_increase` times its increase (`extrapolatedRate`: the start is
+/// extended no further than where the counter would reach zero; each end is extended to the
+/// window's edge when the gap is under 1.1 average sample intervals, else by half an interval).
+pub fn extrapolation(times: &[f64], at: f64, range: f64, first_over_increase: f64) -> f64 {
     let (first, last) = (times[0], times[times.len() - 1]);
     let sampled = last - first;
     let average = sampled / (times.len() - 1) as f64;
     let threshold = average * 1.1;
-    let to_start = first - (at - range);
+    let to_start = (first - (at - range)).min(sampled * first_over_increase);
     let to_end = at - last;
     let mut interval = sampled;
     interval += if to_start < threshold { to_start } else { average / 2.0 };
