@@ -370,3 +370,151 @@ fn a_bad_tls_section_stops_the_start_naming_the_setting() {
     assert!(msg.contains("exporters.prometheus.tls:"), "{msg}");
     let _ = std::fs::remove_dir_all(&p.dir);
 }
+
+/// llmhub → llmhub over mutual TLS with an API key, on both protocols: the downstream's receivers
+/// demand a client certificate from the CA and a key; the upstream forwards with its `tls`
+/// section (CA, client certificate and key) and the key in `headers` (gRPC metadata or an HTTP
+/// header). Every span arrives. Without the header the downstream refuses every request for good
+/// (dead letters); without the client certificate the handshake fails and the forwarder retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_and_a_key() {
+    use llmhub_exporters::forward::ForwardConfig;
+    use llmhub_exporters::otlp_metrics::OtlpProtocol;
+    use llmhub_exporters::queue::QueueConfig;
+    use llmhub_exporters::tls::ClientTls;
+    const KEY: &str = "forwarder-key-0123456789";
+    let p = pki("fwd");
+    let mut down = loopback_config();
+    for g in down.receivers.otlp.protocols.grpc.iter_mut() {
+        g.tls = Some(tls(&p, true));
+    }
+    for h in down.receivers.otlp.protocols.http.iter_mut() {
+        h.tls = Some(tls(&p, true));
+    }
+    down.receivers.otlp.auth =
+        Some(serde_json::from_value(serde_json::json!({ "api_keys": [{ "key": KEY }] })).expect("auth"));
+    let downstream = common::start(&down).await;
+    let client_tls = |identity: bool| ClientTls {
+        ca_file: Some(p.path("ca.crt")),
+        cert_file: identity.then(|| p.path("client.crt")),
+        key_file: identity.then(|| p.path("client.key")),
+        insecure_skip_verify: false,
+    };
+    let upstream = |protocol: OtlpProtocol, header: Option<(&str, String)>, identity: bool| {
+        let port = match protocol {
+            OtlpProtocol::Grpc => downstream.grpc_addr.expect("grpc").port(),
+            _ => downstream.http_addr.expect("http").port(),
+        };
+        let mut c = loopback_config();
+        c.exporters.otlp = Some(ForwardConfig {
+            endpoint: format!("https://localhost:{port}"),
+            protocol,
+            headers: header.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            tls: Some(client_tls(identity)),
+            retry_initial_ms: 50,
+            retry_max_ms: 200,
+            queue: QueueConfig::default(),
+            dead_letter_file: Some(p.path(&format!("dead-{protocol:?}-{identity}.jsonl"))),
+            ..ForwardConfig::default()
+        });
+        c.service.pipelines.traces.exporters = vec!["prometheus".into(), "otlp".into()];
+        c
+    };
+    let scrape_sum = |addr: std::net::SocketAddr,
+                      metric: &'static str,
+                      labels: &'static [(&'static str, &'static str)]| async move {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        sum(&parse(&text), metric, labels)
+    };
+    let wait_for = |addr: std::net::SocketAddr,
+                    metric: &'static str,
+                    labels: &'static [(&'static str, &'static str)],
+                    want: f64| async move {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let got = scrape_sum(addr, metric, labels).await;
+            if got >= want || std::time::Instant::now() > until {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let mut expected = 0.0;
+    for (n, (protocol, header)) in [
+        (OtlpProtocol::Grpc, ("x-api-key", KEY.to_owned())),
+        (OtlpProtocol::HttpProtobuf, ("Authorization", format!("Bearer {KEY}"))),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let up = common::start(&upstream(protocol, Some(header), true)).await;
+        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
+        let spans: Vec<_> = (1..=5).map(|i| chat(100 * n as u64 + i, "gpt-4o", 10, 5)).collect();
+        let body = request(&format!("svc-fwd-{protocol:?}"), spans).encode_to_vec();
+        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        expected += 5.0;
+        let got = wait_for(downstream.metrics_addr, "llmhub_receiver_spans_total", &[], expected).await;
+        assert_eq!(
+            got, expected,
+            "{protocol:?}: every forwarded span arrived over mutual TLS with the key"
+        );
+        assert_eq!(
+            scrape_sum(
+                up.metrics_addr,
+                "llmhub_forward_requests_total",
+                &[("llmhub_outcome", "sent")]
+            )
+            .await,
+            1.0,
+            "{protocol:?}"
+        );
+        up.stop().await.expect("stop");
+
+        // Without the key: refused for good, written to the dead letters, nothing arrives.
+        let up = common::start(&upstream(protocol, None, true)).await;
+        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
+        let body = request("svc-fwd-nokey", vec![chat(900 + n as u64, "gpt-4o", 1, 1)]).encode_to_vec();
+        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        let dead = wait_for(
+            up.metrics_addr,
+            "llmhub_forward_requests_total",
+            &[("llmhub_outcome", "dead_letter")],
+            1.0,
+        )
+        .await;
+        assert_eq!(dead, 1.0, "{protocol:?}: an unauthenticated forward is dead-lettered");
+        up.stop().await.expect("stop");
+
+        // Without the client certificate: the handshake fails, the forwarder retries.
+        let up = common::start(&upstream(protocol, Some(("x-api-key", KEY.to_owned())), false)).await;
+        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
+        let body = request("svc-fwd-nocert", vec![chat(950 + n as u64, "gpt-4o", 1, 1)]).encode_to_vec();
+        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        let retries = wait_for(up.metrics_addr, "llmhub_forward_retries_total", &[], 2.0).await;
+        assert!(
+            retries >= 2.0,
+            "{protocol:?}: {retries} retries without a client certificate"
+        );
+        assert_eq!(
+            scrape_sum(
+                up.metrics_addr,
+                "llmhub_forward_requests_total",
+                &[("llmhub_outcome", "sent")]
+            )
+            .await,
+            0.0
+        );
+        up.stop().await.expect("stop");
+    }
+    assert_eq!(
+        scrape_sum(downstream.metrics_addr, "llmhub_receiver_spans_total", &[]).await,
+        expected,
+        "nothing arrived without the key or the certificate"
+    );
+    downstream.stop().await.expect("stop");
+}

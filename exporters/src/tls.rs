@@ -1,12 +1,15 @@
 //! TLS on llmhub's listeners (rustls, ring): the OTLP/gRPC and OTLP/HTTP receivers and the metrics
 //! endpoint each take an optional `tls` section with a certificate and key from PEM files and,
-//! for mutual TLS, the CA that client certificates must chain to. The PEM readers are shared with
-//! the PostgreSQL sink's client side.
+//! for mutual TLS, the CA that client certificates must chain to. The client side ([`ClientTls`]:
+//! a CA, a client certificate, or no verification) serves the span forwarder and the PostgreSQL
+//! sink.
 //!
 //! Keys are read once at start and never logged; errors name the setting and the file, never its
 //! contents.
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +79,116 @@ impl ServerTlsConfig {
             .map_err(|e| format!("{path}: cert_file and key_file do not make a usable certificate: {e}"))?;
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(cfg))
+    }
+}
+
+/// A client's TLS settings (the OpenTelemetry Collector's client `tls` shape): the span
+/// forwarder's, and the PostgreSQL sink's underneath its own verification modes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTls {
+    /// PEM CA certificates to trust; without it the Mozilla root set (webpki-roots) is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for mutual TLS (with `key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Accept any server certificate (still encrypted, the handshake signatures still checked).
+    /// For tests only: anyone on the path can read and change the traffic.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+impl ClientTls {
+    /// Problems with the settings that need no file read, each naming the field under `path`.
+    pub fn problems(&self, path: &str) -> Vec<String> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => vec![format!("{path}.key_file: required with cert_file")],
+            (None, Some(_)) => vec![format!("{path}.cert_file: required with key_file")],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Reads the files and builds the client configuration offering `alpn` (none: no ALPN).
+    /// Errors name `path` and the setting at fault.
+    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("{path}: {e}"))?;
+        let builder = if self.insecure_skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            match &self.ca_file {
+                Some(ca) => {
+                    for cert in read_certs(ca).map_err(|e| format!("{path}.ca_file: {e}"))? {
+                        roots
+                            .add(cert)
+                            .map_err(|e| format!("{path}.ca_file: {}: {e}", ca.display()))?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            builder.with_root_certificates(roots)
+        };
+        let mut cfg = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = read_certs(cert).map_err(|e| format!("{path}.cert_file: {e}"))?;
+                let key = read_private_key(key).map_err(|e| format!("{path}.key_file: {e}"))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("{path}: cert_file and key_file do not make a usable certificate: {e}"))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => return Err(self.problems(path).join("; ")),
+        };
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// `insecure_skip_verify`: accepts any server certificate, checks the handshake signatures.
+#[derive(Debug)]
+struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -16,6 +16,7 @@ use crate::delivery::{backoff, endpoint_problem, DeadLetters};
 use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
 use crate::queue::{OnFull, PushError, Queue, QueueConfig};
+use crate::tls::ClientTls;
 use bytes::Bytes;
 use llmhub_content::ContentPolicy;
 use llmhub_core::LlmCall;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -43,9 +45,15 @@ pub struct ForwardConfig {
     pub endpoint: String,
     /// `grpc` or `http_protobuf`.
     pub protocol: OtlpProtocol,
-    /// Extra headers (an API key), sent with every request.
+    /// Extra headers (an API key), sent with every request: HTTP headers, or gRPC metadata
+    /// (names lowercased, as gRPC requires).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// TLS for an `https://` endpoint: the CA to trust (default: the Mozilla roots), a client
+    /// certificate for mutual TLS, or `insecure_skip_verify`. An `https://` endpoint without it
+    /// verifies against the Mozilla roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTls>,
     /// Compress requests with gzip.
     pub gzip: bool,
     /// Timeout of one export, in milliseconds.
@@ -75,6 +83,7 @@ impl Default for ForwardConfig {
             endpoint: "http://localhost:4317".to_owned(),
             protocol: OtlpProtocol::Grpc,
             headers: BTreeMap::new(),
+            tls: None,
             gzip: true,
             timeout_ms: 10_000,
             senders: 2,
@@ -107,9 +116,24 @@ impl ForwardConfig {
                 self.retry_max_ms, self.retry_initial_ms
             ));
         }
-        for k in self.headers.keys() {
-            if http::HeaderName::from_bytes(k.as_bytes()).is_err() {
+        for (k, v) in &self.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes()).is_err()
+            {
                 out.push(format!("{path}.headers: {k:?} is not a valid header name"));
+            } else if !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                out.push(format!(
+                    "{path}.headers.{k}: the value must be printable ASCII (it travels as a header)"
+                ));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            out.extend(tls.problems(&format!("{path}.tls")));
+            if self.endpoint.starts_with("http://") {
+                out.push(format!(
+                    "{path}.tls: set, but the endpoint {:?} is http://; use https:// or remove tls",
+                    self.endpoint
+                ));
             }
         }
         out.extend(self.queue.problems(&format!("{path}.queue")));
@@ -184,8 +208,53 @@ enum Attempt {
 }
 
 enum Client {
-    Grpc(tonic::client::Grpc<tonic::transport::Channel>),
-    Http { client: reqwest::Client, url: String },
+    Grpc {
+        grpc: tonic::client::Grpc<tonic::transport::Channel>,
+        /// The configured headers, as gRPC metadata.
+        metadata: Box<MetadataMap>,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+}
+
+/// The client TLS of an `https://` endpoint (the section, or the defaults), offering `alpn`.
+fn client_tls(cfg: &ForwardConfig, alpn: &[&[u8]]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    if !cfg.endpoint.starts_with("https://") {
+        return Ok(None);
+    }
+    cfg.tls
+        .clone()
+        .unwrap_or_default()
+        .load("exporters.otlp.tls", alpn)
+        .map(Some)
+}
+
+/// Connects over TCP, then TLS with `tls`, for tonic (which is built without its own TLS).
+fn tls_connector(
+    tls: Arc<rustls::ClientConfig>,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Send
+       + 'static {
+    tower::service_fn(move |uri: http::Uri| {
+        let connector = tokio_rustls::TlsConnector::from(tls.clone());
+        async move {
+            let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {uri}"));
+            let host = uri.host().ok_or_else(|| invalid("no host"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| invalid("not a host name"))?;
+            let stream = connector.connect(name, tcp).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        }
+    })
 }
 
 /// The running forwarder.
@@ -212,18 +281,39 @@ fn client(cfg: &ForwardConfig) -> Result<Client, String> {
     let timeout = Duration::from_millis(cfg.timeout_ms);
     match cfg.protocol {
         OtlpProtocol::Grpc => {
-            let channel = tonic::transport::Channel::from_shared(cfg.endpoint.clone())
+            let tls = client_tls(cfg, &[b"h2"])?;
+            // With TLS, tonic dials `http://` (so a tonic built with TLS features does not try its
+            // own) through the TLS connector, and requests still carry the `https` origin.
+            let dial = if tls.is_some() {
+                cfg.endpoint.replacen("https://", "http://", 1)
+            } else {
+                cfg.endpoint.clone()
+            };
+            let origin: http::Uri = cfg.endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
+            let endpoint = tonic::transport::Channel::from_shared(dial)
                 .map_err(|e| format!("endpoint: {e}"))?
+                .origin(origin)
                 .timeout(timeout)
-                .connect_timeout(timeout)
-                .connect_lazy();
+                .connect_timeout(timeout);
+            let channel = match tls {
+                Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(tls)),
+                None => endpoint.connect_lazy(),
+            };
             let mut grpc = tonic::client::Grpc::new(channel);
             if cfg.gzip {
                 grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
             }
-            Ok(Client::Grpc(
-                grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-            ))
+            let mut metadata = MetadataMap::new();
+            for (k, v) in &cfg.headers {
+                let key = MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes())
+                    .map_err(|e| format!("header {k:?}: {e}"))?;
+                let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| format!("header {k:?}: {e}"))?;
+                metadata.insert(key, value);
+            }
+            Ok(Client::Grpc {
+                grpc: grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                metadata: Box::new(metadata),
+            })
         }
         OtlpProtocol::HttpProtobuf => {
             let base = cfg.endpoint.trim_end_matches('/');
@@ -239,14 +329,21 @@ fn client(cfg: &ForwardConfig) -> Result<Client, String> {
                 let value = http::HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
                 headers.insert(name, value);
             }
-            let client = reqwest::Client::builder()
-                .timeout(timeout)
-                .default_headers(headers)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
+            if let Some(tls) = client_tls(cfg, &[b"http/1.1"])? {
+                builder = builder.use_preconfigured_tls((*tls).clone());
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             Ok(Client::Http { client, url })
         }
     }
+}
+
+/// A status tonic made from a failed connection or stream (its source is a transport error), not
+/// one the server sent: the request never got an answer, so it is retried like an unreachable
+/// endpoint.
+fn transport_failure(s: &tonic::Status) -> bool {
+    std::error::Error::source(s).is_some_and(|e| e.is::<tonic::transport::Error>())
 }
 
 /// A gRPC status the OTLP specification says to retry (RESOURCE_EXHAUSTED only with RetryInfo).
@@ -460,7 +557,7 @@ pub enum Original<'a> {
 
 async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
     match c {
-        Client::Grpc(grpc) => {
+        Client::Grpc { grpc, metadata } => {
             if let Err(e) = grpc.ready().await {
                 return Attempt::Retry {
                     reason: "unreachable",
@@ -468,9 +565,11 @@ async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                     after: None,
                 };
             }
+            let mut request = tonic::Request::new(item.clone());
+            *request.metadata_mut() = (**metadata).clone();
             let res = grpc
                 .unary(
-                    tonic::Request::new(item.clone()),
+                    request,
                     http::uri::PathAndQuery::from_static(TRACE_EXPORT),
                     grpc_codec::RawGrpcCodec,
                 )
@@ -489,6 +588,18 @@ async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                         "retryable_status"
                     },
                     message: format!("{:?}: {}", s.code(), s.message()),
+                    after: None,
+                },
+                // No answer from the server at all (a reset, a TLS alert such as a refused client
+                // certificate): tonic reports `Unknown` with the transport error as its source.
+                Err(s) if transport_failure(&s) => Attempt::Retry {
+                    reason: "unreachable",
+                    message: format!(
+                        "{s}: {}",
+                        std::error::Error::source(&s)
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    ),
                     after: None,
                 },
                 Err(s) => Attempt::Permanent(format!("gRPC {:?}: {}", s.code(), s.message())),
@@ -598,5 +709,57 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
             }
         }
         f.queue.ack(lease);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_and_header_problems_name_the_field() {
+        let cfg = |endpoint: &str, tls: Option<ClientTls>, headers: &[(&str, &str)]| ForwardConfig {
+            endpoint: endpoint.to_owned(),
+            tls,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..ForwardConfig::default()
+        };
+        let half = ClientTls {
+            cert_file: Some("c.pem".into()),
+            ..ClientTls::default()
+        };
+        assert_eq!(
+            cfg("https://collector:4317", Some(half), &[]).problems("exporters.otlp"),
+            vec!["exporters.otlp.tls.key_file: required with cert_file".to_owned()]
+        );
+        assert_eq!(
+            cfg("http://collector:4317", Some(ClientTls::default()), &[]).problems("exporters.otlp"),
+            vec!["exporters.otlp.tls: set, but the endpoint \"http://collector:4317\" is http://; use https:// or remove tls"
+                .to_owned()]
+        );
+        assert_eq!(
+            cfg("https://collector:4317", None, &[("x-api-key", "k\u{e9}y")]).problems("exporters.otlp"),
+            vec![
+                "exporters.otlp.headers.x-api-key: the value must be printable ASCII (it travels as a header)"
+                    .to_owned()
+            ]
+        );
+        assert_eq!(
+            cfg("https://collector:4317", None, &[("bad header", "v")]).problems("exporters.otlp"),
+            vec!["exporters.otlp.headers: \"bad header\" is not a valid header name".to_owned()]
+        );
+        assert!(cfg("https://collector:4317", None, &[("Authorization", "Bearer k")])
+            .problems("exporters.otlp")
+            .is_empty());
+    }
+
+    #[test]
+    fn a_status_the_server_sent_is_not_a_transport_failure() {
+        // (One without an answer, a refused client certificate, is in tests/tls_e2e.rs.)
+        let answered = tonic::Status::unknown("the server said so");
+        assert!(!transport_failure(&answered));
     }
 }

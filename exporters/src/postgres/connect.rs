@@ -3,10 +3,6 @@
 
 use super::config::{PostgresConfig, TlsConfig, TlsVerify};
 use super::error::SinkError;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use std::sync::Arc;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -196,90 +192,21 @@ impl Connector {
     }
 }
 
-fn pem_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, SinkError> {
-    crate::tls::read_certs(path).map_err(|e| SinkError::Config(format!("tls: {e}")))
-}
-
 fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SinkError::Config(format!("tls: {e}")))?;
     let verify = match tls.verify {
-        TlsVerify::Auto if tls.ca_file.is_some() => TlsVerify::Full,
-        TlsVerify::Auto => TlsVerify::None,
-        v => v,
+        TlsVerify::Auto => tls.ca_file.is_some(),
+        TlsVerify::Full => true,
+        TlsVerify::None => false,
     };
-    let builder = match verify {
-        TlsVerify::None | TlsVerify::Auto => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider))),
-        TlsVerify::Full => {
-            let mut roots = RootCertStore::empty();
-            match &tls.ca_file {
-                Some(path) => {
-                    for cert in pem_certs(path)? {
-                        roots
-                            .add(cert)
-                            .map_err(|e| SinkError::Config(format!("tls.ca_file: {e}")))?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            builder.with_root_certificates(roots)
-        }
+    let client = crate::tls::ClientTls {
+        ca_file: tls.ca_file.clone(),
+        cert_file: tls.cert_file.clone(),
+        key_file: tls.key_file.clone(),
+        insecure_skip_verify: !verify,
     };
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let certs = pem_certs(cert)?;
-            let key: PrivateKeyDer<'static> =
-                crate::tls::read_private_key(key).map_err(|e| SinkError::Config(format!("tls.key_file: {e}")))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| SinkError::Config(format!("tls: client certificate: {e}")))
-        }
-        _ => Ok(builder.with_no_client_auth()),
-    }
-}
-
-/// No CA to check against (`verify: none`, or `auto` without a CA): encrypt, check the handshake
-/// signatures, accept any certificate — libpq's `prefer` and `require`.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    // `none`, or `auto` without a CA: encrypt, check the handshake signatures, accept any
+    // certificate (libpq's `prefer` and `require`).
+    client.load("tls", &[]).map(|c| (*c).clone()).map_err(SinkError::Config)
 }
 
 #[cfg(test)]
