@@ -423,13 +423,7 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
     let scrape_sum = |addr: std::net::SocketAddr,
                       metric: &'static str,
                       labels: &'static [(&'static str, &'static str)]| async move {
-        let text = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body");
-        sum(&parse(&text), metric, labels)
+        sum(&common::scrape(addr).await, metric, labels)
     };
     let wait_for = |addr: std::net::SocketAddr,
                     metric: &'static str,

@@ -637,15 +637,20 @@ fn ranges(t: &Truth, to: u64) -> Vec<(u64, &'static str)> {
 }
 
 fn panel_expr(t: &Truth) -> String {
+    panel_query(t.file, t.title, 0, Source::Postgres)
+}
+
+/// The text of query `query` of panel `title` on dashboard `file`, which reads `source`.
+pub fn panel_query(file: &str, title: &str, query: usize, source: Source) -> String {
     let all = dashboards::all();
-    let d = all.iter().find(|d| d.file == t.file).expect("dashboard");
+    let d = all.iter().find(|d| d.file == file).expect("dashboard");
     let p = d
         .panels
         .iter()
-        .find(|p| p.title == t.title)
-        .unwrap_or_else(|| panic!("{}: no panel {}", t.file, t.title));
-    assert_eq!(p.source, Source::Postgres);
-    p.queries[0].expr.clone()
+        .find(|p| p.title == title)
+        .unwrap_or_else(|| panic!("{file}: no panel {title}"));
+    assert_eq!(p.source, source);
+    p.queries[query].expr.clone()
 }
 
 /// Runs every truth against its panel as the reader `c` for the day and the week ending at `to`;

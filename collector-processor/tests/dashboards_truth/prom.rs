@@ -288,14 +288,7 @@ pub fn compare(got: &BTreeMap<String, f64>, want: &BTreeMap<String, f64>) -> Res
 
 /// The panel's query text.
 pub fn panel_query(t: &PromTruth) -> String {
-    let all = llmhub::dashboards::all();
-    let d = all.iter().find(|d| d.file == t.file).expect("dashboard");
-    let p = d
-        .panels
-        .iter()
-        .find(|p| p.title == t.title)
-        .unwrap_or_else(|| panic!("{}: no panel {}", t.file, t.title));
-    p.queries[t.query].expr.clone()
+    super::panel_query(t.file, t.title, t.query, llmhub::dashboards::Source::Prometheus)
 }
 
 /// Every truth over the window `[at - range, at]`; returns how many were compared.
