@@ -240,9 +240,6 @@ fn tls_mode(tls: &Option<llmhub_exporters::tls::ServerTlsConfig>) -> &'static st
     }
 }
 
-/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given, else
-/// cleartext with h2c) until `token` is cancelled, then lets open connections finish their
-/// requests.
 /// Spawns what hyper hands off (each HTTP/2 stream's request) in the span current at the hand-off:
 /// the connection's, so a request's events still name its client.
 #[derive(Clone, Copy)]
@@ -258,6 +255,9 @@ where
     }
 }
 
+/// Serves `router` on `listener` (HTTP/1.1 and HTTP/2; over TLS when `tls` is given, else
+/// cleartext with h2c) until `token` is cancelled, then lets open connections finish their
+/// requests.
 fn serve_axum(
     listener: TcpListener,
     router: axum::Router,

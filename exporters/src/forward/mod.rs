@@ -231,7 +231,8 @@ fn client_tls(cfg: &ForwardConfig, alpn: &[&[u8]]) -> Result<Option<Arc<rustls::
         .map(Some)
 }
 
-/// Connects over TCP, then TLS with `tls`, for tonic (which is built without its own TLS).
+/// Connects over TCP, then TLS with `tls`, for a tonic channel that dials `http://` (so tonic's
+/// own TLS, where a build enables its features, stays out of the way).
 fn tls_connector(
     tls: Arc<rustls::ClientConfig>,
 ) -> impl tower::Service<
