@@ -264,16 +264,9 @@ fn tune_allocator(c: &Config) {
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// `prices check` found models without a price: exit status 1, where an error is 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("some models have no price")]
 struct UnpricedModels;
-
-impl std::fmt::Display for UnpricedModels {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("some models have no price")
-    }
-}
-
-impl std::error::Error for UnpricedModels {}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
