@@ -1,7 +1,8 @@
 //! Configuration: one YAML file shaped like an OpenTelemetry Collector config, with `${env:VAR}`
-//! expansion. Load → validate (no I/O) → build (in `service`). Every field has a default, so no file
+//! expansion and the Collector's own spellings accepted (`collector`). Load → validate (no I/O) → build (in `service`). Every field has a default, so no file
 //! is needed at all.
 
+mod collector;
 mod expand;
 mod model;
 mod validate;
@@ -48,6 +49,7 @@ pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
         doc = serde_yaml_ng::Value::Mapping(Default::default());
     }
     expand::expand_env(&mut doc, &|name| std::env::var(name).ok())?;
+    collector::translate(&mut doc).map_err(ConfigError::Invalid)?;
     let config: Config = serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         ConfigError::Schema {

@@ -217,3 +217,86 @@ fn a_memory_limit_the_dedup_window_would_fill_is_refused() {
     // The default window (100 000 keys) fits.
     assert!(from_yaml_str("service:\n  memory:\n    limit_mib: 96\n").is_ok());
 }
+
+#[test]
+fn the_collectors_spellings_are_read_as_llmhubs_or_refused_naming_the_key_to_use() {
+    let c = from_yaml_str(
+        r#"
+extensions:
+  health_check: {}
+receivers:
+  otlp/apps:
+    protocols:
+      grpc: { endpoint: "127.0.0.1:14317" }
+exporters:
+  prometheus/self: { endpoint: "127.0.0.1:19464" }
+  otlphttp/backend:
+    endpoint: https://backend.example:4318
+    headers: { x-api-key: "k" }
+    compression: none
+    timeout: 1m30s
+    retry_on_failure: { enabled: true, initial_interval: 500ms, max_interval: 1m }
+    sending_queue: { enabled: true, num_consumers: 4 }
+service:
+  extensions: [health_check]
+  telemetry:
+    logs: { level: DEBUG, encoding: json }
+  pipelines:
+    traces/llm:
+      receivers: [otlp/apps]
+      processors: [genai]
+      exporters: [prometheus/self, otlphttp/backend]
+"#,
+    )
+    .unwrap();
+    let o = c.exporters.otlp.as_ref().expect("the otlphttp exporter");
+    assert_eq!(o.protocol, llmhub_exporters::otlp_metrics::OtlpProtocol::HttpProtobuf);
+    assert_eq!(o.endpoint, "https://backend.example:4318");
+    assert!(!o.gzip);
+    assert_eq!(
+        (o.timeout_ms, o.retry_initial_ms, o.retry_max_ms, o.senders),
+        (90_000, 500, 60_000, 4)
+    );
+    assert_eq!(c.exporters.prometheus.endpoint, "127.0.0.1:19464");
+    assert_eq!(
+        c.receivers.otlp.protocols.grpc.as_ref().unwrap().endpoint,
+        "127.0.0.1:14317"
+    );
+    assert_eq!(c.service.pipelines.traces.receivers, ["otlp"]);
+    assert_eq!(c.service.pipelines.traces.exporters, ["prometheus", "otlp"]);
+    assert_eq!(
+        (
+            c.service.telemetry.log_level.as_str(),
+            c.service.telemetry.log_format.as_str()
+        ),
+        ("debug", "json")
+    );
+
+    // What has no llmhub meaning is refused, each naming what to write instead.
+    let e = from_yaml_str(
+        r#"
+extensions: { pprof: {} }
+exporters:
+  otlp/a: { endpoint: "http://a:4317" }
+  otlp/b: { endpoint: "http://b:4317", }
+  otlp: { endpoint: "http://c:4317", compression: zstd, timeout: 10,
+          retry_on_failure: { enabled: false, max_elapsed_time: 300s },
+          sending_queue: { queue_size: 1000, storage: file_storage } }
+"#,
+    )
+    .unwrap_err()
+    .to_string();
+    for want in [
+        "extensions.pprof: llmhub has no extensions; /healthz and /readyz are served on exporters.prometheus.endpoint",
+        "exporters.otlp/a: a second otlp (llmhub runs one of each); merge it into exporters.otlp",
+        "exporters.otlp/b: a second otlp",
+        "exporters.otlp.compression: got String(\"zstd\"); llmhub compresses with gzip or not at all",
+        "exporters.otlp.timeout: got Number(10); expected a duration such as 10s or 500ms",
+        "exporters.otlp.retry_on_failure.enabled: llmhub always retries",
+        "exporters.otlp.retry_on_failure.max_elapsed_time: not supported",
+        "exporters.otlp.sending_queue.queue_size: llmhub bounds its queue in bytes: exporters.otlp.queue.max_memory_bytes",
+        "exporters.otlp.sending_queue.storage: llmhub keeps the queue on disk in exporters.otlp.queue.directory",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
