@@ -1,7 +1,7 @@
 //! The OpenTelemetry Collector's spellings, rewritten into llmhub's before the schema reads the
 //! document, so a Collector user can paste what they have: component ids with a name
-//! (`otlp/backend`, `otlphttp/backend`, `traces/llm`), `compression: gzip`, duration strings
-//! (`timeout: 10s`), `retry_on_failure`, `sending_queue.num_consumers`,
+//! (`otlp/backend`, `otlphttp/backend`, `traces/llm`), `host:port` endpoints with
+//! `tls.insecure`, `compression: gzip`, duration strings (`timeout: 10s`), `retry_on_failure`, `sending_queue.num_consumers`,
 //! `service.telemetry.logs.{level,encoding}` and the `health_check` extension (llmhub serves
 //! `/healthz` and `/readyz` itself). What has no llmhub meaning is refused with the llmhub key to
 //! use instead.
@@ -143,6 +143,25 @@ fn telemetry_logs(service: &mut Mapping, problems: &mut Vec<String>) {
 /// The span forwarder's Collector keys.
 fn forward_keys(otlp: &mut Mapping, problems: &mut Vec<String>) {
     const P: &str = "exporters.otlp";
+    // `tls.insecure: true` is the Collector's plaintext gRPC; an endpoint without a scheme is
+    // `host:port`, over TLS unless insecure.
+    let mut insecure = false;
+    if let Some(Value::Mapping(tls)) = otlp.get_mut("tls") {
+        insecure = tls.remove("insecure").and_then(|v| v.as_bool()).unwrap_or(false);
+        if tls.is_empty() {
+            otlp.remove("tls");
+        }
+    }
+    if let Some(Value::String(endpoint)) = otlp.get_mut("endpoint") {
+        if !endpoint.contains("://") {
+            let scheme = if insecure { "http" } else { "https" };
+            *endpoint = format!("{scheme}://{endpoint}");
+        } else if insecure && endpoint.starts_with("https://") {
+            problems.push(format!(
+                "{P}.tls.insecure: true, but the endpoint {endpoint:?} is https://; use http:// for plaintext"
+            ));
+        }
+    }
     if let Some(c) = otlp.remove("compression") {
         match c.as_str() {
             Some("gzip") => {

@@ -272,6 +272,27 @@ service:
         ("debug", "json")
     );
 
+    // A gRPC endpoint as host:port: TLS unless `tls.insecure`.
+    let endpoint = |otlp: &str| {
+        from_yaml_str(&format!("exporters: {{ otlp: {otlp} }}"))
+            .map(|c| c.exporters.otlp.map(|o| (o.endpoint, o.tls.is_some())))
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        endpoint("{ endpoint: \"collector:4317\", tls: { insecure: true } }"),
+        Ok(Some(("http://collector:4317".to_owned(), false)))
+    );
+    assert_eq!(
+        endpoint("{ endpoint: \"collector:4317\" }"),
+        Ok(Some(("https://collector:4317".to_owned(), false)))
+    );
+    assert_eq!(
+        endpoint("{ endpoint: \"collector:4317\", tls: { ca_file: /ca.pem } }"),
+        Ok(Some(("https://collector:4317".to_owned(), true)))
+    );
+    let e = endpoint("{ endpoint: \"https://collector:4317\", tls: { insecure: true } }").unwrap_err();
+    assert!(e.contains("exporters.otlp.tls.insecure: true, but the endpoint"), "{e}");
+
     // What has no llmhub meaning is refused, each naming what to write instead.
     let e = from_yaml_str(
         r#"
