@@ -269,7 +269,7 @@ fn serve_axum(
         builder.http1().max_buf_size(HTTP1_READ_BUFFER);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         loop {
-            let stream = tokio::select! {
+            let (stream, client) = tokio::select! {
                 _ = token.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -281,7 +281,6 @@ fn serve_axum(
                     }
                 },
             };
-            let (stream, client) = stream;
             let _ = stream.set_nodelay(true);
             let service = hyper_util::service::TowerToHyperService::new(router.clone());
             let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());

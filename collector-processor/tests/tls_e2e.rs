@@ -438,6 +438,14 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     };
+    // An upstream with these settings, already sent one request with `spans`.
+    let upstream_sent = |config: llmhub::config::Config, service: String, spans: Vec<_>| async move {
+        let up = common::start(&config).await;
+        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
+        let body = request(&service, spans).encode_to_vec();
+        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        up
+    };
     let mut expected = 0.0;
     for (n, (protocol, header)) in [
         (OtlpProtocol::Grpc, ("x-api-key", KEY.to_owned())),
@@ -446,11 +454,13 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
     .into_iter()
     .enumerate()
     {
-        let up = common::start(&upstream(protocol, Some(header), true)).await;
-        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
         let spans: Vec<_> = (1..=5).map(|i| chat(100 * n as u64 + i, "gpt-4o", 10, 5)).collect();
-        let body = request(&format!("svc-fwd-{protocol:?}"), spans).encode_to_vec();
-        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        let up = upstream_sent(
+            upstream(protocol, Some(header), true),
+            format!("svc-fwd-{protocol:?}"),
+            spans,
+        )
+        .await;
         expected += 5.0;
         let got = wait_for(downstream.metrics_addr, "llmhub_receiver_spans_total", &[], expected).await;
         assert_eq!(
@@ -470,10 +480,8 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
         up.stop().await.expect("stop");
 
         // Without the key: refused for good, written to the dead letters, nothing arrives.
-        let up = common::start(&upstream(protocol, None, true)).await;
-        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
-        let body = request("svc-fwd-nokey", vec![chat(900 + n as u64, "gpt-4o", 1, 1)]).encode_to_vec();
-        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        let spans = vec![chat(900 + n as u64, "gpt-4o", 1, 1)];
+        let up = upstream_sent(upstream(protocol, None, true), "svc-fwd-nokey".to_owned(), spans).await;
         let dead = wait_for(
             up.metrics_addr,
             "llmhub_forward_requests_total",
@@ -485,10 +493,9 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
         up.stop().await.expect("stop");
 
         // Without the client certificate: the handshake fails, the forwarder retries.
-        let up = common::start(&upstream(protocol, Some(("x-api-key", KEY.to_owned())), false)).await;
-        let http = format!("http://{}/v1/traces", up.http_addr.expect("http"));
-        let body = request("svc-fwd-nocert", vec![chat(950 + n as u64, "gpt-4o", 1, 1)]).encode_to_vec();
-        assert_eq!(common::post_otlp(&http, "application/x-protobuf", body).await, 200);
+        let spans = vec![chat(950 + n as u64, "gpt-4o", 1, 1)];
+        let no_cert = upstream(protocol, Some(("x-api-key", KEY.to_owned())), false);
+        let up = upstream_sent(no_cert, "svc-fwd-nocert".to_owned(), spans).await;
         let retries = wait_for(up.metrics_addr, "llmhub_forward_retries_total", &[], 2.0).await;
         assert!(
             retries >= 2.0,

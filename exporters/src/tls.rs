@@ -114,7 +114,7 @@ impl ClientTls {
 
     /// Reads the files and builds the client configuration offering `alpn` (none: no ALPN).
     /// Errors name `path` and the setting at fault.
-    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, String> {
+    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -149,7 +149,7 @@ impl ClientTls {
             _ => return Err(self.problems(path).join("; ")),
         };
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(Arc::new(cfg))
+        Ok(cfg)
     }
 }
 

@@ -219,11 +219,16 @@ enum Client {
     },
 }
 
-/// The client TLS of an `https://` endpoint (the section, or the defaults), offering `alpn`.
-fn client_tls(cfg: &ForwardConfig, alpn: &[&[u8]]) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+/// The client TLS of an `https://` endpoint (the section, or the defaults), for the protocol:
+/// HTTP/2 for gRPC, HTTP/1.1 for OTLP/HTTP. Read once at start, shared by every sender.
+fn client_tls(cfg: &ForwardConfig) -> Result<Option<rustls::ClientConfig>, String> {
     if !cfg.endpoint.starts_with("https://") {
         return Ok(None);
     }
+    let alpn: &[&[u8]] = match cfg.protocol {
+        OtlpProtocol::Grpc => &[b"h2"],
+        OtlpProtocol::HttpProtobuf => &[b"http/1.1"],
+    };
     cfg.tls
         .clone()
         .unwrap_or_default()
@@ -278,11 +283,10 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
-fn client(cfg: &ForwardConfig) -> Result<Client, String> {
+fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Client, String> {
     let timeout = Duration::from_millis(cfg.timeout_ms);
     match cfg.protocol {
         OtlpProtocol::Grpc => {
-            let tls = client_tls(cfg, &[b"h2"])?;
             // With TLS, tonic dials `http://` (so a tonic built with TLS features does not try its
             // own) through the TLS connector, and requests still carry the `https` origin.
             let dial = if tls.is_some() {
@@ -297,7 +301,7 @@ fn client(cfg: &ForwardConfig) -> Result<Client, String> {
                 .timeout(timeout)
                 .connect_timeout(timeout);
             let channel = match tls {
-                Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(tls)),
+                Some(tls) => endpoint.connect_with_connector_lazy(tls_connector(Arc::new(tls.clone()))),
                 None => endpoint.connect_lazy(),
             };
             let mut grpc = tonic::client::Grpc::new(channel);
@@ -331,8 +335,8 @@ fn client(cfg: &ForwardConfig) -> Result<Client, String> {
                 headers.insert(name, value);
             }
             let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
-            if let Some(tls) = client_tls(cfg, &[b"http/1.1"])? {
-                builder = builder.use_preconfigured_tls((*tls).clone());
+            if let Some(tls) = tls {
+                builder = builder.use_preconfigured_tls(tls.clone());
             }
             let client = builder.build().map_err(|e| e.to_string())?;
             Ok(Client::Http { client, url })
@@ -380,9 +384,10 @@ impl Forwarder {
             stop: CancellationToken::new(),
             healthy: std::sync::atomic::AtomicBool::new(true),
         });
+        let tls = client_tls(cfg)?;
         let mut tasks = Vec::new();
         for id in 0..cfg.senders {
-            let c = client(cfg)?;
+            let c = client(cfg, tls.as_ref())?;
             tasks.push(tokio::spawn(sender(f.clone(), c, id)));
         }
         let (q, m, stop) = (f.queue.clone(), f.metrics.clone(), f.stop.clone());

@@ -206,7 +206,7 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
     };
     // `none`, or `auto` without a CA: encrypt, check the handshake signatures, accept any
     // certificate (libpq's `prefer` and `require`).
-    client.load("tls", &[]).map(|c| (*c).clone()).map_err(SinkError::Config)
+    client.load("tls", &[]).map_err(SinkError::Config)
 }
 
 #[cfg(test)]
