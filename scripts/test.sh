@@ -18,8 +18,9 @@ as_root() {
 missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 # For the pgrx extension: PostgreSQL 15 headers, libclang (bindgen), sudo (cargo pgrx test --runas);
-# tdigest is the peer the SQL percentile benchmark compares with.
-for p in postgresql-server-dev-15 libclang-dev clang sudo postgresql-15-tdigest; do
+# tdigest is the peer the SQL percentile benchmark compares with; dpkg-dev (dpkg-shlibdeps) builds
+# the Debian packages.
+for p in postgresql-server-dev-15 libclang-dev clang sudo postgresql-15-tdigest dpkg-dev; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -89,3 +90,6 @@ cargo test --workspace --benches --locked
 
 log "fuzzing: every libFuzzer target for ${FUZZ_SECONDS:-15} s from its seed corpus (TESTING.md)"
 bash scripts/fuzz.sh
+
+log "Debian packages: built (scripts/package.sh --debug), installed and checked in clean Debian 12 and 13 chroots"
+bash scripts/package-test.sh

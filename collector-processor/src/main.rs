@@ -40,6 +40,14 @@ enum Command {
         #[arg(value_name = "FILE")]
         config: PathBuf,
     },
+    /// Write the manual pages (llmhub.1 and one per subcommand, roff) into a directory. Used by
+    /// scripts/package.sh.
+    #[command(hide = true)]
+    Man {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -310,6 +318,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Prices(cmd) => prices(cmd),
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::generate_to(cmd, &out)
+                .with_context(|| format!("writing manual pages into {}", out.display()))?;
+            Ok(())
+        }
         Command::Loadgen(args) => {
             init_logging(&Config::default());
             let cfg = loadgen_config(&args)?;
