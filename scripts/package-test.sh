@@ -229,6 +229,7 @@ test_suite() {  # SUITE PG_MAJOR PG_PORT EXTRA_PACKAGES...
   expect_eq "llmhub status after purge" "" "$(in_root dpkg-query -W -f='${Status}' llmhub 2>/dev/null || true)"
   pg_pid_file=""
   cleanup
+  rm -rf --one-file-system "$run"  # kept when a check fails, for its logs
   log "[$suite] packages passed"
 }
 

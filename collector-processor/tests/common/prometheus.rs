@@ -31,6 +31,13 @@ fn free_port() -> u16 {
 
 /// Starts Prometheus scraping `target` (llmhub's metrics address) every second, under job `llmhub`.
 pub fn start(target: SocketAddr, name: &str) -> Prometheus {
+    start_targets(&[target.to_string()], name)
+}
+
+/// Starts Prometheus scraping every one of `targets` (`host:port`) every second, under job `llmhub`
+/// (one `instance` each).
+pub fn start_targets(targets: &[String], name: &str) -> Prometheus {
+    let targets = targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
     let bin = std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".to_owned());
     let dir = std::env::temp_dir().join(format!("llmhub-prom-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -39,7 +46,7 @@ pub fn start(target: SocketAddr, name: &str) -> Prometheus {
     std::fs::write(
         &cfg,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: llmhub\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: llmhub\n    static_configs:\n      - targets: [{targets}]\n"
         ),
     )
     .expect("config");
