@@ -9,6 +9,7 @@
 //! (cd pg-extension && cargo pgrx install --release --pg-config /usr/bin/pg_config)
 //! eval "$(scripts/servers.sh env)"
 //! cargo bench -p llmhub --bench dashboard_queries
+//! LLMHUB_BENCH_DAYS=90 cargo bench -p llmhub --bench dashboard_queries   # 90 days (docs/scaling.md)
 //! ```
 //! Under `cargo test` it runs each query once over 2 days.
 
@@ -24,7 +25,13 @@ async fn connect(url: &str) -> Client {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
-    let (days, runs) = if bench { (30u32, 5usize) } else { (2, 1) };
+    let (days, runs) = if bench {
+        let days =
+            std::env::var("LLMHUB_BENCH_DAYS").map_or(30, |d| d.parse().expect("LLMHUB_BENCH_DAYS: a number of days"));
+        (days, 5usize)
+    } else {
+        (2u32, 1)
+    };
     let base = std::env::var("LLMHUB_BENCH_PG_URL")
         .or_else(|_| std::env::var("LLMHUB_TEST_PG15_URL"))
         .expect("set LLMHUB_TEST_PG15_URL (scripts/servers.sh env) or LLMHUB_BENCH_PG_URL");

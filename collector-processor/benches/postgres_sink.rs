@@ -186,6 +186,25 @@ fn main() {
             ratios.push(sink / raw);
         }
         let client = pg::connect(&url).await;
+        // What the last round's rows take on disk, table, TOAST and indexes, over every partition
+        // or chunk (docs/scaling.md: bytes per million calls).
+        let bytes: i64 = client
+            .query_one(
+                "SELECT (CASE WHEN c.relkind = 'p' \
+                    THEN (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(c.oid)) \
+                    ELSE pg_total_relation_size(c.oid) + coalesce((SELECT sum(pg_total_relation_size(inhrelid)) \
+                         FROM pg_inherits WHERE inhparent = c.oid), 0) END)::bigint \
+                 FROM pg_class c WHERE c.oid = 'bench_sink.llm_calls'::regclass",
+                &[],
+            )
+            .await
+            .expect("size")
+            .get(0);
+        println!(
+            "on disk: {bytes} bytes for {n} rows, {:.0} bytes per row, {:.2} GB per million rows",
+            bytes as f64 / n as f64,
+            bytes as f64 / n as f64 * 1e6 / 1e9
+        );
         client
             .batch_execute("DROP SCHEMA bench_raw CASCADE; DROP SCHEMA bench_sink CASCADE")
             .await
