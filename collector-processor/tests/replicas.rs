@@ -221,6 +221,26 @@ async fn two_replicas_store_each_span_once_and_sum_to_one_llmhub() {
     };
     let one_calls = calls(reference.clone()).await.expect("reference calls");
     assert_eq!(calls(replicas.clone()).await, Some(one_calls));
+    let alone_spans: usize = again
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    let alone_seen = settle(
+        &prom,
+        &format!(
+            r#"sum(llmhub_receiver_spans_accepted_total{{instance="{}"}})"#,
+            alone.metrics
+        ),
+        alone_spans as f64,
+    )
+    .await;
+    assert_eq!(
+        alone_seen,
+        Some(alone_spans as f64),
+        "the second reference's scraped span count"
+    );
     let again_calls = calls(format!(r#"instance="{}""#, alone.metrics))
         .await
         .expect("calls of the repeat");
