@@ -646,3 +646,68 @@ async fn refused_requests_are_logged_at_debug_with_the_reason_and_the_client() {
     assert!(grpc.contains("code=InvalidArgument"), "{grpc}");
     assert!(grpc.contains("malformed ExportTraceServiceRequest"), "{grpc}");
 }
+
+/// The refusals no other test reached (scripts/coverage.sh): an unknown gRPC method, malformed
+/// bodies on `/v1/logs` and `/v1/metrics`, and OTLP/JSON values of the wrong type on `/v1/traces`,
+/// each refused with its status and a message naming the problem, and none counted as a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_signal_and_json_value_type_is_refused_by_name() {
+    let running = start(&loopback_config()).await;
+    let grpc = running.grpc_addr.expect("grpc");
+    let base = format!("http://{}", running.http_addr.expect("http"));
+
+    let err = raw_grpc(
+        grpc,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Ping",
+        vec![],
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
+    assert_eq!(err.message(), "unknown method; only Export is served");
+
+    // Logs and metrics are counted, not ingested, but a body that does not parse is still refused.
+    let (status, ct, body) = post(&format!("{base}/v1/logs"), PROTO, None, vec![0xff, 0xff, 0xff, 0x01]).await;
+    assert_eq!((status, ct.as_str()), (400, PROTO));
+    let st = RpcStatus::decode(&body[..]).expect("Status body");
+    assert_eq!(st.code, 3);
+    assert!(
+        st.message.contains("malformed ExportLogsServiceRequest"),
+        "{}",
+        st.message
+    );
+    let (status, ct, body) = post(&format!("{base}/v1/metrics"), JSON, None, b"[]".to_vec()).await;
+    assert_eq!((status, ct.as_str()), (400, JSON));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json body");
+    assert_eq!(v["code"], 3);
+    let m = v["message"].as_str().expect("message");
+    assert!(m.contains("JSON object"), "{m}");
+    let (status, _, _) = post(&format!("{base}/v1/logs"), "text/plain", None, b"{}".to_vec()).await;
+    assert_eq!(status, 415);
+
+    // OTLP/JSON values of the wrong type: 400 naming the value.
+    let traces = format!("{base}/v1/traces");
+    let span_with = |field: &str| {
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",{field}}}]}}]}}]}}"#
+        )
+    };
+    for (body, want) in [
+        ("42".to_owned(), "invalid type: integer"),
+        (span_with(r#""startTimeUnixNano":1.5"#), "1.5 is not a 64-bit integer"),
+        (span_with(r#""kind":"SPAN_KIND_BOGUS""#), "SPAN_KIND_BOGUS"),
+        (
+            span_with(r#""attributes":[{"key":"x","value":{"doubleValue":"abc"}}]"#),
+            r#""abc" is not a number"#,
+        ),
+    ] {
+        let (status, _, answer) = post(&traces, JSON, None, body.clone().into_bytes()).await;
+        let v: serde_json::Value = serde_json::from_slice(&answer).expect("json body");
+        assert_eq!((status, &v["code"]), (400, &serde_json::json!(3)), "{body}: {v}");
+        let m = v["message"].as_str().expect("message");
+        assert!(m.contains(want), "{body}: {m}");
+    }
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(sum(&m, "llmhub_requests_total", &[]), 0.0);
+    running.stop().await.expect("stop");
+}

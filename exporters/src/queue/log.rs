@@ -528,6 +528,81 @@ mod tests {
         let _ = fs::remove_dir_all(&d);
     }
 
+    /// A crash can leave any prefix of an entry at the end: a header cut short, or garbage whose
+    /// length field is absurd. Both are cut like a torn payload, and appends continue after the
+    /// last whole entry.
+    #[test]
+    fn a_torn_header_or_an_absurd_length_is_cut_and_appends_continue() {
+        let mut absurd = Vec::new();
+        absurd.extend_from_slice(&u32::MAX.to_le_bytes());
+        absurd.extend_from_slice(&[0u8; HEADER - 4]);
+        for (name, garbage) in [("header", vec![1u8; 7]), ("length", absurd)] {
+            let d = tmpdir(&format!("cut-{name}"));
+            let mut log = Log::open(&d, 1 << 20).unwrap();
+            append(&mut log, &[b"one", b"two"]);
+            let seg = log.write.segment;
+            drop(log);
+            let path = seg_path(&d, seg);
+            let whole = fs::metadata(&path).unwrap().len();
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&garbage).unwrap();
+            drop(f);
+            let mut log = Log::open(&d, 1 << 20).unwrap();
+            assert_eq!(log.corrupt_skipped, 1, "{name}");
+            assert_eq!(
+                fs::metadata(&path).unwrap().len(),
+                whole,
+                "{name}: cut back to the whole entries"
+            );
+            append(&mut log, &[b"four"]);
+            let mut got = Vec::new();
+            while let Some(e) = log.read_next().unwrap() {
+                got.push(e.payload);
+            }
+            assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"four".to_vec()], "{name}");
+            let _ = fs::remove_dir_all(&d);
+        }
+    }
+
+    /// A corrupt entry in a segment that is not the last one (a bad sector, not a crash): that
+    /// segment is read up to the corrupt entry and left as it is on disk, and every later segment
+    /// is read whole.
+    #[test]
+    fn a_corrupt_entry_in_an_older_segment_loses_only_the_rest_of_that_segment() {
+        let d = tmpdir("older");
+        let mut log = Log::open(&d, 1024).unwrap();
+        let payloads: Vec<String> = (0..60).map(|i| format!("entry-{i:03}-{}", "x".repeat(40))).collect();
+        for p in &payloads {
+            append(&mut log, &[p.as_bytes()]);
+        }
+        let first = log.segments.front().unwrap().0;
+        assert!(log.segments.len() >= 3, "small segments rotate");
+        drop(log);
+        // Entries in the first segment, counted by reading it independently of `open`.
+        let path = seg_path(&d, first);
+        let mut bytes = fs::read(&path).unwrap();
+        let mut in_first = 0;
+        let mut r = &bytes[..];
+        while read_entry(&mut r).unwrap().is_some() {
+            in_first += 1;
+        }
+        assert!(in_first > 3, "{in_first} entries in the first segment");
+        // Flip a payload byte of its third entry.
+        let entry = HEADER + payloads[0].len();
+        bytes[2 * entry + HEADER + 1] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        let mut log = Log::open(&d, 1024).unwrap();
+        assert_eq!(log.corrupt_skipped, 1);
+        assert_eq!(fs::read(&path).unwrap(), bytes, "an older segment is not truncated");
+        let mut got = Vec::new();
+        while let Some(e) = log.read_next().unwrap() {
+            got.push(String::from_utf8(e.payload).unwrap());
+        }
+        let want: Vec<String> = payloads[..2].iter().chain(&payloads[in_first..]).cloned().collect();
+        assert_eq!(got, want);
+        let _ = fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn commit_deletes_consumed_segments() {
         let d = tmpdir("gc");
