@@ -181,6 +181,54 @@ service: { pipelines: { traces: { exporters: [prometheus, postgres] } } }
     assert_eq!(c.exporters.postgres, Some(Default::default()));
 }
 
+/// The sink's batching, retry, timeout and queue bounds, and the forwarder's endpoint: each value
+/// out of range is named with its path and the range (docs/coverage-gaps.md, `config`).
+#[test]
+fn sink_bounds_and_the_forwarder_endpoint_are_validated_with_their_paths() {
+    let problems = |yaml: &str| match from_yaml_str(yaml).unwrap_err() {
+        ConfigError::Invalid(list) => list,
+        other => panic!("expected validation errors, got {other}"),
+    };
+    let list = problems(
+        r#"
+exporters:
+  postgres:
+    batch_max_rows: 0
+    retry_initial_ms: 5000
+    retry_max_ms: 100
+    write_timeout_ms: 50
+    queue: { max_memory_bytes: 0, segment_bytes: 1000 }
+service: { pipelines: { traces: { exporters: [prometheus, postgres] } } }
+"#,
+    );
+    let all = list.join("\n");
+    for needle in [
+        "exporters.postgres.batch_max_rows: must be 1..=1000000, got 0",
+        "exporters.postgres.retry_initial_ms: must be positive and at most retry_max_ms (100), got 5000",
+        "exporters.postgres.write_timeout_ms: got 50, expected 100 to 3600000",
+        "exporters.postgres.queue.max_memory_bytes: must be positive, got 0",
+        "exporters.postgres.queue.segment_bytes: must be at least 1048576 (1 MiB), got 1000",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(list.len(), 5, "{all}");
+    let list = problems(
+        "exporters:\n  postgres:\n    queue: { directory: /tmp/q, max_disk_bytes: 1000 }\nservice: { pipelines: { traces: { exporters: [postgres] } } }\n",
+    );
+    assert_eq!(
+        list,
+        ["exporters.postgres.queue.max_disk_bytes: must be at least segment_bytes (67108864), got 1000"]
+    );
+    let list = problems(
+        "exporters:\n  otlp:\n    endpoint: \"ftp://collector:4317\"\nservice: { pipelines: { traces: { exporters: [otlp] } } }\n",
+    );
+    let all = list.join("\n");
+    assert!(
+        all.contains(r#"exporters.otlp.endpoint: got "ftp://collector:4317", expected an http:// or https:// URL"#),
+        "{all}"
+    );
+}
+
 #[test]
 fn default_config_round_trips_through_yaml() {
     let text = serde_yaml_ng::to_string(&Config::default()).unwrap();
