@@ -11,7 +11,8 @@
 #   - dpkg -i over itself keeps the edited config and the rows; dpkg -r keeps config and queue;
 #     dpkg -P removes the config and keeps the queue.
 #
-# usage: scripts/package-test.sh [bookworm|trixie]...   (default: both; needs root and network)
+# usage: [LLMHUB_PACKAGE_RELEASE=1] scripts/package-test.sh [bookworm|trixie]...
+#   (default: both suites, debug builds; needs root and network)
 # Each suite's debootstrap base and apt downloads are kept under $LLMHUB_PKGTEST_DIR
 # (default /var/lib/llmhub/pkgtest); every run installs into a fresh overlay over that base.
 set -euo pipefail
@@ -30,7 +31,11 @@ expect_eq() {  # WHAT EXPECTED ACTUAL
 }
 
 rm -rf "$DEBS"
-bash scripts/package.sh --debug --out "$DEBS" 2> >(grep -E '^==>|error|warning' >&2)
+# The test command packages the debug builds it already made; LLMHUB_PACKAGE_RELEASE=1 tests the
+# release packages a user builds (a release compile of llmhub and of the extension first).
+build=(--debug)
+[ "${LLMHUB_PACKAGE_RELEASE:-0}" = 1 ] && build=()
+bash scripts/package.sh "${build[@]}" --out "$DEBS" 2> >(grep -E '^==>|error|warning' >&2)
 
 # A minbase debootstrap of SUITE, made once and kept (stamped when complete).
 base_of() {

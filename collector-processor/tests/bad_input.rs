@@ -392,6 +392,70 @@ async fn grpc_statuses_follow_the_otlp_specification() {
     .await
     .expect("answered");
     assert!(raw.is_empty(), "no data points, empty response");
+    // With data points (two gauge points, a sum's one, a histogram's one): each is counted and
+    // rejected by name, as are log records.
+    use opentelemetry_proto::tonic::metrics::v1 as mv1;
+    let point = mv1::NumberDataPoint::default();
+    let metric = |data| mv1::Metric {
+        name: "m".into(),
+        data: Some(data),
+        ..Default::default()
+    };
+    let metrics = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+        resource_metrics: vec![mv1::ResourceMetrics {
+            scope_metrics: vec![mv1::ScopeMetrics {
+                metrics: vec![
+                    metric(mv1::metric::Data::Gauge(mv1::Gauge {
+                        data_points: vec![point.clone(), point.clone()],
+                    })),
+                    metric(mv1::metric::Data::Sum(mv1::Sum {
+                        data_points: vec![point],
+                        ..Default::default()
+                    })),
+                    metric(mv1::metric::Data::Histogram(mv1::Histogram {
+                        data_points: vec![Default::default()],
+                        ..Default::default()
+                    })),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let raw = raw_grpc(
+        addr,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        metrics.encode_to_vec(),
+    )
+    .await
+    .expect("answered");
+    let ps = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse::decode(&raw[..])
+        .expect("response")
+        .partial_success
+        .expect("partial success");
+    assert_eq!(ps.rejected_data_points, 4);
+    assert!(ps.error_message.contains("traces only"), "{}", ps.error_message);
+    let logs = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                log_records: vec![Default::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let raw = raw_grpc(
+        addr,
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        logs.encode_to_vec(),
+    )
+    .await
+    .expect("answered");
+    let ps = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&raw[..])
+        .expect("response")
+        .partial_success
+        .expect("partial success");
+    assert_eq!(ps.rejected_log_records, 3);
 
     let m = scrape(running.metrics_addr).await;
     assert_eq!(

@@ -315,6 +315,20 @@ async fn at_the_memory_limit_both_receivers_refuse_with_retryable_statuses() {
         .expect("answered, not reset");
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
+    // An OTLP/JSON client gets the same refusal as a JSON google.rpc.Status (UNAVAILABLE).
+    let r = reqwest::Client::new()
+        .post(&http)
+        .header("content-type", "application/json")
+        .body(r#"{"resourceSpans":[]}"#)
+        .send()
+        .await
+        .expect("answered, not reset");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().await.expect("a JSON Status");
+    assert_eq!(v["code"], 14, "{v}");
+    assert!(v["message"].as_str().expect("message").contains("memory limit"), "{v}");
 
     let m = common::scrape(running.metrics_addr).await;
     assert_eq!(
@@ -323,7 +337,7 @@ async fn at_the_memory_limit_both_receivers_refuse_with_retryable_statuses() {
             "llmhub_receiver_requests_total",
             &[("llmhub_outcome", "memory_limit")]
         ),
-        2.0
+        3.0
     );
     assert_eq!(
         sum(&m, "llmhub_receiver_spans_total", &[]),
