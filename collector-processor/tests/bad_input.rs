@@ -149,15 +149,7 @@ async fn metrics_and_logs_are_answered_not_404() {
         .expect("msg")
         .contains("traces only"));
 
-    let logs = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
-        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
-            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
-                log_records: vec![Default::default(); 3],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let logs = three_log_records();
     let (status, _, body) = post(&format!("{base}/v1/logs"), PROTO, None, logs.encode_to_vec()).await;
     assert_eq!(status, 200);
     let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&body[..])
@@ -315,6 +307,25 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
     running.stop().await.expect("stop");
 }
 
+/// A logs export of three empty records (llmhub answers logs by rejecting every record).
+fn three_log_records() -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+    opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
+        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
+            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
+                log_records: vec![Default::default(); 3],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// An OTLP/gRPC export to `path` that must be answered, its response decoded as `R`.
+async fn grpc_answer<R: Message + Default>(addr: std::net::SocketAddr, path: &'static str, body: Vec<u8>) -> R {
+    let raw = raw_grpc(addr, path, body).await.expect("answered");
+    R::decode(&raw[..]).expect("response")
+}
+
 async fn raw_grpc(addr: std::net::SocketAddr, path: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
@@ -422,39 +433,23 @@ async fn grpc_statuses_follow_the_otlp_specification() {
             ..Default::default()
         }],
     };
-    let raw = raw_grpc(
+    let answer: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse = grpc_answer(
         addr,
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         metrics.encode_to_vec(),
     )
-    .await
-    .expect("answered");
-    let ps = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse::decode(&raw[..])
-        .expect("response")
-        .partial_success
-        .expect("partial success");
+    .await;
+    let ps = answer.partial_success.expect("partial success");
     assert_eq!(ps.rejected_data_points, 4);
     assert!(ps.error_message.contains("traces only"), "{}", ps.error_message);
-    let logs = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
-        resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
-            scope_logs: vec![opentelemetry_proto::tonic::logs::v1::ScopeLogs {
-                log_records: vec![Default::default(); 3],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let raw = raw_grpc(
+    let logs = three_log_records();
+    let answer: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse = grpc_answer(
         addr,
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         logs.encode_to_vec(),
     )
-    .await
-    .expect("answered");
-    let ps = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&raw[..])
-        .expect("response")
-        .partial_success
-        .expect("partial success");
+    .await;
+    let ps = answer.partial_success.expect("partial success");
     assert_eq!(ps.rejected_log_records, 3);
 
     let m = scrape(running.metrics_addr).await;

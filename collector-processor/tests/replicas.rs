@@ -61,6 +61,15 @@ fn with_wrapper_copies(mut req: ExportTraceServiceRequest) -> ExportTraceService
     req
 }
 
+/// Spans in `req`.
+fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
 fn serve_with_sink(dir: &std::path::Path, name: &str, url: &str, schema: &str) -> llmhub::testkit::ServeProcess {
     let config = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -140,12 +149,7 @@ async fn two_replicas_store_each_span_once_and_sum_to_one_llmhub() {
     let mut sent = [0usize; 2];
     for req in &requests {
         for (r, part) in split_by_trace(req, 2).iter().enumerate() {
-            sent[r] += part
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum::<usize>();
+            sent[r] += span_count(part);
             export(&mut to[r], part).await.expect("replica accepts");
         }
         export(&mut reference_grpc, req).await.expect("reference accepts");
@@ -221,12 +225,7 @@ async fn two_replicas_store_each_span_once_and_sum_to_one_llmhub() {
     };
     let one_calls = calls(reference.clone()).await.expect("reference calls");
     assert_eq!(calls(replicas.clone()).await, Some(one_calls));
-    let alone_spans: usize = again
-        .resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum();
+    let alone_spans = span_count(again);
     let alone_seen = settle(
         &prom,
         &format!(
