@@ -124,13 +124,19 @@ pub fn truths() -> Vec<PromTruth> {
 /// in the window is `first_over_increase` times its increase (`extrapolatedRate`: the start is
 /// extended no further than where the counter would reach zero; each end is extended to the
 /// window's edge when the gap is under 1.1 average sample intervals, else by half an interval).
+///
+/// Prometheus subtracts timestamps as integer milliseconds. Epoch seconds as `f64` are only exact
+/// to about 2.4e-7 s, enough to move the factor past the truths' 1e-9 tolerance, so the
+/// differences here are taken in whole milliseconds too.
 pub fn extrapolation(times: &[f64], at: f64, range: f64, first_over_increase: f64) -> f64 {
+    let ms = |t: f64| (t * 1000.0).round() as i64;
+    let seconds = |a: f64, b: f64| (ms(a) - ms(b)) as f64 / 1000.0;
     let (first, last) = (times[0], times[times.len() - 1]);
-    let sampled = last - first;
+    let sampled = seconds(last, first);
     let average = sampled / (times.len() - 1) as f64;
     let threshold = average * 1.1;
-    let to_start = (first - (at - range)).min(sampled * first_over_increase);
-    let to_end = at - last;
+    let to_start = seconds(first, at - range).min(sampled * first_over_increase);
+    let to_end = seconds(at, last);
     let mut interval = sampled;
     interval += if to_start < threshold { to_start } else { average / 2.0 };
     interval += if to_end < threshold { to_end } else { average / 2.0 };
