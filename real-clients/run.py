@@ -5,7 +5,8 @@
     python3 run.py --observe --out DIR [...]     # no llmhub: spans go to otlp_sink.py, and
                                                  # DIR/observations.md compares them with the truth
     python3 run.py --list                        # the clients, their venvs and flows
-    python3 run.py --install-only [--clients ..] # only create/refresh the venvs
+    python3 run.py --install-only [--clients ..] # only create/refresh the venvs (and, without
+                                                 # --clients, the tools' venvs: rotel)
 
 Stdlib only. See README.md for the contract (files, bucket convention, exit codes).
 """
@@ -58,6 +59,10 @@ CLIENTS: dict[str, dict] = {
 }
 
 NODE_RUN = HERE / "node" / "run.sh"
+
+# Locks of tools the Rust tests run (not clients; installed by --install-only without --clients):
+# rotel's collector binary for collector-processor/tests/rotel.rs.
+TOOL_LOCKS = ["rotel"]
 
 
 def is_node(name: str) -> bool:
@@ -347,6 +352,10 @@ def main() -> int:
     node_locks = ensure_node(names)
     t_venvs = time.time() - t_start
     if a.install_only:
+        if not a.clients:
+            for ln in TOOL_LOCKS:
+                _, status, secs = ensure_venv(ln, False)
+                log(f"venv {ln} (tool): {status} in {secs:.1f}s")
         return 0
 
     out = Path(a.out).resolve()

@@ -10,90 +10,18 @@
 
 mod common;
 
-use common::{loopback_config, post_otlp, scrape, start, sum};
+use common::capture::{downstream, spans_by_id, REFUSE};
+use common::{fixture_requests, loopback_config, post_otlp, scrape, start, sum};
 use llmhub::config::Config;
 use llmhub::testkit::realistic_request;
 use llmhub_exporters::forward::ForwardConfig;
 use llmhub_exporters::otlp_metrics::OtlpProtocol;
 use llmhub_exporters::queue::QueueConfig;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-type Captured = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-
-/// Refuses (permanently) any request whose first span is named this.
-const REFUSE: &str = "refuse-me";
-
-fn refused(req: &ExportTraceServiceRequest) -> bool {
-    req.resource_spans
-        .first()
-        .and_then(|r| r.scope_spans.first())
-        .and_then(|s| s.spans.first())
-        .is_some_and(|s| s.name == REFUSE)
-}
-
-struct Capture(Captured);
-
-#[tonic::async_trait]
-impl TraceService for Capture {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let req = request.into_inner();
-        if refused(&req) {
-            return Err(tonic::Status::invalid_argument("this endpoint refuses refuse-me spans"));
-        }
-        self.0.lock().expect("lock").push(req);
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-async fn downstream(protocol: OtlpProtocol) -> (String, Captured) {
-    let captured: Captured = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    match protocol {
-        OtlpProtocol::Grpc => {
-            let svc = TraceServiceServer::new(Capture(captured.clone()))
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-            tokio::spawn(
-                tonic::transport::Server::builder()
-                    .add_service(svc)
-                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-            );
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let c = captured.clone();
-            let app = axum::Router::new().route(
-                "/v1/traces",
-                axum::routing::post(move |body: axum::body::Bytes| {
-                    let c = c.clone();
-                    async move {
-                        let req = ExportTraceServiceRequest::decode(body).expect("valid OTLP");
-                        if refused(&req) {
-                            return (http::StatusCode::BAD_REQUEST, Vec::new());
-                        }
-                        c.lock().expect("lock").push(req);
-                        (
-                            http::StatusCode::OK,
-                            ExportTraceServiceResponse::default().encode_to_vec(),
-                        )
-                    }
-                }),
-            );
-            tokio::spawn(async move { axum::serve(listener, app).await });
-        }
-    }
-    (format!("http://{addr}"), captured)
-}
 
 fn forwarding(endpoint: String, protocol: OtlpProtocol, dir: &Path) -> Config {
     let mut c = loopback_config();
@@ -119,15 +47,6 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
     d
 }
 
-fn spans_by_id(reqs: &[ExportTraceServiceRequest]) -> HashMap<(Vec<u8>, Vec<u8>), Span> {
-    reqs.iter()
-        .flat_map(|r| &r.resource_spans)
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| ((s.trace_id.clone(), s.span_id.clone()), s.clone()))
-        .collect()
-}
-
 async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     let (endpoint, captured) = downstream(protocol).await;
     let dir = tmpdir(&format!("{protocol:?}"));
@@ -135,21 +54,8 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
     let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
     let mut sent = Vec::new();
     // The dialect fixtures as OTLP/JSON, realistic batches as protobuf.
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
-    let mut files: Vec<_> = std::fs::read_dir(&fixtures)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    for f in files {
-        let body = std::fs::read(&f).expect("read");
-        assert_eq!(
-            post_otlp(&http, "application/json", body.clone()).await,
-            200,
-            "{}",
-            f.display()
-        );
+    for (path, body) in fixture_requests() {
+        assert_eq!(post_otlp(&http, "application/json", body.clone()).await, 200, "{path}");
         sent.push(llmhub::receivers::otlp::json::decode_traces(&body).expect("decodes"));
     }
     for k in 0..5 {
@@ -201,7 +107,7 @@ async fn spans_arrive_unchanged_but_enriched(protocol: OtlpProtocol) {
 
     // Span by span: the original attributes but content, in order, then only llmhub.* ones;
     // content events gone; every other field equal.
-    let want = records_by_id(&sent);
+    let want = common::pg::records_by_id(&sent);
     let sent_spans = spans_by_id(&sent);
     let got_spans = spans_by_id(&got);
     assert_eq!(got_spans.len(), sent_spans.len());
@@ -426,13 +332,6 @@ async fn captured_content_is_redacted_for_every_dialects_keys() {
 }
 
 /// The records a fresh processor makes of the requests, by (trace id, span id).
-fn records_by_id(reqs: &[ExportTraceServiceRequest]) -> HashMap<(Vec<u8>, Vec<u8>), llmhub_core::LlmCall> {
-    common::pg::expected_records(reqs)
-        .into_iter()
-        .map(|r| ((r.trace_id.to_vec(), r.span_id.to_vec()), r))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_forwarding_keeps_spans_and_adds_only_llmhub_attributes() {
     spans_arrive_unchanged_but_enriched(OtlpProtocol::Grpc).await;

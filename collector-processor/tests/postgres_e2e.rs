@@ -10,7 +10,7 @@
 mod common;
 
 use common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Server};
-use common::{post_otlp, scrape, start, sum};
+use common::{fixture_requests, post_otlp, scrape, start, sum};
 use llmhub::receivers::otlp::answer::{RetryInfo, RpcStatus, RETRY_INFO_URL};
 use llmhub::testkit::realistic_request;
 use llmhub_exporters::postgres::PostgresConfig;
@@ -18,21 +18,8 @@ use llmhub_exporters::queue::QueueConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-fn fixture_requests() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
-    let mut v: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    v.sort();
-    v.into_iter()
-        .map(|p| (p.display().to_string(), std::fs::read(&p).expect("fixture")))
-        .collect()
-}
 
 /// N spans in, exactly N rows out, each equal field by field to the processor's record.
 async fn rows_equal_records(server: Server, name: &str) {
@@ -59,15 +46,7 @@ async fn rows_equal_records(server: Server, name: &str) {
     let got_n = pg::wait_for_rows(&client, &schema, want.len() as i64, Duration::from_secs(60)).await;
     assert_eq!(got_n, want.len() as i64, "rows in llm_calls");
 
-    let mut expected: Vec<serde_json::Value> = want.iter().map(pg::expected_json).collect();
-    expected.sort_by(|a, b| {
-        (a["trace_id"].as_str(), a["span_id"].as_str()).cmp(&(b["trace_id"].as_str(), b["span_id"].as_str()))
-    });
-    let got = pg::rows_json(&client, &schema).await;
-    assert_eq!(got.len(), expected.len());
-    for (g, e) in got.iter().zip(&expected) {
-        assert_eq!(g, e, "row differs from its record");
-    }
+    pg::assert_rows_are(&client, &schema, &want).await;
     // Priced rows carry exact decimals: the sum in SQL equals the sum of the records.
     let sql_total: rust_decimal::Decimal = client
         .query_one(

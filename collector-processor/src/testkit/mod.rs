@@ -625,17 +625,17 @@ pub fn spawn_serve_logged(
     for line in lines.by_ref() {
         let Ok(line) = line else { break };
         let _ = writeln!(file, "{line}");
-        if line.ends_with("ready") {
+        let (message, addr) = log_event(&line);
+        if message.ends_with("ready") {
             ready = true;
             break;
         }
-        if let Some(pos) = line.find("addr=") {
-            let addr = line[pos + 5..].split_whitespace().next().unwrap_or_default().to_owned();
-            if line.contains("OTLP/gRPC") {
+        if let Some(addr) = addr {
+            if message.contains("OTLP/gRPC") {
                 grpc = addr;
-            } else if line.contains("OTLP/HTTP") {
+            } else if message.contains("OTLP/HTTP") {
                 http = addr;
-            } else if line.contains("metrics endpoint") {
+            } else if message.contains("metrics endpoint") {
                 metrics = addr;
             }
         }
@@ -658,6 +658,19 @@ pub fn spawn_serve_logged(
     Some(process)
 }
 
+/// A `serve` log line's message and `addr` field, in either log format: text (`... message
+/// addr=HOST:PORT ...`) or JSON (`{"fields":{"message":..,"addr":..}}`).
+fn log_event(line: &str) -> (String, Option<String>) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        let field = |k: &str| v["fields"][k].as_str().map(str::to_owned);
+        return (field("message").unwrap_or_default(), field("addr"));
+    }
+    let addr = line
+        .find("addr=")
+        .map(|pos| line[pos + 5..].split_whitespace().next().unwrap_or_default().to_owned());
+    (line.to_owned(), addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,6 +682,22 @@ mod tests {
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry, 10_000, 1_000));
         let matcher = crate::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
         GenAiProcessor::new(&Default::default(), matcher, metrics).collecting()
+    }
+
+    #[test]
+    fn serve_log_lines_are_read_in_both_formats() {
+        let text = "2026-12-07T20:17:24Z  INFO OTLP/HTTP receiver listening addr=127.0.0.1:36307 tls=off";
+        assert_eq!(log_event(text), (text.to_owned(), Some("127.0.0.1:36307".to_owned())));
+        let json = r#"{"timestamp":"2026-12-07T20:17:24Z","level":"INFO","fields":{"message":"OTLP/HTTP receiver listening","addr":"127.0.0.1:36307","tls":"off"}}"#;
+        assert_eq!(
+            log_event(json),
+            (
+                "OTLP/HTTP receiver listening".to_owned(),
+                Some("127.0.0.1:36307".to_owned())
+            )
+        );
+        let ready = r#"{"timestamp":"t","level":"INFO","fields":{"message":"ready"}}"#;
+        assert_eq!(log_event(ready), ("ready".to_owned(), None));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Shared test helpers: start llmhub on free loopback ports, scrape and query its metrics.
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod pg;
 pub mod prometheus;
 
@@ -8,6 +9,7 @@ use llmhub::config::Config;
 use llmhub::service::{self, Running};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// A config listening on 127.0.0.1 with OS-chosen ports.
 pub fn loopback_config() -> Config {
@@ -152,3 +154,17 @@ pub fn count(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> usize {
 
 #[allow(unused_imports)]
 pub use llmhub::testkit::{chat, d, i, request, s, span};
+
+/// Every dialect fixture (`testdata/dialects/*.json`, OTLP/JSON) as (path, body), sorted by path.
+pub fn fixture_requests() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/dialects");
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v.into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read(&p).expect("fixture")))
+        .collect()
+}

@@ -114,6 +114,14 @@ pub fn expected_records(requests: &[ExportTraceServiceRequest]) -> Vec<LlmCall> 
     requests.iter().flat_map(|r| p.process(r, "grpc").records).collect()
 }
 
+/// [`expected_records`] by (trace id, span id).
+pub fn records_by_id(requests: &[ExportTraceServiceRequest]) -> std::collections::HashMap<(Vec<u8>, Vec<u8>), LlmCall> {
+    expected_records(requests)
+        .into_iter()
+        .map(|r| ((r.trace_id.to_vec(), r.span_id.to_vec()), r))
+        .collect()
+}
+
 /// The record's JSON with times cut to microseconds (PostgreSQL's `timestamptz` precision).
 pub fn expected_json(c: &LlmCall) -> Value {
     let mut v = c.to_json();
@@ -247,6 +255,19 @@ pub async fn row_ids(client: &Client, schema: &str) -> std::collections::BTreeSe
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
+}
+
+/// Asserts that `schema.llm_calls` holds exactly `want`, row by row and field by field.
+pub async fn assert_rows_are(client: &Client, schema: &str, want: &[LlmCall]) {
+    let mut expected: Vec<Value> = want.iter().map(expected_json).collect();
+    expected.sort_by(|a, b| {
+        (a["trace_id"].as_str(), a["span_id"].as_str()).cmp(&(b["trace_id"].as_str(), b["span_id"].as_str()))
+    });
+    let got = rows_json(client, schema).await;
+    assert_eq!(got.len(), expected.len(), "rows in {schema}.llm_calls");
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g, e, "row differs from its record");
+    }
 }
 
 /// Row count and distinct (trace, span) count of `schema.llm_calls`.
