@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboards;
 pub mod loadgen;
 pub mod metrics;
+pub mod pipeline;
 pub mod prices;
 pub mod processors;
 pub mod receivers;

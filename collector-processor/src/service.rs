@@ -3,12 +3,13 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::pipeline::Fanout;
 use crate::processors::genai::GenAiProcessor;
 use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
 use crate::receivers::otlp::http::{router as http_router, HttpState};
 use anyhow::Context as _;
 use llmhub_exporters::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
-use llmhub_exporters::postgres::{PostgresSink, SinkMetrics};
+use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
 use llmhub_exporters::tls::{ALPN_GRPC, ALPN_HTTP};
 use prometheus_client::registry::Registry;
@@ -40,8 +41,8 @@ pub struct Running {
     ready: Arc<Readiness>,
     receivers: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     metrics_task: JoinHandle<anyhow::Result<()>>,
+    exporters: Fanout,
     sink: Option<Arc<PostgresSink>>,
-    forwarder: Option<Arc<llmhub_exporters::forward::Forwarder>>,
 }
 
 async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
@@ -74,29 +75,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         models = matcher.catalog().models.len(),
         "price catalog loaded"
     );
-    let mut processor =
-        GenAiProcessor::new(&config.processors.genai, matcher, metrics).with_limits(config.receivers.otlp.limits);
-    let pg_on = config
-        .service
-        .pipelines
-        .traces
-        .exporters
-        .iter()
-        .any(|e| e == "postgres");
-    let mut sink = None;
-    if let (true, Some(pg)) = (pg_on, &config.exporters.postgres) {
-        let sink_metrics = Arc::new(SinkMetrics::new(&mut registry));
-        let s = PostgresSink::start(pg, sink_metrics)?;
-        processor = processor.with_sink(s.clone());
-        sink = Some(s);
-    }
-    let mut forwarder = None;
-    if let (true, Some(o)) = (exporters_on.iter().any(|e| e == "otlp"), &config.exporters.otlp) {
-        let f = llmhub_exporters::forward::Forwarder::start(o, &mut registry)
-            .map_err(|e| anyhow::anyhow!("exporters.otlp: {e}"))?;
-        processor = processor.with_forwarder(f.clone());
-        forwarder = Some(f);
-    }
+    let built = crate::pipeline::build(config, &mut registry)?;
+    let exporters = built.fanout.clone();
+    let processor = GenAiProcessor::new(&config.processors.genai, matcher, metrics)
+        .with_limits(config.receivers.otlp.limits)
+        .with_exporters(built.fanout);
     let budget = MemoryBudget::new(config.service.memory.limit_mib * MIB);
     let budget_gauges = BudgetGauges::register(&mut registry);
     let processor = Arc::new(processor.with_budget(budget.clone()));
@@ -107,13 +90,9 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let ready = Arc::new(Readiness::default());
     // Each exporter's own state: not ready while it is retrying its destination or its queue
     // refuses requests.
-    if let Some(s) = &sink {
-        let s = s.clone();
-        ready.add_check("postgres sink", move || s.problem().map_or(Ok(()), Err));
-    }
-    if let Some(f) = &forwarder {
-        let f = f.clone();
-        ready.add_check("otlp forwarder", move || f.problem().map_or(Ok(()), Err));
+    for e in exporters.exporters() {
+        let e = e.clone();
+        ready.add_check(e.name(), move || e.problem().map_or(Ok(()), Err));
     }
     let authenticator = |a: &Option<llmhub_exporters::auth::AuthConfig>, path: &str, tenants: bool| {
         a.as_ref()
@@ -218,8 +197,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ready,
         receivers: tasks,
         metrics_task,
-        sink,
-        forwarder,
+        exporters,
+        sink: built.sink,
     })
 }
 
@@ -318,6 +297,11 @@ fn serve_axum(
 }
 
 impl Running {
+    /// The PostgreSQL sink, if the pipeline has one (for progress reports).
+    pub fn sink(&self) -> Option<Arc<PostgresSink>> {
+        self.sink.clone()
+    }
+
     /// A token that stops the service when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -345,8 +329,7 @@ impl Running {
             ready,
             receivers,
             metrics_task,
-            sink,
-            forwarder,
+            exporters,
             processor,
             ..
         } = self;
@@ -386,14 +369,7 @@ impl Running {
         let left = deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .max(Duration::from_secs(1));
-        match (sink, forwarder) {
-            (Some(s), Some(f)) => {
-                tokio::join!(s.shutdown(left), f.shutdown(left));
-            }
-            (Some(s), None) => s.shutdown(left).await,
-            (None, Some(f)) => f.shutdown(left).await,
-            (None, None) => {}
-        }
+        exporters.shutdown(left).await;
         // A last OTLP metrics export of everything processed (the HTTP client blocks), within
         // what is left of the deadline (2 s at least). Not waited for beyond it: the process
         // exits without waiting for blocking work (main.rs).

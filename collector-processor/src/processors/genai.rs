@@ -5,6 +5,7 @@
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::config::Limits;
 use crate::metrics::Metrics;
+use crate::pipeline::{Batch, Fanout, Original, PushError, TenantStamp};
 use crate::receivers::otlp::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::{Deduplicator, DuplicateReason, Journal};
@@ -12,10 +13,6 @@ use llmhub_core::keys::Field;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, Dialect, LlmCall, NormalizeOptions, Outcome};
 use llmhub_exporters::budget::MemoryBudget;
-use llmhub_exporters::forward::enrich::TenantStamp;
-use llmhub_exporters::forward::{Forwarder, Original};
-use llmhub_exporters::postgres::PostgresSink;
-use llmhub_exporters::queue::{OnFull, PushError};
 use llmhub_pricing::{price_call, Matcher};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::collections::HashMap;
@@ -128,8 +125,7 @@ pub struct GenAiProcessor {
     dedup: Option<Arc<Mutex<Window>>>,
     matcher: Matcher,
     metrics: Arc<Metrics>,
-    sink: Option<Arc<PostgresSink>>,
-    forwarder: Option<Arc<Forwarder>>,
+    exporters: Fanout,
     content: ContentPolicy,
     limits: Limits,
     budget: Option<Arc<MemoryBudget>>,
@@ -155,8 +151,7 @@ impl GenAiProcessor {
             }),
             matcher,
             metrics,
-            sink: None,
-            forwarder: None,
+            exporters: Fanout::default(),
             // The configuration was validated; should it still not compile, nothing is captured.
             content: ContentPolicy::new(&cfg.content, "processors.genai.content").unwrap_or_default(),
             limits: Limits::default(),
@@ -173,17 +168,10 @@ impl GenAiProcessor {
         self
     }
 
-    /// Delivers every record to `sink` from now on.
-    pub fn with_sink(mut self, sink: Arc<PostgresSink>) -> Self {
-        self.sink = Some(sink);
-        self.collect = true;
-        self
-    }
-
-    /// Forwards every request, enriched, to `forwarder` from now on.
-    pub fn with_forwarder(mut self, forwarder: Arc<Forwarder>) -> Self {
-        self.forwarder = Some(forwarder);
-        self.collect = true;
+    /// Hands every request and its records to `exporters` from now on.
+    pub fn with_exporters(mut self, exporters: Fanout) -> Self {
+        self.collect |= exporters.queues() > 0;
+        self.exporters = exporters;
         self
     }
 
@@ -199,14 +187,9 @@ impl GenAiProcessor {
     }
 
     /// Bounds what requests and the exporters' memory queues hold by `budget` from now on (set
-    /// after the sink and forwarder, so their queues count against it too).
+    /// after the exporters, so their queues count against it too).
     pub fn with_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
-        if let Some(s) = &self.sink {
-            s.use_budget(budget.clone());
-        }
-        if let Some(f) = &self.forwarder {
-            f.use_budget(budget.clone());
-        }
+        self.exporters.use_budget(&budget);
         budget.set_fixed(self.dedup_max_bytes);
         self.budget = Some(budget);
         self
@@ -217,23 +200,18 @@ impl GenAiProcessor {
         self.budget.as_ref()
     }
 
-    /// How many exporters queue what a request produces (the sink, the forwarder).
+    /// How many exporters queue what a request produces.
     pub fn queues(&self) -> usize {
-        usize::from(self.sink.is_some()) + usize::from(self.forwarder.is_some())
+        self.exporters.queues()
     }
 
-    /// The record sink, if any.
-    pub fn sink(&self) -> Option<&Arc<PostgresSink>> {
-        self.sink.as_ref()
-    }
-
-    /// Processes a request, forwards it enriched and delivers its records to the sink: the
-    /// receivers' entry point. `original` is the request as received (for forwarding).
+    /// Processes a request and hands it and its records to the exporters: the receivers' entry
+    /// point. `original` is the request as received (for forwarding).
     ///
-    /// An exporter whose queue cannot take the request is dealt with by its policy: the sink (and a
-    /// forwarder with `on_full: refuse`) refuses the whole request before anything is processed,
-    /// so the client retries it later; a forwarder with `on_full: drop` (the default) skips it,
-    /// counted, and holds up nothing else. With `durability: wal` this returns once the records
+    /// An exporter whose queue cannot take the request is dealt with by its policy
+    /// ([`crate::pipeline::Fanout::admit`]): the sink (and a forwarder with `on_full: refuse`)
+    /// refuses the whole request before anything is processed, so the client retries it later; a
+    /// forwarder with `on_full: drop` (the default) skips it, counted, and holds up nothing else. With `durability: wal` this returns once the records
     /// are on disk, so the client's acknowledgement means they are kept.
     ///
     /// What the request counts (metrics) and adds to the deduplication window takes effect only
@@ -246,58 +224,43 @@ impl GenAiProcessor {
         transport: &'static str,
         tenant: Option<&str>,
     ) -> Result<ExportSummary, PushError> {
-        let spans = || req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum::<usize>() as u64;
-        if let Some(e) = self.sink.as_ref().and_then(|s| s.admit().err()) {
-            self.metrics.record_refused(e.reason(), spans());
-            return Err(e);
-        }
-        let mut forwarder = self.forwarder.as_ref();
-        if let Some(e) = forwarder.and_then(|f| f.admit().err()) {
-            match forwarder.map(|f| f.on_full()) {
-                Some(OnFull::Refuse) => {
-                    self.metrics.record_refused(e.reason(), spans());
-                    return Err(e);
-                }
-                _ => {
-                    if let Some(f) = forwarder {
-                        f.count_dropped(&e);
-                    }
-                    forwarder = None;
-                }
+        let taking = match self.exporters.admit() {
+            Ok(taking) => taking,
+            Err(e) => {
+                let spans = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum::<usize>();
+                self.metrics.record_refused(e.reason(), spans as u64);
+                return Err(e);
             }
-        }
-        if self.sink.is_none() && forwarder.is_none() {
+        };
+        if taking.is_empty() {
             return Ok(self.process_views_as(req, transport, tenant));
         }
         let mut pending = self.begin();
         let mut summary = self.process_into(req, transport, tenant, Effects::Later(&mut pending));
         let records = std::mem::take(&mut summary.records);
-        let forward = forwarder.and_then(|f| {
-            let stamp = tenant.map(|tenant| TenantStamp {
-                tenant,
-                keys: &self.opts.tenant_keys,
-            });
-            Some((f.clone(), f.prepare(original, &records, &self.content, stamp)?))
-        });
         let Pending { tally, journal, waits } = pending;
         let mut settle = self.dedup.as_ref().map(|w| Settle {
             window: w.clone(),
             journal,
         });
-        let rows = match self
-            .sink
-            .as_ref()
-            .map(|s| s.encode(&records).map(|rows| (s.clone(), rows)))
-        {
-            Some(Err(e)) => {
+        let batch = Batch {
+            original,
+            records: &records,
+            content: &self.content,
+            tenant: tenant.map(|tenant| TenantStamp {
+                tenant,
+                keys: &self.opts.tenant_keys,
+            }),
+        };
+        let prepared = match Fanout::prepare(taking, &batch) {
+            Ok(p) => p,
+            Err(e) => {
                 if let Some(s) = settle.as_mut() {
                     s.finish(false);
                 }
                 self.metrics.record_refused(e.reason(), summary.received);
                 return Err(e);
             }
-            Some(Ok(r)) => Some(r),
-            None => None,
         };
         // Delivered and settled on a task of its own: a client that gives up while a sync is
         // pending does not stop the request from being stored and counted (its retry is then a
@@ -313,26 +276,7 @@ impl GenAiProcessor {
                         return Err(PushError::Unconfirmed);
                     }
                 }
-                let to_forwarder = async {
-                    match forward {
-                        Some((f, item)) => match (f.push(item).await, f.on_full()) {
-                            (Err(e), OnFull::Drop) => {
-                                f.count_dropped(&e);
-                                Ok(())
-                            }
-                            (r, _) => r,
-                        },
-                        None => Ok(()),
-                    }
-                };
-                let to_sink = async {
-                    match rows {
-                        Some((s, items)) => s.push(items).await,
-                        None => Ok(()),
-                    }
-                };
-                let (a, b) = tokio::join!(to_forwarder, to_sink);
-                a.and(b)
+                prepared.deliver().await
             }
             .await;
             if let Some(s) = settle.as_mut() {
