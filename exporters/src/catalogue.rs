@@ -54,3 +54,44 @@ pub fn register(registry: &mut Registry, def: &MetricDef, metric: impl Metric) {
         registry.register(base, def.help, metric);
     }
 }
+
+/// Declares a metric table and, from the same lines, an enum with one variant per entry in the
+/// table's order, so that code registers and selects instruments by variant (an exhaustive
+/// `match`), never by the text of their names.
+///
+/// ```ignore
+/// instruments! {
+///     /// The sink's instruments.
+///     pub enum SinkInstrument in METRICS {
+///         RowsWritten => MetricDef { name: "llmhub.postgres.rows.written", .. },
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! instruments {
+    ($(#[$meta:meta])* $vis:vis enum $enum:ident in $table:ident { $($variant:ident => $def:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $enum {
+            $(#[allow(missing_docs)] $variant,)*
+        }
+
+        impl $enum {
+            /// Every instrument, in the table's order.
+            pub const ALL: &'static [$enum] = &[$($enum::$variant,)*];
+
+            /// Its entry in the table.
+            pub fn def(self) -> &'static $crate::catalogue::MetricDef {
+                &$table[self as usize]
+            }
+
+            /// Its OpenTelemetry name.
+            pub fn name(self) -> &'static str {
+                self.def().name
+            }
+        }
+
+        #[doc = concat!("The table of [`", stringify!($enum), "`], one entry per variant in its order.")]
+        $vis static $table: &[$crate::catalogue::MetricDef] = &[$($def,)*];
+    };
+}

@@ -58,63 +58,65 @@ macro_rules! attrs {
 /// The attributes of every GenAI instrument.
 const GENAI: &[&str] = attrs!();
 
-/// Every metric of the receivers and the processor; [`all`] adds the exporters' own.
-pub static CATALOGUE: &[MetricDef] = &[
-    MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
-        help: "Input and output tokens per model call (semantic conventions; reasoning is part of output, cache reads and writes part of input)." },
-    MetricDef { name: "gen_ai.client.operation.duration", unit: "s", kind: Kind::Histogram, attributes: attrs!("error.type"),
-        help: "Duration of GenAI operations: model calls, agent invocations and tool executions (agent and tool steps always under `invoke_agent`, `create_agent` or `execute_tool`, whatever operation their span named)." },
-    MetricDef { name: "gen_ai.client.operation.time_to_first_chunk", unit: "s", kind: Kind::Histogram, attributes: GENAI,
-        help: "Time to the first chunk of a streamed response, from any dialect's attribute or event." },
-    MetricDef { name: "gen_ai.server.time_to_first_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
-        help: "Time to first token as reported by gen_ai.server.* span attributes (OpenLIT)." },
-    MetricDef { name: "gen_ai.server.time_per_output_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
-        help: "Time per output token after the first, as reported by gen_ai.server.* span attributes (OpenLIT)." },
-    MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.token.bucket"),
-        help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write (5-minute or unspecified), cache_write_1h, output, reasoning." },
-    MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
-        help: "Model calls, counted once each (duplicate emissions removed)." },
-    MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "error.type"),
-        help: "Failed model calls by error class (rate_limited, context_length_exceeded, content_filtered, timeout, auth, invalid_request, server_error, cancelled, other)." },
-    MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.dialect"),
-        help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
-    MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
-        help: "Cost of priced model calls in US dollars, from the price catalog (exact decimal per call in the record; summed here as a double)." },
-    MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status", "llmhub.tenant"],
-        help: "Model calls with usage that the catalog cannot price (unknown_model, no_price_at_date): they have no cost, never a zero cost. `llmhub prices check` lists them." },
-    MetricDef { name: "llmhub.cost.sdk_reported.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
-        help: "Cost as reported by the instrumenting SDK (OpenLIT gen_ai.usage.cost, pydantic-ai operation.cost, Langfuse cost details), kept apart from catalog pricing for comparison." },
-    MetricDef { name: "llmhub.output_tokens_per_second", unit: "{token}/s", kind: Kind::Histogram, attributes: GENAI,
-        help: "Output tokens per second of generation time (after the first token when known)." },
-    MetricDef { name: "llmhub.calls.duplicate", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.duplicate.reason", "service.name"],
-        help: "Model calls reported more than once (retried export, wrapper plus provider SDK) and counted once." },
-    MetricDef { name: "llmhub.agent.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.agent.name", "service.name", "deployment.environment.name", "error.type"],
-        help: "Duration of agent invocations; its count is the number of invocations." },
-    MetricDef { name: "llmhub.tool.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.tool.name", "service.name", "deployment.environment.name", "error.type"],
-        help: "Duration of tool executions; its count is the number of tool calls." },
-    MetricDef { name: "llmhub.receiver.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
-        help: "Spans received, by transport (grpc, http_protobuf, http_json)." },
-    MetricDef { name: "llmhub.receiver.spans.accepted", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
-        help: "Spans accepted (all received spans minus those refused), by transport." },
-    MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full, memory_limit (service.memory.limit_mib) and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
-    MetricDef { name: "llmhub.receiver.spans.limited", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Spans read only in part because they passed a limit, by reason: attributes_per_span, events_per_span (receivers.otlp.limits)." },
-    MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
-        help: "Accepted spans by what they describe: model_call, agent, tool, workflow, or not_genai (passed over)." },
-    MetricDef { name: "llmhub.processor.warnings", unit: "{warning}", kind: Kind::Counter, attributes: &[],
-        help: "Values ignored or cut during normalization (absurd token counts, invalid durations, oversized strings)." },
-    MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
-        help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
-    MetricDef { name: "llmhub.processor.unmapped_usage_keys", unit: "{attribute}", kind: Kind::Counter, attributes: &["llmhub.dialect", "llmhub.key"],
-        help: "Usage-like attribute keys (token, usage or cost in the name) on GenAI spans that llmhub does not read, by dialect and key (cardinality-limited): an instrumentation's rename shows here before it shows in a bill. Totals and per-modality subsets are read on purpose as nothing (docs/normalization.md)." },
-    MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
-        help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, memory_limit: past service.memory.limit_mib; both answered with a retryable status)." },
-    MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
-        help: "Time to decode and process one export request." },
-    MetricDef { name: "llmhub.cardinality.overflow", unit: "{event}", kind: Kind::Counter, attributes: &["llmhub.metric", "llmhub.label"],
-        help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
-];
+llmhub_exporters::instruments! {
+    /// Every instrument of the receivers and the processor; [`all`] adds the exporters' own.
+    pub enum Instrument in CATALOGUE {
+        TokenUsage => MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
+            help: "Input and output tokens per model call (semantic conventions; reasoning is part of output, cache reads and writes part of input)." },
+        OperationDuration => MetricDef { name: "gen_ai.client.operation.duration", unit: "s", kind: Kind::Histogram, attributes: attrs!("error.type"),
+            help: "Duration of GenAI operations: model calls, agent invocations and tool executions (agent and tool steps always under `invoke_agent`, `create_agent` or `execute_tool`, whatever operation their span named)." },
+        TimeToFirstChunk => MetricDef { name: "gen_ai.client.operation.time_to_first_chunk", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+            help: "Time to the first chunk of a streamed response, from any dialect's attribute or event." },
+        ServerTimeToFirstToken => MetricDef { name: "gen_ai.server.time_to_first_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+            help: "Time to first token as reported by gen_ai.server.* span attributes (OpenLIT)." },
+        ServerTimePerOutputToken => MetricDef { name: "gen_ai.server.time_per_output_token", unit: "s", kind: Kind::Histogram, attributes: GENAI,
+            help: "Time per output token after the first, as reported by gen_ai.server.* span attributes (OpenLIT)." },
+        Tokens => MetricDef { name: "llmhub.tokens", unit: "{token}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.token.bucket"),
+            help: "Tokens of leaf model calls by disjoint bucket: input_uncached, cache_read, cache_write (5-minute or unspecified), cache_write_1h, output, reasoning." },
+        Requests => MetricDef { name: "llmhub.requests", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
+            help: "Model calls, counted once each (duplicate emissions removed)." },
+        Errors => MetricDef { name: "llmhub.errors", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "error.type"),
+            help: "Failed model calls by error class (rate_limited, context_length_exceeded, content_filtered, timeout, auth, invalid_request, server_error, cancelled, other)." },
+        UsageMissing => MetricDef { name: "llmhub.usage.missing", unit: "{request}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant", "llmhub.dialect"),
+            help: "Model calls whose span reported no (valid) token usage; never counted as zero tokens." },
+        CostUsd => MetricDef { name: "llmhub.cost.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.tenant"),
+            help: "Cost of priced model calls in US dollars, from the price catalog (exact decimal per call in the record; summed here as a double)." },
+        UnknownPrice => MetricDef { name: "llmhub.cost.unknown_price", unit: "{request}", kind: Kind::Counter, attributes: &["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model", "service.name", "llmhub.price.status", "llmhub.tenant"],
+            help: "Model calls with usage that the catalog cannot price (unknown_model, no_price_at_date): they have no cost, never a zero cost. `llmhub prices check` lists them." },
+        SdkReportedCost => MetricDef { name: "llmhub.cost.sdk_reported.usd", unit: "{USD}", kind: Kind::Counter, attributes: attrs!("llmhub.dialect"),
+            help: "Cost as reported by the instrumenting SDK (OpenLIT gen_ai.usage.cost, pydantic-ai operation.cost, Langfuse cost details), kept apart from catalog pricing for comparison." },
+        OutputTokensPerSecond => MetricDef { name: "llmhub.output_tokens_per_second", unit: "{token}/s", kind: Kind::Histogram, attributes: GENAI,
+            help: "Output tokens per second of generation time (after the first token when known)." },
+        DuplicateCalls => MetricDef { name: "llmhub.calls.duplicate", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.duplicate.reason", "service.name"],
+            help: "Model calls reported more than once (retried export, wrapper plus provider SDK) and counted once." },
+        AgentDuration => MetricDef { name: "llmhub.agent.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.agent.name", "service.name", "deployment.environment.name", "error.type"],
+            help: "Duration of agent invocations; its count is the number of invocations." },
+        ToolDuration => MetricDef { name: "llmhub.tool.duration", unit: "s", kind: Kind::Histogram, attributes: &["gen_ai.tool.name", "service.name", "deployment.environment.name", "error.type"],
+            help: "Duration of tool executions; its count is the number of tool calls." },
+        ReceiverSpans => MetricDef { name: "llmhub.receiver.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
+            help: "Spans received, by transport (grpc, http_protobuf, http_json)." },
+        ReceiverSpansAccepted => MetricDef { name: "llmhub.receiver.spans.accepted", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.transport"],
+            help: "Spans accepted (all received spans minus those refused), by transport." },
+        ReceiverSpansRefused => MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+            help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full, memory_limit (service.memory.limit_mib) and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
+        ReceiverSpansLimited => MetricDef { name: "llmhub.receiver.spans.limited", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+            help: "Spans read only in part because they passed a limit, by reason: attributes_per_span, events_per_span (receivers.otlp.limits)." },
+        ProcessorSpans => MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],
+            help: "Accepted spans by what they describe: model_call, agent, tool, workflow, or not_genai (passed over)." },
+        ProcessorWarnings => MetricDef { name: "llmhub.processor.warnings", unit: "{warning}", kind: Kind::Counter, attributes: &[],
+            help: "Values ignored or cut during normalization (absurd token counts, invalid durations, oversized strings)." },
+        ProcessorConflicts => MetricDef { name: "llmhub.processor.conflicts", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.field"],
+            help: "Spans where two dialect keys for one field disagreed; the documented precedence decided." },
+        UnmappedUsageKeys => MetricDef { name: "llmhub.processor.unmapped_usage_keys", unit: "{attribute}", kind: Kind::Counter, attributes: &["llmhub.dialect", "llmhub.key"],
+            help: "Usage-like attribute keys (token, usage or cost in the name) on GenAI spans that llmhub does not read, by dialect and key (cardinality-limited): an instrumentation's rename shows here before it shows in a bill. Totals and per-modality subsets are read on purpose as nothing (docs/normalization.md)." },
+        ReceiverRequests => MetricDef { name: "llmhub.receiver.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
+            help: "Export requests by transport and outcome (ok, partial, invalid, unsupported, too_large, unauthenticated: no or a wrong API key, refused: a full or closing exporter queue, memory_limit: past service.memory.limit_mib; both answered with a retryable status)." },
+        RequestDuration => MetricDef { name: "llmhub.receiver.request.duration", unit: "s", kind: Kind::Histogram, attributes: &["llmhub.transport"],
+            help: "Time to decode and process one export request." },
+        CardinalityOverflow => MetricDef { name: "llmhub.cardinality.overflow", unit: "{event}", kind: Kind::Counter, attributes: &["llmhub.metric", "llmhub.label"],
+            help: "Label values or label sets replaced by __overflow__ because a cardinality limit was reached." },
+    }
+}
 
 /// Every metric llmhub can expose: [`CATALOGUE`] and the exporters' own (the PostgreSQL sink's
 /// and the forwarder's appear only when those exporters run).
@@ -227,37 +229,37 @@ impl Metrics {
             otel: None,
             calls: CallSeries::default(),
         };
-        for def in CATALOGUE {
-            let r = &mut *registry;
-            match def.name {
-                "gen_ai.client.token.usage" => register(r, def, m.token_usage.clone()),
-                "gen_ai.client.operation.duration" => register(r, def, m.duration.clone()),
-                "gen_ai.client.operation.time_to_first_chunk" => register(r, def, m.ttfc.clone()),
-                "gen_ai.server.time_to_first_token" => register(r, def, m.server_ttft.clone()),
-                "gen_ai.server.time_per_output_token" => register(r, def, m.server_tpot.clone()),
-                "llmhub.tokens" => register(r, def, m.tokens.clone()),
-                "llmhub.requests" => register(r, def, m.requests.clone()),
-                "llmhub.errors" => register(r, def, m.errors.clone()),
-                "llmhub.usage.missing" => register(r, def, m.usage_missing.clone()),
-                "llmhub.cost.usd" => register(r, def, m.cost.clone()),
-                "llmhub.cost.unknown_price" => register(r, def, m.unknown_price.clone()),
-                "llmhub.cost.sdk_reported.usd" => register(r, def, m.sdk_cost.clone()),
-                "llmhub.output_tokens_per_second" => register(r, def, m.tps.clone()),
-                "llmhub.calls.duplicate" => register(r, def, m.duplicates.clone()),
-                "llmhub.agent.duration" => register(r, def, m.agent_duration.clone()),
-                "llmhub.tool.duration" => register(r, def, m.tool_duration.clone()),
-                "llmhub.receiver.spans" => register(r, def, m.spans_received.clone()),
-                "llmhub.receiver.spans.accepted" => register(r, def, m.spans_accepted.clone()),
-                "llmhub.receiver.spans.refused" => register(r, def, m.spans_refused.clone()),
-                "llmhub.receiver.spans.limited" => register(r, def, m.spans_limited.clone()),
-                "llmhub.processor.spans" => register(r, def, m.spans_by_role.clone()),
-                "llmhub.processor.warnings" => register(r, def, m.warnings.clone()),
-                "llmhub.processor.conflicts" => register(r, def, m.conflicts.clone()),
-                "llmhub.processor.unmapped_usage_keys" => register(r, def, m.unmapped.clone()),
-                "llmhub.receiver.requests" => register(r, def, m.requests_in.clone()),
-                "llmhub.receiver.request.duration" => register(r, def, m.request_duration.clone()),
-                "llmhub.cardinality.overflow" => register(r, def, m.overflow.clone()),
-                other => unreachable!("catalogue entry {other} has no instrument"),
+        for i in Instrument::ALL {
+            let (r, def) = (&mut *registry, i.def());
+            use Instrument as I;
+            match i {
+                I::TokenUsage => register(r, def, m.token_usage.clone()),
+                I::OperationDuration => register(r, def, m.duration.clone()),
+                I::TimeToFirstChunk => register(r, def, m.ttfc.clone()),
+                I::ServerTimeToFirstToken => register(r, def, m.server_ttft.clone()),
+                I::ServerTimePerOutputToken => register(r, def, m.server_tpot.clone()),
+                I::Tokens => register(r, def, m.tokens.clone()),
+                I::Requests => register(r, def, m.requests.clone()),
+                I::Errors => register(r, def, m.errors.clone()),
+                I::UsageMissing => register(r, def, m.usage_missing.clone()),
+                I::CostUsd => register(r, def, m.cost.clone()),
+                I::UnknownPrice => register(r, def, m.unknown_price.clone()),
+                I::SdkReportedCost => register(r, def, m.sdk_cost.clone()),
+                I::OutputTokensPerSecond => register(r, def, m.tps.clone()),
+                I::DuplicateCalls => register(r, def, m.duplicates.clone()),
+                I::AgentDuration => register(r, def, m.agent_duration.clone()),
+                I::ToolDuration => register(r, def, m.tool_duration.clone()),
+                I::ReceiverSpans => register(r, def, m.spans_received.clone()),
+                I::ReceiverSpansAccepted => register(r, def, m.spans_accepted.clone()),
+                I::ReceiverSpansRefused => register(r, def, m.spans_refused.clone()),
+                I::ReceiverSpansLimited => register(r, def, m.spans_limited.clone()),
+                I::ProcessorSpans => register(r, def, m.spans_by_role.clone()),
+                I::ProcessorWarnings => register(r, def, m.warnings.clone()),
+                I::ProcessorConflicts => register(r, def, m.conflicts.clone()),
+                I::UnmappedUsageKeys => register(r, def, m.unmapped.clone()),
+                I::ReceiverRequests => register(r, def, m.requests_in.clone()),
+                I::RequestDuration => register(r, def, m.request_duration.clone()),
+                I::CardinalityOverflow => register(r, def, m.overflow.clone()),
             }
         }
         m
@@ -273,13 +275,13 @@ impl Metrics {
 
     /// Also feeds every instrument to an OTLP metrics push provider.
     pub fn with_otlp_push(mut self, provider: opentelemetry_sdk::metrics::SdkMeterProvider) -> Self {
-        self.otel = Some(otel::OtelMirror::new(provider, CATALOGUE, |name| {
-            let b: &[f64] = match name {
-                "gen_ai.client.token.usage" => &TOKEN_BUCKETS,
-                "gen_ai.server.time_to_first_token" => &SERVER_TTFT_BUCKETS,
-                "gen_ai.server.time_per_output_token" => &SERVER_TPOT_BUCKETS,
-                "llmhub.receiver.request.duration" => &REQUEST_BUCKETS,
-                "llmhub.output_tokens_per_second" => &TPS_BUCKETS,
+        self.otel = Some(otel::OtelMirror::new(provider, Instrument::ALL, |i| {
+            let b: &[f64] = match i {
+                Instrument::TokenUsage => &TOKEN_BUCKETS,
+                Instrument::ServerTimeToFirstToken => &SERVER_TTFT_BUCKETS,
+                Instrument::ServerTimePerOutputToken => &SERVER_TPOT_BUCKETS,
+                Instrument::RequestDuration => &REQUEST_BUCKETS,
+                Instrument::OutputTokensPerSecond => &TPS_BUCKETS,
                 _ => &DURATION_BUCKETS,
             };
             b.to_vec()
@@ -294,52 +296,58 @@ impl Metrics {
         }
     }
 
-    fn count(&self, fam: &Family<Labels, Counter>, metric: &'static str, labels: Labels, n: u64) {
+    fn count(&self, fam: &Family<Labels, Counter>, metric: Instrument, labels: Labels, n: u64) {
         let labels = self.admit(metric, labels);
         self.count_unlimited(fam, metric, labels, n);
     }
 
-    fn count_unlimited(&self, fam: &Family<Labels, Counter>, metric: &'static str, labels: Labels, n: u64) {
+    fn count_unlimited(&self, fam: &Family<Labels, Counter>, metric: Instrument, labels: Labels, n: u64) {
         fam.get_or_create(&labels).inc_by(n);
         if let Some(o) = &self.otel {
             o.add(metric, &labels, n);
         }
     }
 
-    fn observe(&self, fam: &HistFamily, metric: &'static str, labels: Labels, v: f64) {
+    fn observe(&self, fam: &HistFamily, metric: Instrument, labels: Labels, v: f64) {
         let labels = self.admit(metric, labels);
         self.observe_unlimited(fam, metric, labels, v);
     }
 
-    fn observe_unlimited(&self, fam: &HistFamily, metric: &'static str, labels: Labels, v: f64) {
+    fn observe_unlimited(&self, fam: &HistFamily, metric: Instrument, labels: Labels, v: f64) {
         fam.get_or_create(&labels).observe(v);
         if let Some(o) = &self.otel {
             o.record(metric, &labels, v);
         }
     }
 
-    fn admit(&self, metric: &'static str, labels: Labels) -> Labels {
+    fn admit(&self, metric: Instrument, labels: Labels) -> Labels {
         self.admit_checked(metric, labels).0
     }
 
     /// The label set as the cardinality limiter admits it, and whether it is unchanged (no value
     /// overflowed and it is not the overflow series). Overflow events are counted.
-    fn admit_checked(&self, metric: &'static str, mut labels: Labels) -> (Labels, bool) {
-        let adm = self.limiter.admit(metric, &mut labels);
+    fn admit_checked(&self, metric: Instrument, mut labels: Labels) -> (Labels, bool) {
+        let adm = self.limiter.admit(metric.name(), &mut labels);
         let clean = adm.overflowed_labels.is_empty() && !adm.overflowed_series;
         for label in adm.overflowed_labels {
             self.count_unlimited(
                 &self.overflow,
-                "llmhub.cardinality.overflow",
-                vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", label.to_owned())],
+                Instrument::CardinalityOverflow,
+                vec![
+                    ("llmhub_metric", metric.name().to_owned()),
+                    ("llmhub_label", label.to_owned()),
+                ],
                 1,
             );
         }
         if adm.overflowed_series {
             self.count_unlimited(
                 &self.overflow,
-                "llmhub.cardinality.overflow",
-                vec![("llmhub_metric", metric.to_owned()), ("llmhub_label", String::new())],
+                Instrument::CardinalityOverflow,
+                vec![
+                    ("llmhub_metric", metric.name().to_owned()),
+                    ("llmhub_label", String::new()),
+                ],
                 1,
             );
         }
@@ -373,7 +381,7 @@ impl Metrics {
         }
         self.count_unlimited(
             &self.spans_by_role,
-            "llmhub.processor.spans",
+            Instrument::ProcessorSpans,
             vec![("llmhub_span_role", call.role.as_str().to_owned())],
             1,
         );
@@ -383,14 +391,14 @@ impl Metrics {
                 let (family, metric, key, name) = if call.role == SpanRole::Agent {
                     (
                         &self.agent_duration,
-                        "llmhub.agent.duration",
+                        Instrument::AgentDuration,
                         "gen_ai_agent_name",
                         &call.agent.agent_name,
                     )
                 } else {
                     (
                         &self.tool_duration,
-                        "llmhub.tool.duration",
+                        Instrument::ToolDuration,
                         "gen_ai_tool_name",
                         &call.agent.tool_name,
                     )
@@ -412,7 +420,7 @@ impl Metrics {
                         _ => "execute_tool".to_owned(),
                     };
                     let labels = Self::with(labels, "error_type", error);
-                    self.observe(&self.duration, "gen_ai.client.operation.duration", labels, d);
+                    self.observe(&self.duration, Instrument::OperationDuration, labels, d);
                 }
             }
             SpanRole::ModelCall | SpanRole::Workflow => {}
@@ -438,7 +446,7 @@ impl Metrics {
         let role = call.role.as_str();
         let labels = || vec![("llmhub_span_role", role.to_owned())];
         let spans = CallUpdate::Add(&self.spans_by_role, 1);
-        self.update_call(kept, "llmhub.processor.spans", role, false, labels, spans);
+        self.update_call(kept, Instrument::ProcessorSpans, role, false, labels, spans);
         let base = || Self::genai_labels(call);
         // llmhub's own counters also carry the tenant (the configured tenant attribute, `tenant.id`
         // by default), under the same cardinality limits; the semantic-convention histograms keep
@@ -447,7 +455,7 @@ impl Metrics {
         self.record_cost(call, kept, &base, &own);
         self.update_call(
             kept,
-            "llmhub.requests",
+            Instrument::Requests,
             "",
             true,
             own,
@@ -457,7 +465,7 @@ impl Metrics {
             let labels = || Self::with(own(), "error_type", error);
             self.update_call(
                 kept,
-                "llmhub.errors",
+                Instrument::Errors,
                 error,
                 true,
                 labels,
@@ -466,7 +474,7 @@ impl Metrics {
         }
         if let Some(d) = call.timings.duration_s {
             let labels = || Self::with(base(), "error_type", error);
-            let metric = "gen_ai.client.operation.duration";
+            let metric = Instrument::OperationDuration;
             self.update_call(
                 kept,
                 metric,
@@ -477,21 +485,21 @@ impl Metrics {
             );
         }
         if let Some(t) = call.timings.ttft_s {
-            let metric = "gen_ai.client.operation.time_to_first_chunk";
+            let metric = Instrument::TimeToFirstChunk;
             self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.ttfc, t));
             if call.timings.ttft_from_server {
-                let metric = "gen_ai.server.time_to_first_token";
+                let metric = Instrument::ServerTimeToFirstToken;
                 self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.server_ttft, t));
             }
         }
         if let (Some(t), true) = (call.timings.tpot_s, call.timings.tpot_from_server) {
-            let metric = "gen_ai.server.time_per_output_token";
+            let metric = Instrument::ServerTimePerOutputToken;
             self.update_call(kept, metric, "", true, base, CallUpdate::Observe(&self.server_tpot, t));
         }
         if let Some(t) = call.timings.output_tokens_per_s {
             self.update_call(
                 kept,
-                "llmhub.output_tokens_per_second",
+                Instrument::OutputTokensPerSecond,
                 "",
                 true,
                 base,
@@ -502,7 +510,7 @@ impl Metrics {
             (Some(u), true) => {
                 for (kind, n) in [("input", u.input_total()), ("output", u.output_total())] {
                     let labels = || Self::with(base(), "gen_ai_token_type", kind);
-                    let metric = "gen_ai.client.token.usage";
+                    let metric = Instrument::TokenUsage;
                     self.update_call(
                         kept,
                         metric,
@@ -523,7 +531,7 @@ impl Metrics {
                     let labels = || Self::with(own(), "llmhub_token_bucket", bucket);
                     self.update_call(
                         kept,
-                        "llmhub.tokens",
+                        Instrument::Tokens,
                         bucket,
                         true,
                         labels,
@@ -536,7 +544,7 @@ impl Metrics {
                 let labels = || Self::with(own(), "llmhub_dialect", dialect);
                 self.update_call(
                     kept,
-                    "llmhub.usage.missing",
+                    Instrument::UsageMissing,
                     dialect,
                     true,
                     labels,
@@ -555,7 +563,7 @@ impl Metrics {
                         .fetch_add((usd * 1e9).round() as u64, Ordering::Relaxed);
                     self.update_call(
                         kept,
-                        "llmhub.cost.usd",
+                        Instrument::CostUsd,
                         "",
                         true,
                         own,
@@ -572,14 +580,14 @@ impl Metrics {
                     ("llmhub_price_status", call.price_status.as_str().to_owned()),
                     ("llmhub_tenant", call.tenant.clone().unwrap_or_default()),
                 ];
-                self.count(&self.unknown_price, "llmhub.cost.unknown_price", labels, 1);
+                self.count(&self.unknown_price, Instrument::UnknownPrice, labels, 1);
             }
             PriceStatus::NotPriced | PriceStatus::NoUsage => {}
         }
         if let (Some(usd), true) = (call.sdk_reported_cost_usd, call.counts_usage) {
             let dialect = call.dialect.as_str();
             let labels = || Self::with(base(), "llmhub_dialect", dialect);
-            let metric = "llmhub.cost.sdk_reported.usd";
+            let metric = Instrument::SdkReportedCost;
             self.update_call(
                 kept,
                 metric,
@@ -598,13 +606,13 @@ impl Metrics {
     fn update_call(
         &self,
         kept: &mut Kept<'_>,
-        metric: &'static str,
+        metric: Instrument,
         extra: &'static str,
         limited: bool,
         labels: impl Fn() -> Labels,
         update: CallUpdate<'_>,
     ) {
-        if let Some(h) = kept.as_mut().and_then(|k| k.find(metric, extra)) {
+        if let Some(h) = kept.as_mut().and_then(|k| k.find(metric.name(), extra)) {
             let l = self.otel.is_some().then(&labels);
             return self.apply(h, metric, l.as_ref(), &update);
         }
@@ -620,12 +628,12 @@ impl Metrics {
         };
         self.apply(&h, metric, Some(&l), &update);
         if let (true, Some(k)) = (clean, kept.as_mut()) {
-            k.push((metric, extra, h));
+            k.push((metric.name(), extra, h));
         }
     }
 
     /// Applies `update` to a resolved series, and to its OTLP mirror given the labels.
-    fn apply(&self, h: &Handle, metric: &'static str, labels: Option<&Labels>, update: &CallUpdate<'_>) {
+    fn apply(&self, h: &Handle, metric: Instrument, labels: Option<&Labels>, update: &CallUpdate<'_>) {
         match (h, update) {
             (Handle::Count(c), CallUpdate::Add(_, n)) => {
                 c.inc_by(*n);
@@ -652,14 +660,14 @@ impl Metrics {
             ("llmhub_duplicate_reason", reason.as_str().to_owned()),
             ("service_name", service.to_owned()),
         ];
-        self.count(&self.duplicates, "llmhub.calls.duplicate", labels, 1);
+        self.count(&self.duplicates, Instrument::DuplicateCalls, labels, 1);
     }
 
     /// Records spans received on a transport.
     pub fn record_received(&self, transport: &'static str, n: u64) {
         self.count_unlimited(
             &self.spans_received,
-            "llmhub.receiver.spans",
+            Instrument::ReceiverSpans,
             vec![("llmhub_transport", transport.to_owned())],
             n,
         );
@@ -670,7 +678,7 @@ impl Metrics {
         self.accepted_total.fetch_add(n, Ordering::Relaxed);
         self.count_unlimited(
             &self.spans_accepted,
-            "llmhub.receiver.spans.accepted",
+            Instrument::ReceiverSpansAccepted,
             vec![("llmhub_transport", transport.to_owned())],
             n,
         );
@@ -681,7 +689,7 @@ impl Metrics {
         if n > 0 {
             self.count_unlimited(
                 &self.spans_refused,
-                "llmhub.receiver.spans.refused",
+                Instrument::ReceiverSpansRefused,
                 vec![("llmhub_reason", reason.to_owned())],
                 n,
             );
@@ -692,7 +700,7 @@ impl Metrics {
     pub fn record_limited(&self, reason: &'static str) {
         self.count_unlimited(
             &self.spans_limited,
-            "llmhub.receiver.spans.limited",
+            Instrument::ReceiverSpansLimited,
             vec![("llmhub_reason", reason.to_owned())],
             1,
         );
@@ -703,7 +711,7 @@ impl Metrics {
         if n > 0 {
             self.count_unlimited(
                 &self.spans_by_role,
-                "llmhub.processor.spans",
+                Instrument::ProcessorSpans,
                 vec![("llmhub_span_role", "not_genai".to_owned())],
                 n,
             );
@@ -717,7 +725,7 @@ impl Metrics {
                 ("llmhub_dialect", dialect.as_str().to_owned()),
                 ("llmhub_key", k.clone()),
             ];
-            self.count(&self.unmapped, "llmhub.processor.unmapped_usage_keys", labels, 1);
+            self.count(&self.unmapped, Instrument::UnmappedUsageKeys, labels, 1);
         }
     }
 
@@ -727,7 +735,7 @@ impl Metrics {
         for f in conflicts {
             self.count_unlimited(
                 &self.conflicts,
-                "llmhub.processor.conflicts",
+                Instrument::ProcessorConflicts,
                 vec![("llmhub_field", f.name().to_owned())],
                 1,
             );
@@ -738,7 +746,7 @@ impl Metrics {
     pub fn record_outcome(&self, transport: &'static str, outcome: &'static str) {
         self.count_unlimited(
             &self.requests_in,
-            "llmhub.receiver.requests",
+            Instrument::ReceiverRequests,
             vec![
                 ("llmhub_transport", transport.to_owned()),
                 ("llmhub_outcome", outcome.to_owned()),
@@ -761,7 +769,7 @@ impl Metrics {
     pub fn record_request(&self, transport: &'static str, outcome: &'static str, seconds: f64) {
         self.count_unlimited(
             &self.requests_in,
-            "llmhub.receiver.requests",
+            Instrument::ReceiverRequests,
             vec![
                 ("llmhub_transport", transport.to_owned()),
                 ("llmhub_outcome", outcome.to_owned()),
@@ -770,7 +778,7 @@ impl Metrics {
         );
         self.observe_unlimited(
             &self.request_duration,
-            "llmhub.receiver.request.duration",
+            Instrument::RequestDuration,
             vec![("llmhub_transport", transport.to_owned())],
             seconds,
         );

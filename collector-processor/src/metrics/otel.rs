@@ -3,32 +3,33 @@
 //! Prometheus family, exported by the meter provider from [`llmhub_exporters::otlp_metrics`].
 
 use super::cardinality::Labels;
-use super::{Kind, MetricDef};
+use super::{Instrument, Kind};
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use std::collections::HashMap;
 
 /// Counters whose values are fractional (US dollars).
-const FRACTIONAL: &[&str] = &["llmhub.cost.usd", "llmhub.cost.sdk_reported.usd"];
+const FRACTIONAL: &[Instrument] = &[Instrument::CostUsd, Instrument::SdkReportedCost];
 
 /// The mirror instruments and their provider.
 pub struct OtelMirror {
     provider: SdkMeterProvider,
-    counters: HashMap<&'static str, Counter<u64>>,
-    fractional: HashMap<&'static str, Counter<f64>>,
-    histograms: HashMap<&'static str, Histogram<f64>>,
+    counters: HashMap<Instrument, Counter<u64>>,
+    fractional: HashMap<Instrument, Counter<f64>>,
+    histograms: HashMap<Instrument, Histogram<f64>>,
     /// Prometheus label key → OpenTelemetry attribute key (`gen_ai_request_model` →
     /// `gen_ai.request.model`).
     keys: HashMap<String, &'static str>,
 }
 
 impl OtelMirror {
-    /// Creates an instrument for every definition; `buckets` gives a histogram's boundaries.
-    pub fn new<'a>(
+    /// Creates an instrument for every one of `instruments`; `buckets` gives a histogram's
+    /// boundaries.
+    pub fn new(
         provider: SdkMeterProvider,
-        defs: impl IntoIterator<Item = &'a MetricDef>,
-        buckets: impl Fn(&str) -> Vec<f64>,
+        instruments: &[Instrument],
+        buckets: impl Fn(Instrument) -> Vec<f64>,
     ) -> OtelMirror {
         let meter = provider.meter("llmhub");
         let mut m = OtelMirror {
@@ -38,18 +39,19 @@ impl OtelMirror {
             histograms: HashMap::new(),
             keys: HashMap::new(),
         };
-        for def in defs {
+        for &i in instruments {
+            let def = i.def();
             for a in def.attributes {
                 m.keys.insert(a.replace('.', "_"), a);
             }
             match def.kind {
-                Kind::Counter if FRACTIONAL.contains(&def.name) => {
+                Kind::Counter if FRACTIONAL.contains(&i) => {
                     let c = meter
                         .f64_counter(def.name)
                         .with_unit(def.unit)
                         .with_description(def.help)
                         .build();
-                    m.fractional.insert(def.name, c);
+                    m.fractional.insert(i, c);
                 }
                 Kind::Counter => {
                     let c = meter
@@ -57,16 +59,16 @@ impl OtelMirror {
                         .with_unit(def.unit)
                         .with_description(def.help)
                         .build();
-                    m.counters.insert(def.name, c);
+                    m.counters.insert(i, c);
                 }
                 Kind::Histogram => {
                     let h = meter
                         .f64_histogram(def.name)
                         .with_unit(def.unit)
                         .with_description(def.help)
-                        .with_boundaries(buckets(def.name))
+                        .with_boundaries(buckets(i))
                         .build();
-                    m.histograms.insert(def.name, h);
+                    m.histograms.insert(i, h);
                 }
                 Kind::Gauge => {}
             }
@@ -85,22 +87,22 @@ impl OtelMirror {
     }
 
     /// Adds to a counter.
-    pub fn add(&self, metric: &str, labels: &Labels, n: u64) {
-        if let Some(c) = self.counters.get(metric) {
+    pub fn add(&self, metric: Instrument, labels: &Labels, n: u64) {
+        if let Some(c) = self.counters.get(&metric) {
             c.add(n, &self.attributes(labels));
         }
     }
 
     /// Adds to a fractional counter.
-    pub fn add_f(&self, metric: &str, labels: &Labels, v: f64) {
-        if let Some(c) = self.fractional.get(metric) {
+    pub fn add_f(&self, metric: Instrument, labels: &Labels, v: f64) {
+        if let Some(c) = self.fractional.get(&metric) {
             c.add(v, &self.attributes(labels));
         }
     }
 
     /// Records into a histogram.
-    pub fn record(&self, metric: &str, labels: &Labels, v: f64) {
-        if let Some(h) = self.histograms.get(metric) {
+    pub fn record(&self, metric: Instrument, labels: &Labels, v: f64) {
+        if let Some(h) = self.histograms.get(&metric) {
             h.record(v, &self.attributes(labels));
         }
     }

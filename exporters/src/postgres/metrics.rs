@@ -13,29 +13,31 @@ use prometheus_client::registry::Registry;
 /// Buckets of the batch write duration.
 pub const BATCH_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-/// The PostgreSQL sink's metrics.
-pub static METRICS: &[MetricDef] = &[
-    MetricDef { name: "llmhub.postgres.rows.written", unit: "{row}", kind: Kind::Counter, attributes: &[],
-        help: "Rows inserted into llm_calls." },
-    MetricDef { name: "llmhub.postgres.rows.duplicate", unit: "{row}", kind: Kind::Counter, attributes: &[],
-        help: "Rows skipped because they were already in llm_calls (a retried or replayed batch); never inserted twice." },
-    MetricDef { name: "llmhub.postgres.dead_letters", unit: "{row}", kind: Kind::Counter, attributes: &[],
-        help: "Rows the database rejected (or that could not be encoded), written to the dead-letter file with the reason." },
-    MetricDef { name: "llmhub.postgres.rows.lost", unit: "{row}", kind: Kind::Counter, attributes: &[],
-        help: "Rows still in the memory queue when the sink stopped at its drain deadline (a memory queue cannot keep them; set queue.directory)." },
-    MetricDef { name: "llmhub.postgres.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
-        help: "Failed batch writes that were retried, by reason (connection, conflict: a serialization failure or deadlock, at COMMIT too; missing_partition, transient)." },
-    MetricDef { name: "llmhub.postgres.batch.duration", unit: "s", kind: Kind::Histogram, attributes: &[],
-        help: "Time to write one batch (COPY, and the deduplicating path when needed)." },
-    MetricDef { name: "llmhub.postgres.queue.rows", unit: "{row}", kind: Kind::Gauge, attributes: &[],
-        help: "Rows queued or being written, not yet confirmed by the database." },
-    MetricDef { name: "llmhub.postgres.queue.bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
-        help: "Bytes of rows not yet confirmed (the figure the queue's size limit applies to)." },
-    MetricDef { name: "llmhub.postgres.queue.disk_bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
-        help: "Bytes of queue log files on disk (0 for a memory queue)." },
-    MetricDef { name: "llmhub.postgres.queue.oldest_age", unit: "s", kind: Kind::Gauge, attributes: &[],
-        help: "Age of the oldest row not yet written (0 when the queue is empty): the sink's lag." },
-];
+crate::instruments! {
+    /// The PostgreSQL sink's instruments.
+    pub enum SinkInstrument in METRICS {
+        RowsWritten => MetricDef { name: "llmhub.postgres.rows.written", unit: "{row}", kind: Kind::Counter, attributes: &[],
+            help: "Rows inserted into llm_calls." },
+        RowsDuplicate => MetricDef { name: "llmhub.postgres.rows.duplicate", unit: "{row}", kind: Kind::Counter, attributes: &[],
+            help: "Rows skipped because they were already in llm_calls (a retried or replayed batch); never inserted twice." },
+        DeadLetters => MetricDef { name: "llmhub.postgres.dead_letters", unit: "{row}", kind: Kind::Counter, attributes: &[],
+            help: "Rows the database rejected (or that could not be encoded), written to the dead-letter file with the reason." },
+        RowsLost => MetricDef { name: "llmhub.postgres.rows.lost", unit: "{row}", kind: Kind::Counter, attributes: &[],
+            help: "Rows still in the memory queue when the sink stopped at its drain deadline (a memory queue cannot keep them; set queue.directory)." },
+        Retries => MetricDef { name: "llmhub.postgres.retries", unit: "{attempt}", kind: Kind::Counter, attributes: &["llmhub.reason"],
+            help: "Failed batch writes that were retried, by reason (connection, conflict: a serialization failure or deadlock, at COMMIT too; missing_partition, transient)." },
+        BatchDuration => MetricDef { name: "llmhub.postgres.batch.duration", unit: "s", kind: Kind::Histogram, attributes: &[],
+            help: "Time to write one batch (COPY, and the deduplicating path when needed)." },
+        QueueRows => MetricDef { name: "llmhub.postgres.queue.rows", unit: "{row}", kind: Kind::Gauge, attributes: &[],
+            help: "Rows queued or being written, not yet confirmed by the database." },
+        QueueBytes => MetricDef { name: "llmhub.postgres.queue.bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+            help: "Bytes of rows not yet confirmed (the figure the queue's size limit applies to)." },
+        QueueDiskBytes => MetricDef { name: "llmhub.postgres.queue.disk_bytes", unit: "By", kind: Kind::Gauge, attributes: &[],
+            help: "Bytes of queue log files on disk (0 for a memory queue)." },
+        QueueOldestAge => MetricDef { name: "llmhub.postgres.queue.oldest_age", unit: "s", kind: Kind::Gauge, attributes: &[],
+            help: "Age of the oldest row not yet written (0 when the queue is empty): the sink's lag." },
+    }
+}
 
 /// The live instruments.
 #[derive(Debug)]
@@ -64,18 +66,30 @@ impl SinkMetrics {
             rows_lost: Counter::default(),
             retries: Family::default(),
             batch_duration: Histogram::new(BATCH_BUCKETS),
-            queue: QueueGauges::register(registry, &METRICS[6..10]),
+            queue: QueueGauges::register(
+                registry,
+                [
+                    SinkInstrument::QueueRows.def(),
+                    SinkInstrument::QueueBytes.def(),
+                    SinkInstrument::QueueDiskBytes.def(),
+                    SinkInstrument::QueueOldestAge.def(),
+                ],
+            ),
         };
-        for def in &METRICS[..6] {
-            let r = &mut *registry;
-            match def.name {
-                "llmhub.postgres.rows.written" => register(r, def, m.rows_written.clone()),
-                "llmhub.postgres.rows.duplicate" => register(r, def, m.rows_duplicate.clone()),
-                "llmhub.postgres.dead_letters" => register(r, def, m.dead_letters.clone()),
-                "llmhub.postgres.rows.lost" => register(r, def, m.rows_lost.clone()),
-                "llmhub.postgres.retries" => register(r, def, m.retries.clone()),
-                "llmhub.postgres.batch.duration" => register(r, def, m.batch_duration.clone()),
-                other => unreachable!("catalogue entry {other} has no instrument"),
+        for i in SinkInstrument::ALL {
+            let (r, def) = (&mut *registry, i.def());
+            match i {
+                SinkInstrument::RowsWritten => register(r, def, m.rows_written.clone()),
+                SinkInstrument::RowsDuplicate => register(r, def, m.rows_duplicate.clone()),
+                SinkInstrument::DeadLetters => register(r, def, m.dead_letters.clone()),
+                SinkInstrument::RowsLost => register(r, def, m.rows_lost.clone()),
+                SinkInstrument::Retries => register(r, def, m.retries.clone()),
+                SinkInstrument::BatchDuration => register(r, def, m.batch_duration.clone()),
+                // Registered together by the queue's gauges above.
+                SinkInstrument::QueueRows
+                | SinkInstrument::QueueBytes
+                | SinkInstrument::QueueDiskBytes
+                | SinkInstrument::QueueOldestAge => {}
             }
         }
         m

@@ -18,14 +18,12 @@ pub struct QueueGauges {
 
 impl QueueGauges {
     /// Registers the gauges under `defs`: items, bytes, disk bytes, oldest age (in that order).
-    pub fn register(registry: &mut Registry, defs: &[MetricDef]) -> QueueGauges {
+    pub fn register(registry: &mut Registry, [items, bytes, disk, age]: [&MetricDef; 4]) -> QueueGauges {
         let g = QueueGauges::default();
-        if let [items, bytes, disk, age] = defs {
-            register(registry, items, g.items.clone());
-            register(registry, bytes, g.bytes.clone());
-            register(registry, disk, g.disk_bytes.clone());
-            register(registry, age, g.oldest_age.clone());
-        }
+        register(registry, items, g.items.clone());
+        register(registry, bytes, g.bytes.clone());
+        register(registry, disk, g.disk_bytes.clone());
+        register(registry, age, g.oldest_age.clone());
         g
     }
 
