@@ -164,7 +164,7 @@ fn chrono_free_today() -> String {
         .expect("after 1970")
         .as_secs()
         / 86_400) as i64;
-    let (y, m, d) = llmhub_exporters::postgres::schema::civil_from_days(days);
+    let (y, m, d) = llmhub_core::timefmt::civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -188,7 +188,7 @@ pub fn synthetic_rollups_sql(days: u32, calls_per_day: u64) -> String {
 
 /// RFC 3339 (UTC) of Unix seconds, as Grafana writes times into SQL macros.
 pub fn rfc3339(secs: u64) -> String {
-    let (y, m, d) = llmhub_exporters::postgres::schema::civil_from_days((secs / 86_400) as i64);
+    let (y, m, d) = llmhub_core::timefmt::civil_from_days((secs / 86_400) as i64);
     let s = secs % 86_400;
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }

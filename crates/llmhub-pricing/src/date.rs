@@ -1,25 +1,12 @@
 //! Calendar days (UTC), enough for effective dates: parse `YYYY-MM-DD`, and the day of a Unix
 //! timestamp.
 
-use llmhub_core::timefmt::days_from_civil;
+use llmhub_core::timefmt::{civil_from_days, days_from_civil};
 use std::fmt;
 
 /// A day, as days since 1970-01-01 (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(i64);
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
 
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {

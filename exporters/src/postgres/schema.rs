@@ -6,6 +6,8 @@
 //! lock, so replicas starting together do not race. Migrations are recorded in
 //! `<schema>.llmhub_schema_migrations`.
 
+use llmhub_core::timefmt::civil_from_days;
+
 /// One column of `llm_calls`.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
@@ -165,31 +167,13 @@ pub fn iso_date(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use llmhub_core::timefmt::days_from_civil;
 
     #[test]
-    fn civil_dates_round_trip() {
-        for day in -800_000..800_000i64 {
-            let (y, m, d) = civil_from_days(day);
-            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), day, "{y}-{m}-{d}");
-        }
+    fn partitions_are_named_by_their_utc_day() {
         assert_eq!(partition_name(20_416), "llm_calls_p20251124");
     }
 
