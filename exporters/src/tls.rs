@@ -35,6 +35,108 @@ fn default_min_version() -> String {
     "1.2".to_owned()
 }
 
+/// Why a PEM file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not PEM.
+    #[error("{} is not {what}: {source}", path.display())]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        what: &'static str,
+        /// The parse error.
+        source: std::io::Error,
+    },
+    /// The file holds no item of the kind wanted.
+    #[error("{} holds no {what} ({marker})", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// What it should hold.
+        what: &'static str,
+        /// The PEM line that starts one.
+        marker: &'static str,
+    },
+}
+
+/// Why a `tls` section could not be loaded; its message names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// `min_version` is not "1.2" or "1.3".
+    #[error("{path}.min_version: got {got:?}, expected \"1.2\" or \"1.3\"")]
+    MinVersion {
+        /// The section.
+        path: String,
+        /// The value given.
+        got: String,
+    },
+    /// A file of the section could not be read.
+    #[error("{path}.{setting}: {source}")]
+    File {
+        /// The section.
+        path: String,
+        /// The setting naming the file.
+        setting: &'static str,
+        /// Why.
+        source: PemError,
+    },
+    /// A CA certificate was refused.
+    #[error("{path}.{setting}: {}: {source}", file.display())]
+    Ca {
+        /// The section.
+        path: String,
+        /// The setting naming the file.
+        setting: &'static str,
+        /// The file.
+        file: PathBuf,
+        /// rustls' reason.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The certificate and key do not go together, or rustls refused them.
+    #[error("{path}: cert_file and key_file do not make a usable certificate: {source}")]
+    Unusable {
+        /// The section.
+        path: String,
+        /// rustls' reason.
+        source: rustls::Error,
+    },
+    /// The protocol versions could not be set.
+    #[error("{path}: {source}")]
+    Versions {
+        /// The section.
+        path: String,
+        /// rustls' reason.
+        source: rustls::Error,
+    },
+    /// `cert_file` without `key_file`, or the reverse.
+    #[error("{path}.{missing}: required with {given}")]
+    Incomplete {
+        /// The section.
+        path: String,
+        /// The setting missing.
+        missing: &'static str,
+        /// The setting given.
+        given: &'static str,
+    },
+}
+
+fn file_error<'a>(path: &'a str, setting: &'static str) -> impl FnOnce(PemError) -> TlsError + 'a {
+    move |source| TlsError::File {
+        path: path.to_owned(),
+        setting,
+        source,
+    }
+}
+
 /// ALPN for a gRPC listener: HTTP/2 only.
 pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
 /// ALPN for an HTTP listener: HTTP/2, then HTTP/1.1.
@@ -43,40 +145,51 @@ pub const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
 impl ServerTlsConfig {
     /// Reads the files and builds the server configuration offering `alpn`. Errors name `path`
     /// (the section's place in the configuration) and the setting at fault.
-    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, String> {
+    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&'static rustls::SupportedProtocolVersion] = match self.min_version.as_str() {
             "1.2" => &[&rustls::version::TLS13, &rustls::version::TLS12],
             "1.3" => &[&rustls::version::TLS13],
             other => {
-                return Err(format!(
-                    "{path}.min_version: got {other:?}, expected \"1.2\" or \"1.3\""
-                ))
+                return Err(TlsError::MinVersion {
+                    path: path.to_owned(),
+                    got: other.to_owned(),
+                })
             }
         };
-        let certs = read_certs(&self.cert_file).map_err(|e| format!("{path}.cert_file: {e}"))?;
-        let key = read_private_key(&self.key_file).map_err(|e| format!("{path}.key_file: {e}"))?;
+        let certs = read_certs(&self.cert_file).map_err(file_error(path, "cert_file"))?;
+        let key = read_private_key(&self.key_file).map_err(file_error(path, "key_file"))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
-            .map_err(|e| format!("{path}: {e}"))?;
+            .map_err(|source| TlsError::Versions {
+                path: path.to_owned(),
+                source,
+            })?;
         let builder = match &self.client_ca_file {
             None => builder.with_no_client_auth(),
             Some(ca) => {
+                let bad_ca = |source: Box<dyn std::error::Error + Send + Sync>| TlsError::Ca {
+                    path: path.to_owned(),
+                    setting: "client_ca_file",
+                    file: ca.clone(),
+                    source,
+                };
                 let mut roots = rustls::RootCertStore::empty();
-                for cert in read_certs(ca).map_err(|e| format!("{path}.client_ca_file: {e}"))? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("{path}.client_ca_file: {}: {e}", ca.display()))?;
+                for cert in read_certs(ca).map_err(file_error(path, "client_ca_file"))? {
+                    roots.add(cert).map_err(|e| bad_ca(Box::new(e)))?;
                 }
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
-                    .map_err(|e| format!("{path}.client_ca_file: {}: {e}", ca.display()))?;
+                    .map_err(|e| bad_ca(Box::new(e)))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
         let mut cfg = builder
             .with_single_cert(certs, key)
-            .map_err(|e| format!("{path}: cert_file and key_file do not make a usable certificate: {e}"))?;
+            .map_err(|source| TlsError::Unusable {
+                path: path.to_owned(),
+                source,
+            })?;
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(cfg))
     }
@@ -105,20 +218,36 @@ pub struct ClientTls {
 impl ClientTls {
     /// Problems with the settings that need no file read, each naming the field under `path`.
     pub fn problems(&self, path: &str) -> Vec<String> {
-        match (&self.cert_file, &self.key_file) {
-            (Some(_), None) => vec![format!("{path}.key_file: required with cert_file")],
-            (None, Some(_)) => vec![format!("{path}.cert_file: required with key_file")],
-            _ => Vec::new(),
-        }
+        self.incomplete(path).map(|e| e.to_string()).into_iter().collect()
+    }
+
+    /// `cert_file` without `key_file`, or the reverse.
+    fn incomplete(&self, path: &str) -> Option<TlsError> {
+        let (missing, given) = match (&self.cert_file, &self.key_file) {
+            (Some(_), None) => ("key_file", "cert_file"),
+            (None, Some(_)) => ("cert_file", "key_file"),
+            _ => return None,
+        };
+        Some(TlsError::Incomplete {
+            path: path.to_owned(),
+            missing,
+            given,
+        })
     }
 
     /// Reads the files and builds the client configuration offering `alpn` (none: no ALPN).
     /// Errors name `path` and the setting at fault.
-    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, String> {
+    pub fn load(&self, path: &str, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, TlsError> {
+        if let Some(e) = self.incomplete(path) {
+            return Err(e);
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("{path}: {e}"))?;
+            .map_err(|source| TlsError::Versions {
+                path: path.to_owned(),
+                source,
+            })?;
         let builder = if self.insecure_skip_verify {
             builder
                 .dangerous()
@@ -127,10 +256,13 @@ impl ClientTls {
             let mut roots = rustls::RootCertStore::empty();
             match &self.ca_file {
                 Some(ca) => {
-                    for cert in read_certs(ca).map_err(|e| format!("{path}.ca_file: {e}"))? {
-                        roots
-                            .add(cert)
-                            .map_err(|e| format!("{path}.ca_file: {}: {e}", ca.display()))?;
+                    for cert in read_certs(ca).map_err(file_error(path, "ca_file"))? {
+                        roots.add(cert).map_err(|e| TlsError::Ca {
+                            path: path.to_owned(),
+                            setting: "ca_file",
+                            file: ca.clone(),
+                            source: Box::new(e),
+                        })?;
                     }
                 }
                 None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -139,14 +271,17 @@ impl ClientTls {
         };
         let mut cfg = match (&self.cert_file, &self.key_file) {
             (Some(cert), Some(key)) => {
-                let certs = read_certs(cert).map_err(|e| format!("{path}.cert_file: {e}"))?;
-                let key = read_private_key(key).map_err(|e| format!("{path}.key_file: {e}"))?;
+                let certs = read_certs(cert).map_err(file_error(path, "cert_file"))?;
+                let key = read_private_key(key).map_err(file_error(path, "key_file"))?;
                 builder
                     .with_client_auth_cert(certs, key)
-                    .map_err(|e| format!("{path}: cert_file and key_file do not make a usable certificate: {e}"))?
+                    .map_err(|source| TlsError::Unusable {
+                        path: path.to_owned(),
+                        source,
+                    })?
             }
-            (None, None) => builder.with_no_client_auth(),
-            _ => return Err(self.problems(path).join("; ")),
+            // Either both or neither: the other cases returned above.
+            _ => builder.with_no_client_auth(),
         };
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(cfg)
@@ -193,30 +328,45 @@ impl ServerCertVerifier for NoVerify {
 }
 
 /// The PEM certificates of a file (at least one).
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let data = read_pem(path)?;
     let certs = rustls_pemfile::certs(&mut data.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not PEM certificates: {e}", path.display()))?;
+        .map_err(|source| PemError::NotPem {
+            path: path.to_owned(),
+            what: "PEM certificates",
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!(
-            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
+        return Err(PemError::Empty {
+            path: path.to_owned(),
+            what: "PEM certificate",
+            marker: "-----BEGIN CERTIFICATE-----",
+        });
     }
     Ok(certs)
 }
 
+fn read_pem(path: &Path) -> Result<Vec<u8>, PemError> {
+    std::fs::read(path).map_err(|source| PemError::Unreadable {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The first PEM private key of a file (PKCS#8, PKCS#1 or SEC1).
-pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
+    let data = read_pem(path)?;
     rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|e| format!("{} is not a PEM private key: {e}", path.display()))?
-        .ok_or_else(|| {
-            format!(
-                "{} holds no PEM private key (-----BEGIN PRIVATE KEY-----)",
-                path.display()
-            )
+        .map_err(|source| PemError::NotPem {
+            path: path.to_owned(),
+            what: "a PEM private key",
+            source,
+        })?
+        .ok_or_else(|| PemError::Empty {
+            path: path.to_owned(),
+            what: "PEM private key",
+            marker: "-----BEGIN PRIVATE KEY-----",
         })
 }
 
@@ -237,9 +387,21 @@ mod tests {
     fn problems_name_the_setting_and_the_file() {
         let dir = std::env::temp_dir().join(format!("llmhub-tls-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let e = cfg(&dir)
+        let err = cfg(&dir)
             .load("receivers.otlp.protocols.http.tls", ALPN_HTTP)
             .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                TlsError::File {
+                    setting: "cert_file",
+                    source: PemError::Unreadable { .. },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let e = err.to_string();
         assert!(
             e.starts_with("receivers.otlp.protocols.http.tls.cert_file: cannot read"),
             "{e}"
@@ -247,7 +409,7 @@ mod tests {
         assert!(e.contains("missing.crt"), "{e}");
 
         std::fs::write(dir.join("missing.crt"), "not a certificate\n").unwrap();
-        let e = cfg(&dir).load("x.tls", ALPN_HTTP).unwrap_err();
+        let e = cfg(&dir).load("x.tls", ALPN_HTTP).unwrap_err().to_string();
         assert!(
             e.starts_with("x.tls.cert_file:") && e.contains("holds no PEM certificate"),
             "{e}"
@@ -255,7 +417,7 @@ mod tests {
 
         let mut c = cfg(&dir);
         c.min_version = "1.1".to_owned();
-        let e = c.load("x.tls", ALPN_HTTP).unwrap_err();
+        let e = c.load("x.tls", ALPN_HTTP).unwrap_err().to_string();
         assert_eq!(e, "x.tls.min_version: got \"1.1\", expected \"1.2\" or \"1.3\"");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -266,7 +428,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let key = dir.join("k.pem");
         std::fs::write(&key, "secret-looking text that is not PEM\n").unwrap();
-        let e = read_private_key(&key).unwrap_err();
+        let e = read_private_key(&key).unwrap_err().to_string();
         assert!(e.contains("holds no PEM private key"), "{e}");
         assert!(!e.contains("secret-looking"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -130,7 +130,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
     ];
     for (tls, path, alpn) in listeners {
         if let Some(Err(e)) = tls.map(|t| t.load(path, alpn)) {
-            errors.push(e);
+            errors.push(e.to_string());
         }
     }
     if !(64..=1_048_576).contains(&c.service.memory.limit_mib) {

@@ -26,7 +26,7 @@ pub enum BuildError {
     Postgres(#[from] SinkError),
     /// `exporters.otlp`.
     #[error("exporters.otlp: {0}")]
-    Forward(String),
+    Forward(#[from] llmhub_exporters::forward::StartError),
 }
 
 /// Starts the record exporters of `config`'s traces pipeline, registering their metrics.
@@ -40,7 +40,7 @@ pub fn build(config: &Config, registry: &mut Registry) -> Result<Built, BuildErr
         sink = Some(s);
     }
     if let (true, Some(o)) = (named("otlp"), &config.exporters.otlp) {
-        let f = Forwarder::start(o, registry).map_err(BuildError::Forward)?;
+        let f = Forwarder::start(o, registry)?;
         exporters.push(f);
     }
     Ok(Built {

@@ -237,9 +237,34 @@ enum Client {
     },
 }
 
+/// Why the forwarder did not start; the messages name the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The queue could not be opened.
+    #[error("cannot open the queue: {0}")]
+    Queue(std::io::Error),
+    /// The `tls` section.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The endpoint is not a URL the client takes.
+    #[error("endpoint: {0}")]
+    Endpoint(Box<dyn std::error::Error + Send + Sync>),
+    /// A header name or value cannot be sent.
+    #[error("header {name:?}: {source}")]
+    Header {
+        /// The header as configured.
+        name: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    HttpClient(reqwest::Error),
+}
+
 /// The client TLS of an `https://` endpoint (the section, or the defaults), for the protocol:
 /// HTTP/2 for gRPC, HTTP/1.1 for OTLP/HTTP. Read once at start, shared by every sender.
-fn client_tls(cfg: &ForwardConfig) -> Result<Option<rustls::ClientConfig>, String> {
+fn client_tls(cfg: &ForwardConfig) -> Result<Option<rustls::ClientConfig>, crate::tls::TlsError> {
     if !cfg.endpoint.starts_with("https://") {
         return Ok(None);
     }
@@ -301,7 +326,11 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
-fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Client, String> {
+fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Client, StartError> {
+    let header = |name: &str| {
+        let name = name.to_owned();
+        move |e: Box<dyn std::error::Error + Send + Sync>| StartError::Header { name, source: e }
+    };
     let timeout = Duration::from_millis(cfg.timeout_ms);
     match cfg.protocol {
         OtlpProtocol::Grpc => {
@@ -312,9 +341,9 @@ fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Cli
             } else {
                 cfg.endpoint.clone()
             };
-            let origin: http::Uri = cfg.endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
+            let origin: http::Uri = cfg.endpoint.parse().map_err(|e| StartError::Endpoint(Box::new(e)))?;
             let endpoint = tonic::transport::Channel::from_shared(dial)
-                .map_err(|e| format!("endpoint: {e}"))?
+                .map_err(|e| StartError::Endpoint(Box::new(e)))?
                 .origin(origin)
                 .timeout(timeout)
                 .connect_timeout(timeout);
@@ -329,8 +358,8 @@ fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Cli
             let mut metadata = MetadataMap::new();
             for (k, v) in &cfg.headers {
                 let key = MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| format!("header {k:?}: {e}"))?;
-                let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| format!("header {k:?}: {e}"))?;
+                    .map_err(|e| header(k)(Box::new(e)))?;
+                let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| header(k)(Box::new(e)))?;
                 metadata.insert(key, value);
             }
             Ok(Client::Grpc {
@@ -348,15 +377,15 @@ fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Cli
             };
             let mut headers = http::HeaderMap::new();
             for (k, v) in &cfg.headers {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k:?}: {e}"))?;
-                let value = http::HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
+                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| header(k)(Box::new(e)))?;
+                let value = http::HeaderValue::from_str(v).map_err(|e| header(k)(Box::new(e)))?;
                 headers.insert(name, value);
             }
             let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
             if let Some(tls) = tls {
                 builder = builder.use_preconfigured_tls(tls.clone());
             }
-            let client = builder.build().map_err(|e| e.to_string())?;
+            let client = builder.build().map_err(StartError::HttpClient)?;
             Ok(Client::Http { client, url })
         }
     }
@@ -386,8 +415,8 @@ fn grpc_retryable(s: &tonic::Status) -> bool {
 
 impl Forwarder {
     /// Opens the queue (replaying what an earlier run left) and starts the senders.
-    pub fn start(cfg: &ForwardConfig, registry: &mut Registry) -> Result<Arc<Forwarder>, String> {
-        let queue = Queue::open("otlp", &cfg.queue).map_err(|e| format!("cannot open the queue: {e}"))?;
+    pub fn start(cfg: &ForwardConfig, registry: &mut Registry) -> Result<Arc<Forwarder>, StartError> {
+        let queue = Queue::open("otlp", &cfg.queue).map_err(StartError::Queue)?;
         let dead_letters = DeadLetters::new(
             cfg.dead_letter_file.as_deref(),
             cfg.queue.directory.as_deref(),

@@ -206,7 +206,7 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
     };
     // `none`, or `auto` without a CA: encrypt, check the handshake signatures, accept any
     // certificate (libpq's `prefer` and `require`).
-    client.load("tls", &[]).map_err(SinkError::Config)
+    Ok(client.load("tls", &[])?)
 }
 
 #[cfg(test)]

@@ -8,6 +8,9 @@ pub enum SinkError {
     /// Bad settings or unreadable files.
     #[error("postgres exporter: {0}")]
     Config(String),
+    /// The `tls` section's files.
+    #[error("postgres exporter: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The queue could not be opened.
     #[error("postgres exporter: cannot open the queue: {0}")]
     Queue(#[from] std::io::Error),
