@@ -20,12 +20,13 @@ use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 
 pub use super::json::Signal;
+use super::malformed::Malformed;
 
 /// Why a trace request was not taken.
 #[derive(Debug)]
 pub enum TraceError {
     /// Malformed: final, the client must not retry.
-    Invalid(String),
+    Invalid(Malformed),
     /// Refused for now (a full or closing queue): the client should retry after the delay.
     Refused(PushError),
     /// Beyond a limit (too many spans): final, the client must send smaller requests.
@@ -54,8 +55,7 @@ pub async fn traces_protobuf(
     tenant: Option<&str>,
     held: Option<&mut Reservation>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
-    let views = super::wire::decode_request(body)
-        .map_err(|e| TraceError::Invalid(format!("malformed ExportTraceServiceRequest protobuf: {e}")))?;
+    let views = super::wire::decode_request(body).map_err(|e| TraceError::Invalid(Malformed::Traces(e)))?;
     let shape = Shape::of(&views);
     check_span_count(p, shape, transport)?;
     hold_working_set(p, held, shape, body.len())?;
@@ -239,11 +239,13 @@ fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceRes
 }
 
 /// Counts the data points (metrics) or log records (logs) of a protobuf request.
-pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, String> {
+pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
     match signal {
         Signal::Metrics => {
-            let req = ExportMetricsServiceRequest::decode(body)
-                .map_err(|e| format!("malformed ExportMetricsServiceRequest protobuf: {e}"))?;
+            let req = ExportMetricsServiceRequest::decode(body).map_err(|source| Malformed::Protobuf {
+                message: "ExportMetricsServiceRequest",
+                source,
+            })?;
             let mut n = 0usize;
             for rm in &req.resource_metrics {
                 for sm in &rm.scope_metrics {
@@ -262,8 +264,10 @@ pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, String> {
             Ok(n as i64)
         }
         Signal::Logs => {
-            let req = ExportLogsServiceRequest::decode(body)
-                .map_err(|e| format!("malformed ExportLogsServiceRequest protobuf: {e}"))?;
+            let req = ExportLogsServiceRequest::decode(body).map_err(|source| Malformed::Protobuf {
+                message: "ExportLogsServiceRequest",
+                source,
+            })?;
             Ok(req
                 .resource_logs
                 .iter()

@@ -110,7 +110,7 @@ impl GrpcSignal for Traces {
             p.metrics()
                 .record_request("grpc", outcome, started.elapsed().as_secs_f64());
             result.map_err(|e| match e {
-                TraceError::Invalid(m) => Status::invalid_argument(m),
+                TraceError::Invalid(m) => Status::invalid_argument(m.to_string()),
                 TraceError::TooLarge(m) => Status::resource_exhausted(m),
                 TraceError::Refused(e) => refusal_status(&e),
             })
@@ -129,7 +129,8 @@ impl GrpcSignal for Metrics {
         _held: Option<Reservation>,
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
-            let n = answer::count_protobuf(&body, Signal::Metrics).map_err(Status::invalid_argument)?;
+            let n =
+                answer::count_protobuf(&body, Signal::Metrics).map_err(|m| Status::invalid_argument(m.to_string()))?;
             p.metrics().record_outcome("grpc", "not_ingested");
             Ok(answer::metrics_response(n))
         })
@@ -147,7 +148,7 @@ impl GrpcSignal for Logs {
         _held: Option<Reservation>,
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
-            let n = answer::count_protobuf(&body, Signal::Logs).map_err(Status::invalid_argument)?;
+            let n = answer::count_protobuf(&body, Signal::Logs).map_err(|m| Status::invalid_argument(m.to_string()))?;
             p.metrics().record_outcome("grpc", "not_ingested");
             Ok(answer::logs_response(n))
         })

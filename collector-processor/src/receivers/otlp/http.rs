@@ -448,7 +448,7 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
             )
         }
         Err(TraceError::Invalid(m)) => (
-            error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
+            error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m.to_string()),
             transport,
             "invalid",
         ),
@@ -511,7 +511,7 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
     };
     let n = match count {
         Ok(n) => n,
-        Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m),
+        Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m.to_string()),
     };
     st.processor.metrics().record_outcome("http", "not_ingested");
     let body = match (signal, enc) {

@@ -17,20 +17,16 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
+use super::malformed::Malformed;
+
 /// Decodes an OTLP/JSON trace export request.
-pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, Malformed> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let req: JExport = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            format!("invalid OTLP/JSON: {inner}")
-        } else {
-            format!("invalid OTLP/JSON at {path}: {inner}")
-        }
+    let req: JExport = serde_path_to_error::deserialize(&mut de).map_err(|e| Malformed::Json {
+        path: e.path().to_string(),
+        source: e.into_inner(),
     })?;
-    de.end()
-        .map_err(|e| format!("invalid OTLP/JSON: trailing data after the request object: {e}"))?;
+    de.end().map_err(Malformed::TrailingJson)?;
     Ok(req.into())
 }
 
@@ -469,10 +465,13 @@ fn any(v: JAnyValue) -> AnyValue {
 
 /// Counts the data points of an OTLP/JSON metrics request, or the log records of a logs request,
 /// after checking it is a JSON object. Used to answer `/v1/metrics` and `/v1/logs`.
-pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid OTLP/JSON: {e}"))?;
+pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|source| Malformed::Json {
+        path: ".".to_owned(),
+        source,
+    })?;
     if !v.is_object() {
-        return Err("invalid OTLP/JSON: the request must be a JSON object".to_owned());
+        return Err(Malformed::NotAnObject);
     }
     let arr = |v: &serde_json::Value, k: &str, alt: &str| -> Vec<serde_json::Value> {
         v.get(k)

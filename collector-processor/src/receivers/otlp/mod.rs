@@ -5,5 +5,6 @@ pub mod answer;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod malformed;
 pub mod view;
 pub mod wire;

@@ -15,7 +15,38 @@ use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
 /// Deepest `AnyValue` nesting read; deeper values are skipped and read as [`Value::Other`].
 const MAX_DEPTH: usize = 8;
 
-type Result<T> = std::result::Result<T, String>;
+type Result<T> = std::result::Result<T, WireError>;
+
+/// Why a protobuf request could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Its framing is broken: a varint, a length, a field number, a group.
+    #[error("{0}")]
+    Framing(&'static str),
+    /// A field of a wire type protobuf does not have.
+    #[error("unsupported wire type {wire} for field {field}")]
+    WireType {
+        /// The wire type.
+        wire: u64,
+        /// The field number.
+        field: u32,
+    },
+    /// A field inside a skipped group of a wire type protobuf does not have.
+    #[error("unsupported wire type {0}")]
+    GroupWireType(u64),
+    /// A string field that is not UTF-8.
+    #[error("{0}: invalid UTF-8")]
+    Utf8(&'static str),
+    /// A known field of another wire type than its schema's.
+    #[error("{0}: wrong wire type")]
+    WrongType(&'static str),
+}
+
+impl From<&'static str> for WireError {
+    fn from(what: &'static str) -> Self {
+        WireError::Framing(what)
+    }
+}
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -41,7 +72,7 @@ impl<'a> Reader<'a> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
-                return Err("truncated varint".to_owned());
+                return Err(WireError::Framing("truncated varint"));
             };
             self.pos += 1;
             value |= u64::from(b & 0x7f) << (7 * i);
@@ -49,7 +80,7 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err("varint longer than 10 bytes".to_owned())
+        Err(WireError::Framing("varint longer than 10 bytes"))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -69,9 +100,9 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let key = self.varint()?;
-        let number = u32::try_from(key >> 3).map_err(|_| "field number out of range".to_owned())?;
+        let number = u32::try_from(key >> 3).map_err(|_| WireError::Framing("field number out of range"))?;
         if number == 0 {
-            return Err("field number 0".to_owned());
+            return Err(WireError::Framing("field number 0"));
         }
         let field = match key & 7 {
             0 => Field::Varint(self.varint()?),
@@ -80,7 +111,7 @@ impl<'a> Reader<'a> {
                 Field::Fixed64(u64::from_le_bytes(b.try_into().map_err(|_| "short fixed64")?))
             }
             2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| "length out of range".to_owned())?;
+                let len = usize::try_from(self.varint()?).map_err(|_| WireError::Framing("length out of range"))?;
                 Field::Bytes(self.take(len)?)
             }
             5 => {
@@ -91,7 +122,7 @@ impl<'a> Reader<'a> {
                 self.skip_group(number, 0)?;
                 Field::Group
             }
-            w => return Err(format!("unsupported wire type {w} for field {number}")),
+            w => return Err(WireError::WireType { wire: w, field: number }),
         };
         Ok(Some((number, field)))
     }
@@ -99,16 +130,16 @@ impl<'a> Reader<'a> {
     /// Skips a group's fields up to its end marker.
     fn skip_group(&mut self, number: u32, depth: usize) -> Result<()> {
         if depth > 100 {
-            return Err("recursion limit reached".to_owned());
+            return Err(WireError::Framing("recursion limit reached"));
         }
         loop {
             if self.pos >= self.buf.len() {
-                return Err("unterminated group".to_owned());
+                return Err(WireError::Framing("unterminated group"));
             }
             let key = self.varint()?;
-            let inner = u32::try_from(key >> 3).map_err(|_| "field number out of range".to_owned())?;
+            let inner = u32::try_from(key >> 3).map_err(|_| WireError::Framing("field number out of range"))?;
             if inner == 0 {
-                return Err("field number 0".to_owned());
+                return Err(WireError::Framing("field number 0"));
             }
             match key & 7 {
                 0 => {
@@ -118,7 +149,7 @@ impl<'a> Reader<'a> {
                     self.take(8)?;
                 }
                 2 => {
-                    let len = usize::try_from(self.varint()?).map_err(|_| "length out of range".to_owned())?;
+                    let len = usize::try_from(self.varint()?).map_err(|_| WireError::Framing("length out of range"))?;
                     self.take(len)?;
                 }
                 5 => {
@@ -126,38 +157,38 @@ impl<'a> Reader<'a> {
                 }
                 3 => self.skip_group(inner, depth + 1)?,
                 4 if inner == number => return Ok(()),
-                4 => return Err("unexpected end group".to_owned()),
-                w => return Err(format!("unsupported wire type {w}")),
+                4 => return Err(WireError::Framing("unexpected end group")),
+                w => return Err(WireError::GroupWireType(w)),
             }
         }
     }
 }
 
-fn string<'a>(f: Field<'a>, what: &str) -> Result<&'a str> {
+fn string<'a>(f: Field<'a>, what: &'static str) -> Result<&'a str> {
     match f {
-        Field::Bytes(b) => std::str::from_utf8(b).map_err(|_| format!("{what}: invalid UTF-8")),
-        _ => Err(format!("{what}: wrong wire type")),
+        Field::Bytes(b) => std::str::from_utf8(b).map_err(|_| WireError::Utf8(what)),
+        _ => Err(WireError::WrongType(what)),
     }
 }
 
-fn bytes<'a>(f: Field<'a>, what: &str) -> Result<&'a [u8]> {
+fn bytes<'a>(f: Field<'a>, what: &'static str) -> Result<&'a [u8]> {
     match f {
         Field::Bytes(b) => Ok(b),
-        _ => Err(format!("{what}: wrong wire type")),
+        _ => Err(WireError::WrongType(what)),
     }
 }
 
-fn fixed64(f: Field<'_>, what: &str) -> Result<u64> {
+fn fixed64(f: Field<'_>, what: &'static str) -> Result<u64> {
     match f {
         Field::Fixed64(v) => Ok(v),
-        _ => Err(format!("{what}: wrong wire type")),
+        _ => Err(WireError::WrongType(what)),
     }
 }
 
-fn varint(f: Field<'_>, what: &str) -> Result<u64> {
+fn varint(f: Field<'_>, what: &'static str) -> Result<u64> {
     match f {
         Field::Varint(v) => Ok(v),
-        _ => Err(format!("{what}: wrong wire type")),
+        _ => Err(WireError::WrongType(what)),
     }
 }
 
@@ -301,7 +332,7 @@ fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
     }
     let key = match std::str::from_utf8(key) {
         Ok(k) => k,
-        Err(_) => return Some(Err("key: invalid UTF-8".to_owned())),
+        Err(_) => return Some(Err(WireError::Utf8("key"))),
     };
     let value = match v.first() {
         // An empty AnyValue.
@@ -313,7 +344,7 @@ fn key_value_common(buf: &[u8]) -> Option<Result<Attribute<'_>>> {
             }
             match std::str::from_utf8(s) {
                 Ok(s) => Value::Str(s),
-                Err(_) => return Some(Err("string_value: invalid UTF-8".to_owned())),
+                Err(_) => return Some(Err(WireError::Utf8("string_value"))),
             }
         }
         Some(&tag @ (0x10 | 0x18)) => {
@@ -432,15 +463,19 @@ mod tests {
     }
 
     #[test]
-    fn malformed_input_is_refused_with_a_message() {
-        for bad in [
-            &[0xff, 0xff, 0xff][..],
-            &[0x0a, 0x05, 0x01][..],
-            &[0x0b][..],
-            &[0x00, 0x01][..],
+    fn malformed_input_is_refused_with_what_is_wrong() {
+        for (bad, want) in [
+            (&[0xff, 0xff, 0xff][..], WireError::Framing("truncated varint")),
+            (
+                &[0x0a, 0x05, 0x01][..],
+                WireError::Framing("length beyond the end of the message"),
+            ),
+            (&[0x0b][..], WireError::Framing("unterminated group")),
+            (&[0x00, 0x01][..], WireError::Framing("field number 0")),
+            (&[0x0e][..], WireError::WireType { wire: 6, field: 1 }),
+            (&[0x08, 0x01][..], WireError::WrongType("resource_spans")),
         ] {
-            let err = decode_request(bad).unwrap_err();
-            assert!(!err.is_empty());
+            assert_eq!(decode_request(bad).unwrap_err(), want, "{bad:x?}");
         }
     }
 
