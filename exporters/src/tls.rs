@@ -39,22 +39,22 @@ fn default_min_version() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum PemError {
     /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Unreadable {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not PEM.
-    #[error("{} is not {what}: {source}", path.display())]
+    #[error("{} is not {what}: {error}", path.display())]
     NotPem {
         /// The file.
         path: PathBuf,
         /// What it should hold.
         what: &'static str,
         /// The parse error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file holds no item of the kind wanted.
     #[error("{} holds no {what} ({marker})", path.display())]
@@ -80,17 +80,17 @@ pub enum TlsError {
         got: String,
     },
     /// A file of the section could not be read.
-    #[error("{path}.{setting}: {source}")]
+    #[error("{path}.{setting}: {error}")]
     File {
         /// The section.
         path: String,
         /// The setting naming the file.
         setting: &'static str,
         /// Why.
-        source: PemError,
+        error: PemError,
     },
     /// A CA certificate was refused.
-    #[error("{path}.{setting}: {}: {source}", file.display())]
+    #[error("{path}.{setting}: {}: {error}", file.display())]
     Ca {
         /// The section.
         path: String,
@@ -99,23 +99,23 @@ pub enum TlsError {
         /// The file.
         file: PathBuf,
         /// rustls' reason.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The certificate and key do not go together, or rustls refused them.
-    #[error("{path}: cert_file and key_file do not make a usable certificate: {source}")]
+    #[error("{path}: cert_file and key_file do not make a usable certificate: {error}")]
     Unusable {
         /// The section.
         path: String,
         /// rustls' reason.
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// The protocol versions could not be set.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Versions {
         /// The section.
         path: String,
         /// rustls' reason.
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// `cert_file` without `key_file`, or the reverse.
     #[error("{path}.{missing}: required with {given}")]
@@ -130,10 +130,10 @@ pub enum TlsError {
 }
 
 fn file_error<'a>(path: &'a str, setting: &'static str) -> impl FnOnce(PemError) -> TlsError + 'a {
-    move |source| TlsError::File {
+    move |error| TlsError::File {
         path: path.to_owned(),
         setting,
-        source,
+        error,
     }
 }
 
@@ -161,18 +161,18 @@ impl ServerTlsConfig {
         let key = read_private_key(&self.key_file).map_err(file_error(path, "key_file"))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
-            .map_err(|source| TlsError::Versions {
+            .map_err(|error| TlsError::Versions {
                 path: path.to_owned(),
-                source,
+                error,
             })?;
         let builder = match &self.client_ca_file {
             None => builder.with_no_client_auth(),
             Some(ca) => {
-                let bad_ca = |source: Box<dyn std::error::Error + Send + Sync>| TlsError::Ca {
+                let bad_ca = |error: Box<dyn std::error::Error + Send + Sync>| TlsError::Ca {
                     path: path.to_owned(),
                     setting: "client_ca_file",
                     file: ca.clone(),
-                    source,
+                    error,
                 };
                 let mut roots = rustls::RootCertStore::empty();
                 for cert in read_certs(ca).map_err(file_error(path, "client_ca_file"))? {
@@ -186,9 +186,9 @@ impl ServerTlsConfig {
         };
         let mut cfg = builder
             .with_single_cert(certs, key)
-            .map_err(|source| TlsError::Unusable {
+            .map_err(|error| TlsError::Unusable {
                 path: path.to_owned(),
-                source,
+                error,
             })?;
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(cfg))
@@ -244,9 +244,9 @@ impl ClientTls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|source| TlsError::Versions {
+            .map_err(|error| TlsError::Versions {
                 path: path.to_owned(),
-                source,
+                error,
             })?;
         let builder = if self.insecure_skip_verify {
             builder
@@ -261,7 +261,7 @@ impl ClientTls {
                             path: path.to_owned(),
                             setting: "ca_file",
                             file: ca.clone(),
-                            source: Box::new(e),
+                            error: Box::new(e),
                         })?;
                     }
                 }
@@ -275,9 +275,9 @@ impl ClientTls {
                 let key = read_private_key(key).map_err(file_error(path, "key_file"))?;
                 builder
                     .with_client_auth_cert(certs, key)
-                    .map_err(|source| TlsError::Unusable {
+                    .map_err(|error| TlsError::Unusable {
                         path: path.to_owned(),
-                        source,
+                        error,
                     })?
             }
             // Either both or neither: the other cases returned above.
@@ -332,10 +332,10 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError>
     let data = read_pem(path)?;
     let certs = rustls_pemfile::certs(&mut data.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| PemError::NotPem {
+        .map_err(|error| PemError::NotPem {
             path: path.to_owned(),
             what: "PEM certificates",
-            source,
+            error,
         })?;
     if certs.is_empty() {
         return Err(PemError::Empty {
@@ -348,9 +348,9 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError>
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, PemError> {
-    std::fs::read(path).map_err(|source| PemError::Unreadable {
+    std::fs::read(path).map_err(|error| PemError::Unreadable {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -358,10 +358,10 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, PemError> {
 pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
     let data = read_pem(path)?;
     rustls_pemfile::private_key(&mut data.as_slice())
-        .map_err(|source| PemError::NotPem {
+        .map_err(|error| PemError::NotPem {
             path: path.to_owned(),
             what: "a PEM private key",
-            source,
+            error,
         })?
         .ok_or_else(|| PemError::Empty {
             path: path.to_owned(),
@@ -395,12 +395,14 @@ mod tests {
                 &err,
                 TlsError::File {
                     setting: "cert_file",
-                    source: PemError::Unreadable { .. },
+                    error: PemError::Unreadable { .. },
                     ..
                 }
             ),
             "{err:?}"
         );
+        // The message holds the reason; a source as well would print it twice under `{:#}`.
+        assert!(std::error::Error::source(&err).is_none());
         let e = err.to_string();
         assert!(
             e.starts_with("receivers.otlp.protocols.http.tls.cert_file: cannot read"),

@@ -26,7 +26,14 @@ pub enum BuildError {
     Postgres(#[from] SinkError),
     /// `exporters.otlp`.
     #[error("exporters.otlp: {0}")]
-    Forward(#[from] llmhub_exporters::forward::StartError),
+    Forward(llmhub_exporters::forward::StartError),
+}
+
+// Not `#[from]`, which would also make it the source: the message already holds it.
+impl From<llmhub_exporters::forward::StartError> for BuildError {
+    fn from(e: llmhub_exporters::forward::StartError) -> Self {
+        BuildError::Forward(e)
+    }
 }
 
 /// Starts the record exporters of `config`'s traces pipeline, registering their metrics.

@@ -250,12 +250,12 @@ pub enum StartError {
     #[error("endpoint: {0}")]
     Endpoint(Box<dyn std::error::Error + Send + Sync>),
     /// A header name or value cannot be sent.
-    #[error("header {name:?}: {source}")]
+    #[error("header {name:?}: {error}")]
     Header {
         /// The header as configured.
         name: String,
         /// Why.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The HTTP client could not be built.
     #[error("{0}")]
@@ -329,7 +329,7 @@ impl std::fmt::Debug for Forwarder {
 fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Client, StartError> {
     let header = |name: &str| {
         let name = name.to_owned();
-        move |e: Box<dyn std::error::Error + Send + Sync>| StartError::Header { name, source: e }
+        move |error: Box<dyn std::error::Error + Send + Sync>| StartError::Header { name, error }
     };
     let timeout = Duration::from_millis(cfg.timeout_ms);
     match cfg.protocol {

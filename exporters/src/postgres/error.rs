@@ -10,10 +10,24 @@ pub enum SinkError {
     Config(String),
     /// The `tls` section's files.
     #[error("postgres exporter: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     /// The queue could not be opened.
     #[error("postgres exporter: cannot open the queue: {0}")]
-    Queue(#[from] std::io::Error),
+    Queue(std::io::Error),
+}
+
+// Not `#[from]`, which would also make the wrapped error the source: the message already holds
+// it, and a `{:#}` print would repeat it.
+impl From<crate::tls::TlsError> for SinkError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        SinkError::Tls(e)
+    }
+}
+
+impl From<std::io::Error> for SinkError {
+    fn from(e: std::io::Error) -> Self {
+        SinkError::Queue(e)
+    }
 }
 
 /// What a failed write means.

@@ -242,9 +242,9 @@ fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceRes
 pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
     match signal {
         Signal::Metrics => {
-            let req = ExportMetricsServiceRequest::decode(body).map_err(|source| Malformed::Protobuf {
+            let req = ExportMetricsServiceRequest::decode(body).map_err(|error| Malformed::Protobuf {
                 message: "ExportMetricsServiceRequest",
-                source,
+                error,
             })?;
             let mut n = 0usize;
             for rm in &req.resource_metrics {
@@ -264,9 +264,9 @@ pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
             Ok(n as i64)
         }
         Signal::Logs => {
-            let req = ExportLogsServiceRequest::decode(body).map_err(|source| Malformed::Protobuf {
+            let req = ExportLogsServiceRequest::decode(body).map_err(|error| Malformed::Protobuf {
                 message: "ExportLogsServiceRequest",
-                source,
+                error,
             })?;
             Ok(req
                 .resource_logs

@@ -24,7 +24,7 @@ pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, Malformed
     let mut de = serde_json::Deserializer::from_slice(body);
     let req: JExport = serde_path_to_error::deserialize(&mut de).map_err(|e| Malformed::Json {
         path: e.path().to_string(),
-        source: e.into_inner(),
+        error: e.into_inner(),
     })?;
     de.end().map_err(Malformed::TrailingJson)?;
     Ok(req.into())
@@ -466,9 +466,9 @@ fn any(v: JAnyValue) -> AnyValue {
 /// Counts the data points of an OTLP/JSON metrics request, or the log records of a logs request,
 /// after checking it is a JSON object. Used to answer `/v1/metrics` and `/v1/logs`.
 pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|source| Malformed::Json {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|error| Malformed::Json {
         path: ".".to_owned(),
-        source,
+        error,
     })?;
     if !v.is_object() {
         return Err(Malformed::NotAnObject);

@@ -7,12 +7,12 @@ use super::wire::WireError;
 #[derive(Debug, thiserror::Error)]
 pub enum Malformed {
     /// OTLP/JSON that does not follow the schema, at a JSON path (`.`: the request itself).
-    #[error("invalid OTLP/JSON{}: {source}", at(path))]
+    #[error("invalid OTLP/JSON{}: {error}", at(path))]
     Json {
         /// Where, as `serde_path_to_error` writes it.
         path: String,
         /// The parser's reason.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// Something follows the request object.
     #[error("invalid OTLP/JSON: trailing data after the request object: {0}")]
@@ -24,12 +24,12 @@ pub enum Malformed {
     #[error("malformed ExportTraceServiceRequest protobuf: {0}")]
     Traces(WireError),
     /// A protobuf metrics or logs request prost cannot read.
-    #[error("malformed {message} protobuf: {source}")]
+    #[error("malformed {message} protobuf: {error}")]
     Protobuf {
         /// The message type.
         message: &'static str,
         /// prost's reason.
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
 }
 
