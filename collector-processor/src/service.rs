@@ -8,10 +8,10 @@ use crate::processors::genai::GenAiProcessor;
 use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
 use crate::receivers::otlp::http::{router as http_router, HttpState};
 use anyhow::Context as _;
-use llmhub_exporters::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
-use llmhub_exporters::tls::{ALPN_GRPC, ALPN_HTTP};
+use llmhub_server::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
+use llmhub_server::tls::{ALPN_GRPC, ALPN_HTTP};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,10 +94,10 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let e = e.clone();
         ready.add_check(e.name(), move || e.problem().map_or(Ok(()), Err));
     }
-    let authenticator = |a: &Option<llmhub_exporters::auth::AuthConfig>, path: &str, tenants: bool| {
+    let authenticator = |a: &Option<llmhub_server::auth::AuthConfig>, path: &str, tenants: bool| {
         a.as_ref()
             .map(|a| {
-                llmhub_exporters::auth::Authenticator::new(a, path, tenants)
+                llmhub_server::auth::Authenticator::new(a, path, tenants)
                     .map(Arc::new)
                     .map_err(|p| anyhow::anyhow!(p.join("; ")))
             })
@@ -109,7 +109,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     // Bind everything first, so a port conflict fails the start before anything serves.
     let protocols = &config.receivers.otlp.protocols;
-    let tls = |t: Option<&llmhub_exporters::tls::ServerTlsConfig>, path: &str, alpn: &[&[u8]]| {
+    let tls = |t: Option<&llmhub_server::tls::ServerTlsConfig>, path: &str, alpn: &[&[u8]]| {
         t.map(|t| t.load(path, alpn).map(tokio_rustls::TlsAcceptor::from))
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))
@@ -211,7 +211,7 @@ const HTTP1_READ_BUFFER: usize = 64 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a listener's TLS is set, for the start-up log.
-fn tls_mode(tls: &Option<llmhub_exporters::tls::ServerTlsConfig>) -> &'static str {
+fn tls_mode(tls: &Option<llmhub_server::tls::ServerTlsConfig>) -> &'static str {
     match tls {
         None => "off",
         Some(t) if t.client_ca_file.is_some() => "mutual",

@@ -4,7 +4,8 @@
 //! Regenerate with `LLMHUB_BLESS=1 cargo test -p llmhub --test golden`, then read every changed
 //! line of the diff against the fixture's notes in `testdata/dialects/README.md` before committing.
 
-use llmhub::receivers::otlp::{json, view};
+use llmhub::processors::view;
+use llmhub::receivers::otlp::json;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, NormalizeOptions, Outcome};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@ mod common;
 use bytes::Bytes;
 use common::{loopback_config, parse, sum};
 use llmhub::testkit::{chat, request, RawGrpcCodec};
-use llmhub_exporters::tls::ServerTlsConfig;
+use llmhub_server::tls::ServerTlsConfig;
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -381,7 +381,7 @@ async fn forwarding_reaches_a_tls_endpoint_that_requires_a_client_certificate_an
     use llmhub_exporters::forward::ForwardConfig;
     use llmhub_exporters::otlp_metrics::OtlpProtocol;
     use llmhub_exporters::queue::QueueConfig;
-    use llmhub_exporters::tls::ClientTls;
+    use llmhub_server::tls::ClientTls;
     const KEY: &str = "forwarder-key-0123456789";
     let p = pki("fwd");
     let mut down = loopback_config();

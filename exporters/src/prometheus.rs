@@ -73,7 +73,7 @@ pub struct PrometheusState {
     /// Readiness for `/readyz`.
     pub ready: Arc<Readiness>,
     /// Keys `/metrics` requires (`/healthz` and `/readyz` stay open for orchestrators).
-    pub auth: Option<Arc<crate::auth::Authenticator>>,
+    pub auth: Option<Arc<llmhub_server::auth::Authenticator>>,
 }
 
 /// The routes: `/metrics`, `/healthz`, `/readyz`.

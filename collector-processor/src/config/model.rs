@@ -38,7 +38,7 @@ pub struct OtlpReceiver {
     /// API keys the receivers require (both transports, every signal); off when absent. A key
     /// naming a tenant makes every span sent with it that tenant's.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<llmhub_exporters::auth::AuthConfig>,
+    pub auth: Option<llmhub_server::auth::AuthConfig>,
 }
 
 /// Limits on the contents of one trace export request.
@@ -115,7 +115,7 @@ pub struct GrpcProtocol {
     pub max_recv_msg_size_mib: u64,
     /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
+    pub tls: Option<llmhub_server::tls::ServerTlsConfig>,
 }
 
 impl Default for GrpcProtocol {
@@ -140,7 +140,7 @@ pub struct HttpProtocol {
     pub max_decompressed_body_size_mib: u64,
     /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
+    pub tls: Option<llmhub_server::tls::ServerTlsConfig>,
 }
 
 impl Default for HttpProtocol {
@@ -269,10 +269,10 @@ pub struct PrometheusExporter {
     pub cardinality: CardinalityConfig,
     /// API keys `/metrics` requires (a scraper's `authorization` bearer token); off when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth: Option<llmhub_exporters::auth::AuthConfig>,
+    pub auth: Option<llmhub_server::auth::AuthConfig>,
     /// TLS (and, with `client_ca_file`, mutual TLS) on this listener; plain TCP when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tls: Option<llmhub_exporters::tls::ServerTlsConfig>,
+    pub tls: Option<llmhub_server::tls::ServerTlsConfig>,
 }
 
 impl Default for PrometheusExporter {

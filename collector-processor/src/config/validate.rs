@@ -79,12 +79,12 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         errors.extend(problems);
     }
     if let Some(a) = &c.receivers.otlp.auth {
-        if let Err(problems) = llmhub_exporters::auth::Authenticator::new(a, "receivers.otlp.auth", true) {
+        if let Err(problems) = llmhub_server::auth::Authenticator::new(a, "receivers.otlp.auth", true) {
             errors.extend(problems);
         }
     }
     if let Some(a) = &c.exporters.prometheus.auth {
-        if let Err(problems) = llmhub_exporters::auth::Authenticator::new(a, "exporters.prometheus.auth", false) {
+        if let Err(problems) = llmhub_server::auth::Authenticator::new(a, "exporters.prometheus.auth", false) {
             errors.extend(problems);
         }
     }
@@ -115,17 +115,17 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         (
             c.receivers.otlp.protocols.grpc.as_ref().and_then(|g| g.tls.as_ref()),
             "receivers.otlp.protocols.grpc.tls",
-            llmhub_exporters::tls::ALPN_GRPC,
+            llmhub_server::tls::ALPN_GRPC,
         ),
         (
             c.receivers.otlp.protocols.http.as_ref().and_then(|h| h.tls.as_ref()),
             "receivers.otlp.protocols.http.tls",
-            llmhub_exporters::tls::ALPN_HTTP,
+            llmhub_server::tls::ALPN_HTTP,
         ),
         (
             c.exporters.prometheus.tls.as_ref(),
             "exporters.prometheus.tls",
-            llmhub_exporters::tls::ALPN_HTTP,
+            llmhub_server::tls::ALPN_HTTP,
         ),
     ];
     for (tls, path, alpn) in listeners {
@@ -142,7 +142,7 @@ pub fn validate(c: &Config) -> Result<(), ConfigError> {
         let limit = c.service.memory.limit_mib * 1024 * 1024;
         let dedup = crate::processors::genai::dedup_max_bytes(g);
         let room = limit
-            .saturating_sub(limit / llmhub_exporters::budget::RESERVE)
+            .saturating_sub(limit / llmhub_server::budget::RESERVE)
             .saturating_sub(dedup);
         if room < 32 * 1024 * 1024 {
             errors.push(format!(

@@ -39,7 +39,7 @@ pub const REQUEST_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-pub use llmhub_exporters::catalogue::{register, Kind, MetricDef};
+pub use llmhub_server::catalogue::{register, Kind, MetricDef};
 
 macro_rules! attrs {
     ($($extra:literal),*) => {
@@ -58,7 +58,7 @@ macro_rules! attrs {
 /// The attributes of every GenAI instrument.
 const GENAI: &[&str] = attrs!();
 
-llmhub_exporters::instruments! {
+llmhub_server::instruments! {
     /// Every instrument of the receivers and the processor; [`all`] adds the exporters' own.
     pub enum Instrument in CATALOGUE {
         TokenUsage => MetricDef { name: "gen_ai.client.token.usage", unit: "{token}", kind: Kind::Histogram, attributes: attrs!("gen_ai.token.type"),
@@ -125,7 +125,7 @@ pub fn all() -> impl Iterator<Item = &'static MetricDef> {
         .iter()
         .chain(llmhub_exporters::postgres::metrics::METRICS)
         .chain(llmhub_exporters::forward::METRICS)
-        .chain(llmhub_exporters::budget::METRICS)
+        .chain(llmhub_server::budget::METRICS)
         .chain(process::METRICS)
 }
 

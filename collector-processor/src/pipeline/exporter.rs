@@ -3,10 +3,10 @@
 
 use llmhub_content::ContentPolicy;
 use llmhub_core::LlmCall;
-use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::forward::enrich::TenantStamp;
 use llmhub_exporters::forward::Original;
 use llmhub_exporters::queue::{OnFull, PushError};
+use llmhub_server::budget::MemoryBudget;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! request, then given it at once.
 
 use super::exporter::{Batch, Delivery, Exporter};
-use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::queue::{OnFull, PushError};
+use llmhub_server::budget::MemoryBudget;
 use std::sync::Arc;
 use std::time::Duration;
 

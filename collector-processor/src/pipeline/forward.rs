@@ -3,9 +3,9 @@
 //! `on_full` says.
 
 use super::exporter::{Batch, Delivery, Exporter};
-use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::forward::Forwarder;
 use llmhub_exporters::queue::{OnFull, PushError};
+use llmhub_server::budget::MemoryBudget;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

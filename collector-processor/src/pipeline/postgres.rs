@@ -1,9 +1,9 @@
 //! The PostgreSQL sink as an exporter: rows of the records; a full queue refuses the request.
 
 use super::exporter::{Batch, Delivery, Exporter};
-use llmhub_exporters::budget::MemoryBudget;
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::queue::{OnFull, PushError};
+use llmhub_server::budget::MemoryBudget;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

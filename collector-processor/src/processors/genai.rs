@@ -6,14 +6,14 @@ use crate::config::GenAiProcessor as GenAiConfig;
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::pipeline::{Batch, Fanout, Original, PushError, TenantStamp};
-use crate::receivers::otlp::view::{self, ResourceView};
+use crate::processors::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::{Deduplicator, DuplicateReason, Journal};
 use llmhub_core::keys::Field;
 use llmhub_core::span::ContextView;
 use llmhub_core::{normalize, Dialect, LlmCall, NormalizeOptions, Outcome};
-use llmhub_exporters::budget::MemoryBudget;
 use llmhub_pricing::{price_call, Matcher};
+use llmhub_server::budget::MemoryBudget;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 /// What the deduplication window of `cfg` may take at most, in bytes (0 when it is off).
 pub fn dedup_max_bytes(cfg: &GenAiConfig) -> u64 {
     if cfg.dedup.enabled {
-        cfg.dedup.max_entries as u64 * llmhub_core::dedup::APPROX_BYTES_PER_KEY
+        llmhub_core::dedup::max_bytes(cfg.dedup.max_entries)
     } else {
         0
     }

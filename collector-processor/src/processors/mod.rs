@@ -2,3 +2,4 @@
 
 pub mod genai;
 pub mod pricing;
+pub mod view;

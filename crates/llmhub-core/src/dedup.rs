@@ -89,6 +89,12 @@ const MAX_PER_FINGERPRINT: usize = 64;
 /// keys of realistic model calls); rounded up for allocator slack.
 pub const APPROX_BYTES_PER_KEY: u64 = 192;
 
+/// What a window of `max_entries` keys may take at most, in bytes (about; see
+/// [`APPROX_BYTES_PER_KEY`]): the memory budget holds it back for the window.
+pub fn max_bytes(max_entries: usize) -> u64 {
+    max_entries as u64 * APPROX_BYTES_PER_KEY
+}
+
 /// The leading tag of each digest kind.
 const SPAN: u8 = 0;
 const RESPONSE: u8 = 1;

@@ -11,15 +11,15 @@ pub mod content;
 pub mod enrich;
 pub mod grpc_codec;
 
-use crate::catalogue::{register, Kind, MetricDef};
 use crate::delivery::{backoff, endpoint_problem, DeadLetters};
 use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
 use crate::queue::{OnFull, PushError, Queue, QueueConfig};
-use crate::tls::ClientTls;
 use bytes::Bytes;
 use llmhub_content::ContentPolicy;
 use llmhub_core::LlmCall;
+use llmhub_server::catalogue::{register, Kind, MetricDef};
+use llmhub_server::tls::ClientTls;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -141,7 +141,7 @@ impl ForwardConfig {
     }
 }
 
-crate::instruments! {
+llmhub_server::instruments! {
     /// The forwarder's instruments.
     pub enum ForwardInstrument in METRICS {
         Requests => MetricDef { name: "llmhub.forward.requests", unit: "{request}", kind: Kind::Counter, attributes: &["llmhub.outcome"],
@@ -245,7 +245,7 @@ pub enum StartError {
     Queue(std::io::Error),
     /// The `tls` section.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] llmhub_server::tls::TlsError),
     /// The endpoint is not a URL the client takes.
     #[error("endpoint: {0}")]
     Endpoint(Box<dyn std::error::Error + Send + Sync>),
@@ -264,7 +264,7 @@ pub enum StartError {
 
 /// The client TLS of an `https://` endpoint (the section, or the defaults), for the protocol:
 /// HTTP/2 for gRPC, HTTP/1.1 for OTLP/HTTP. Read once at start, shared by every sender.
-fn client_tls(cfg: &ForwardConfig) -> Result<Option<rustls::ClientConfig>, crate::tls::TlsError> {
+fn client_tls(cfg: &ForwardConfig) -> Result<Option<rustls::ClientConfig>, llmhub_server::tls::TlsError> {
     if !cfg.endpoint.starts_with("https://") {
         return Ok(None);
     }
@@ -456,7 +456,7 @@ impl Forwarder {
     }
 
     /// Counts the memory queue's requests against the process-wide memory budget.
-    pub fn use_budget(&self, budget: Arc<crate::budget::MemoryBudget>) {
+    pub fn use_budget(&self, budget: Arc<llmhub_server::budget::MemoryBudget>) {
         self.queue.use_budget(budget);
     }
 

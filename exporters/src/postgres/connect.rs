@@ -198,7 +198,7 @@ fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, SinkError> {
         TlsVerify::Full => true,
         TlsVerify::None => false,
     };
-    let client = crate::tls::ClientTls {
+    let client = llmhub_server::tls::ClientTls {
         ca_file: tls.ca_file.clone(),
         cert_file: tls.cert_file.clone(),
         key_file: tls.key_file.clone(),

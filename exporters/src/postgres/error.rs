@@ -10,7 +10,7 @@ pub enum SinkError {
     Config(String),
     /// The `tls` section's files.
     #[error("postgres exporter: {0}")]
-    Tls(crate::tls::TlsError),
+    Tls(llmhub_server::tls::TlsError),
     /// The queue could not be opened.
     #[error("postgres exporter: cannot open the queue: {0}")]
     Queue(std::io::Error),
@@ -18,8 +18,8 @@ pub enum SinkError {
 
 // Not `#[from]`, which would also make the wrapped error the source: the message already holds
 // it, and a `{:#}` print would repeat it.
-impl From<crate::tls::TlsError> for SinkError {
-    fn from(e: crate::tls::TlsError) -> Self {
+impl From<llmhub_server::tls::TlsError> for SinkError {
+    fn from(e: llmhub_server::tls::TlsError) -> Self {
         SinkError::Tls(e)
     }
 }

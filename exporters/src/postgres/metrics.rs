@@ -2,9 +2,9 @@
 //! `docs/metrics.md` with the rest of the catalogue).
 
 use super::error::Failure;
-use crate::catalogue::{register, Kind, MetricDef};
 use crate::queue::gauges::QueueGauges;
 use crate::queue::Stats;
+use llmhub_server::catalogue::{register, Kind, MetricDef};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// Buckets of the batch write duration.
 pub const BATCH_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-crate::instruments! {
+llmhub_server::instruments! {
     /// The PostgreSQL sink's instruments.
     pub enum SinkInstrument in METRICS {
         RowsWritten => MetricDef { name: "llmhub.postgres.rows.written", unit: "{row}", kind: Kind::Counter, attributes: &[],

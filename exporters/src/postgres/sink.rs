@@ -115,7 +115,7 @@ impl PostgresSink {
     }
 
     /// Counts the memory queue's rows against the process-wide memory budget.
-    pub fn use_budget(&self, budget: Arc<crate::budget::MemoryBudget>) {
+    pub fn use_budget(&self, budget: Arc<llmhub_server::budget::MemoryBudget>) {
         self.shared.queue.use_budget(budget);
     }
 

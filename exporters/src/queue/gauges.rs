@@ -2,7 +2,7 @@
 //! every exporter with a queue; each exporter declares the four under its own names.
 
 use super::Stats;
-use crate::catalogue::{register, MetricDef};
+use llmhub_server::catalogue::{register, MetricDef};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;

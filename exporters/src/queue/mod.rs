@@ -20,8 +20,8 @@ pub mod log;
 
 pub use config::{Durability, OnFull, QueueConfig};
 
-use crate::budget::MemoryBudget;
 use bytes::Bytes;
+use llmhub_server::budget::MemoryBudget;
 use log::{encode_entry, Log, Pos};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -45,7 +45,7 @@ pub enum PushError {
     },
     /// The process is at its memory limit (`service.memory.limit_mib`); retry later.
     #[error(transparent)]
-    OverBudget(#[from] crate::budget::OverBudget),
+    OverBudget(#[from] llmhub_server::budget::OverBudget),
     /// The queue is shutting down.
     #[error("the {0} queue is shutting down")]
     Closed(String),

@@ -4,9 +4,9 @@
 use crate::processors::genai::GenAiProcessor;
 use llmhub_core::span::{Attribute, SpanView};
 use llmhub_core::LlmCall;
-use llmhub_exporters::budget::Reservation;
 use llmhub_exporters::forward::Original;
 use llmhub_exporters::queue::PushError;
+use llmhub_server::budget::Reservation;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -77,7 +77,7 @@ struct Shape {
 }
 
 impl Shape {
-    fn of(views: &[super::view::ResourceView<'_>]) -> Shape {
+    fn of(views: &[crate::processors::view::ResourceView<'_>]) -> Shape {
         let (mut spans, mut attributes) = (0usize, 0usize);
         for r in views {
             attributes += r.attributes.len();
@@ -137,7 +137,7 @@ pub async fn process(
     held: Option<&mut Reservation>,
     body_len: usize,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
-    let views = super::view::request(req);
+    let views = crate::processors::view::request(req);
     let shape = Shape::of(&views);
     check_span_count(p, shape, transport)?;
     hold_working_set(p, held, shape, body_len)?;

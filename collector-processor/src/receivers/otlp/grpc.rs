@@ -8,9 +8,9 @@
 use super::answer::{self, Signal, TraceError};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
-use llmhub_exporters::auth::Authenticator;
-use llmhub_exporters::budget::{MemoryBudget, Reservation};
 use llmhub_exporters::queue::PushError;
+use llmhub_server::auth::Authenticator;
+use llmhub_server::budget::{MemoryBudget, Reservation};
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;

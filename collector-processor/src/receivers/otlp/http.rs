@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use bytes::Bytes;
-use llmhub_exporters::budget::{MemoryBudget, Reservation};
 use llmhub_exporters::queue::PushError;
+use llmhub_server::budget::{MemoryBudget, Reservation};
 use prost::Message;
 use std::io::Read;
 use std::sync::Arc;
@@ -32,7 +32,7 @@ pub struct HttpState {
     /// Largest body accepted after decompression, in bytes.
     pub max_decompressed: usize,
     /// Keys the receiver requires, when given.
-    pub auth: Option<Arc<llmhub_exporters::auth::Authenticator>>,
+    pub auth: Option<Arc<llmhub_server::auth::Authenticator>>,
 }
 
 /// gRPC code UNAUTHENTICATED.
@@ -329,14 +329,14 @@ async fn read_body(
 enum GunzipError {
     TooLarge,
     Invalid(String),
-    Refused(llmhub_exporters::budget::OverBudget),
+    Refused(llmhub_server::budget::OverBudget),
 }
 
 /// Inflates `raw` up to `limit` bytes, passing each growth of the output buffer to `take` first.
 fn gunzip(
     raw: &[u8],
     limit: usize,
-    mut take: impl FnMut(usize) -> Result<(), llmhub_exporters::budget::OverBudget>,
+    mut take: impl FnMut(usize) -> Result<(), llmhub_server::budget::OverBudget>,
 ) -> Result<Vec<u8>, GunzipError> {
     const CHUNK: usize = 64 * 1024;
     let mut out = Vec::new();

@@ -6,5 +6,4 @@ pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod malformed;
-pub mod view;
 pub mod wire;

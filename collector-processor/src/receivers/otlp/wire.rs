@@ -9,7 +9,7 @@
 //! lists, bytes) are skipped by length without being checked. Malformed framing is refused with a
 //! message, never a panic. A test compares it with prost on every fixture and on random input.
 
-use super::view::{ResourceView, ScopeView};
+use crate::processors::view::{ResourceView, ScopeView};
 use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
 
 /// Deepest `AnyValue` nesting read; deeper values are skipped and read as [`Value::Other`].
@@ -418,7 +418,8 @@ fn any_value(buf: &[u8], depth: usize) -> Result<Value<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receivers::otlp::{json, view};
+    use crate::processors::view;
+    use crate::receivers::otlp::json;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
     use proptest::prelude::*;
