@@ -71,7 +71,7 @@ fn benches(c: &mut Criterion) {
             |body| {
                 // What the gRPC receiver does (no sink attached, so nothing waits on a queue).
                 let views = wire::decode_request(body).expect("decodes");
-                p.process_views(&views, "grpc")
+                p.process_views(&views, llmhub::metrics::Transport::Grpc)
             },
             BatchSize::SmallInput,
         )
@@ -92,7 +92,7 @@ fn benches(c: &mut Criterion) {
             },
             |body| {
                 let req = json::decode_traces(body).expect("decodes");
-                p.process(&req, "http_json")
+                p.process(&req, llmhub::metrics::Transport::HttpJson)
             },
             BatchSize::SmallInput,
         )

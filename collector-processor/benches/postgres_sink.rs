@@ -35,7 +35,10 @@ fn records(n: usize) -> Vec<LlmCall> {
     let mut out = Vec::with_capacity(n);
     let mut seed = 0;
     while out.len() < n {
-        out.extend(p.process(&realistic_request(512, 10_000 + seed), "grpc").records);
+        out.extend(
+            p.process(&realistic_request(512, 10_000 + seed), llmhub::metrics::Transport::Grpc)
+                .records,
+        );
         seed += 1;
     }
     out.truncate(n);

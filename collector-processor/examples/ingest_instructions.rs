@@ -54,8 +54,11 @@ fn ingest(p: &GenAiProcessor, bodies: &[Vec<u8>]) -> u64 {
     bodies
         .iter()
         .map(|b| {
-            p.process_views(&wire::decode_request(b).expect("decodes"), "grpc")
-                .received
+            p.process_views(
+                &wire::decode_request(b).expect("decodes"),
+                llmhub::metrics::Transport::Grpc,
+            )
+            .received
         })
         .sum()
 }

@@ -12,7 +12,6 @@ pub mod dashboards;
 pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
-pub mod prices;
 pub mod processors;
 pub mod receivers;
 pub mod service;

@@ -7,7 +7,6 @@ use crate::pipeline::Fanout;
 use crate::processors::genai::GenAiProcessor;
 use crate::receivers::otlp::grpc::{GrpcService, Logs, Metrics as MetricsSignal, Traces};
 use crate::receivers::otlp::http::{router as http_router, HttpState};
-use anyhow::Context as _;
 use llmhub_exporters::postgres::PostgresSink;
 use llmhub_exporters::prometheus::{router as prom_router, PrometheusState, Readiness};
 use llmhub_server::budget::{spawn_sampler, BudgetGauges, MemoryBudget};
@@ -39,20 +38,80 @@ pub struct Running {
     receivers_stop: CancellationToken,
     metrics_stop: CancellationToken,
     ready: Arc<Readiness>,
-    receivers: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
-    metrics_task: JoinHandle<anyhow::Result<()>>,
+    receivers: Vec<(&'static str, JoinHandle<()>)>,
+    metrics_task: JoinHandle<()>,
     exporters: Fanout,
     sink: Option<Arc<PostgresSink>>,
 }
 
-async fn bind(what: &str, endpoint: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(endpoint)
-        .await
-        .with_context(|| format!("cannot listen on {endpoint} for {what}"))
+/// Why the service did not start. Each names the setting or listener; the wrapped error is its
+/// source (printed after it with `{:#}`).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `exporters.otlp_metrics`.
+    #[error("exporters.otlp_metrics: {0}")]
+    OtlpMetrics(llmhub_exporters::otlp_metrics::PushSetupError),
+    /// The price catalog or the user's models.
+    #[error(transparent)]
+    Pricing(#[from] crate::processors::pricing::PricingSetupError),
+    /// An exporter of the pipeline.
+    #[error(transparent)]
+    Exporters(#[from] crate::pipeline::BuildError),
+    /// An `auth` section.
+    #[error("{0}")]
+    Auth(String),
+    /// A listener's `tls` section.
+    #[error(transparent)]
+    Tls(#[from] llmhub_server::tls::TlsError),
+    /// A listener's address is taken or not ours.
+    #[error("cannot listen on {endpoint} for {what}")]
+    Bind {
+        /// The listener.
+        what: &'static str,
+        /// Its address.
+        endpoint: String,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+    /// A bound listener has no local address.
+    #[error("the {what} listener has no local address")]
+    LocalAddr {
+        /// The listener.
+        what: &'static str,
+        /// Why.
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// Why the service stopped with an error: a server task failed (panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("{name} task failed")]
+pub struct StopError {
+    /// The task.
+    name: &'static str,
+    /// How.
+    #[source]
+    error: tokio::task::JoinError,
+}
+
+async fn bind(what: &'static str, endpoint: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(endpoint).await.map_err(|error| StartError::Bind {
+        what,
+        endpoint: endpoint.to_owned(),
+        error,
+    })
+}
+
+fn local_addr(what: &'static str, listener: &TcpListener) -> Result<SocketAddr, StartError> {
+    listener
+        .local_addr()
+        .map_err(|error| StartError::LocalAddr { what, error })
 }
 
 /// Binds the listeners and starts serving. Returns once every listener is bound.
-pub async fn start(config: &Config) -> anyhow::Result<Running> {
+pub async fn start(config: &Config) -> Result<Running, StartError> {
     let mut registry = Registry::default();
     let card = &config.exporters.prometheus.cardinality;
     let mut metrics = Metrics::new(&mut registry, card.max_series_per_metric, card.max_values_per_label);
@@ -62,8 +121,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         exporters_on.iter().any(|e| e == "otlp_metrics"),
         &config.exporters.otlp_metrics,
     ) {
-        let provider = llmhub_exporters::otlp_metrics::meter_provider(o)
-            .map_err(|e| anyhow::anyhow!("exporters.otlp_metrics: {e}"))?;
+        let provider = llmhub_exporters::otlp_metrics::meter_provider(o).map_err(StartError::OtlpMetrics)?;
         tracing::info!(endpoint = %o.endpoint, protocol = ?o.protocol, temporality = ?o.temporality,
             interval_ms = o.interval_ms, "OTLP metrics push on");
         metrics = metrics.with_otlp_push(provider);
@@ -99,7 +157,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             .map(|a| {
                 llmhub_server::auth::Authenticator::new(a, path, tenants)
                     .map(Arc::new)
-                    .map_err(|p| anyhow::anyhow!(p.join("; ")))
+                    .map_err(|p| StartError::Auth(p.join("; ")))
             })
             .transpose()
     };
@@ -112,7 +170,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let tls = |t: Option<&llmhub_server::tls::ServerTlsConfig>, path: &str, alpn: &[&[u8]]| {
         t.map(|t| t.load(path, alpn).map(tokio_rustls::TlsAcceptor::from))
             .transpose()
-            .map_err(|e| anyhow::anyhow!(e))
+            .map_err(StartError::from)
     };
     let grpc_listener = match &protocols.grpc {
         Some(g) => Some((
@@ -136,7 +194,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let mut grpc_addr = None;
     if let Some((listener, max_mib, acceptor)) = grpc_listener {
-        let addr = listener.local_addr()?;
+        let addr = local_addr("OTLP/gRPC", &listener)?;
         grpc_addr = Some(addr);
         let max = (max_mib * MIB) as usize;
         let routes = tonic::service::Routes::new(GrpcService::<Traces>::new(
@@ -160,7 +218,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let mut http_addr = None;
     if let Some((listener, h, acceptor)) = http_listener {
-        let addr = listener.local_addr()?;
+        let addr = local_addr("OTLP/HTTP", &listener)?;
         http_addr = Some(addr);
         let state = Arc::new(HttpState {
             processor: processor.clone(),
@@ -175,7 +233,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         ));
     }
 
-    let metrics_addr = metrics_listener.local_addr()?;
+    let metrics_addr = local_addr("metrics", &metrics_listener)?;
     let prom = Arc::new(PrometheusState {
         registry: Arc::new(registry),
         ready: ready.clone(),
@@ -242,7 +300,7 @@ fn serve_axum(
     router: axum::Router,
     token: CancellationToken,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> JoinHandle<anyhow::Result<()>> {
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut builder = hyper_util::server::conn::auto::Builder::new(InSpan);
         builder.http1().max_buf_size(HTTP1_READ_BUFFER);
@@ -292,7 +350,6 @@ fn serve_axum(
             ));
         }
         graceful.shutdown().await;
-        Ok(())
     })
 }
 
@@ -309,7 +366,7 @@ impl Running {
 
     /// Stops accepting, drains in-flight requests within [`DRAIN_DEADLINE`], and returns the first
     /// error any server reported.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<(), StopError> {
         self.ready.set(false);
         self.shutdown.cancel();
         self.wait().await
@@ -321,7 +378,7 @@ impl Running {
     /// last, so what was processed during the drain can still be scraped until then. The record
     /// sink writes out its queue within what is left of the deadline (an on-disk queue keeps the
     /// rest for the next start).
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(self) -> Result<(), StopError> {
         let Running {
             shutdown,
             receivers_stop,
@@ -351,13 +408,9 @@ impl Running {
         let mut first_err = None;
         for (name, mut h) in receivers {
             match tokio::time::timeout_at(deadline, &mut h).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => {
-                    tracing::error!(server = name, error = %e, "server stopped with an error");
-                    first_err.get_or_insert(e);
-                }
-                Ok(Err(join)) => {
-                    first_err.get_or_insert_with(|| anyhow::anyhow!("{name} task failed: {join}"));
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    first_err.get_or_insert(StopError { name, error });
                 }
                 Err(_) => {
                     tracing::warn!(server = name, "did not drain within the deadline; aborted");
@@ -379,14 +432,8 @@ impl Running {
         let p = processor.clone();
         let _ = tokio::time::timeout(left, tokio::task::spawn_blocking(move || p.metrics().shutdown_push())).await;
         metrics_stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(2), metrics_task).await {
-            Ok(Ok(Err(e))) => {
-                first_err.get_or_insert(e);
-            }
-            Ok(Err(join)) => {
-                first_err.get_or_insert_with(|| anyhow::anyhow!("metrics task failed: {join}"));
-            }
-            _ => {}
+        if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), metrics_task).await {
+            first_err.get_or_insert(StopError { name: "metrics", error });
         }
         match first_err {
             Some(e) => Err(e),

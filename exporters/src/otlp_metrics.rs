@@ -89,9 +89,32 @@ impl OtlpMetricsConfig {
     }
 }
 
+/// Why the OTLP metrics push could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PushSetupError {
+    /// A header name or value cannot be sent as gRPC metadata.
+    #[error("header {name:?}: {error}")]
+    Header {
+        /// The header as configured.
+        name: String,
+        /// Why.
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The OpenTelemetry SDK refused the exporter's settings.
+    #[error("{0}")]
+    Exporter(opentelemetry_otlp::ExporterBuildError),
+    /// Building the HTTP exporter on its own thread panicked.
+    #[error("building the HTTP exporter panicked")]
+    Panicked,
+}
+
 /// Builds the meter provider that exports periodically. Must be called inside a tokio runtime
 /// (the gRPC client runs on it); the HTTP client is built on a thread of its own.
-pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, String> {
+pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, PushSetupError> {
+    let header = |name: &str, error: Box<dyn std::error::Error + Send + Sync>| PushSetupError::Header {
+        name: name.to_owned(),
+        error,
+    };
     let temporality = match cfg.temporality {
         MetricTemporality::Cumulative => Temporality::Cumulative,
         MetricTemporality::Delta => Temporality::Delta,
@@ -102,8 +125,10 @@ pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, Strin
             let mut meta = tonic::metadata::MetadataMap::new();
             for (k, v) in &cfg.headers {
                 let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| format!("header {k:?}: {e}"))?;
-                let val = v.parse().map_err(|e| format!("header {k:?}: {e}"))?;
+                    .map_err(|e| header(k, Box::new(e)))?;
+                let val = v
+                    .parse()
+                    .map_err(|e: tonic::metadata::errors::InvalidMetadataValue| header(k, Box::new(e)))?;
                 meta.insert(key, val);
             }
             MetricExporter::builder()
@@ -114,7 +139,7 @@ pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, Strin
                 .with_compression(opentelemetry_otlp::Compression::Gzip)
                 .with_temporality(temporality)
                 .build()
-                .map_err(|e| e.to_string())?
+                .map_err(PushSetupError::Exporter)?
         }
         OtlpProtocol::HttpProtobuf => {
             let url = cfg.endpoint.trim_end_matches('/');
@@ -138,8 +163,8 @@ pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, Strin
                     .build()
             })
             .join()
-            .map_err(|_| "building the HTTP exporter panicked".to_owned())?
-            .map_err(|e| e.to_string())?
+            .map_err(|_| PushSetupError::Panicked)?
+            .map_err(PushSetupError::Exporter)?
         }
     };
     let reader = PeriodicReader::builder(exporter)

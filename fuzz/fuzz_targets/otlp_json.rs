@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = llmhub::receivers::otlp::json::decode_traces(data) {
-        let _ = common::processor().process(&req, "http_json");
+        let _ = common::processor().process(&req, llmhub::metrics::Transport::HttpJson);
     }
 });

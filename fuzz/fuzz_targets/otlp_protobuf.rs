@@ -10,6 +10,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(views) = llmhub::receivers::otlp::wire::decode_request(data) {
-        let _ = common::processor().process_views(&views, "grpc");
+        let _ = common::processor().process_views(&views, llmhub::metrics::Transport::Grpc);
     }
 });

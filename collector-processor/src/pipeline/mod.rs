@@ -9,7 +9,7 @@ mod fanout;
 mod forward;
 mod postgres;
 
-pub use build::{build, Built};
+pub use build::{build, BuildError, Built};
 pub use exporter::{Batch, Delivery, Exporter};
 pub use fanout::{Fanout, Prepared};
 pub use llmhub_exporters::forward::enrich::TenantStamp;

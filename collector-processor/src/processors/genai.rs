@@ -4,7 +4,7 @@
 
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::config::Limits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Transport};
 use crate::pipeline::{Batch, Fanout, Original, PushError, TenantStamp};
 use crate::processors::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
@@ -221,7 +221,7 @@ impl GenAiProcessor {
         &self,
         req: &[ResourceView<'_>],
         original: Original<'_>,
-        transport: &'static str,
+        transport: Transport,
         tenant: Option<&str>,
     ) -> Result<ExportSummary, PushError> {
         let taking = match self.exporters.admit() {
@@ -326,13 +326,13 @@ impl GenAiProcessor {
 
     /// Processes one decoded export request (metrics only: records are collected in the summary
     /// when a sink is attached, but delivered only by [`GenAiProcessor::export`]).
-    pub fn process(&self, req: &ExportTraceServiceRequest, transport: &'static str) -> ExportSummary {
+    pub fn process(&self, req: &ExportTraceServiceRequest, transport: Transport) -> ExportSummary {
         self.process_views(&view::request(req), transport)
     }
 
     /// Processes a request already viewed (decoded by [`crate::receivers::otlp::wire`], or from
     /// prost messages by [`view::request`]).
-    pub fn process_views(&self, req: &[ResourceView<'_>], transport: &'static str) -> ExportSummary {
+    pub fn process_views(&self, req: &[ResourceView<'_>], transport: Transport) -> ExportSummary {
         self.process_views_as(req, transport, None)
     }
 
@@ -341,7 +341,7 @@ impl GenAiProcessor {
     pub fn process_views_as(
         &self,
         req: &[ResourceView<'_>],
-        transport: &'static str,
+        transport: Transport,
         tenant: Option<&str>,
     ) -> ExportSummary {
         self.process_into(req, transport, tenant, Effects::Now)
@@ -352,7 +352,7 @@ impl GenAiProcessor {
     fn process_into(
         &self,
         req: &[ResourceView<'_>],
-        transport: &'static str,
+        transport: Transport,
         tenant: Option<&str>,
         mut effects: Effects<'_>,
     ) -> ExportSummary {
@@ -503,7 +503,7 @@ impl GenAiProcessor {
 }
 
 /// Counts what a request's processing tallied (its calls are recorded one by one beside it).
-fn record_tally(metrics: &Metrics, transport: &'static str, t: Tally) {
+fn record_tally(metrics: &Metrics, transport: Transport, t: Tally) {
     for reason in t.limited {
         metrics.record_limited(reason);
     }

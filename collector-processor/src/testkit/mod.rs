@@ -751,7 +751,7 @@ mod tests {
         let p = processor();
         let run = |buf: &[u8]| {
             let views = crate::receivers::otlp::wire::decode_request(buf).unwrap();
-            p.process_views(&views, "grpc").records.len()
+            p.process_views(&views, crate::metrics::Transport::Grpc).records.len()
         };
         let first = run(&r.round(0));
         assert!(first > 32, "{first} calls recorded");

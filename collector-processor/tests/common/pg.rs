@@ -111,7 +111,10 @@ pub fn expected_processor() -> GenAiProcessor {
 /// The records the server should have written for `requests`, sent in this order.
 pub fn expected_records(requests: &[ExportTraceServiceRequest]) -> Vec<LlmCall> {
     let p = expected_processor();
-    requests.iter().flat_map(|r| p.process(r, "grpc").records).collect()
+    requests
+        .iter()
+        .flat_map(|r| p.process(r, llmhub::metrics::Transport::Grpc).records)
+        .collect()
 }
 
 /// [`expected_records`] by (trace id, span id).

@@ -1,6 +1,7 @@
 //! What the OTLP receivers answer, shared by gRPC and HTTP: decode, process, and build the export
 //! response with its partial success.
 
+use crate::metrics::Transport;
 use crate::processors::genai::GenAiProcessor;
 use llmhub_core::span::{Attribute, SpanView};
 use llmhub_core::LlmCall;
@@ -51,7 +52,7 @@ impl TraceError {
 pub async fn traces_protobuf(
     p: &GenAiProcessor,
     body: &[u8],
-    transport: &'static str,
+    transport: Transport,
     tenant: Option<&str>,
     held: Option<&mut Reservation>,
 ) -> Result<ExportTraceServiceResponse, TraceError> {
@@ -114,7 +115,7 @@ fn hold_working_set(
 }
 
 /// Refuses a request holding more spans than `receivers.otlp.limits.max_spans_per_request`.
-fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: &'static str) -> Result<(), TraceError> {
+fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: Transport) -> Result<(), TraceError> {
     let n = shape.spans;
     let max = p.limits().max_spans_per_request;
     if n <= max {
@@ -132,7 +133,7 @@ fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: &'static str) -
 pub async fn process(
     p: &GenAiProcessor,
     req: &ExportTraceServiceRequest,
-    transport: &'static str,
+    transport: Transport,
     tenant: Option<&str>,
     held: Option<&mut Reservation>,
     body_len: usize,

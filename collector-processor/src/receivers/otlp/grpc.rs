@@ -6,6 +6,7 @@
 //! client would resend the same oversized message forever).
 
 use super::answer::{self, Signal, TraceError};
+use crate::metrics::{RequestOutcome, Transport};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
 use llmhub_exporters::queue::PushError;
@@ -98,17 +99,17 @@ impl GrpcSignal for Traces {
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let result = answer::traces_protobuf(&p, &body, "grpc", tenant.as_deref(), held.as_mut()).await;
+            let result = answer::traces_protobuf(&p, &body, Transport::Grpc, tenant.as_deref(), held.as_mut()).await;
             let outcome = match &result {
-                Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => "partial",
-                Ok(_) => "ok",
-                Err(TraceError::Invalid(_)) => "invalid",
-                Err(TraceError::Refused(PushError::OverBudget(_))) => "memory_limit",
-                Err(TraceError::Refused(_)) => "refused",
-                Err(TraceError::TooLarge(_)) => "too_large",
+                Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => RequestOutcome::Partial,
+                Ok(_) => RequestOutcome::Ok,
+                Err(TraceError::Invalid(_)) => RequestOutcome::Invalid,
+                Err(TraceError::Refused(PushError::OverBudget(_))) => RequestOutcome::MemoryLimit,
+                Err(TraceError::Refused(_)) => RequestOutcome::Refused,
+                Err(TraceError::TooLarge(_)) => RequestOutcome::TooLarge,
             };
             p.metrics()
-                .record_request("grpc", outcome, started.elapsed().as_secs_f64());
+                .record_request(Transport::Grpc, outcome, started.elapsed().as_secs_f64());
             result.map_err(|e| match e {
                 TraceError::Invalid(m) => Status::invalid_argument(m.to_string()),
                 TraceError::TooLarge(m) => Status::resource_exhausted(m),
@@ -131,7 +132,7 @@ impl GrpcSignal for Metrics {
         Box::pin(async move {
             let n =
                 answer::count_protobuf(&body, Signal::Metrics).map_err(|m| Status::invalid_argument(m.to_string()))?;
-            p.metrics().record_outcome("grpc", "not_ingested");
+            p.metrics().record_outcome(Transport::Grpc, RequestOutcome::NotIngested);
             Ok(answer::metrics_response(n))
         })
     }
@@ -149,7 +150,7 @@ impl GrpcSignal for Logs {
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
             let n = answer::count_protobuf(&body, Signal::Logs).map_err(|m| Status::invalid_argument(m.to_string()))?;
-            p.metrics().record_outcome("grpc", "not_ingested");
+            p.metrics().record_outcome(Transport::Grpc, RequestOutcome::NotIngested);
             Ok(answer::logs_response(n))
         })
     }
@@ -293,7 +294,8 @@ impl<S: GrpcSignal> UnaryService<Bytes> for Unary<S> {
         // A compressed message was inflated into a buffer of its own, beside the frames counted.
         if let (Some(r), true) = (held.as_mut(), compressed) {
             if let Err(e) = r.grow(body.len() as u64) {
-                p.metrics().record_request("grpc", "memory_limit", 0.0);
+                p.metrics()
+                    .record_request(Transport::Grpc, RequestOutcome::MemoryLimit, 0.0);
                 return Box::pin(async move { Err(refusal_status(&PushError::OverBudget(e))) });
             }
         }
@@ -325,7 +327,9 @@ where
             Some(auth) => match auth.check_headers(req.headers()) {
                 Ok(t) => t.map(Arc::from),
                 Err(denied) => {
-                    self.processor.metrics().record_request("grpc", "unauthenticated", 0.0);
+                    self.processor
+                        .metrics()
+                        .record_request(Transport::Grpc, RequestOutcome::Unauthenticated, 0.0);
                     return refuse(Status::unauthenticated(denied.message()));
                 }
             },
@@ -338,7 +342,9 @@ where
             None => None,
             Some(Ok(r)) => Some(Held(Arc::new(std::sync::Mutex::new(Some(r))))),
             Some(Err(e)) => {
-                processor.metrics().record_request("grpc", "memory_limit", 0.0);
+                processor
+                    .metrics()
+                    .record_request(Transport::Grpc, RequestOutcome::MemoryLimit, 0.0);
                 return refuse(refusal_status(&PushError::OverBudget(e)));
             }
         };

@@ -8,6 +8,7 @@
 
 use super::answer::{self, Signal, TraceError};
 use super::json;
+use crate::metrics::{RequestOutcome, Transport};
 use crate::processors::genai::GenAiProcessor;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
@@ -156,13 +157,13 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, Response> {
 }
 
 /// Why a body was not read.
-type BodyRefusal = (Response, &'static str);
+type BodyRefusal = (Response, RequestOutcome);
 
 /// Takes `bytes` into the request's reservation, or answers the memory-limit refusal.
 #[allow(clippy::result_large_err)]
 fn grow(held: &mut Option<Reservation>, bytes: usize, enc: Encoding) -> Result<(), BodyRefusal> {
     match held.as_mut().map(|r| r.grow(bytes as u64)) {
-        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), "memory_limit")),
+        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), RequestOutcome::MemoryLimit)),
         _ => Ok(()),
     }
 }
@@ -250,7 +251,7 @@ async fn read_body(
                 RESOURCE_EXHAUSTED,
                 format!("request body is larger than the {} byte limit (receivers.otlp.protocols.http.max_request_body_size_mib); send smaller batches", st.max_body),
             ),
-            "too_large",
+            RequestOutcome::TooLarge,
         )
     };
     let declared = declared_length(headers);
@@ -273,7 +274,7 @@ async fn read_body(
                     INVALID_ARGUMENT,
                     format!("cannot read request body: {e}"),
                 ),
-                "invalid",
+                RequestOutcome::Invalid,
             )
         })?;
         if raw.len() + chunk.len() > st.max_body {
@@ -307,12 +308,12 @@ async fn read_body(
                     RESOURCE_EXHAUSTED,
                     format!("request body decompresses to more than the {} byte limit (receivers.otlp.protocols.http.max_decompressed_body_size_mib)", st.max_decompressed),
                 ),
-                "too_large",
+                RequestOutcome::TooLarge,
             ),
             GunzipError::Invalid(m) => {
-                (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("invalid gzip body: {m}")), "invalid")
+                (error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, format!("invalid gzip body: {m}")), RequestOutcome::Invalid)
             }
-            GunzipError::Refused(e) => (refused(enc, &PushError::OverBudget(e)), "memory_limit"),
+            GunzipError::Refused(e) => (refused(enc, &PushError::OverBudget(e)), RequestOutcome::MemoryLimit),
         }),
         other => Err((
             error(
@@ -321,7 +322,7 @@ async fn read_body(
                 INVALID_ARGUMENT,
                 format!("unsupported Content-Encoding {other:?}: send gzip or identity"),
             ),
-            "unsupported",
+            RequestOutcome::Unsupported,
         )),
     }
 }
@@ -371,7 +372,7 @@ fn admit(st: &HttpState, enc: Encoding) -> Result<Option<Reservation>, BodyRefus
     match st.processor.budget().map(|b| MemoryBudget::try_reserve(b, 0)) {
         None => Ok(None),
         Some(Ok(r)) => Ok(Some(r)),
-        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), "memory_limit")),
+        Some(Err(e)) => Err((refused(enc, &PushError::OverBudget(e)), RequestOutcome::MemoryLimit)),
     }
 }
 
@@ -384,18 +385,18 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
     resp
 }
 
-async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, &'static str, &'static str) {
+async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, Transport, RequestOutcome) {
     let tenant = match authenticate(st, headers) {
         Ok(t) => t,
-        Err(r) => return (r, "http", "unauthenticated"),
+        Err(r) => return (r, Transport::Http, RequestOutcome::Unauthenticated),
     };
     let enc = match encoding(headers) {
         Ok(e) => e,
-        Err(r) => return (r, "http", "unsupported"),
+        Err(r) => return (r, Transport::Http, RequestOutcome::Unsupported),
     };
     let transport = match enc {
-        Encoding::Protobuf => "http_protobuf",
-        Encoding::Json => "http_json",
+        Encoding::Protobuf => Transport::HttpProtobuf,
+        Encoding::Json => Transport::HttpJson,
     };
     let mut held = match admit(st, enc) {
         Ok(h) => h,
@@ -433,9 +434,9 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
     match decoded {
         Ok(resp) => {
             let outcome = if resp.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0) {
-                "partial"
+                RequestOutcome::Partial
             } else {
-                "ok"
+                RequestOutcome::Ok
             };
             let body = match enc {
                 Encoding::Protobuf => resp.encode_to_vec(),
@@ -450,20 +451,20 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
         Err(TraceError::Invalid(m)) => (
             error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m.to_string()),
             transport,
-            "invalid",
+            RequestOutcome::Invalid,
         ),
         Err(TraceError::Refused(e)) => {
             let outcome = if matches!(e, PushError::OverBudget(_)) {
-                "memory_limit"
+                RequestOutcome::MemoryLimit
             } else {
-                "refused"
+                RequestOutcome::Refused
             };
             (refused(enc, &e), transport, outcome)
         }
         Err(TraceError::TooLarge(m)) => (
             error(StatusCode::PAYLOAD_TOO_LARGE, enc, RESOURCE_EXHAUSTED, m),
             transport,
-            "too_large",
+            RequestOutcome::TooLarge,
         ),
     }
 }
@@ -490,7 +491,9 @@ async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) 
 /// the reason, so exporters log a clear message instead of failing on a 404.
 async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
     if let Err(r) = authenticate(st, headers) {
-        st.processor.metrics().record_outcome("http", "unauthenticated");
+        st.processor
+            .metrics()
+            .record_outcome(Transport::Http, RequestOutcome::Unauthenticated);
         return r;
     }
     let enc = match encoding(headers) {
@@ -513,7 +516,9 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Ok(n) => n,
         Err(m) => return error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m.to_string()),
     };
-    st.processor.metrics().record_outcome("http", "not_ingested");
+    st.processor
+        .metrics()
+        .record_outcome(Transport::Http, RequestOutcome::NotIngested);
     let body = match (signal, enc) {
         (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
         (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),

@@ -1,8 +1,8 @@
-//! `llmhub prices show|check|import`: read, lint and update price catalogs from the command line.
+//! What `llmhub prices show|check|import` do: read, lint and update price catalogs.
 
-use crate::config::{self, PricingConfig};
-use crate::processors::pricing;
 use anyhow::{bail, Context as _};
+use llmhub::config::{self, PricingConfig};
+use llmhub::processors::pricing;
 use llmhub_pricing::catalog::{CatalogFile, Period, MILLION};
 use llmhub_pricing::date::Date;
 use llmhub_pricing::import::{self, Change, Format};
@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Where the catalog comes from: `--catalog FILE`, else the config's, else the built-in one.
-pub fn pricing_config(config: Option<&Path>, catalog: Option<&Path>) -> anyhow::Result<PricingConfig> {
+pub(super) fn pricing_config(config: Option<&Path>, catalog: Option<&Path>) -> anyhow::Result<PricingConfig> {
     let mut p = match config {
         Some(path) => config::load_file(path)?.processors.genai.pricing,
         None => PricingConfig::default(),
@@ -23,7 +23,7 @@ pub fn pricing_config(config: Option<&Path>, catalog: Option<&Path>) -> anyhow::
 }
 
 /// Today (UTC).
-pub fn today() -> Date {
+pub(super) fn today() -> Date {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -58,7 +58,7 @@ fn period_line(p: &Period) -> String {
 }
 
 /// `llmhub prices show`.
-pub fn show(
+pub(super) fn show(
     out: &mut dyn Write,
     p: &PricingConfig,
     model: Option<&str>,
@@ -140,7 +140,7 @@ pub fn show(
 
 /// `llmhub prices check`: lint the catalog (and user models); with `--metrics`, list the models a
 /// running llmhub saw without a price. Exits non-zero when anything needs attention.
-pub fn check(out: &mut dyn Write, p: &PricingConfig, metrics: Option<&str>) -> anyhow::Result<bool> {
+pub(super) fn check(out: &mut dyn Write, p: &PricingConfig, metrics: Option<&str>) -> anyhow::Result<bool> {
     let matcher = pricing::matcher(p)?;
     let c = matcher.catalog();
     let periods: usize = c.models.iter().map(|m| m.periods.len()).sum();
@@ -175,7 +175,7 @@ pub fn check(out: &mut dyn Write, p: &PricingConfig, metrics: Option<&str>) -> a
 
 /// `(labels, count)` of every model in `llmhub_cost_unknown_price_total` with a positive count,
 /// summed over tenants (the `llmhub_tenant` label is left out), in order of first appearance.
-pub fn unknown_prices(exposition: &str) -> Vec<(String, f64)> {
+pub(super) fn unknown_prices(exposition: &str) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = Vec::new();
     for (labels, n) in exposition
         .lines()
@@ -217,7 +217,7 @@ fn without_label(labels: &str, name: &str) -> String {
 }
 
 /// `llmhub prices import`.
-pub fn import_prices(
+pub(super) fn import_prices(
     out: &mut dyn Write,
     p: &PricingConfig,
     format: Format,

@@ -1,5 +1,7 @@
 //! `llmhub prices`: show, check and import price catalogs.
 
+mod actions;
+
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -88,7 +90,7 @@ pub(crate) fn run(cmd: PricesCommand) -> anyhow::Result<()> {
 }
 
 fn prices_to(out: &mut dyn std::io::Write, cmd: PricesCommand) -> anyhow::Result<()> {
-    use llmhub::prices as p;
+    use actions as p;
     let cfg = |s: &CatalogSource| p::pricing_config(s.config.as_deref(), s.catalog.as_deref());
     match cmd {
         PricesCommand::Show {

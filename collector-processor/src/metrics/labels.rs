@@ -1,0 +1,68 @@
+//! The receiver metrics' label values, as types: code names a transport or an outcome by variant,
+//! and the label text is written in one place.
+
+/// How an export request came in (`llmhub.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP with a protobuf body.
+    HttpProtobuf,
+    /// OTLP/HTTP with a JSON body.
+    HttpJson,
+    /// OTLP/HTTP refused before its encoding was read (no or a wrong API key, an unsupported
+    /// content type).
+    Http,
+}
+
+impl Transport {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::HttpProtobuf => "http_protobuf",
+            Transport::HttpJson => "http_json",
+            Transport::Http => "http",
+        }
+    }
+}
+
+/// What became of an export request (`llmhub.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestOutcome {
+    /// Every span taken.
+    Ok,
+    /// Some spans rejected (partial success).
+    Partial,
+    /// Malformed: refused for good.
+    Invalid,
+    /// A content type or encoding llmhub does not read.
+    Unsupported,
+    /// Past a size or span-count limit: refused for good.
+    TooLarge,
+    /// No or a wrong API key.
+    Unauthenticated,
+    /// A full or closing exporter queue: retryable.
+    Refused,
+    /// Past `service.memory.limit_mib`: retryable.
+    MemoryLimit,
+    /// Metrics or logs: answered, not ingested.
+    NotIngested,
+}
+
+impl RequestOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::Partial => "partial",
+            RequestOutcome::Invalid => "invalid",
+            RequestOutcome::Unsupported => "unsupported",
+            RequestOutcome::TooLarge => "too_large",
+            RequestOutcome::Unauthenticated => "unauthenticated",
+            RequestOutcome::Refused => "refused",
+            RequestOutcome::MemoryLimit => "memory_limit",
+            RequestOutcome::NotIngested => "not_ingested",
+        }
+    }
+}
