@@ -3,6 +3,7 @@
 
 use llmhub::config::Config;
 
+/// Logs to standard error at `service.telemetry.log_level` (or `LLMHUB_LOG`), as text or JSON.
 pub(crate) fn init_logging(c: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLMHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&c.service.telemetry.log_level));
@@ -32,6 +33,7 @@ pub(crate) fn tune_allocator(c: &Config) {
     }
 }
 
+/// Waits for SIGTERM or SIGINT (for commands that have nothing to drain before they listen).
 pub(crate) async fn wait_for_signal() {
     match Signals::install() {
         Ok(mut signals) => signals.recv().await,

@@ -211,8 +211,9 @@ impl GenAiProcessor {
     /// An exporter whose queue cannot take the request is dealt with by its policy
     /// ([`crate::pipeline::Fanout::admit`]): the sink (and a forwarder with `on_full: refuse`)
     /// refuses the whole request before anything is processed, so the client retries it later; a
-    /// forwarder with `on_full: drop` (the default) skips it, counted, and holds up nothing else. With `durability: wal` this returns once the records
-    /// are on disk, so the client's acknowledgement means they are kept.
+    /// forwarder with `on_full: drop` (the default) skips it, counted, and holds up nothing else.
+    /// With `durability: wal` this returns once the records are on disk, so the client's
+    /// acknowledgement means they are kept.
     ///
     /// What the request counts (metrics) and adds to the deduplication window takes effect only
     /// once every exporter that must take it did; a refused request leaves no trace, so its retry
