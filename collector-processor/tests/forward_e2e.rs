@@ -382,8 +382,13 @@ async fn a_downstream_llmhub_started_late_receives_everything() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let m = scrape(up.metrics_addr).await;
     assert!(
-        sum(&m, "llmhub_forward_retries_total", &[]) >= 1.0,
-        "the upstream kept retrying"
+        sum(&m, "llmhub_forward_retries_total", &[("llmhub_reason", "unreachable")]) >= 1.0,
+        "the upstream kept retrying, the endpoint unreachable"
+    );
+    assert_eq!(
+        sum(&m, "llmhub_forward_retries_total", &[]),
+        sum(&m, "llmhub_forward_retries_total", &[("llmhub_reason", "unreachable")]),
+        "no answer is no status"
     );
     // Readiness covers the forwarder: not ready while its endpoint does not answer.
     let (status, why) = readyz(up.metrics_addr).await;

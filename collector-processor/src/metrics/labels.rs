@@ -1,6 +1,8 @@
 //! The receiver metrics' label values, as types: code names a transport or an outcome by variant,
 //! and the label text is written in one place.
 
+use llmhub_exporters::queue::PushReason;
+
 /// How an export request came in (`llmhub.transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -63,6 +65,48 @@ impl RequestOutcome {
             RequestOutcome::Refused => "refused",
             RequestOutcome::MemoryLimit => "memory_limit",
             RequestOutcome::NotIngested => "not_ingested",
+        }
+    }
+}
+
+/// Why spans were refused (`llmhub.reason` of `llmhub.receiver.spans.refused`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpanRefusal {
+    /// A span normalization rejects (reported back as rejected).
+    InvalidSpan,
+    /// A request past `receivers.otlp.limits.max_spans_per_request`.
+    TooManySpans,
+    /// An exporter's queue, or the memory budget, could not take the request.
+    Push(PushReason),
+}
+
+impl SpanRefusal {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SpanRefusal::InvalidSpan => "invalid_span",
+            SpanRefusal::TooManySpans => "too_many_spans",
+            SpanRefusal::Push(r) => r.as_str(),
+        }
+    }
+}
+
+/// Which limit a span passed, read only in part (`llmhub.reason` of
+/// `llmhub.receiver.spans.limited`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpanLimit {
+    /// `receivers.otlp.limits.max_attributes_per_span`.
+    AttributesPerSpan,
+    /// `receivers.otlp.limits.max_events_per_span`.
+    EventsPerSpan,
+}
+
+impl SpanLimit {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SpanLimit::AttributesPerSpan => "attributes_per_span",
+            SpanLimit::EventsPerSpan => "events_per_span",
         }
     }
 }

@@ -15,7 +15,7 @@ pub use catalogue::{
     all, Instrument, CATALOGUE, DURATION_BUCKETS, REQUEST_BUCKETS, SERVER_TPOT_BUCKETS, SERVER_TTFT_BUCKETS,
     TOKEN_BUCKETS, TPS_BUCKETS,
 };
-pub use labels::{RequestOutcome, Transport};
+pub use labels::{RequestOutcome, SpanLimit, SpanRefusal, Transport};
 use llmhub_core::dedup::DuplicateReason;
 use llmhub_core::Dialect;
 use llmhub_core::{LlmCall, PriceStatus, SpanRole};
@@ -579,23 +579,23 @@ impl Metrics {
     }
 
     /// Records refused spans.
-    pub fn record_refused(&self, reason: &'static str, n: u64) {
+    pub fn record_refused(&self, reason: SpanRefusal, n: u64) {
         if n > 0 {
             self.count_unlimited(
                 &self.spans_refused,
                 Instrument::ReceiverSpansRefused,
-                vec![("llmhub_reason", reason.to_owned())],
+                vec![("llmhub_reason", reason.as_str().to_owned())],
                 n,
             );
         }
     }
 
     /// Records a span read only in part (past a limit).
-    pub fn record_limited(&self, reason: &'static str) {
+    pub fn record_limited(&self, reason: SpanLimit) {
         self.count_unlimited(
             &self.spans_limited,
             Instrument::ReceiverSpansLimited,
-            vec![("llmhub_reason", reason.to_owned())],
+            vec![("llmhub_reason", reason.as_str().to_owned())],
             1,
         );
     }

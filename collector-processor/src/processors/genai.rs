@@ -4,7 +4,7 @@
 
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::config::Limits;
-use crate::metrics::{Metrics, Transport};
+use crate::metrics::{Metrics, SpanLimit, SpanRefusal, Transport};
 use crate::pipeline::{Batch, Fanout, Original, PushError, TenantStamp};
 use crate::processors::view::{self, ResourceView};
 use llmhub_content::ContentPolicy;
@@ -66,7 +66,7 @@ struct Tally {
     received: u64,
     rejected: u64,
     not_genai: u64,
-    limited: Vec<&'static str>,
+    limited: Vec<SpanLimit>,
     normalization: Vec<(usize, Vec<Field>)>,
     unmapped: Vec<(Dialect, Vec<String>)>,
     duplicates: Vec<(DuplicateReason, String)>,
@@ -229,7 +229,7 @@ impl GenAiProcessor {
             Ok(taking) => taking,
             Err(e) => {
                 let spans = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum::<usize>();
-                self.metrics.record_refused(e.reason(), spans as u64);
+                self.metrics.record_refused(SpanRefusal::Push(e.reason()), spans as u64);
                 return Err(e);
             }
         };
@@ -259,7 +259,8 @@ impl GenAiProcessor {
                 if let Some(s) = settle.as_mut() {
                     s.finish(false);
                 }
-                self.metrics.record_refused(e.reason(), summary.received);
+                self.metrics
+                    .record_refused(SpanRefusal::Push(e.reason()), summary.received);
                 return Err(e);
             }
         };
@@ -290,7 +291,7 @@ impl GenAiProcessor {
                         metrics.record_call(call);
                     }
                 }
-                Err(e) => metrics.record_refused(e.reason(), spans),
+                Err(e) => metrics.record_refused(SpanRefusal::Push(e.reason()), spans),
             }
             result
         });
@@ -367,7 +368,7 @@ impl GenAiProcessor {
                 more_problems += 1;
             }
         };
-        let limited_now = |effects: &mut Effects<'_>, reason: &'static str| match effects {
+        let limited_now = |effects: &mut Effects<'_>, reason: SpanLimit| match effects {
             Effects::Now => self.metrics.record_limited(reason),
             Effects::Later(p) => p.tally.limited.push(reason),
         };
@@ -389,11 +390,11 @@ impl GenAiProcessor {
                         let mut s = span.clone();
                         if s.attributes.len() > self.limits.max_attributes_per_span {
                             s.attributes.truncate(self.limits.max_attributes_per_span);
-                            limited_now(&mut effects, "attributes_per_span");
+                            limited_now(&mut effects, SpanLimit::AttributesPerSpan);
                         }
                         if s.events.len() > self.limits.max_events_per_span {
                             s.events.truncate(self.limits.max_events_per_span);
-                            limited_now(&mut effects, "events_per_span");
+                            limited_now(&mut effects, SpanLimit::EventsPerSpan);
                         }
                         limited = s;
                         &limited
@@ -519,6 +520,6 @@ fn record_tally(metrics: &Metrics, transport: Transport, t: Tally) {
     }
     metrics.record_received(transport, t.received);
     metrics.record_accepted(transport, t.received - t.rejected);
-    metrics.record_refused("invalid_span", t.rejected);
+    metrics.record_refused(SpanRefusal::InvalidSpan, t.rejected);
     metrics.record_not_genai(t.not_genai);
 }

@@ -9,11 +9,33 @@ pub(super) enum Attempt {
         rejected: i64,
     },
     Retry {
-        reason: &'static str,
+        reason: RetryReason,
         message: String,
         after: Option<Duration>,
     },
     Permanent(String),
+}
+
+/// Why an attempt is retried, as `llmhub.forward.retries` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RetryReason {
+    /// No answer: no connection, a reset, a TLS alert.
+    Unreachable,
+    /// The endpoint answered with a status OTLP says to retry.
+    RetryableStatus,
+    /// The endpoint refused the request for good, and its dead letter could not be written.
+    DeadLetterUnwritable,
+}
+
+impl RetryReason {
+    /// The label value.
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Unreachable => "unreachable",
+            RetryReason::RetryableStatus => "retryable_status",
+            RetryReason::DeadLetterUnwritable => "dead_letter_unwritable",
+        }
+    }
 }
 
 pub(super) enum Client {
@@ -189,7 +211,7 @@ pub(super) async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
         Client::Grpc { grpc, metadata } => {
             if let Err(e) = grpc.ready().await {
                 return Attempt::Retry {
-                    reason: "unreachable",
+                    reason: RetryReason::Unreachable,
                     message: e.to_string(),
                     after: None,
                 };
@@ -211,10 +233,12 @@ pub(super) async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                         .map_or(0, |p| p.rejected_spans),
                 },
                 Err(s) if grpc_retryable(&s) => Attempt::Retry {
-                    reason: if s.code() == tonic::Code::Unavailable && s.message().contains("connect") {
-                        "unreachable"
+                    // No connection (tonic's own status, with the transport error as its
+                    // source), or a status the endpoint sent.
+                    reason: if transport_failure(&s) {
+                        RetryReason::Unreachable
                     } else {
-                        "retryable_status"
+                        RetryReason::RetryableStatus
                     },
                     message: format!("{:?}: {}", s.code(), s.message()),
                     after: None,
@@ -222,7 +246,7 @@ pub(super) async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                 // No answer from the server at all (a reset, a TLS alert such as a refused client
                 // certificate): tonic reports `Unknown` with the transport error as its source.
                 Err(s) if transport_failure(&s) => Attempt::Retry {
-                    reason: "unreachable",
+                    reason: RetryReason::Unreachable,
                     message: format!(
                         "{s}: {}",
                         std::error::Error::source(&s)
@@ -245,7 +269,7 @@ pub(super) async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                 Ok(r) => r,
                 Err(e) => {
                     return Attempt::Retry {
-                        reason: "unreachable",
+                        reason: RetryReason::Unreachable,
                         message: e.to_string(),
                         after: None,
                     }
@@ -267,7 +291,7 @@ pub(super) async fn attempt(c: &mut Client, item: &Bytes) -> Attempt {
                         .map_or(0, |p| p.rejected_spans),
                 },
                 429 | 502 | 503 | 504 => Attempt::Retry {
-                    reason: "retryable_status",
+                    reason: RetryReason::RetryableStatus,
                     message: format!("HTTP {status}"),
                     after,
                 },

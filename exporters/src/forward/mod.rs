@@ -16,7 +16,7 @@ mod config;
 mod metrics;
 
 pub use client::StartError;
-use client::{attempt, client, client_tls, Attempt, Client};
+use client::{attempt, client, client_tls, Attempt, Client, RetryReason};
 pub use config::ForwardConfig;
 use metrics::ForwardMetrics;
 pub use metrics::{ForwardInstrument, METRICS};
@@ -140,7 +140,7 @@ impl Forwarder {
     pub fn count_dropped(&self, why: &PushError) {
         self.metrics
             .dropped
-            .get_or_create(&vec![("llmhub_reason", why.reason())])
+            .get_or_create(&vec![("llmhub_reason", why.reason().as_str())])
             .inc();
         tracing::debug!(reason = %why, "request not forwarded (on_full: drop)");
     }
@@ -294,11 +294,14 @@ async fn sender(f: Arc<Forwarder>, mut c: Client, id: usize) {
                     Attempt::Permanent(reason) => match f.dead_letter(item, &reason) {
                         Ok(()) => break,
                         // Kept queued until its dead letter is on disk: tried again after a delay.
-                        Err(e) => ("dead_letter_unwritable", e.to_string(), None),
+                        Err(e) => (RetryReason::DeadLetterUnwritable, e.to_string(), None),
                     },
                     Attempt::Retry { reason, message, after } => (reason, message, after),
                 };
-                f.metrics.retries.get_or_create(&vec![("llmhub_reason", reason)]).inc();
+                f.metrics
+                    .retries
+                    .get_or_create(&vec![("llmhub_reason", reason.as_str())])
+                    .inc();
                 tries = tries.saturating_add(1);
                 let mut delay = backoff(f.cfg.retry_initial_ms, f.cfg.retry_max_ms, tries);
                 if let Some(a) = after {

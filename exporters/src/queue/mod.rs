@@ -65,13 +65,41 @@ pub enum PushError {
 
 impl PushError {
     /// The `llmhub.reason` under which the refused spans are counted.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> PushReason {
         match self {
-            PushError::Full { .. } => "queue_full",
-            PushError::OverBudget(_) => "memory_limit",
-            PushError::Closed(_) => "unavailable",
-            PushError::Io { .. } => "queue_error",
-            PushError::Unconfirmed => "copy_unconfirmed",
+            PushError::Full { .. } => PushReason::QueueFull,
+            PushError::OverBudget(_) => PushReason::MemoryLimit,
+            PushError::Closed(_) => PushReason::Unavailable,
+            PushError::Io { .. } => PushReason::QueueError,
+            PushError::Unconfirmed => PushReason::CopyUnconfirmed,
+        }
+    }
+}
+
+/// Why a queue did not take a request, as metrics label it (`llmhub.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PushReason {
+    /// At its size limit.
+    QueueFull,
+    /// The process is at its memory limit.
+    MemoryLimit,
+    /// Shutting down.
+    Unavailable,
+    /// The on-disk log could not be written.
+    QueueError,
+    /// A copy of a call came in a request that could not be stored.
+    CopyUnconfirmed,
+}
+
+impl PushReason {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PushReason::QueueFull => "queue_full",
+            PushReason::MemoryLimit => "memory_limit",
+            PushReason::Unavailable => "unavailable",
+            PushReason::QueueError => "queue_error",
+            PushReason::CopyUnconfirmed => "copy_unconfirmed",
         }
     }
 }

@@ -1,12 +1,12 @@
 //! What the OTLP receivers answer, shared by gRPC and HTTP: decode, process, and build the export
 //! response with its partial success.
 
-use crate::metrics::Transport;
+use crate::metrics::{SpanRefusal, Transport};
 use crate::processors::genai::GenAiProcessor;
 use llmhub_core::span::{Attribute, SpanView};
 use llmhub_core::LlmCall;
 use llmhub_exporters::forward::Original;
-use llmhub_exporters::queue::PushError;
+use llmhub_exporters::queue::{PushError, PushReason};
 use llmhub_server::budget::Reservation;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -109,7 +109,8 @@ fn hold_working_set(
 ) -> Result<(), TraceError> {
     let Some(held) = held else { return Ok(()) };
     held.grow(shape.working_set(body_len, p.queues())).map_err(|e| {
-        p.metrics().record_refused("memory_limit", shape.spans as u64);
+        p.metrics()
+            .record_refused(SpanRefusal::Push(PushReason::MemoryLimit), shape.spans as u64);
         TraceError::Refused(PushError::OverBudget(e))
     })
 }
@@ -122,7 +123,7 @@ fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: Transport) -> R
         return Ok(());
     }
     p.metrics().record_received(transport, n as u64);
-    p.metrics().record_refused("too_many_spans", n as u64);
+    p.metrics().record_refused(SpanRefusal::TooManySpans, n as u64);
     Err(TraceError::TooLarge(format!(
         "the request holds {n} spans, more than the {max} allowed (receivers.otlp.limits.max_spans_per_request); send smaller batches"
     )))
