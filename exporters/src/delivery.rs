@@ -1,5 +1,5 @@
-//! What every push exporter shares about delivery: the dead-letter file, the retry backoff, and
-//! the endpoint check of its configuration.
+//! What every push exporter shares about delivery: the dead-letter file, the retry backoff, the
+//! endpoint check of its configuration, and its configured headers on the wire.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -110,6 +110,51 @@ pub fn endpoint_problem(path: &str, endpoint: &str) -> Option<String> {
             "{path}.endpoint: got {endpoint:?}, expected an http:// or https:// URL, e.g. http://otel-collector:4317"
         )
     })
+}
+
+/// A configured header that cannot be sent.
+#[derive(Debug, thiserror::Error)]
+#[error("header {name:?}: {error}")]
+pub struct HeaderError {
+    /// The header as configured.
+    pub name: String,
+    /// Why.
+    error: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl HeaderError {
+    fn new(name: &str, error: impl std::error::Error + Send + Sync + 'static) -> HeaderError {
+        HeaderError {
+            name: name.to_owned(),
+            error: Box::new(error),
+        }
+    }
+}
+
+/// The configured headers as gRPC metadata (names lowercased, as gRPC requires).
+pub fn grpc_metadata(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<tonic::metadata::MetadataMap, HeaderError> {
+    use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (k, v) in headers {
+        let key =
+            MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| HeaderError::new(k, e))?;
+        let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| HeaderError::new(k, e))?;
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}
+
+/// The configured headers as HTTP headers.
+pub fn http_headers(headers: &std::collections::BTreeMap<String, String>) -> Result<http::HeaderMap, HeaderError> {
+    let mut out = http::HeaderMap::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| HeaderError::new(k, e))?;
+        let value = http::HeaderValue::from_str(v).map_err(|e| HeaderError::new(k, e))?;
+        out.insert(name, value);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

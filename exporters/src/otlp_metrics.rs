@@ -93,13 +93,8 @@ impl OtlpMetricsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PushSetupError {
     /// A header name or value cannot be sent as gRPC metadata.
-    #[error("header {name:?}: {error}")]
-    Header {
-        /// The header as configured.
-        name: String,
-        /// Why.
-        error: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Header(#[from] crate::delivery::HeaderError),
     /// The OpenTelemetry SDK refused the exporter's settings.
     #[error("{0}")]
     Exporter(opentelemetry_otlp::ExporterBuildError),
@@ -111,10 +106,6 @@ pub enum PushSetupError {
 /// Builds the meter provider that exports periodically. Must be called inside a tokio runtime
 /// (the gRPC client runs on it); the HTTP client is built on a thread of its own.
 pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, PushSetupError> {
-    let header = |name: &str, error: Box<dyn std::error::Error + Send + Sync>| PushSetupError::Header {
-        name: name.to_owned(),
-        error,
-    };
     let temporality = match cfg.temporality {
         MetricTemporality::Cumulative => Temporality::Cumulative,
         MetricTemporality::Delta => Temporality::Delta,
@@ -122,15 +113,7 @@ pub fn meter_provider(cfg: &OtlpMetricsConfig) -> Result<SdkMeterProvider, PushS
     let timeout = Duration::from_millis(cfg.timeout_ms);
     let exporter = match cfg.protocol {
         OtlpProtocol::Grpc => {
-            let mut meta = tonic::metadata::MetadataMap::new();
-            for (k, v) in &cfg.headers {
-                let key = tonic::metadata::MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| header(k, Box::new(e)))?;
-                let val = v
-                    .parse()
-                    .map_err(|e: tonic::metadata::errors::InvalidMetadataValue| header(k, Box::new(e)))?;
-                meta.insert(key, val);
-            }
+            let meta = crate::delivery::grpc_metadata(&cfg.headers)?;
             MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(cfg.endpoint.clone())

@@ -63,13 +63,8 @@ pub enum StartError {
     #[error("endpoint: {0}")]
     Endpoint(Box<dyn std::error::Error + Send + Sync>),
     /// A header name or value cannot be sent.
-    #[error("header {name:?}: {error}")]
-    Header {
-        /// The header as configured.
-        name: String,
-        /// Why.
-        error: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Header(#[from] crate::delivery::HeaderError),
     /// The HTTP client could not be built.
     #[error("{0}")]
     HttpClient(reqwest::Error),
@@ -120,10 +115,6 @@ pub(super) fn tls_connector(
 }
 
 pub(super) fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) -> Result<Client, StartError> {
-    let header = |name: &str| {
-        let name = name.to_owned();
-        move |error: Box<dyn std::error::Error + Send + Sync>| StartError::Header { name, error }
-    };
     let timeout = Duration::from_millis(cfg.timeout_ms);
     match cfg.protocol {
         OtlpProtocol::Grpc => {
@@ -148,13 +139,7 @@ pub(super) fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) ->
             if cfg.gzip {
                 grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
             }
-            let mut metadata = MetadataMap::new();
-            for (k, v) in &cfg.headers {
-                let key = MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| header(k)(Box::new(e)))?;
-                let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| header(k)(Box::new(e)))?;
-                metadata.insert(key, value);
-            }
+            let metadata = crate::delivery::grpc_metadata(&cfg.headers)?;
             Ok(Client::Grpc {
                 grpc: grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                 metadata: Box::new(metadata),
@@ -168,12 +153,7 @@ pub(super) fn client(cfg: &ForwardConfig, tls: Option<&rustls::ClientConfig>) ->
             } else {
                 format!("{base}/v1/traces")
             };
-            let mut headers = http::HeaderMap::new();
-            for (k, v) in &cfg.headers {
-                let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| header(k)(Box::new(e)))?;
-                let value = http::HeaderValue::from_str(v).map_err(|e| header(k)(Box::new(e)))?;
-                headers.insert(name, value);
-            }
+            let headers = crate::delivery::http_headers(&cfg.headers)?;
             let mut builder = reqwest::Client::builder().timeout(timeout).default_headers(headers);
             if let Some(tls) = tls {
                 builder = builder.use_preconfigured_tls(tls.clone());

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataKey, MetadataMap};
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
