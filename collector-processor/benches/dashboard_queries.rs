@@ -1,5 +1,5 @@
 //! Every SQL panel of the bundled dashboards over 30 days of rollups at the equivalent of 1M model
-//! calls a day (`llmhub::dashboards::synthetic_rollups_sql`), with Grafana's macros expanded for a
+//! calls a day (`llmhub_dashboards::synthetic_rollups_sql`), with Grafana's macros expanded for a
 //! 30-day range: median time of 5 runs after a warm-up, beside the 200 ms budget the dashboards
 //! issue sets, same server, same run — as the reader roles the provisioned data sources connect
 //! as (an operator, and one tenant's reader, row-level security on), beside the owner (no
@@ -13,7 +13,7 @@
 //! ```
 //! Under `cargo test` it runs each query once over 2 days.
 
-use llmhub::dashboards::{self, Source};
+use llmhub_dashboards::Source;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio_postgres::{Client, NoTls};
 
@@ -55,7 +55,7 @@ fn main() {
             .await
             .expect("extension");
         let t = Instant::now();
-        c.batch_execute(&dashboards::synthetic_rollups_sql(days, 1_000_000))
+        c.batch_execute(&llmhub_dashboards::synthetic_rollups_sql(days, 1_000_000))
             .await
             .expect("rollups");
         let rows: i64 = c
@@ -87,10 +87,10 @@ fn main() {
         println!("| dashboard | panel | owner (ms) | operator (ms) | tenant reader (ms) | slowest vs 200 ms budget |");
         println!("|---|---|---|---|---|---|");
         let mut worst = 0.0f64;
-        for d in dashboards::all() {
+        for d in llmhub_dashboards::all() {
             for p in d.panels.iter().filter(|p| p.source == Source::Postgres) {
                 for q in &p.queries {
-                    let sql = dashboards::expand_sql(&q.expr, from, to).expect("expands");
+                    let sql = llmhub_dashboards::expand_sql(&q.expr, from, to).expect("expands");
                     let mut medians = Vec::new();
                     for client in [&c, &operator, &reader] {
                         if bench {

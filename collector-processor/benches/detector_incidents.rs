@@ -19,8 +19,8 @@
 //! Under `cargo test` it runs one seed over 16 days at a low rate, and checks only that it runs.
 
 use llmhub::config::Config;
-use llmhub::loadgen::scenario::PlanDialect;
-use llmhub::loadgen::{run, LoadgenConfig, Progress, Transport};
+use llmhub_loadgen::scenario::PlanDialect;
+use llmhub_loadgen::{run, LoadgenConfig, Progress, Transport};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,14 +38,14 @@ async fn connect(url: &str) -> Client {
 
 /// One panel's flags over the scored weeks: flagged hour starts (Unix seconds).
 async fn flagged(c: &Client, file: &str, title: &str, from: u64, to: u64) -> BTreeSet<u64> {
-    let all = llmhub::dashboards::all();
+    let all = llmhub_dashboards::all();
     let d = all.iter().find(|d| d.file == file).expect("dashboard");
     let p = d.panels.iter().find(|p| p.title == title).expect("panel");
     let mut hours = BTreeSet::new();
     let mut start = from;
     while start < to {
         let end = (start + 3 * DAY).min(to);
-        let sql = llmhub::dashboards::expand_sql(&p.queries[0].expr, start, end).expect("expands");
+        let sql = llmhub_dashboards::expand_sql(&p.queries[0].expr, start, end).expect("expands");
         for r in c
             .query(sql.as_str(), &[])
             .await

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p llmhub --bench memory_label_sets`. Under `cargo test` it runs a small smoke pass.
 
-use llmhub::testkit::{chat, request};
+use llmhub_testkit::{chat, request};
 use prost::Message;
 
 fn rss_kib(pid: u32) -> u64 {
@@ -20,8 +20,8 @@ fn rss_kib(pid: u32) -> u64 {
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (small, large) = if bench { (10_000u64, 200_000u64) } else { (200, 2_000) };
-    let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
-    let serve = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, None).expect("llmhub starts");
+    let args = llmhub_testkit::LOOPBACK_EPHEMERAL;
+    let serve = llmhub_testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, None).expect("llmhub starts");
     let http = serve.http.clone();
     let pid = serve.pid();
     let mut child = serve;

@@ -15,7 +15,7 @@ use llmhub::config::GenAiProcessor as GenAiConfig;
 use llmhub::metrics::Metrics;
 use llmhub::processors::genai::GenAiProcessor;
 use llmhub::receivers::otlp::{json, wire};
-use llmhub::testkit::{realistic_request, Restamp};
+use llmhub_testkit::{realistic_request, Restamp};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::registry::Registry;
 use prost::Message;

@@ -11,8 +11,8 @@
 //! half-second smoke pass so the harness never rots.
 
 use bytes::Bytes;
-use llmhub::testkit::env_num;
-use llmhub::testkit::{realistic_request, RawGrpcCodec, Restamp};
+use llmhub_testkit::env_num;
+use llmhub_testkit::{realistic_request, RawGrpcCodec, Restamp};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::process::Command;
@@ -53,10 +53,10 @@ fn decode_rate<B>(bodies: &[B], secs: f64, decode: impl Fn(&B) -> ExportTraceSer
     spans as f64 / start.elapsed().as_secs_f64()
 }
 
-fn start_llmhub(pinned: bool) -> (llmhub::testkit::ServeProcess, String, String, String) {
-    let args = llmhub::testkit::LOOPBACK_EPHEMERAL;
+fn start_llmhub(pinned: bool) -> (llmhub_testkit::ServeProcess, String, String, String) {
+    let args = llmhub_testkit::LOOPBACK_EPHEMERAL;
     let p =
-        llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, pinned.then_some(0)).expect("llmhub starts");
+        llmhub_testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), &args, pinned.then_some(0)).expect("llmhub starts");
     let (grpc, http, metrics) = (p.grpc.clone(), p.http.clone(), p.metrics.clone());
     (p, grpc, http, metrics)
 }

@@ -15,12 +15,12 @@
 
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
-use llmhub::testkit::env_num;
-use llmhub::testkit::realistic_request;
 use llmhub_core::LlmCall;
 use llmhub_exporters::postgres::row::{self, COPY_HEADER, COPY_TRAILER};
 use llmhub_exporters::postgres::schema::column_list;
 use llmhub_exporters::postgres::{PostgresConfig, PostgresSink, SinkMetrics};
+use llmhub_testkit::env_num;
+use llmhub_testkit::realistic_request;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -15,7 +15,7 @@
 //! Under `cargo test` it runs once over 100 000 rows (with whatever build of the extension
 //! `cargo pgrx test` installed).
 
-use llmhub::testkit::env_num;
+use llmhub_testkit::env_num;
 use std::time::Instant;
 use tokio_postgres::{Client, NoTls};
 

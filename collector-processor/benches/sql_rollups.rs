@@ -10,7 +10,7 @@
 //! ```
 //! Under `cargo test` it runs once over 20 000 rows and checks the rollups' totals.
 
-use llmhub::testkit::env_num;
+use llmhub_testkit::env_num;
 use std::time::Instant;
 use tokio_postgres::{Client, NoTls};
 

@@ -8,11 +8,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
-pub mod dashboards;
-pub mod loadgen;
 pub mod metrics;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod service;
-pub mod testkit;

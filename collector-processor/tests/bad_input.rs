@@ -7,7 +7,7 @@ use bytes::Bytes;
 use common::{chat, d, i, loopback_config, request, s, scrape, span, start, sum};
 use flate2::write::GzEncoder;
 use llmhub::receivers::otlp::http::RpcStatus;
-use llmhub::testkit::RawGrpcCodec;
+use llmhub_testkit::RawGrpcCodec;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
@@ -618,7 +618,7 @@ except Exception as e:
         &format!("http://{http}/v1/traces"),
         PROTO,
         None,
-        llmhub::testkit::realistic_request(3, 1).encode_to_vec(),
+        llmhub_testkit::realistic_request(3, 1).encode_to_vec(),
     )
     .await;
     assert_eq!(status, 200);
@@ -632,9 +632,9 @@ except Exception as e:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_are_logged_at_debug_with_the_reason_and_the_client() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let p = llmhub::testkit::spawn_serve_with_env(
+    let p = llmhub_testkit::spawn_serve_with_env(
         env!("CARGO_BIN_EXE_llmhub"),
-        &llmhub::testkit::LOOPBACK_EPHEMERAL,
+        &llmhub_testkit::LOOPBACK_EPHEMERAL,
         None,
         &[("LLMHUB_LOG", "debug".to_owned())],
     )

@@ -1,7 +1,7 @@
 //! The `llmhub` binary: `serve` with no config file (start, health, SIGTERM, start again on the same
 //! ports) and `check-config`.
 
-use llmhub::testkit::ServeProcess;
+use llmhub_testkit::ServeProcess;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ fn bin() -> Command {
 
 /// Starts `llmhub serve` and returns it with the addresses it logged.
 fn serve(args: &[&str]) -> (ServeProcess, Vec<(String, String)>) {
-    let p = llmhub::testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), args, None).expect("llmhub starts");
+    let p = llmhub_testkit::spawn_serve(env!("CARGO_BIN_EXE_llmhub"), args, None).expect("llmhub starts");
     let addrs = vec![
         ("grpc".to_owned(), p.grpc.clone()),
         ("http".to_owned(), p.http.clone()),
@@ -42,7 +42,7 @@ fn terminate(child: &mut ServeProcess) -> std::process::ExitStatus {
 
 #[test]
 fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
-    let (mut child, addrs) = serve(&llmhub::testkit::LOOPBACK_EPHEMERAL);
+    let (mut child, addrs) = serve(&llmhub_testkit::LOOPBACK_EPHEMERAL);
     let metrics = addrs
         .iter()
         .find(|(w, _)| w == "metrics")
@@ -81,7 +81,7 @@ fn serve_without_config_starts_answers_health_stops_on_sigterm_and_restarts() {
 #[test]
 fn sigterm_right_after_ready_drains_and_exits_zero() {
     for round in 0..50 {
-        let (mut p, _) = serve(&llmhub::testkit::LOOPBACK_EPHEMERAL);
+        let (mut p, _) = serve(&llmhub_testkit::LOOPBACK_EPHEMERAL);
         let status = terminate(&mut p);
         assert!(status.success(), "round {round}: exit status after SIGTERM: {status}");
     }
@@ -194,9 +194,9 @@ fn the_metrics_say_which_build_runs_and_how_the_process_is() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs_f64();
-    let mut child = llmhub::testkit::spawn_serve(
+    let mut child = llmhub_testkit::spawn_serve(
         wrapper.to_str().expect("utf-8"),
-        &llmhub::testkit::LOOPBACK_EPHEMERAL,
+        &llmhub_testkit::LOOPBACK_EPHEMERAL,
         None,
     )
     .expect("llmhub starts");

@@ -13,9 +13,9 @@ mod truth;
 
 use common::pg::{self, Server};
 use common::prometheus;
-use llmhub::dashboards::{self, Source, Viz};
-use llmhub::loadgen::scenario::PlanDialect;
-use llmhub::loadgen::{run, LoadgenConfig, Progress, Transport};
+use llmhub_dashboards::{Source, Viz};
+use llmhub_loadgen::scenario::PlanDialect;
+use llmhub_loadgen::{run, LoadgenConfig, Progress, Transport};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 fn checked_in() -> Vec<(String, Value)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
-    dashboards::all()
+    llmhub_dashboards::all()
         .iter()
         .map(|d| {
             let text = std::fs::read_to_string(dir.join(d.file)).unwrap_or_else(|e| panic!("{}: {e}", d.file));
@@ -37,9 +37,9 @@ fn checked_in() -> Vec<(String, Value)> {
 #[test]
 fn the_checked_in_dashboards_are_what_the_code_generates() {
     let dir = std::env::temp_dir().join(format!("llmhub-dashboards-{}", std::process::id()));
-    dashboards::write(&dir).expect("write");
+    llmhub_dashboards::write(&dir).expect("write");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboards");
-    for d in dashboards::all() {
+    for d in llmhub_dashboards::all() {
         let want = std::fs::read_to_string(dir.join(d.file)).expect("generated");
         let have = std::fs::read_to_string(repo.join(d.file)).expect("checked in");
         assert!(
@@ -51,7 +51,7 @@ fn the_checked_in_dashboards_are_what_the_code_generates() {
     let readme = std::fs::read_to_string(repo.join("README.md")).expect("README");
     assert_eq!(
         readme,
-        dashboards::readme(),
+        llmhub_dashboards::readme(),
         "dashboards/README.md differs from the code"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -272,13 +272,13 @@ async fn every_panel_query_returns_data_of_its_shape_on_timescaledb() {
 /// panels fed whole periods, that no partial day or hour is in them.
 async fn check_sql_panel(
     c: &tokio_postgres::Client,
-    d: &dashboards::Dashboard,
-    p: &dashboards::Panel,
+    d: &llmhub_dashboards::Dashboard,
+    p: &llmhub_dashboards::Panel,
     expr: &str,
     from: u64,
     to: u64,
 ) {
-    let sql = dashboards::expand_sql(expr, from, to).expect("expands");
+    let sql = llmhub_dashboards::expand_sql(expr, from, to).expect("expands");
     let rows = c
         .query(sql.as_str(), &[])
         .await
@@ -372,7 +372,7 @@ async fn check_sql_panel(
 
 /// The SQL of a panel's first query.
 fn panel_sql(file: &str, title: &str) -> String {
-    let d = dashboards::all()
+    let d = llmhub_dashboards::all()
         .into_iter()
         .find(|d| d.file == file)
         .expect("dashboard");
@@ -396,14 +396,16 @@ async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
     let spent = |rows: Vec<tokio_postgres::Row>| -> f64 { rows[0].get::<_, f64>(0) };
     let all_spent = spent(
         c.query(
-            dashboards::expand_sql(&budget, from, to).expect("expands").as_str(),
+            llmhub_dashboards::expand_sql(&budget, from, to)
+                .expect("expands")
+                .as_str(),
             &[],
         )
         .await
         .expect("budget for all"),
     );
     for (value, present) in [(tenant.as_str(), true), (hostile, false)] {
-        let sql = dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", value)]).expect("expands");
+        let sql = llmhub_dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", value)]).expect("expands");
         let rows = c
             .query(sql.as_str(), &[])
             .await
@@ -412,7 +414,7 @@ async fn one_tenant_selected(c: &tokio_postgres::Client, to: u64) {
         for r in &rows {
             assert_eq!(r.get::<_, Option<String>>(0).as_deref(), Some(value));
         }
-        let sql = dashboards::expand_sql_selecting(&budget, from, to, &[("tenant", value)]).expect("expands");
+        let sql = llmhub_dashboards::expand_sql_selecting(&budget, from, to, &[("tenant", value)]).expect("expands");
         let one = spent(
             c.query(sql.as_str(), &[])
                 .await
@@ -439,7 +441,7 @@ async fn tenant_reader_sees_its_tenant(
 ) {
     let from = to - 26 * 3600;
     let by_tenant = panel_sql("llm-cost.json", "Spend by tenant, service and model");
-    let sql = dashboards::expand_sql(&by_tenant, from, to).expect("expands");
+    let sql = llmhub_dashboards::expand_sql(&by_tenant, from, to).expect("expands");
     let mine = reader.query(sql.as_str(), &[]).await.expect("as the tenant");
     assert!(!mine.is_empty());
     assert!(mine
@@ -452,7 +454,8 @@ async fn tenant_reader_sees_its_tenant(
             .any(|r| r.get::<_, Option<String>>(0).as_deref() != Some(tenant)),
         "the operator sees other tenants"
     );
-    let selected = dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", tenant)]).expect("expands");
+    let selected =
+        llmhub_dashboards::expand_sql_selecting(&by_tenant, from, to, &[("tenant", tenant)]).expect("expands");
     let op_one = op.query(selected.as_str(), &[]).await.expect("operator, one tenant");
     let spend = |rows: &[tokio_postgres::Row]| -> Vec<(String, Option<String>, String, String)> {
         let mut v: Vec<_> = rows
@@ -492,15 +495,16 @@ async fn hostile_values_stay_literals(c: &tokio_postgres::Client, to: u64) {
         "${tenant} $__timeFrom() $budget",
     ];
     let mut tried = 0;
-    for d in dashboards::all() {
+    for d in llmhub_dashboards::all() {
         for p in d.panels.iter().filter(|p| p.source == Source::Postgres) {
             for q in &p.queries {
-                for (var, _) in dashboards::SQL_VARIABLES {
+                for (var, _) in llmhub_dashboards::SQL_VARIABLES {
                     if !q.expr.contains(&format!("${{{var}")) && !q.expr.contains(&format!("${var}")) {
                         continue;
                     }
                     for h in hostile {
-                        let sql = dashboards::expand_sql_selecting(&q.expr, from, to, &[(var, h)]).expect("expands");
+                        let sql =
+                            llmhub_dashboards::expand_sql_selecting(&q.expr, from, to, &[(var, h)]).expect("expands");
                         // A cast of the literal may already fail when it is prepared (PostgreSQL
                         // folds constants then): a data exception either way.
                         let ran = match c.prepare(sql.as_str()).await {
@@ -646,9 +650,9 @@ async fn every_panel_on(server: Server, before: &str) {
     let tenant_c = pg::connect(&url.replace("postgres://postgres@", &format!("postgres://{tenant_user}@"))).await;
     let to = now_s();
     let mut checked = 0;
-    for d in dashboards::all() {
+    for d in llmhub_dashboards::all() {
         // Every query variable resolves to at least one value.
-        let json = dashboards::to_json(&d);
+        let json = llmhub_dashboards::to_json(&d);
         for v in json["templating"]["list"].as_array().expect("vars") {
             if v["type"] != "query" {
                 continue;
@@ -786,16 +790,16 @@ async fn sql_panels_read_rollups_not_raw_rows() {
     c.batch_execute("CREATE EXTENSION llm_analytics")
         .await
         .expect("extension");
-    c.batch_execute(&dashboards::synthetic_rollups_sql(30, 1_000_000))
+    c.batch_execute(&llmhub_dashboards::synthetic_rollups_sql(30, 1_000_000))
         .await
         .expect("rollups");
     let to = now_s();
     let from = to - 30 * 86_400;
     let mut checked = 0;
-    for d in dashboards::all() {
+    for d in llmhub_dashboards::all() {
         for p in d.panels.iter().filter(|p| p.source == Source::Postgres) {
             for q in &p.queries {
-                let sql = dashboards::expand_sql(&q.expr, from, to).expect("expands");
+                let sql = llmhub_dashboards::expand_sql(&q.expr, from, to).expect("expands");
                 let plan: Value = c
                     .query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
                     .await

@@ -13,10 +13,10 @@ mod common;
 use common::capture::{downstream, spans_by_id, REFUSE};
 use common::{fixture_requests, loopback_config, post_otlp, scrape, start, sum};
 use llmhub::config::Config;
-use llmhub::testkit::realistic_request;
 use llmhub_exporters::forward::ForwardConfig;
 use llmhub_exporters::otlp_metrics::OtlpProtocol;
 use llmhub_exporters::queue::QueueConfig;
+use llmhub_testkit::realistic_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
@@ -462,10 +462,10 @@ async fn forwarded_spans_carry_the_api_keys_tenant() {
             rs.resource
                 .get_or_insert_with(Default::default)
                 .attributes
-                .push(llmhub::testkit::s("tenant.id", "globex"));
+                .push(llmhub_testkit::s("tenant.id", "globex"));
             for span in rs.scope_spans.iter_mut().flat_map(|ss| &mut ss.spans) {
                 span.attributes.retain(|a| a.key != "tenant.id");
-                span.attributes.push(llmhub::testkit::s("tenant.id", "initech"));
+                span.attributes.push(llmhub_testkit::s("tenant.id", "initech"));
             }
         }
         req

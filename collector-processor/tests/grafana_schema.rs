@@ -82,9 +82,9 @@ fn dashboards_type_check_against_grafanas_schema_package() {
             std::fs::remove_file(path).expect("stale ts");
         }
     }
-    let all = llmhub::dashboards::all();
+    let all = llmhub_dashboards::all();
     for d in &all {
-        write_ts(&dir, d.uid, &llmhub::dashboards::to_json(d));
+        write_ts(&dir, d.uid, &llmhub_dashboards::to_json(d));
     }
     let errors = tsc(&dir);
     assert!(
@@ -94,7 +94,7 @@ fn dashboards_type_check_against_grafanas_schema_package() {
     );
 
     // Made wrong, each must fail with its own error, in its own file.
-    let base = llmhub::dashboards::to_json(&all[0]);
+    let base = llmhub_dashboards::to_json(&all[0]);
     let mut wrong: Vec<(&str, &str, Value)> = Vec::new();
     let mut w = base.clone();
     w["panels"][0]["gridPos"]["w"] = Value::from("6");

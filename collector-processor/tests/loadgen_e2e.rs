@@ -5,8 +5,8 @@
 mod common;
 
 use common::{loopback_config, scrape, start, sum};
-use llmhub::loadgen::scenario::PlanDialect;
-use llmhub::loadgen::{run, LoadgenConfig, Progress, Transport};
+use llmhub_loadgen::scenario::PlanDialect;
+use llmhub_loadgen::{run, LoadgenConfig, Progress, Transport};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

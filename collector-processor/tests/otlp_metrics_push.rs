@@ -15,8 +15,8 @@
 mod common;
 
 use common::{loopback_config, post_otlp, scrape, start, sum};
-use llmhub::testkit::{realistic_request, s};
 use llmhub_exporters::otlp_metrics::{MetricTemporality, OtlpMetricsConfig, OtlpProtocol};
+use llmhub_testkit::{realistic_request, s};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };

@@ -15,7 +15,7 @@ mod common;
 
 use common::pg::{self, expected_records, sink_config, tmpdir, with_sink, Server};
 use common::{parse, sum};
-use llmhub::testkit::{realistic_request, spawn_serve};
+use llmhub_testkit::{realistic_request, spawn_serve};
 use prost::Message;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

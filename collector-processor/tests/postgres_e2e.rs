@@ -12,20 +12,29 @@ mod common;
 use common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Server};
 use common::{fixture_requests, post_otlp, scrape, start, sum};
 use llmhub::receivers::otlp::answer::{RetryInfo, RpcStatus, RETRY_INFO_URL};
-use llmhub::testkit::realistic_request;
 use llmhub_exporters::postgres::PostgresConfig;
 use llmhub_exporters::queue::QueueConfig;
+use llmhub_testkit::realistic_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
 /// N spans in, exactly N rows out, each equal field by field to the processor's record.
 async fn rows_equal_records(server: Server, name: &str) {
     let url = server.url();
     let client = pg::connect(&url).await;
     let schema = pg::fresh_schema(&client, name).await;
+    client.batch_execute("SET TIME ZONE 'UTC'").await.expect("UTC session");
+    let test_start = now_secs();
     let running = start(&with_sink(sink_config(&url, &schema))).await;
     let http = format!("http://{}/v1/traces", running.http_addr.expect("http"));
     let mut grpc = grpc_channel(&running.grpc_addr.expect("grpc").to_string()).await;
@@ -79,16 +88,51 @@ async fn rows_equal_records(server: Server, name: &str) {
             assert_eq!(n, 1, "llm_calls is a hypertable");
         }
         Server::Pg15 => {
-            let parts: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'llm_calls'",
+            // One partition per day of the rows and per day from today to a week ahead (the
+            // default `partitions_ahead_days`), named and bounded by that UTC day.
+            let mut days: std::collections::BTreeSet<i64> = want
+                .iter()
+                .map(|r| (r.start_unix_nano / 86_400_000_000_000) as i64)
+                .collect();
+            let today_at_start = (test_start / 86_400) as i64;
+            days.extend(today_at_start..=today_at_start + 7);
+            let rows = client
+                .query(
+                    "SELECT c.relname::text, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i
+                       JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
+                       JOIN pg_class c ON c.oid = i.inhrelid
+                      WHERE n.nspname = $1 AND p.relname = 'llm_calls' ORDER BY 1",
                     &[&schema],
                 )
                 .await
-                .expect("partitions")
-                .get(0);
-            // The fixtures' days, the realistic batches' day, and a week ahead of today.
-            assert!(parts >= 8, "{parts} partitions");
+                .expect("partitions");
+            let got: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let iso = |d: i64| {
+                let (y, m, dd) = llmhub_core::timefmt::civil_from_days(d);
+                format!("{y:04}-{m:02}-{dd:02}")
+            };
+            let partition = |d: i64| {
+                (
+                    format!("llm_calls_p{}", iso(d).replace('-', "")),
+                    format!(
+                        "FOR VALUES FROM ('{} 00:00:00+00') TO ('{} 00:00:00+00')",
+                        iso(d),
+                        iso(d + 1)
+                    ),
+                )
+            };
+            let want_parts: Vec<(String, String)> = days.iter().map(|d| partition(*d)).collect();
+            // (A UTC midnight during the test lets the sink add the next day too.)
+            let next = partition(today_at_start + 8);
+            let got_without_next: Vec<(String, String)> = got.iter().filter(|p| **p != next).cloned().collect();
+            assert_eq!(got_without_next, want_parts);
+            if got.len() != want_parts.len() {
+                assert!(
+                    now_secs() / 86_400 > test_start / 86_400,
+                    "{:?} only after midnight",
+                    next.0
+                );
+            }
         }
     }
     let version: i32 = client
@@ -99,7 +143,7 @@ async fn rows_equal_records(server: Server, name: &str) {
         .await
         .expect("migrations")
         .get(0);
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     client
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
@@ -435,7 +479,7 @@ async fn connection_settings_from_the_libpq_environment() {
     .expect("config");
     let cfg_arg = config.display().to_string();
     let mut args = vec!["--config", cfg_arg.as_str()];
-    args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
+    args.extend(llmhub_testkit::LOOPBACK_EPHEMERAL);
     let ca = tls_dir().join("ca.crt");
     let env = [
         ("PGHOST", "localhost".to_owned()),
@@ -447,7 +491,7 @@ async fn connection_settings_from_the_libpq_environment() {
         ("PGSSLROOTCERT", ca.display().to_string()),
     ];
     let mut child =
-        llmhub::testkit::spawn_serve_with_env(env!("CARGO_BIN_EXE_llmhub"), &args, None, &env).expect("llmhub starts");
+        llmhub_testkit::spawn_serve_with_env(env!("CARGO_BIN_EXE_llmhub"), &args, None, &env).expect("llmhub starts");
     let mut grpc = grpc_channel(&child.grpc).await;
     let req = realistic_request(30, 5_100);
     export(&mut grpc, &req).await.expect("accepted");
@@ -674,7 +718,7 @@ async fn rollups_take_every_row_the_sink_wrote() {
     .expect("extension and writer");
     let writer_url = db.replace("postgres://postgres@", "postgres://llmhub_rollup_writer@");
     let base = realistic_request(400, 31).encode_to_vec();
-    let restamp = llmhub::testkit::Restamp::new(&base);
+    let restamp = llmhub_testkit::Restamp::new(&base);
     let mut rows = 0i64;
     // Writes rounds of the request (round k is k hours later, with new trace ids) and waits for them.
     let write = |rounds: Vec<u64>, rows_before: i64| {
@@ -811,6 +855,20 @@ async fn quick_start_database_accepts_the_extension(server: Server, db: &str) {
         .expect("membership")
         .get(0);
     assert_eq!(member, 1, "llm_calls belongs to the extension");
+    // The sink's copy of llm_create_partitions (its migration 2) gave way to the extension's.
+    let owners: Vec<bool> = c
+        .query(
+            "SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+                             WHERE e.extname = 'llm_analytics' AND d.objid = p.oid AND d.deptype = 'e')
+               FROM pg_proc p WHERE p.proname = 'llm_create_partitions'",
+            &[],
+        )
+        .await
+        .expect("partition functions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(owners, vec![true], "one llm_create_partitions, the extension's");
     assert_eq!(
         pg::wait_for_rows(&c, "public", first, Duration::from_secs(1)).await,
         first

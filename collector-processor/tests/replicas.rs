@@ -9,7 +9,7 @@ mod common;
 
 use common::pg::{self, export, grpc_channel, Server};
 use common::prometheus::{self, scalar};
-use llmhub::testkit::realistic_request;
+use llmhub_testkit::realistic_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,7 @@ fn span_count(req: &ExportTraceServiceRequest) -> usize {
         .sum()
 }
 
-fn serve_with_sink(dir: &std::path::Path, name: &str, url: &str, schema: &str) -> llmhub::testkit::ServeProcess {
+fn serve_with_sink(dir: &std::path::Path, name: &str, url: &str, schema: &str) -> llmhub_testkit::ServeProcess {
     let config = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &config,
@@ -81,8 +81,8 @@ fn serve_with_sink(dir: &std::path::Path, name: &str, url: &str, schema: &str) -
     .expect("config");
     let cfg = config.display().to_string();
     let mut args = vec!["--config", cfg.as_str()];
-    args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
-    llmhub::testkit::spawn_serve_logged(
+    args.extend(llmhub_testkit::LOOPBACK_EPHEMERAL);
+    llmhub_testkit::spawn_serve_logged(
         env!("CARGO_BIN_EXE_llmhub"),
         &args,
         None,
@@ -120,12 +120,12 @@ async fn two_replicas_store_each_span_once_and_sum_to_one_llmhub() {
     let b = serve_with_sink(&dir, "b", &url, &schema);
     // The reference: one llmhub that sees every span (no database).
     let mut args = vec![];
-    args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
-    let one = llmhub::testkit::spawn_serve_logged(env!("CARGO_BIN_EXE_llmhub"), &args, None, &[], &dir.join("one.log"))
+    args.extend(llmhub_testkit::LOOPBACK_EPHEMERAL);
+    let one = llmhub_testkit::spawn_serve_logged(env!("CARGO_BIN_EXE_llmhub"), &args, None, &[], &dir.join("one.log"))
         .expect("reference llmhub starts");
     // A second reference that gets only the request repeated below: how many calls it holds.
     let alone =
-        llmhub::testkit::spawn_serve_logged(env!("CARGO_BIN_EXE_llmhub"), &args, None, &[], &dir.join("alone.log"))
+        llmhub_testkit::spawn_serve_logged(env!("CARGO_BIN_EXE_llmhub"), &args, None, &[], &dir.join("alone.log"))
             .expect("second reference llmhub starts");
     let prom = prometheus::start_targets(
         &[

@@ -18,8 +18,8 @@ mod common;
 use common::capture::{downstream, spans_by_id};
 use common::pg::{self, export, grpc_channel, sink_config, with_sink, Server};
 use common::{fixture_requests, post_otlp, scrape, start, sum};
-use llmhub::testkit::realistic_request;
 use llmhub_exporters::otlp_metrics::OtlpProtocol;
+use llmhub_testkit::realistic_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -293,8 +293,8 @@ async fn llmhub_forwards_through_rotel(protocol: OtlpProtocol) {
     std::fs::write(&path, config).expect("write config");
     let path = path.display().to_string();
     let mut args = vec!["--config", path.as_str()];
-    args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
-    let llmhub = llmhub::testkit::spawn_serve_logged(
+    args.extend(llmhub_testkit::LOOPBACK_EPHEMERAL);
+    let llmhub = llmhub_testkit::spawn_serve_logged(
         env!("CARGO_BIN_EXE_llmhub"),
         &args,
         None,

@@ -15,7 +15,7 @@ mod common;
 use common::pg::{self, export, grpc_channel, sink_config, with_sink, Server};
 use common::start;
 use futures_util::StreamExt;
-use llmhub::testkit::realistic_request;
+use llmhub_testkit::realistic_request;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_postgres::{AsyncMessage, Client, NoTls};

@@ -7,8 +7,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{loopback_config, parse, sum};
-use llmhub::testkit::{chat, request, RawGrpcCodec};
 use llmhub_server::tls::ServerTlsConfig;
+use llmhub_testkit::{chat, request, RawGrpcCodec};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command;

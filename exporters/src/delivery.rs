@@ -118,29 +118,87 @@ pub fn endpoint_problem(path: &str, endpoint: &str) -> Option<String> {
 pub struct HeaderError {
     /// The header as configured.
     pub name: String,
+    /// Which part is wrong.
+    pub part: HeaderPart,
     /// Why.
     error: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// The part of a header [`HeaderError`] refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderPart {
+    /// Not a valid HTTP header or gRPC metadata name.
+    Name,
+    /// Not a valid header value (printable ASCII).
+    Value,
+}
+
 impl HeaderError {
-    fn new(name: &str, error: impl std::error::Error + Send + Sync + 'static) -> HeaderError {
+    fn new(name: &str, part: HeaderPart, error: impl std::error::Error + Send + Sync + 'static) -> HeaderError {
         HeaderError {
             name: name.to_owned(),
+            part,
             error: Box::new(error),
         }
     }
+}
+
+/// A header value with a byte outside printable ASCII (tab allowed): gRPC metadata must be ASCII,
+/// and HTTP allows other bytes only as obsolete text.
+#[derive(Debug, thiserror::Error)]
+#[error("the value must be printable ASCII")]
+struct NotPrintableAscii;
+
+fn printable_ascii(name: &str, value: &str) -> Result<(), HeaderError> {
+    if value.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
+        Ok(())
+    } else {
+        Err(HeaderError::new(name, HeaderPart::Value, NotPrintableAscii))
+    }
+}
+
+/// One configured header as gRPC metadata (its name lowercased, as gRPC requires).
+fn grpc_pair(
+    name: &str,
+    value: &str,
+) -> Result<
+    (
+        tonic::metadata::MetadataKey<tonic::metadata::Ascii>,
+        tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    ),
+    HeaderError,
+> {
+    use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
+    let key = MetadataKey::<Ascii>::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|e| HeaderError::new(name, HeaderPart::Name, e))?;
+    printable_ascii(name, value)?;
+    let value = MetadataValue::<Ascii>::try_from(value).map_err(|e| HeaderError::new(name, HeaderPart::Value, e))?;
+    Ok((key, value))
+}
+
+/// One configured header as an HTTP header.
+fn http_pair(name: &str, value: &str) -> Result<(http::HeaderName, http::HeaderValue), HeaderError> {
+    let key = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| HeaderError::new(name, HeaderPart::Name, e))?;
+    printable_ascii(name, value)?;
+    let value = http::HeaderValue::from_str(value).map_err(|e| HeaderError::new(name, HeaderPart::Value, e))?;
+    Ok((key, value))
+}
+
+/// Whether a configured header can travel both as gRPC metadata and as an HTTP header: the
+/// offline check of the same conversions [`grpc_metadata`] and [`http_headers`] make.
+pub fn check_header(name: &str, value: &str) -> Result<(), HeaderError> {
+    grpc_pair(name, value)?;
+    http_pair(name, value)?;
+    Ok(())
 }
 
 /// The configured headers as gRPC metadata (names lowercased, as gRPC requires).
 pub fn grpc_metadata(
     headers: &std::collections::BTreeMap<String, String>,
 ) -> Result<tonic::metadata::MetadataMap, HeaderError> {
-    use tonic::metadata::{Ascii, MetadataKey, MetadataValue};
     let mut metadata = tonic::metadata::MetadataMap::new();
     for (k, v) in headers {
-        let key =
-            MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|e| HeaderError::new(k, e))?;
-        let value = MetadataValue::<Ascii>::try_from(v.as_str()).map_err(|e| HeaderError::new(k, e))?;
+        let (key, value) = grpc_pair(k, v)?;
         metadata.insert(key, value);
     }
     Ok(metadata)
@@ -150,8 +208,7 @@ pub fn grpc_metadata(
 pub fn http_headers(headers: &std::collections::BTreeMap<String, String>) -> Result<http::HeaderMap, HeaderError> {
     let mut out = http::HeaderMap::new();
     for (k, v) in headers {
-        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| HeaderError::new(k, e))?;
-        let value = http::HeaderValue::from_str(v).map_err(|e| HeaderError::new(k, e))?;
+        let (name, value) = http_pair(k, v)?;
         out.insert(name, value);
     }
     Ok(out)

@@ -117,5 +117,8 @@ BEGIN
             USING HINT = 'Find them with SELECT * FROM llm_calls WHERE NOT (duration_s >= 0 AND duration_s < ''Infinity'') OR least(input_uncached_tokens, output_tokens) < 0 (and the other timings and token columns); fix or delete them, then create the extension.';
     END;
     ALTER EXTENSION llm_analytics ADD TABLE llm_calls;
+    -- The sink installed its copy of llm_create_partitions (sql/llm_create_partitions.sql) beside
+    -- its table; the extension's own replaces it.
+    DROP FUNCTION IF EXISTS llm_create_partitions(date, date);
 END
 $extension$;

@@ -9,6 +9,12 @@
 use pgrx::prelude::*;
 
 extension_sql_file!("../sql/llm_calls.sql", name = "llm_calls_table");
+// The one definition of the daily partitions, shared with llmhub's sink (see the file).
+extension_sql_file!(
+    "../sql/llm_create_partitions.sql",
+    name = "llm_create_partitions",
+    requires = ["llm_calls_table"]
+);
 
 extension_sql!(
     r#"
@@ -83,44 +89,6 @@ COMMENT ON VIEW llm_calls_view IS 'The rows of llm_calls the current role may re
 CREATE TABLE llm_reader_relations (rel regclass PRIMARY KEY, builtin boolean NOT NULL DEFAULT false);
 SELECT pg_catalog.pg_extension_config_dump('llm_reader_relations', 'WHERE NOT builtin');
 INSERT INTO llm_reader_relations VALUES ('llm_calls_view', true);
-
-CREATE FUNCTION llm_create_partitions(from_day date, to_day date) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = @extschema@, pg_temp AS $fn$
-DECLARE
-    d date;
-    created integer := 0;
-    nsp text;
-    part text;
-BEGIN
-    IF from_day IS NULL THEN RAISE EXCEPTION 'from_day must not be NULL'; END IF;
-    IF to_day IS NULL THEN RAISE EXCEPTION 'to_day must not be NULL'; END IF;
-    IF to_day < from_day THEN
-        RAISE EXCEPTION 'to_day (%) must not be before from_day (%)', to_day, from_day;
-    END IF;
-    IF to_day - from_day > 3660 THEN
-        RAISE EXCEPTION 'to_day: at most 3661 days per call, got % to %', from_day, to_day;
-    END IF;
-    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = 'llm_calls'::regclass) <> 'p' THEN
-        RETURN 0; -- a hypertable (TimescaleDB makes its chunks) or a plain table
-    END IF;
-    SELECT n.nspname INTO nsp FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = 'llm_calls'::regclass;
-    -- The same lock as llmhub's sink, so the two never race on one partition.
-    PERFORM pg_catalog.pg_advisory_xact_lock(119212947830114);
-    FOR d IN SELECT g::date FROM pg_catalog.generate_series(from_day::timestamp, to_day::timestamp, interval '1 day') g LOOP
-        part := 'llm_calls_p' || pg_catalog.to_char(d, 'YYYYMMDD');
-        IF pg_catalog.to_regclass(pg_catalog.quote_ident(nsp) || '.' || pg_catalog.quote_ident(part)) IS NULL THEN
-            EXECUTE pg_catalog.format('CREATE TABLE %I.%I PARTITION OF %I.llm_calls FOR VALUES FROM (%L) TO (%L)',
-                nsp, part, nsp, d::text || ' 00:00:00+00', (d + 1)::text || ' 00:00:00+00');
-            created := created + 1;
-        END IF;
-    END LOOP;
-    RETURN created;
-END
-$fn$;
--- Only the owner and the roles llm_grant_writer names may create partitions.
-REVOKE EXECUTE ON FUNCTION llm_create_partitions(date, date) FROM PUBLIC;
-COMMENT ON FUNCTION llm_create_partitions(date, date) IS 'Creates the missing daily (UTC) partitions of llm_calls for from_day..to_day; returns how many. 0 for a hypertable.';
 
 CREATE FUNCTION llm_ensure_partitions(ahead_days integer DEFAULT 7) RETURNS integer
 LANGUAGE plpgsql AS $fn$
@@ -310,7 +278,7 @@ REVOKE EXECUTE ON FUNCTION llm_grant_reader(name, text), llm_grant_application(n
 COMMENT ON FUNCTION llm_grant_writer(name) IS 'What llmhub''s sink needs: INSERT on llm_calls, SELECT of its key columns (trace_id, span_id, time) for retries, partitions through llm_create_partitions, and INSERT on llm_rollup_pending to note the hours it wrote. No other column, no UPDATE, DELETE or ownership.';
 "#,
     name = "llm_calls_management",
-    requires = ["llm_calls_table"]
+    requires = ["llm_calls_table", "llm_create_partitions"]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -5,10 +5,10 @@ use std::path::Path;
 
 /// Writes the dashboards and their README into `out`.
 pub(crate) fn run(out: &Path) -> anyhow::Result<()> {
-    llmhub::dashboards::write(out).with_context(|| format!("writing dashboards into {}", out.display()))?;
+    llmhub_dashboards::write(out).with_context(|| format!("writing dashboards into {}", out.display()))?;
     println!(
         "wrote {} dashboards and README.md into {}",
-        llmhub::dashboards::all().len(),
+        llmhub_dashboards::all().len(),
         out.display()
     );
     Ok(())

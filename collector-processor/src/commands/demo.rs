@@ -57,9 +57,9 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
     let grpc = running.grpc_addr.context("grpc receiver")?;
     let metrics = running.metrics_addr;
     let (dialects, tenants, incidents, models) = traffic(&args.traffic)?;
-    let cfg = llmhub::loadgen::LoadgenConfig {
+    let cfg = llmhub_loadgen::LoadgenConfig {
         endpoint: format!("http://{grpc}"),
-        transport: llmhub::loadgen::Transport::Grpc,
+        transport: llmhub_loadgen::Transport::Grpc,
         seed: args.traffic.seed,
         rate: args.traffic.rate,
         duration: Some(std::time::Duration::from_secs_f64(args.duration.unwrap_or(3600.0))),
@@ -96,9 +96,9 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
         println!("              SELECT error_class, count(*) FROM llm_calls WHERE status = 'error' GROUP BY 1;");
     }
     println!("  Ctrl-C stops.");
-    let progress = std::sync::Arc::new(llmhub::loadgen::Progress::default());
+    let progress = std::sync::Arc::new(llmhub_loadgen::Progress::default());
     let stop = tokio_util::sync::CancellationToken::new();
-    let gen = tokio::spawn(llmhub::loadgen::run(cfg, progress.clone(), stop.clone()));
+    let gen = tokio::spawn(llmhub_loadgen::run(cfg, progress.clone(), stop.clone()));
     let processor = running.processor.clone();
     let sink = running.sink();
     let report = |final_line: bool| {
@@ -133,7 +133,8 @@ async fn demo(c: Config, args: DemoArgs) -> anyhow::Result<()> {
     running.stop().await?;
     println!();
     report(true);
-    outcome.context("load generator")?.map(|_| ())
+    outcome.context("load generator")??;
+    Ok(())
 }
 
 /// A connection URL without its password, for printing.

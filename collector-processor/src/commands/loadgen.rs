@@ -47,7 +47,7 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let cfg = loadgen_config(&args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let progress = std::sync::Arc::new(llmhub::loadgen::Progress::default());
+        let progress = std::sync::Arc::new(llmhub_loadgen::Progress::default());
         let stop = tokio_util::sync::CancellationToken::new();
         let s = stop.clone();
         tokio::spawn(async move {
@@ -67,7 +67,7 @@ pub(crate) fn run(args: LoadgenArgs) -> anyhow::Result<()> {
                 eprintln!("{}", p.line(window, started.elapsed()));
             }
         });
-        let result = llmhub::loadgen::run(cfg, progress.clone(), stop).await;
+        let result = llmhub_loadgen::run(cfg, progress.clone(), stop).await;
         reporter.abort();
         eprintln!("{}", progress.line(window, started.elapsed()));
         let summary = result?;
@@ -81,8 +81,8 @@ fn rfc3339(what: &str, s: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("{what}: {s:?} is not an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"))
 }
 
-fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenConfig> {
-    use llmhub::loadgen::Transport;
+fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub_loadgen::LoadgenConfig> {
+    use llmhub_loadgen::Transport;
     let (dialects, tenants, incidents, models) = traffic(&a.traffic)?;
     let transport = match a.protocol.as_str() {
         "grpc" => Transport::Grpc,
@@ -104,7 +104,7 @@ fn loadgen_config(a: &LoadgenArgs) -> anyhow::Result<llmhub::loadgen::LoadgenCon
     if backfill.is_none() && a.duration.is_none() && a.count.is_none() && a.spans.is_none() {
         anyhow::bail!("give --duration SECONDS, --count TRACES, --spans SPANS or --backfill START..END");
     }
-    Ok(llmhub::loadgen::LoadgenConfig {
+    Ok(llmhub_loadgen::LoadgenConfig {
         endpoint: a.endpoint.clone(),
         transport,
         seed: a.traffic.seed,

@@ -30,14 +30,14 @@ pub(crate) struct TrafficArgs {
 }
 
 pub(crate) type Traffic = (
-    Vec<llmhub::loadgen::scenario::PlanDialect>,
+    Vec<llmhub_loadgen::scenario::PlanDialect>,
     usize,
     bool,
-    Vec<llmhub::loadgen::scenario::ModelChoice>,
+    Vec<llmhub_loadgen::scenario::ModelChoice>,
 );
 
 pub(crate) fn traffic(t: &TrafficArgs) -> anyhow::Result<Traffic> {
-    use llmhub::loadgen::scenario::PlanDialect as D;
+    use llmhub_loadgen::scenario::PlanDialect as D;
     let mut dialects = Vec::new();
     for name in t.dialect.split(',').map(str::trim) {
         match name {
@@ -65,7 +65,7 @@ pub(crate) fn traffic(t: &TrafficArgs) -> anyhow::Result<Traffic> {
         Some(list) => list
             .split(',')
             .map(|m| {
-                llmhub::loadgen::scenario::ModelChoice::parse(m.trim()).map_err(|e| anyhow::anyhow!("--models: {e}"))
+                llmhub_loadgen::scenario::ModelChoice::parse(m.trim()).map_err(|e| anyhow::anyhow!("--models: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?,
     };

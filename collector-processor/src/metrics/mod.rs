@@ -683,7 +683,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::processors::genai::GenAiProcessor;
-    use crate::testkit::{realistic_request, Restamp};
+    use llmhub_testkit::{realistic_request, Restamp};
     use prost::Message;
     use std::sync::Arc;
 

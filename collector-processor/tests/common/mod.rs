@@ -153,7 +153,7 @@ pub fn count(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> usize {
 }
 
 #[allow(unused_imports)]
-pub use llmhub::testkit::{chat, d, i, request, s, span};
+pub use llmhub_testkit::{chat, d, i, request, s, span};
 
 /// Every dialect fixture (`testdata/dialects/*.json`, OTLP/JSON) as (path, body), sorted by path.
 pub fn fixture_requests() -> Vec<(String, Vec<u8>)> {

@@ -9,7 +9,7 @@
 
 pub mod prom;
 
-use llmhub::dashboards::{self, Source};
+use llmhub_dashboards::Source;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Row};
@@ -427,7 +427,7 @@ pub fn truths() -> Vec<Truth> {
 }
 
 fn rfc3339(secs: u64) -> String {
-    dashboards::rfc3339(secs)
+    llmhub_dashboards::rfc3339(secs)
 }
 
 /// Whether `got` is within the column's tolerance (times `widen`) of `want`.
@@ -642,7 +642,7 @@ fn panel_expr(t: &Truth) -> String {
 
 /// The text of query `query` of panel `title` on dashboard `file`, which reads `source`.
 pub fn panel_query(file: &str, title: &str, query: usize, source: Source) -> String {
-    let all = dashboards::all();
+    let all = llmhub_dashboards::all();
     let d = all.iter().find(|d| d.file == file).expect("dashboard");
     let p = d
         .panels
@@ -660,7 +660,7 @@ pub async fn check_all(c: &Client, who: &str, to: u64, watermark: u64) -> usize 
     for t in truths() {
         let expr = panel_expr(&t);
         for (from, unit) in ranges(&t, to) {
-            let panel_sql = dashboards::expand_sql(&expr, from, to).expect("expands");
+            let panel_sql = llmhub_dashboards::expand_sql(&expr, from, to).expect("expands");
             let truth_sql = truth_sql(&t, from, to, watermark, unit);
             let (got, want) = run_pair(c, &panel_sql, &truth_sql)
                 .await
@@ -709,11 +709,11 @@ pub async fn mutants_are_caught(c: &Client, to: u64, watermark: u64) -> (usize, 
         mutants.push(("OFFSET 1".to_owned(), format!("SELECT * FROM ({expr}) mutant OFFSET 1")));
         for (from, unit) in ranges(&t, to) {
             let truth_sql = truth_sql(&t, from, to, watermark, unit);
-            let right = dashboards::expand_sql(&expr, from, to).expect("expands");
+            let right = llmhub_dashboards::expand_sql(&expr, from, to).expect("expands");
             let (right_rows, _) = run_pair(c, &right, &truth_sql).await.expect("the right panel runs");
             for (name, mutant) in &mutants {
                 tried += 1;
-                let sql = dashboards::expand_sql(mutant, from, to).expect("expands");
+                let sql = llmhub_dashboards::expand_sql(mutant, from, to).expect("expands");
                 let Ok((rows, want)) = run_pair(c, &sql, &truth_sql).await else {
                     continue; // A mutant that does not run is caught by the shape checks.
                 };
@@ -831,7 +831,9 @@ pub async fn check_agents(op: &Client, c: &Client, tenant: Option<&str>, to: u64
         .expect("begin");
     let got_agents: Vec<Vec<Cell>> = c
         .query(
-            dashboards::expand_sql(&per_agent, from, to).expect("expands").as_str(),
+            llmhub_dashboards::expand_sql(&per_agent, from, to)
+                .expect("expands")
+                .as_str(),
             &[],
         )
         .await
@@ -841,7 +843,9 @@ pub async fn check_agents(op: &Client, c: &Client, tenant: Option<&str>, to: u64
         .collect();
     let got_runaways: Vec<Vec<Cell>> = c
         .query(
-            dashboards::expand_sql(&runaways, from, to).expect("expands").as_str(),
+            llmhub_dashboards::expand_sql(&runaways, from, to)
+                .expect("expands")
+                .as_str(),
             &[],
         )
         .await
@@ -960,7 +964,7 @@ pub async fn check_agents(op: &Client, c: &Client, tenant: Option<&str>, to: u64
 }
 
 fn panel_of(file: &str, title: &str) -> String {
-    let all = dashboards::all();
+    let all = llmhub_dashboards::all();
     let d = all.iter().find(|d| d.file == file).expect("dashboard");
     d.panels.iter().find(|p| p.title == title).expect("panel").queries[0]
         .expr

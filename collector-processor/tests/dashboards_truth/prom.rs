@@ -294,7 +294,7 @@ pub fn compare(got: &BTreeMap<String, f64>, want: &BTreeMap<String, f64>) -> Res
 
 /// The panel's query text.
 pub fn panel_query(t: &PromTruth) -> String {
-    super::panel_query(t.file, t.title, t.query, llmhub::dashboards::Source::Prometheus)
+    super::panel_query(t.file, t.title, t.query, llmhub_dashboards::Source::Prometheus)
 }
 
 /// Every truth over the window `[at - range, at]`; returns how many were compared.

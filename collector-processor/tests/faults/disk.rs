@@ -6,8 +6,8 @@
 use crate::common::pg::{export, grpc_channel, sink_config, with_sink, Server};
 use crate::common::{scrape, start, sum};
 use crate::support::{assert_kept, send_until_acked, send_written, serial, wait_until, Fixture, SmallDisk, Unwritable};
-use llmhub::testkit::realistic_request;
 use llmhub_exporters::queue::{Durability, QueueConfig};
+use llmhub_testkit::realistic_request;
 use std::time::Duration;
 
 fn wal_on(fx: &Fixture, dir: &std::path::Path) -> llmhub::config::Config {

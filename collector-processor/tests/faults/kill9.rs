@@ -7,7 +7,7 @@
 
 use crate::common::pg::{export, grpc_channel, Server};
 use crate::support::{dead_letters, serial, totals, Fixture, Totals};
-use llmhub::testkit::{realistic_request, spawn_serve_logged, ServeProcess};
+use llmhub_testkit::{realistic_request, spawn_serve_logged, ServeProcess};
 use std::time::Duration;
 
 /// How a round ends.
@@ -48,7 +48,7 @@ fn config(fx: &Fixture) -> std::path::PathBuf {
 fn start(fx: &Fixture, config: &std::path::Path, round: u32) -> ServeProcess {
     let cfg = config.display().to_string();
     let mut args = vec!["--config", cfg.as_str()];
-    args.extend(llmhub::testkit::LOOPBACK_EPHEMERAL);
+    args.extend(llmhub_testkit::LOOPBACK_EPHEMERAL);
     spawn_serve_logged(
         env!("CARGO_BIN_EXE_llmhub"),
         &args,

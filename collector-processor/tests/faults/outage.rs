@@ -3,8 +3,8 @@
 
 use crate::common::pg::{self, export, grpc_channel, sink_config, tmpdir, with_sink, Server};
 use crate::common::{scrape, start, sum};
-use llmhub::testkit::realistic_request;
 use llmhub_exporters::queue::QueueConfig;
+use llmhub_testkit::realistic_request;
 use std::time::Duration;
 
 /// Stop the database for 30 s under steady load and start it again: every record arrives once.

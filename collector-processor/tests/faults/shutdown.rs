@@ -6,9 +6,9 @@
 use crate::common::pg::{sink_config, with_sink, Server};
 use crate::support::{assert_kept, serial, wait_until, Fixture};
 use llmhub::config::Config;
-use llmhub::testkit::pgproxy::{Action, Dir, Message, PgProxy, Rule};
-use llmhub::testkit::{realistic_request, spawn_serve_logged, ServeProcess};
 use llmhub_exporters::queue::{Durability, QueueConfig};
+use llmhub_testkit::pgproxy::{Action, Dir, Message, PgProxy, Rule};
+use llmhub_testkit::{realistic_request, spawn_serve_logged, ServeProcess};
 use prost::Message as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 
 use crate::common::pg::{self, export, grpc_channel, Server};
 use crate::common::{scrape, sum, Sample};
-use llmhub::testkit::realistic_request;
+use llmhub_testkit::realistic_request;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

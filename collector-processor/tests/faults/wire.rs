@@ -1,5 +1,5 @@
 //! Connections broken at chosen protocol messages, by the wire-protocol proxy of the test kit
-//! (`llmhub::testkit::pgproxy`) between the sink and PostgreSQL 15: mid-COPY, after CopyDone,
+//! (`llmhub_testkit::pgproxy`) between the sink and PostgreSQL 15: mid-COPY, after CopyDone,
 //! after the COPY's CommandComplete but before the commit is confirmed, after COMMIT is sent but
 //! before its answer, and a connection that goes silent without closing. Each rule fires once (on
 //! the first COPY); the retry goes through.
@@ -7,8 +7,8 @@
 use crate::common::pg::{sink_config, with_sink, Server};
 use crate::common::{scrape, start, sum};
 use crate::support::{assert_kept, send, send_written, serial, Fixture};
-use llmhub::testkit::pgproxy::{Action, Dir, Message, PgProxy, Rule};
 use llmhub_exporters::queue::{Durability, QueueConfig};
+use llmhub_testkit::pgproxy::{Action, Dir, Message, PgProxy, Rule};
 
 /// Tracks whether a connection is inside a `COPY ... FROM STDIN` (after CopyInResponse), so rules
 /// only touch the sink's data path, not its set-up queries.

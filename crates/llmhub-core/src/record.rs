@@ -22,6 +22,9 @@ pub enum SpanRole {
 }
 
 impl SpanRole {
+    /// Every role, in declaration order.
+    pub const ALL: [SpanRole; 4] = [SpanRole::ModelCall, SpanRole::Agent, SpanRole::Tool, SpanRole::Workflow];
+
     /// Stable lower-case name used in metrics and the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,6 +177,20 @@ pub enum CallStatus {
     Error,
 }
 
+impl CallStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [CallStatus; 3] = [CallStatus::Unset, CallStatus::Ok, CallStatus::Error];
+
+    /// Stable lower-case name used in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Unset => "unset",
+            CallStatus::Ok => "ok",
+            CallStatus::Error => "error",
+        }
+    }
+}
+
 /// Cost of one call in USD, exact decimal, per bucket and in total, with what priced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallCost {
@@ -216,6 +233,15 @@ pub enum PriceStatus {
 }
 
 impl PriceStatus {
+    /// Every status, in declaration order.
+    pub const ALL: [PriceStatus; 5] = [
+        PriceStatus::NotPriced,
+        PriceStatus::Priced,
+        PriceStatus::NoUsage,
+        PriceStatus::UnknownModel,
+        PriceStatus::NoPriceAtDate,
+    ];
+
     /// Stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -369,7 +395,7 @@ impl LlmCall {
             "response_id": self.response_id,
             "streaming": self.streaming,
             "finish_reasons": self.finish_reasons,
-            "status": match self.status { CallStatus::Unset => "unset", CallStatus::Ok => "ok", CallStatus::Error => "error" },
+            "status": self.status.as_str(),
             "error_class": self.error_class.map(|c| c.as_str()),
             "error_type": self.error_type,
             "server_address": self.server_address,

@@ -83,14 +83,12 @@ impl ForwardConfig {
             ));
         }
         for (k, v) in &self.headers {
-            if http::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes()).is_err()
-            {
-                out.push(format!("{path}.headers: {k:?} is not a valid header name"));
-            } else if !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-                out.push(format!(
+            match check_header(k, v).map_err(|e| e.part) {
+                Ok(()) => {}
+                Err(HeaderPart::Name) => out.push(format!("{path}.headers: {k:?} is not a valid header name")),
+                Err(HeaderPart::Value) => out.push(format!(
                     "{path}.headers.{k}: the value must be printable ASCII (it travels as a header)"
-                ));
+                )),
             }
         }
         if let Some(tls) = &self.tls {
@@ -146,6 +144,19 @@ mod tests {
             cfg("https://collector:4317", None, &[("bad header", "v")]).problems("exporters.otlp"),
             vec!["exporters.otlp.headers: \"bad header\" is not a valid header name".to_owned()]
         );
+        // The check is the conversion the sender makes: what HTTP and gRPC take passes.
+        assert_eq!(
+            cfg("https://collector:4317", None, &[("x-tab", "a\tb")]).problems("exporters.otlp"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            cfg("https://collector:4317", None, &[("x-del", "a\u{7f}")]).problems("exporters.otlp"),
+            vec!["exporters.otlp.headers.x-del: the value must be printable ASCII (it travels as a header)".to_owned()]
+        );
+        for (name, value) in [("x-tab", "a\tb"), ("Authorization", "Bearer k")] {
+            let one = std::collections::BTreeMap::from([(name.to_owned(), value.to_owned())]);
+            assert!(crate::delivery::grpc_metadata(&one).is_ok() && crate::delivery::http_headers(&one).is_ok());
+        }
         assert!(cfg("https://collector:4317", None, &[("Authorization", "Bearer k")])
             .problems("exporters.otlp")
             .is_empty());

@@ -21,7 +21,7 @@ pub use config::ForwardConfig;
 use metrics::ForwardMetrics;
 pub use metrics::{ForwardInstrument, METRICS};
 
-use crate::delivery::{backoff, endpoint_problem, DeadLetters};
+use crate::delivery::{backoff, check_header, endpoint_problem, DeadLetters, HeaderPart};
 use crate::otlp_metrics::OtlpProtocol;
 use crate::queue::gauges::QueueGauges;
 use crate::queue::{OnFull, PushError, Queue, QueueConfig};
@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::{Ascii, MetadataKey, MetadataMap};
+use tonic::metadata::MetadataMap;
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 

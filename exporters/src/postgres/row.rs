@@ -6,7 +6,7 @@
 
 use super::schema::COLUMNS;
 use bytes::{BufMut, BytesMut};
-use llmhub_core::{CallStatus, LlmCall};
+use llmhub_core::LlmCall;
 use postgres_types::{IsNull, ToSql, Type};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -123,11 +123,7 @@ fn encode_fields(c: &LlmCall, t: &mut Tuple<'_>) -> Result<(), EncodeError> {
     t.put(&c.streaming, &Type::BOOL)?;
     let reasons: Vec<Cow<'_, str>> = c.finish_reasons.iter().map(|r| clean(r)).collect();
     t.put(&reasons, &Type::TEXT_ARRAY)?;
-    t.text(Some(match c.status {
-        CallStatus::Unset => "unset",
-        CallStatus::Ok => "ok",
-        CallStatus::Error => "error",
-    }))?;
+    t.text(Some(c.status.as_str()))?;
     t.text(c.error_class.map(|e| e.as_str()))?;
     t.text(c.error_type.as_deref())?;
     t.text(c.server_address.as_deref())?;

@@ -118,48 +118,53 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Never edit a released one; add the next.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "llm_calls: one row per model call, agent or tool step",
-    sql: |layout| {
-        let cols: Vec<String> = COLUMNS.iter().map(|c| format!("    {} {}", c.name, c.sql)).collect();
-        let mut sql = format!(
-            "CREATE TABLE {{schema}}.llm_calls (\n{},\n    PRIMARY KEY (trace_id, span_id, time)\n)",
-            cols.join(",\n")
-        );
-        if layout == Layout::NativePartitions {
-            sql.push_str(" PARTITION BY RANGE (time)");
-        }
-        sql.push_str(";\n");
-        match layout {
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "llm_calls: one row per model call, agent or tool step",
+        sql: |layout| {
+            let cols: Vec<String> = COLUMNS.iter().map(|c| format!("    {} {}", c.name, c.sql)).collect();
+            let mut sql = format!(
+                "CREATE TABLE {{schema}}.llm_calls (\n{},\n    PRIMARY KEY (trace_id, span_id, time)\n)",
+                cols.join(",\n")
+            );
+            if layout == Layout::NativePartitions {
+                sql.push_str(" PARTITION BY RANGE (time)");
+            }
+            sql.push_str(";\n");
+            match layout {
             Layout::Hypertable => sql.push_str(
                 "SELECT create_hypertable('{schema}.llm_calls', 'time', chunk_time_interval => interval '1 day');\n",
             ),
             _ => sql.push_str("CREATE INDEX llm_calls_time_idx ON {schema}.llm_calls (time DESC);\n"),
         }
-        sql.push_str(
+            sql.push_str(
             "COMMENT ON TABLE {schema}.llm_calls IS 'One row per LLM call, agent or tool step, written by llmhub. Costs are exact USD decimals; NULL cost means not priced (see price_status).';\n",
         );
-        sql
+            sql
+        },
     },
-}];
+    Migration {
+        version: 2,
+        description: "llm_create_partitions: the extension's definition of the daily partitions",
+        sql: |_| {
+            // The extension script's environment: its schema first on the search path.
+            format!(
+                "SET LOCAL search_path = {{schema}}, pg_catalog;\n{}",
+                CREATE_PARTITIONS_SQL.replace("@extschema@", "{schema}")
+            )
+        },
+    },
+];
 
-/// The name of the daily partition holding `day` (days since the Unix epoch, UTC).
-pub fn partition_name(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("llm_calls_p{y:04}{m:02}{d:02}")
-}
+/// The one definition of `llm_calls`' daily partitions (names, UTC bounds, the lock), shared with
+/// the extension: the sink installs it in its schema (migration 2) and calls it for the days it
+/// writes, whether the extension made the table or the sink did.
+const CREATE_PARTITIONS_SQL: &str = include_str!("../../../pg-extension/sql/llm_create_partitions.sql");
 
-/// `CREATE TABLE IF NOT EXISTS` of the partition for `day`, bounds in UTC.
-pub fn partition_sql(schema: &str, day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    let (y2, m2, d2) = civil_from_days(day + 1);
-    format!(
-        "CREATE TABLE IF NOT EXISTS {schema}.{} PARTITION OF {schema}.llm_calls \
-         FOR VALUES FROM ('{y:04}-{m:02}-{d:02} 00:00:00+00') TO ('{y2:04}-{m2:02}-{d2:02} 00:00:00+00')",
-        partition_name(day)
-    )
-}
+/// The advisory lock ("llmhub" in ASCII, 119212947830114) under which the schema is migrated and
+/// partitions are created, by the sink and by the extension's `llm_create_partitions` alike.
+pub(crate) const SCHEMA_LOCK: i64 = 0x6c6c_6d68_7562;
 
 /// `YYYY-MM-DD` of `day` (days since the Unix epoch).
 pub fn iso_date(day: i64) -> String {
@@ -170,20 +175,19 @@ pub fn iso_date(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmhub_core::timefmt::days_from_civil;
 
     #[test]
-    fn partitions_are_named_by_their_utc_day() {
-        assert_eq!(partition_name(20_416), "llm_calls_p20251124");
-    }
-
-    #[test]
-    fn partition_bounds_are_utc_and_cross_month_and_year_ends() {
-        let day = days_from_civil(2026, 12, 31);
+    fn partitions_are_created_under_the_sinks_schema_lock() {
         assert_eq!(
-            partition_sql("s", day),
-            "CREATE TABLE IF NOT EXISTS s.llm_calls_p20261231 PARTITION OF s.llm_calls FOR VALUES FROM ('2026-12-31 00:00:00+00') TO ('2027-01-01 00:00:00+00')"
+            CREATE_PARTITIONS_SQL.matches("pg_advisory_xact_lock(").count(),
+            1,
+            "one lock"
         );
+        assert!(CREATE_PARTITIONS_SQL.contains(&format!("pg_advisory_xact_lock({SCHEMA_LOCK})")));
+        let sql = (MIGRATIONS[1].sql)(Layout::NativePartitions);
+        assert!(sql.starts_with("SET LOCAL search_path = {schema}, pg_catalog;\n"));
+        assert!(sql.contains("SET search_path = {schema}, pg_temp"));
+        assert!(!sql.contains("@extschema@"));
     }
 
     /// The extension creates the same table (pg-extension/sql/llm_calls.sql): same columns, same
@@ -215,5 +219,88 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), COLUMNS.len());
+    }
+
+    /// Every literal the extension's SQL and the dashboards compare an enum column with
+    /// (`role = 'model_call'`, `status IN ('ok', 'error')`, ...), with the file it is in.
+    fn compared_literals(column: &str) -> Vec<(String, String)> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut files = Vec::new();
+        for dir in ["pg-extension/src", "pg-extension/sql", "crates/llmhub-dashboards/src"] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).expect(dir) {
+                files.push(entry.expect("entry").path());
+            }
+        }
+        let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut found = Vec::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path).expect("source");
+            for (at, _) in text.match_indices(column) {
+                if text[..at].chars().next_back().is_some_and(is_ident) {
+                    continue;
+                }
+                let rest = text[at + column.len()..].trim_start();
+                if rest.starts_with(is_ident) {
+                    continue;
+                }
+                let Some(rest) = ["<>", "!=", "=", "NOT IN", "IN"]
+                    .iter()
+                    .find_map(|op| rest.strip_prefix(op))
+                    .map(str::trim_start)
+                else {
+                    continue;
+                };
+                // One quoted literal, or a parenthesised list of them.
+                let quoted = |t: &str| {
+                    t.strip_prefix('\'')
+                        .and_then(|t| t.split_once('\''))
+                        .map(|(lit, _)| lit.to_owned())
+                };
+                let literals: Vec<String> = match rest.strip_prefix('(') {
+                    Some(inner) => inner[..inner.find(')').unwrap_or(0)]
+                        .split(',')
+                        .filter_map(|item| quoted(item.trim()))
+                        .collect(),
+                    None => quoted(rest).into_iter().collect(),
+                };
+                found.extend(literals.into_iter().map(|lit| (lit, path.display().to_string())));
+            }
+        }
+        found
+    }
+
+    /// The SQL outside this crate spells the record's enums again; each spelling must be one the
+    /// sink writes (`as_str` of the enum), so a renamed variant cannot leave a comparison that
+    /// silently matches nothing.
+    #[test]
+    fn enum_literals_in_the_extension_and_dashboards_are_the_sinks() {
+        use llmhub_core::{CallStatus, Dialect, ErrorClass, PriceStatus, SpanRole};
+        let columns: [(&str, Vec<&str>); 5] = [
+            ("role", SpanRole::ALL.iter().map(|v| v.as_str()).collect()),
+            ("status", CallStatus::ALL.iter().map(|v| v.as_str()).collect()),
+            ("price_status", PriceStatus::ALL.iter().map(|v| v.as_str()).collect()),
+            ("error_class", ErrorClass::ALL.iter().map(|v| v.as_str()).collect()),
+            ("dialect", Dialect::ALL.iter().map(|v| v.as_str()).collect()),
+        ];
+        let mut checked = Vec::new();
+        for (column, values) in &columns {
+            let found = compared_literals(column);
+            for (lit, file) in &found {
+                assert!(
+                    values.contains(&lit.as_str()),
+                    "{file}: {column} compared with '{lit}', which the sink never writes"
+                );
+            }
+            checked.push((*column, found.len()));
+        }
+        // How many comparisons there are today, so a scan that stops finding them fails too.
+        let want = [
+            ("role", 17),
+            ("status", 4),
+            ("price_status", 1),
+            ("error_class", 0),
+            ("dialect", 0),
+        ];
+        assert_eq!(checked, want);
     }
 }

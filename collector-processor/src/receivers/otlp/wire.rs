@@ -420,8 +420,10 @@ mod tests {
     use super::*;
     use crate::processors::view;
     use crate::receivers::otlp::json;
+    use llmhub_testkit::{realistic_request, Restamp};
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::trace::v1::Span;
     use proptest::prelude::*;
     use prost::Message;
 
@@ -457,7 +459,7 @@ mod tests {
         }
         assert!(n >= 10);
         for seed in 0..8 {
-            let req = crate::testkit::realistic_request(512, seed);
+            let req = llmhub_testkit::realistic_request(512, seed);
             let bytes = req.encode_to_vec();
             assert!(same(&decode_request(&bytes).unwrap(), &view::request(&req)));
         }
@@ -541,7 +543,7 @@ mod tests {
         /// Corrupted real requests: truncated or with bytes flipped.
         #[test]
         fn corrupted_requests(seed in 0u64..4, cut in 0usize..4000, flips in proptest::collection::vec((0usize..4000, any::<u8>()), 0..4)) {
-            let mut bytes = crate::testkit::realistic_request(4, seed).encode_to_vec();
+            let mut bytes = llmhub_testkit::realistic_request(4, seed).encode_to_vec();
             for (at, v) in flips {
                 let i = at % bytes.len();
                 bytes[i] ^= v;
@@ -549,5 +551,72 @@ mod tests {
             bytes.truncate(cut.min(bytes.len()));
             check(&bytes);
         }
+    }
+
+    fn processor() -> crate::processors::genai::GenAiProcessor {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry, 10_000, 1_000));
+        let matcher = crate::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
+        crate::processors::genai::GenAiProcessor::new(&Default::default(), matcher, metrics).collecting()
+    }
+
+    #[test]
+    fn restamped_rounds_are_new_spans_of_the_same_shape() {
+        let bytes = realistic_request(64, 3).encode_to_vec();
+        let r = Restamp::new(&bytes);
+        assert_eq!(r.spans(), 64);
+        assert_eq!(r.round(0), bytes);
+        let (a, b) = (
+            ExportTraceServiceRequest::decode(&bytes[..]).unwrap(),
+            ExportTraceServiceRequest::decode(&r.round(5)[..]).unwrap(),
+        );
+        assert_eq!(r.round(5).len(), bytes.len());
+        let spans = |q: &ExportTraceServiceRequest| {
+            q.resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| s.spans.clone())
+                .collect::<Vec<_>>()
+        };
+        for (x, y) in spans(&a).iter().zip(spans(&b).iter()) {
+            assert_ne!(x.trace_id, y.trace_id);
+            assert_eq!(x.trace_id[..8], y.trace_id[..8]);
+            assert_eq!(y.start_time_unix_nano, x.start_time_unix_nano + 5 * 3_600_000_000_000);
+            assert_eq!(y.end_time_unix_nano, x.end_time_unix_nano + 5 * 3_600_000_000_000);
+            for (e, f) in x.events.iter().zip(&y.events) {
+                assert_eq!(f.time_unix_nano, e.time_unix_nano + 5 * 3_600_000_000_000);
+            }
+            assert_eq!(x.attributes, y.attributes);
+        }
+
+        // The OTLP/JSON form of the request, restamped, reads as the restamped protobuf does.
+        let j = Restamp::json(&serde_json::to_vec(&a).unwrap());
+        assert_eq!(j.spans(), 64);
+        assert_eq!(j.round(0), serde_json::to_vec(&a).unwrap());
+        // (Compared field by field: the JSON decoder may read a double's last digit differently.)
+        let from_json = json::decode_traces(&j.round(5)).unwrap();
+        let (js, ps) = (spans(&from_json), spans(&b));
+        assert_eq!(js.len(), ps.len());
+        for (x, y) in js.iter().zip(&ps) {
+            assert_eq!((&x.trace_id, &x.span_id), (&y.trace_id, &y.span_id));
+            assert_eq!(
+                (x.start_time_unix_nano, x.end_time_unix_nano),
+                (y.start_time_unix_nano, y.end_time_unix_nano)
+            );
+            let times = |s: &Span| s.events.iter().map(|e| e.time_unix_nano).collect::<Vec<_>>();
+            assert_eq!(times(x), times(y));
+        }
+
+        // Deduplication takes a resent round for a copy, and a new round for new calls.
+        let p = processor();
+        let run = |buf: &[u8]| {
+            let views = decode_request(buf).unwrap();
+            p.process_views(&views, crate::metrics::Transport::Grpc).records.len()
+        };
+        let first = run(&r.round(0));
+        assert!(first > 32, "{first} calls recorded");
+        assert_eq!(run(&r.round(0)), 0, "the same round again is all duplicates");
+        assert_eq!(run(&r.round(1)), first);
+        assert_eq!(run(&r.round(2)), first);
     }
 }

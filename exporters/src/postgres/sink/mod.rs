@@ -23,7 +23,7 @@ use super::connect::Connector;
 use super::error::{classify, Failure, SinkError};
 use super::metrics::SinkMetrics;
 use super::row::{self, COPY_HEADER, COPY_TRAILER};
-use super::schema::{self, Layout, MIGRATIONS};
+use super::schema::{self, Layout, MIGRATIONS, SCHEMA_LOCK};
 use crate::delivery::{backoff, now_ms, DeadLetters};
 use crate::queue::{PushError, Queue};
 use bytes::{Bytes, BytesMut};
@@ -38,10 +38,6 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
-/// Advisory lock key serializing schema changes between replicas ("llmhub" in ASCII).
-/// Advisory lock for migrations and partitions; the extension's `llm_create_partitions` takes the
-/// same one (119212947830114).
-const SCHEMA_LOCK: i64 = 0x6c6c_6d68_7562;
 
 /// Where the table lives and how it is laid out, learned once per process.
 #[derive(Debug, Clone)]
@@ -49,9 +45,6 @@ struct Target {
     table: String,
     schema: String,
     layout: Layout,
-    /// The `llm_analytics` extension owns the table: partitions are made by its
-    /// `llm_create_partitions` (a security-definer function, so the sink's role needs no ownership).
-    extension: bool,
     /// Row-level security applies to the sink's role, and PostgreSQL refuses `COPY FROM` into such a
     /// table: every batch goes through the staging table and `INSERT`.
     staged_only: bool,

@@ -84,7 +84,6 @@ pub(super) async fn prepare(shared: &Shared, client: &Client) -> Result<Target, 
         table,
         schema: qs,
         layout,
-        extension: ext_schema.is_some(),
         staged_only,
         pending,
     };
@@ -199,26 +198,18 @@ pub(super) async fn ensure_partitions(
     if missing.is_empty() {
         return Ok(());
     }
-    if t.extension {
-        let days: Vec<String> = missing.iter().map(|d| schema::iso_date(*d)).collect();
-        client
-            .execute(
-                &format!(
-                    "SELECT {}.llm_create_partitions(d, d) FROM unnest($1::text[]::date[]) d",
-                    t.schema
-                ),
-                &[&days],
-            )
-            .await?;
-    } else {
-        let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK});\n");
-        for d in &missing {
-            sql.push_str(&schema::partition_sql(&t.schema, *d));
-            sql.push_str(";\n");
-        }
-        sql.push_str("COMMIT;");
-        client.batch_execute(&sql).await?;
-    }
+    // One owner: the extension's llm_create_partitions, which the sink's migration 2 installs
+    // when the sink made the table.
+    let days: Vec<String> = missing.iter().map(|d| schema::iso_date(*d)).collect();
+    client
+        .execute(
+            &format!(
+                "SELECT {}.llm_create_partitions(d, d) FROM unnest($1::text[]::date[]) d",
+                t.schema
+            ),
+            &[&days],
+        )
+        .await?;
     let mut known = match shared.partitions.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),

@@ -1,5 +1,5 @@
-//! OTLP request builders shared by tests, benchmarks and (later) the load generator: one place that
-//! knows what realistic GenAI spans look like; `llmhub serve` child processes for tests; and a
+//! OTLP request builders shared by tests and benchmarks: one place that knows what realistic GenAI
+//! spans look like; `llmhub serve` child processes for tests; and a
 //! PostgreSQL wire-protocol proxy for fault injection ([`pgproxy`]).
 
 pub mod pgproxy;
@@ -107,30 +107,7 @@ pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so fixtures need no randomness crate.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-}
+pub use llmhub_loadgen::Rng;
 
 const MODELS: &[(&str, &str)] = &[
     ("openai", "gpt-4o"),
@@ -674,15 +651,6 @@ fn log_event(line: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::processors::genai::GenAiProcessor;
-    use prost::Message;
-
-    fn processor() -> GenAiProcessor {
-        let mut registry = prometheus_client::registry::Registry::default();
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new(&mut registry, 10_000, 1_000));
-        let matcher = crate::processors::pricing::matcher(&Default::default()).expect("built-in catalog");
-        GenAiProcessor::new(&Default::default(), matcher, metrics).collecting()
-    }
 
     #[test]
     fn serve_log_lines_are_read_in_both_formats() {
@@ -698,65 +666,5 @@ mod tests {
         );
         let ready = r#"{"timestamp":"t","level":"INFO","fields":{"message":"ready"}}"#;
         assert_eq!(log_event(ready), ("ready".to_owned(), None));
-    }
-
-    #[test]
-    fn restamped_rounds_are_new_spans_of_the_same_shape() {
-        let bytes = realistic_request(64, 3).encode_to_vec();
-        let r = Restamp::new(&bytes);
-        assert_eq!(r.spans(), 64);
-        assert_eq!(r.round(0), bytes);
-        let (a, b) = (
-            ExportTraceServiceRequest::decode(&bytes[..]).unwrap(),
-            ExportTraceServiceRequest::decode(&r.round(5)[..]).unwrap(),
-        );
-        assert_eq!(r.round(5).len(), bytes.len());
-        let spans = |q: &ExportTraceServiceRequest| {
-            q.resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| s.spans.clone())
-                .collect::<Vec<_>>()
-        };
-        for (x, y) in spans(&a).iter().zip(spans(&b).iter()) {
-            assert_ne!(x.trace_id, y.trace_id);
-            assert_eq!(x.trace_id[..8], y.trace_id[..8]);
-            assert_eq!(y.start_time_unix_nano, x.start_time_unix_nano + 5 * 3_600_000_000_000);
-            assert_eq!(y.end_time_unix_nano, x.end_time_unix_nano + 5 * 3_600_000_000_000);
-            for (e, f) in x.events.iter().zip(&y.events) {
-                assert_eq!(f.time_unix_nano, e.time_unix_nano + 5 * 3_600_000_000_000);
-            }
-            assert_eq!(x.attributes, y.attributes);
-        }
-
-        // The OTLP/JSON form of the request, restamped, reads as the restamped protobuf does.
-        let j = Restamp::json(&serde_json::to_vec(&a).unwrap());
-        assert_eq!(j.spans(), 64);
-        assert_eq!(j.round(0), serde_json::to_vec(&a).unwrap());
-        // (Compared field by field: the JSON decoder may read a double's last digit differently.)
-        let from_json = crate::receivers::otlp::json::decode_traces(&j.round(5)).unwrap();
-        let (js, ps) = (spans(&from_json), spans(&b));
-        assert_eq!(js.len(), ps.len());
-        for (x, y) in js.iter().zip(&ps) {
-            assert_eq!((&x.trace_id, &x.span_id), (&y.trace_id, &y.span_id));
-            assert_eq!(
-                (x.start_time_unix_nano, x.end_time_unix_nano),
-                (y.start_time_unix_nano, y.end_time_unix_nano)
-            );
-            let times = |s: &Span| s.events.iter().map(|e| e.time_unix_nano).collect::<Vec<_>>();
-            assert_eq!(times(x), times(y));
-        }
-
-        // Deduplication takes a resent round for a copy, and a new round for new calls.
-        let p = processor();
-        let run = |buf: &[u8]| {
-            let views = crate::receivers::otlp::wire::decode_request(buf).unwrap();
-            p.process_views(&views, crate::metrics::Transport::Grpc).records.len()
-        };
-        let first = run(&r.round(0));
-        assert!(first > 32, "{first} calls recorded");
-        assert_eq!(run(&r.round(0)), 0, "the same round again is all duplicates");
-        assert_eq!(run(&r.round(1)), first);
-        assert_eq!(run(&r.round(2)), first);
     }
 }

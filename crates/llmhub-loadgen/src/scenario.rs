@@ -2,7 +2,7 @@
 //! and nested model calls, standalone chat and embedding calls) over simulated time, with diurnal
 //! and weekly seasonality and injected incidents recorded as ground truth. Pure: no I/O, no clock.
 
-use crate::testkit::Rng;
+use crate::Rng;
 
 /// Tenant names of the generated traffic, in order (`tenant-N` past the list): the names the docs'
 /// and the provisioned data sources' examples use.

@@ -3,18 +3,22 @@
 //! seasonality and injected incidents) and emitted here with the plan's timestamps and seeded ids,
 //! so a fixed seed and start time give identical spans.
 
+mod error;
 mod progress;
+mod rng;
 pub mod scenario;
 
+pub use error::LoadgenError;
 pub use progress::Progress;
+pub use rng::Rng;
 
-use anyhow::Context as _;
 use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, IdGenerator, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use scenario::{Incident, PlanDialect, PlanValue, Scenario, TracePlan};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -72,7 +76,7 @@ pub struct LoadgenConfig {
 
 /// Seeded span and trace ids, so a fixed seed gives identical spans.
 #[derive(Debug, Clone)]
-struct SeededIds(Arc<Mutex<crate::testkit::Rng>>);
+struct SeededIds(Arc<Mutex<Rng>>);
 
 impl SeededIds {
     fn next(&self) -> u128 {
@@ -120,59 +124,60 @@ struct Providers {
 }
 
 impl Providers {
-    fn get(&mut self, service: &str, environment: &str) -> anyhow::Result<&SdkTracerProvider> {
+    fn get(&mut self, service: &str, environment: &str) -> Result<&SdkTracerProvider, LoadgenError> {
         let key = (service.to_owned(), environment.to_owned());
-        if !self.by_service.contains_key(&key) {
-            let exporter = match self.cfg.transport {
-                Transport::Grpc => {
-                    use opentelemetry_otlp::WithTonicConfig;
+        let slot = match self.by_service.entry(key) {
+            Entry::Occupied(found) => return Ok(found.into_mut()),
+            Entry::Vacant(slot) => slot,
+        };
+        let exporter = match self.cfg.transport {
+            Transport::Grpc => {
+                use opentelemetry_otlp::WithTonicConfig;
+                SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(self.cfg.endpoint.clone())
+                    .with_compression(opentelemetry_otlp::Compression::Gzip)
+                    .build()?
+            }
+            Transport::HttpProtobuf | Transport::HttpJson => {
+                let protocol = if self.cfg.transport == Transport::HttpJson {
+                    Protocol::HttpJson
+                } else {
+                    Protocol::HttpBinary
+                };
+                let endpoint = format!("{}/v1/traces", self.cfg.endpoint.trim_end_matches('/'));
+                // The blocking HTTP client must not be built on an async worker.
+                std::thread::spawn(move || {
                     SpanExporter::builder()
-                        .with_tonic()
-                        .with_endpoint(self.cfg.endpoint.clone())
-                        .with_compression(opentelemetry_otlp::Compression::Gzip)
-                        .build()?
-                }
-                Transport::HttpProtobuf | Transport::HttpJson => {
-                    let protocol = if self.cfg.transport == Transport::HttpJson {
-                        Protocol::HttpJson
-                    } else {
-                        Protocol::HttpBinary
-                    };
-                    let endpoint = format!("{}/v1/traces", self.cfg.endpoint.trim_end_matches('/'));
-                    // The blocking HTTP client must not be built on an async worker.
-                    std::thread::spawn(move || {
-                        SpanExporter::builder()
-                            .with_http()
-                            .with_protocol(protocol)
-                            .with_endpoint(endpoint)
-                            .build()
-                    })
-                    .join()
-                    .map_err(|_| anyhow::anyhow!("building the HTTP exporter panicked"))??
-                }
-            };
-            let batch = BatchConfigBuilder::default()
-                .with_max_queue_size(65_536)
-                .with_max_export_batch_size(512)
-                .with_scheduled_delay(Duration::from_millis(500))
-                .build();
-            let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
-            let provider = SdkTracerProvider::builder()
-                .with_span_processor(processor)
-                .with_id_generator(self.ids.clone())
-                .with_resource(
-                    Resource::builder()
-                        .with_service_name(service.to_owned())
-                        .with_attribute(KeyValue::new("deployment.environment.name", environment.to_owned()))
-                        .build(),
-                )
-                .build();
-            self.by_service.insert(key.clone(), provider);
-        }
-        self.by_service.get(&key).context("provider just inserted")
+                        .with_http()
+                        .with_protocol(protocol)
+                        .with_endpoint(endpoint)
+                        .build()
+                })
+                .join()
+                .map_err(|_| LoadgenError::ExporterPanicked)??
+            }
+        };
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(65_536)
+            .with_max_export_batch_size(512)
+            .with_scheduled_delay(Duration::from_millis(500))
+            .build();
+        let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_id_generator(self.ids.clone())
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(service.to_owned())
+                    .with_attribute(KeyValue::new("deployment.environment.name", environment.to_owned()))
+                    .build(),
+            )
+            .build();
+        Ok(slot.insert(provider))
     }
 
-    fn emit(&mut self, plan: &TracePlan) -> anyhow::Result<usize> {
+    fn emit(&mut self, plan: &TracePlan) -> Result<usize, LoadgenError> {
         let provider = self.get(&plan.service, &plan.environment)?;
         let tracer = provider.tracer("llmhub-loadgen");
         let mut contexts: Vec<Context> = Vec::with_capacity(plan.spans.len());
@@ -226,7 +231,7 @@ impl Providers {
 }
 
 /// Writes the incidents as JSON lines.
-fn write_ground_truth(path: &PathBuf, incidents: &[Incident]) -> anyhow::Result<()> {
+fn write_ground_truth(path: &PathBuf, incidents: &[Incident]) -> Result<(), LoadgenError> {
     let mut out = String::new();
     for i in incidents {
         let line = serde_json::json!({
@@ -239,7 +244,10 @@ fn write_ground_truth(path: &PathBuf, incidents: &[Incident]) -> anyhow::Result<
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    std::fs::write(path, out).with_context(|| format!("cannot write ground truth to {}", path.display()))
+    std::fs::write(path, out).map_err(|source| LoadgenError::GroundTruth {
+        path: path.clone(),
+        source,
+    })
 }
 
 /// What a run sent.
@@ -253,17 +261,21 @@ pub struct Summary {
 
 /// Runs the load generator until its count, duration or window is reached, or `stop` is
 /// cancelled. Emission runs on a blocking thread (the SDK's batch processors have their own).
-pub async fn run(cfg: LoadgenConfig, progress: Arc<Progress>, stop: CancellationToken) -> anyhow::Result<Summary> {
+pub async fn run(
+    cfg: LoadgenConfig,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+) -> Result<Summary, LoadgenError> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _guard = handle.enter();
         run_blocking(cfg, &progress, &stop)
     })
     .await
-    .context("load generator thread failed")?
+    .map_err(|_| LoadgenError::ThreadPanicked)?
 }
 
-fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToken) -> anyhow::Result<Summary> {
+fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToken) -> Result<Summary, LoadgenError> {
     let live_start = cfg.start.unwrap_or_else(now_nanos);
     let (start, length) = match cfg.backfill {
         Some((s, e)) => (s, e.saturating_sub(s)),
@@ -295,7 +307,7 @@ fn run_blocking(cfg: LoadgenConfig, progress: &Progress, stop: &CancellationToke
         write_ground_truth(path, &scenario.incidents())?;
     }
     let mut providers = Providers {
-        ids: SeededIds(Arc::new(Mutex::new(crate::testkit::Rng::new(
+        ids: SeededIds(Arc::new(Mutex::new(Rng::new(
             cfg.seed ^ 0x5eed ^ scenario::replay_salt(cfg.replay),
         )))),
         cfg,
