@@ -248,6 +248,12 @@ class Handler(BaseHTTPRequestHandler):
                 tags[k] = hv
         return path.rstrip("/"), tags
 
+    def do_HEAD(self):
+        # Claude Code probes its base URL (HEAD /api/hello) before the first request.
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self):
         path, _ = self._route()
         if path == "/_health":

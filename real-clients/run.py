@@ -63,6 +63,9 @@ NODE_RUN = HERE / "node" / "run.sh"
 # Locks of tools the Rust tests run (not clients; installed by --install-only without --clients):
 # rotel's collector binary for collector-processor/tests/rotel.rs.
 TOOL_LOCKS = ["rotel"]
+# npm-installed tools the Rust tests run: the coding-agent CLIs of
+# collector-processor/tests/coding_agents.rs (Claude Code).
+TOOL_NODE = HERE / "coding-agents" / "install.sh"
 
 
 def is_node(name: str) -> bool:
@@ -356,6 +359,9 @@ def main() -> int:
             for ln in TOOL_LOCKS:
                 _, status, secs = ensure_venv(ln, False)
                 log(f"venv {ln} (tool): {status} in {secs:.1f}s")
+            t0 = time.time()
+            subprocess.run(["bash", str(TOOL_NODE)], check=True, stdout=subprocess.DEVNULL)
+            log(f"coding agents (tool): installed in {time.time() - t0:.1f}s")
         return 0
 
     out = Path(a.out).resolve()

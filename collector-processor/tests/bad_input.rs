@@ -147,14 +147,24 @@ async fn metrics_and_logs_are_answered_not_404() {
     assert!(v["partialSuccess"]["errorMessage"]
         .as_str()
         .expect("msg")
-        .contains("traces only"));
+        .contains("not metrics"));
 
+    // Log records that are no GenAI event are accepted and counted, never rejected.
     let logs = three_log_records();
     let (status, _, body) = post(&format!("{base}/v1/logs"), PROTO, None, logs.encode_to_vec()).await;
     assert_eq!(status, 200);
     let r = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(&body[..])
         .expect("response");
-    assert_eq!(r.partial_success.expect("partial").rejected_log_records, 3);
+    assert_eq!(r.partial_success, None);
+    let m = scrape(running.metrics_addr).await;
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_log_records_total",
+            &[("llmhub_transport", "http_protobuf"), ("llmhub_outcome", "not_genai")]
+        ),
+        3.0
+    );
     running.stop().await.expect("stop");
 }
 
@@ -307,7 +317,7 @@ async fn hundred_thousand_model_names_stay_within_the_cardinality_limit() {
     running.stop().await.expect("stop");
 }
 
-/// A logs export of three empty records (llmhub answers logs by rejecting every record).
+/// A logs export of three empty records: no GenAI event, accepted and counted.
 fn three_log_records() -> opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
     opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest {
         resource_logs: vec![opentelemetry_proto::tonic::logs::v1::ResourceLogs {
@@ -441,7 +451,7 @@ async fn grpc_statuses_follow_the_otlp_specification() {
     .await;
     let ps = answer.partial_success.expect("partial success");
     assert_eq!(ps.rejected_data_points, 4);
-    assert!(ps.error_message.contains("traces only"), "{}", ps.error_message);
+    assert!(ps.error_message.contains("not metrics"), "{}", ps.error_message);
     let logs = three_log_records();
     let answer: opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse = grpc_answer(
         addr,
@@ -449,10 +459,20 @@ async fn grpc_statuses_follow_the_otlp_specification() {
         logs.encode_to_vec(),
     )
     .await;
-    let ps = answer.partial_success.expect("partial success");
-    assert_eq!(ps.rejected_log_records, 3);
+    assert_eq!(
+        answer.partial_success, None,
+        "records that are no GenAI event are accepted"
+    );
 
     let m = scrape(running.metrics_addr).await;
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_receiver_log_records_total",
+            &[("llmhub_transport", "grpc"), ("llmhub_outcome", "not_genai")]
+        ),
+        3.0
+    );
     assert_eq!(
         sum(
             &m,

@@ -83,6 +83,8 @@ llmhub_server::instruments! {
             help: "Spans accepted (all received spans minus those refused), by transport." },
         ReceiverSpansRefused => MetricDef { name: "llmhub.receiver.spans.refused", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
             help: "Spans refused, by reason: invalid_span (reported back as rejected), queue_full, memory_limit (service.memory.limit_mib) and unavailable (the whole request answered with a retryable status), too_many_spans (a request past receivers.otlp.limits.max_spans_per_request, refused whole and final)." },
+        ReceiverLogRecords => MetricDef { name: "llmhub.receiver.log_records", unit: "{log_record}", kind: Kind::Counter, attributes: &["llmhub.transport", "llmhub.outcome"],
+            help: "OTLP log records received, by transport and outcome: read (a GenAI event made a record, e.g. claude_code.api_request), not_genai (accepted, not read), invalid (reported back as rejected), refused (the whole request answered with a retryable or final error)." },
         ReceiverSpansLimited => MetricDef { name: "llmhub.receiver.spans.limited", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.reason"],
             help: "Spans read only in part because they passed a limit, by reason: attributes_per_span, events_per_span (receivers.otlp.limits)." },
         ProcessorSpans => MetricDef { name: "llmhub.processor.spans", unit: "{span}", kind: Kind::Counter, attributes: &["llmhub.span.role"],

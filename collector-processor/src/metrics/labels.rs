@@ -69,6 +69,31 @@ impl RequestOutcome {
     }
 }
 
+/// What became of received log records (`llmhub.outcome` of `llmhub.receiver.log_records`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogRecordOutcome {
+    /// A GenAI event read into a record.
+    Read,
+    /// Accepted and counted, not read (not a GenAI event llmhub knows).
+    NotGenAi,
+    /// A GenAI event that cannot be read (reported back as rejected).
+    Invalid,
+    /// In a request refused whole.
+    Refused,
+}
+
+impl LogRecordOutcome {
+    /// The label value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogRecordOutcome::Read => "read",
+            LogRecordOutcome::NotGenAi => "not_genai",
+            LogRecordOutcome::Invalid => "invalid",
+            LogRecordOutcome::Refused => "refused",
+        }
+    }
+}
+
 /// Why spans were refused (`llmhub.reason` of `llmhub.receiver.spans.refused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpanRefusal {

@@ -15,7 +15,7 @@ pub use catalogue::{
     all, Instrument, CATALOGUE, DURATION_BUCKETS, REQUEST_BUCKETS, SERVER_TPOT_BUCKETS, SERVER_TTFT_BUCKETS,
     TOKEN_BUCKETS, TPS_BUCKETS,
 };
-pub use labels::{RequestOutcome, SpanLimit, SpanRefusal, Transport};
+pub use labels::{LogRecordOutcome, RequestOutcome, SpanLimit, SpanRefusal, Transport};
 use llmhub_core::dedup::DuplicateReason;
 use llmhub_core::Dialect;
 use llmhub_core::{LlmCall, PriceStatus, SpanRole};
@@ -73,6 +73,7 @@ pub struct Metrics {
     spans_accepted: Family<Labels, Counter>,
     spans_refused: Family<Labels, Counter>,
     spans_limited: Family<Labels, Counter>,
+    log_records: Family<Labels, Counter>,
     spans_by_role: Family<Labels, Counter>,
     warnings: Counter,
     conflicts: Family<Labels, Counter>,
@@ -111,6 +112,7 @@ impl Metrics {
             spans_accepted: Family::default(),
             spans_refused: Family::default(),
             spans_limited: Family::default(),
+            log_records: Family::default(),
             spans_by_role: Family::default(),
             warnings: Counter::default(),
             conflicts: Family::default(),
@@ -147,6 +149,7 @@ impl Metrics {
                 I::ReceiverSpansAccepted => register(r, def, m.spans_accepted.clone()),
                 I::ReceiverSpansRefused => register(r, def, m.spans_refused.clone()),
                 I::ReceiverSpansLimited => register(r, def, m.spans_limited.clone()),
+                I::ReceiverLogRecords => register(r, def, m.log_records.clone()),
                 I::ProcessorSpans => register(r, def, m.spans_by_role.clone()),
                 I::ProcessorWarnings => register(r, def, m.warnings.clone()),
                 I::ProcessorConflicts => register(r, def, m.conflicts.clone()),
@@ -585,6 +588,21 @@ impl Metrics {
                 &self.spans_refused,
                 Instrument::ReceiverSpansRefused,
                 vec![("llmhub_reason", reason.as_str().to_owned())],
+                n,
+            );
+        }
+    }
+
+    /// Records log records received on a transport, by what became of them.
+    pub fn record_log_records(&self, transport: Transport, outcome: LogRecordOutcome, n: u64) {
+        if n > 0 {
+            self.count_unlimited(
+                &self.log_records,
+                Instrument::ReceiverLogRecords,
+                vec![
+                    ("llmhub_transport", transport.as_str().to_owned()),
+                    ("llmhub_outcome", outcome.as_str().to_owned()),
+                ],
                 n,
             );
         }

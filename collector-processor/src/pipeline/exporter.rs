@@ -14,8 +14,9 @@ use std::time::Duration;
 
 /// One processed export request, as every exporter sees it.
 pub struct Batch<'a> {
-    /// The request as received (the forwarder sends it on).
-    pub original: Original<'a>,
+    /// The trace request as received (the forwarder sends it on); `None` for a logs request,
+    /// whose records only the record exporters take.
+    pub original: Option<Original<'a>>,
     /// The records the processor made of it.
     pub records: &'a [LlmCall],
     /// The conversation-content policy.

@@ -183,7 +183,7 @@ mod tests {
 
     fn batch(policy: &ContentPolicy) -> Batch<'_> {
         Batch {
-            original: Original::Protobuf(&[]),
+            original: Some(Original::Protobuf(&[])),
             records: &[],
             content: policy,
             tenant: None,

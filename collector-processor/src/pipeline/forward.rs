@@ -29,7 +29,10 @@ impl Exporter for Forwarder {
     }
 
     fn prepare(self: Arc<Self>, batch: &Batch<'_>) -> Result<Option<Delivery>, PushError> {
-        let prepared = Forwarder::prepare(&self, batch.original, batch.records, batch.content, batch.tenant);
+        let Some(original) = batch.original else {
+            return Ok(None);
+        };
+        let prepared = Forwarder::prepare(&self, original, batch.records, batch.content, batch.tenant);
         Ok(prepared.map(|item| -> Delivery { Box::pin(async move { self.push(item).await }) }))
     }
 

@@ -1,19 +1,21 @@
-//! The GenAI processor: every span of an export request normalized, deduplicated and recorded into
-//! the metrics state. Shared by all receivers, so a span counts the same whatever transport it
-//! came on.
+//! The GenAI processor: every span of an export request normalized (and every log record that is a
+//! GenAI event read, `llmhub_core::events`), deduplicated and recorded into the metrics state.
+//! Shared by all receivers, so a call counts the same whatever transport and signal it came on.
 
 use crate::config::GenAiProcessor as GenAiConfig;
 use crate::config::Limits;
-use crate::metrics::{Metrics, SpanLimit, SpanRefusal, Transport};
+use crate::metrics::{LogRecordOutcome, Metrics, SpanLimit, SpanRefusal, Transport};
 use crate::pipeline::{Batch, Fanout, Original, PushError, TenantStamp};
-use crate::processors::view::{self, ResourceView};
+use crate::processors::view::{self, LogResourceView, ResourceView};
 use llmhub_content::ContentPolicy;
 use llmhub_core::dedup::{Deduplicator, DuplicateReason, Journal};
+use llmhub_core::events::read_event;
 use llmhub_core::keys::Field;
 use llmhub_core::span::ContextView;
-use llmhub_core::{normalize, Dialect, LlmCall, NormalizeOptions, Outcome};
+use llmhub_core::{normalize, Dialect, LlmCall, NormalizeOptions, Normalized, Outcome};
 use llmhub_pricing::{price_call, Matcher};
 use llmhub_server::budget::MemoryBudget;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +46,49 @@ pub struct ExportSummary {
     pub records: Vec<LlmCall>,
 }
 
+/// What an export request carries.
+#[derive(Clone, Copy)]
+pub enum Input<'r, 'a> {
+    /// Spans (a trace export request).
+    Spans(&'r [ResourceView<'a>]),
+    /// Log records (a logs export request).
+    Logs(&'r [LogResourceView<'a>]),
+}
+
+impl Input<'_, '_> {
+    /// Spans or log records in the request.
+    pub fn items(&self) -> usize {
+        match self {
+            Input::Spans(req) => req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum(),
+            Input::Logs(req) => req.iter().flat_map(|r| &r.scopes).map(|s| s.records.len()).sum(),
+        }
+    }
+}
+
+/// The problems of one request, for its partial-success message: the first few, then a count.
+#[derive(Default)]
+struct Problems {
+    listed: Vec<String>,
+    more: usize,
+}
+
+impl Problems {
+    fn note(&mut self, msg: String) {
+        if self.listed.len() < MAX_MESSAGES {
+            self.listed.push(msg);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn message(mut self) -> String {
+        if self.more > 0 {
+            self.listed.push(format!("and {} more", self.more));
+        }
+        self.listed.join("; ")
+    }
+}
+
 /// The deduplication window, and the requests checked into it that are not settled yet.
 struct Window {
     dedup: Deduplicator,
@@ -63,6 +108,8 @@ fn lock(window: &Mutex<Window>) -> MutexGuard<'_, Window> {
 /// refused request is retried by its client and must count once, when it is taken).
 #[derive(Debug, Default)]
 struct Tally {
+    /// Log records rather than spans.
+    logs: bool,
     received: u64,
     rejected: u64,
     not_genai: u64,
@@ -220,24 +267,24 @@ impl GenAiProcessor {
     /// is not taken for a duplicate.
     pub async fn export(
         &self,
-        req: &[ResourceView<'_>],
-        original: Original<'_>,
+        input: Input<'_, '_>,
+        original: Option<Original<'_>>,
         transport: Transport,
         tenant: Option<&str>,
     ) -> Result<ExportSummary, PushError> {
+        let logs = matches!(input, Input::Logs(_));
         let taking = match self.exporters.admit() {
             Ok(taking) => taking,
             Err(e) => {
-                let spans = req.iter().flat_map(|r| &r.scopes).map(|s| s.spans.len()).sum::<usize>();
-                self.metrics.record_refused(SpanRefusal::Push(e.reason()), spans as u64);
+                count_refused(&self.metrics, logs, transport, &e, input.items() as u64);
                 return Err(e);
             }
         };
         if taking.is_empty() {
-            return Ok(self.process_views_as(req, transport, tenant));
+            return Ok(self.process_into(input, transport, tenant, Effects::Now));
         }
         let mut pending = self.begin();
-        let mut summary = self.process_into(req, transport, tenant, Effects::Later(&mut pending));
+        let mut summary = self.process_into(input, transport, tenant, Effects::Later(&mut pending));
         let records = std::mem::take(&mut summary.records);
         let Pending { tally, journal, waits } = pending;
         let mut settle = self.dedup.as_ref().map(|w| Settle {
@@ -259,8 +306,7 @@ impl GenAiProcessor {
                 if let Some(s) = settle.as_mut() {
                     s.finish(false);
                 }
-                self.metrics
-                    .record_refused(SpanRefusal::Push(e.reason()), summary.received);
+                count_refused(&self.metrics, logs, transport, &e, summary.received);
                 return Err(e);
             }
         };
@@ -291,7 +337,7 @@ impl GenAiProcessor {
                         metrics.record_call(call);
                     }
                 }
-                Err(e) => metrics.record_refused(SpanRefusal::Push(e.reason()), spans),
+                Err(e) => count_refused(&metrics, logs, transport, e, spans),
             }
             result
         });
@@ -332,6 +378,11 @@ impl GenAiProcessor {
         self.process_views(&view::request(req), transport)
     }
 
+    /// Processes one decoded logs export request (metrics only, as [`GenAiProcessor::process`]).
+    pub fn process_logs(&self, req: &ExportLogsServiceRequest, transport: Transport) -> ExportSummary {
+        self.process_into(Input::Logs(&view::logs_request(req)), transport, None, Effects::Now)
+    }
+
     /// Processes a request already viewed (decoded by [`crate::receivers::otlp::wire`], or from
     /// prost messages by [`view::request`]).
     pub fn process_views(&self, req: &[ResourceView<'_>], transport: Transport) -> ExportSummary {
@@ -346,135 +397,102 @@ impl GenAiProcessor {
         transport: Transport,
         tenant: Option<&str>,
     ) -> ExportSummary {
-        self.process_into(req, transport, tenant, Effects::Now)
+        self.process_into(Input::Spans(req), transport, tenant, Effects::Now)
     }
 
-    /// Normalizes, deduplicates and prices every span; counts into the metrics now, or into the
-    /// pending request (`Effects::Later`) to be counted once it is accepted.
+    /// Normalizes, deduplicates and prices every span (or reads every log record); counts into the
+    /// metrics now, or into the pending request (`Effects::Later`) to be counted once it is
+    /// accepted.
     fn process_into(
         &self,
-        req: &[ResourceView<'_>],
+        input: Input<'_, '_>,
         transport: Transport,
         tenant: Option<&str>,
         mut effects: Effects<'_>,
     ) -> ExportSummary {
         let mut summary = ExportSummary::default();
-        let mut problems: Vec<String> = Vec::new();
-        let mut more_problems = 0usize;
-        let mut note = |problems: &mut Vec<String>, msg: String| {
-            if problems.len() < MAX_MESSAGES {
-                problems.push(msg);
-            } else {
-                more_problems += 1;
-            }
-        };
+        let mut problems = Problems::default();
+        let mut not_genai = 0u64;
         let limited_now = |effects: &mut Effects<'_>, reason: SpanLimit| match effects {
             Effects::Now => self.metrics.record_limited(reason),
             Effects::Later(p) => p.tally.limited.push(reason),
         };
-        let mut not_genai = 0u64;
-        for (ri, rs) in req.iter().enumerate() {
-            let base = ContextView::new(&rs.attributes, "", &self.opts.tenant_keys);
-            for (si, ss) in rs.scopes.iter().enumerate() {
-                let ctx = ContextView {
-                    scope_name: ss.scope_name,
-                    ..base.clone()
-                };
-                for (pi, span) in ss.spans.iter().enumerate() {
-                    summary.received += 1;
-                    // Past the limits only the first attributes and events are read.
-                    let limited;
-                    let span = if span.attributes.len() > self.limits.max_attributes_per_span
-                        || span.events.len() > self.limits.max_events_per_span
-                    {
-                        let mut s = span.clone();
-                        if s.attributes.len() > self.limits.max_attributes_per_span {
-                            s.attributes.truncate(self.limits.max_attributes_per_span);
-                            limited_now(&mut effects, SpanLimit::AttributesPerSpan);
-                        }
-                        if s.events.len() > self.limits.max_events_per_span {
-                            s.events.truncate(self.limits.max_events_per_span);
-                            limited_now(&mut effects, SpanLimit::EventsPerSpan);
-                        }
-                        limited = s;
-                        &limited
-                    } else {
-                        span
-                    };
-                    match normalize(&ctx, span, &self.opts) {
-                        Outcome::NotGenAi => not_genai += 1,
-                        Outcome::Rejected(reason) => {
-                            summary.rejected += 1;
-                            note(
-                                &mut problems,
-                                format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] rejected: {reason}"),
-                            );
-                        }
-                        Outcome::Call(mut n) => {
-                            if let Some(t) = tenant {
-                                n.call.tenant = Some(t.to_owned());
-                            }
-                            for w in &n.warnings {
-                                note(
-                                    &mut problems,
-                                    format!(
-                                        "resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}] ({:?}): {w}",
-                                        llmhub_core::normalize::short(span.name)
-                                    ),
-                                );
-                            }
-                            let duplicate = self.dedup.as_ref().and_then(|w| {
-                                let mut w = lock(w);
-                                match &mut effects {
-                                    Effects::Now => w.dedup.check(&n.call),
-                                    Effects::Later(p) => {
-                                        let Some((journal, _)) = p.journal.as_mut() else {
-                                            return w.dedup.check(&n.call);
-                                        };
-                                        let before = journal.waits().len();
-                                        let found = w.dedup.check_in(&n.call, journal);
-                                        // A copy of a call another pending request holds: this
-                                        // request waits for that one's outcome.
-                                        for owner in &journal.waits()[before..] {
-                                            if let Some(rx) = w.pending.get(owner) {
-                                                p.waits.push(rx.clone());
-                                            }
-                                        }
-                                        found
-                                    }
+        match input {
+            Input::Spans(req) => {
+                for (ri, rs) in req.iter().enumerate() {
+                    let base = ContextView::new(&rs.attributes, "", &self.opts.tenant_keys);
+                    for (si, ss) in rs.scopes.iter().enumerate() {
+                        let ctx = ContextView {
+                            scope_name: ss.scope_name,
+                            ..base.clone()
+                        };
+                        for (pi, span) in ss.spans.iter().enumerate() {
+                            summary.received += 1;
+                            // Past the limits only the first attributes and events are read.
+                            let limited;
+                            let span = if span.attributes.len() > self.limits.max_attributes_per_span
+                                || span.events.len() > self.limits.max_events_per_span
+                            {
+                                let mut s = span.clone();
+                                if s.attributes.len() > self.limits.max_attributes_per_span {
+                                    s.attributes.truncate(self.limits.max_attributes_per_span);
+                                    limited_now(&mut effects, SpanLimit::AttributesPerSpan);
                                 }
-                            });
-                            match &mut effects {
-                                Effects::Now => {
-                                    self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
-                                    if !n.unmapped.is_empty() {
-                                        self.metrics.record_unmapped(n.call.dialect, &n.unmapped);
-                                    }
+                                if s.events.len() > self.limits.max_events_per_span {
+                                    s.events.truncate(self.limits.max_events_per_span);
+                                    limited_now(&mut effects, SpanLimit::EventsPerSpan);
                                 }
-                                Effects::Later(p) => {
-                                    if !n.warnings.is_empty() || !n.conflicts.is_empty() {
-                                        p.tally
-                                            .normalization
-                                            .push((n.warnings.len(), std::mem::take(&mut n.conflicts)));
-                                    }
-                                    if !n.unmapped.is_empty() {
-                                        p.tally.unmapped.push((n.call.dialect, std::mem::take(&mut n.unmapped)));
-                                    }
+                                limited = s;
+                                &limited
+                            } else {
+                                span
+                            };
+                            let at = || format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]");
+                            match normalize(&ctx, span, &self.opts) {
+                                Outcome::NotGenAi => not_genai += 1,
+                                Outcome::Rejected(reason) => {
+                                    summary.rejected += 1;
+                                    problems.note(format!("{} rejected: {reason}", at()));
+                                }
+                                Outcome::Call(n) => {
+                                    let name = llmhub_core::normalize::short(span.name);
+                                    let at = || format!("{} ({name:?})", at());
+                                    self.take(*n, &at, tenant, &mut effects, &mut summary, &mut problems);
                                 }
                             }
-                            match duplicate {
-                                Some(reason) => match &mut effects {
-                                    Effects::Now => self.metrics.record_duplicate(reason, &n.call.service_name),
-                                    Effects::Later(p) => p.tally.duplicates.push((reason, n.call.service_name.clone())),
-                                },
-                                None => {
-                                    price_call(&self.matcher, &mut n.call);
-                                    if matches!(effects, Effects::Now) {
-                                        self.metrics.record_call(&n.call);
-                                    }
-                                    if self.collect {
-                                        summary.records.push(n.call);
-                                    }
+                        }
+                    }
+                }
+            }
+            Input::Logs(req) => {
+                for (ri, rl) in req.iter().enumerate() {
+                    let base = ContextView::new(&rl.attributes, "", &self.opts.tenant_keys);
+                    for (si, sl) in rl.scopes.iter().enumerate() {
+                        let ctx = ContextView {
+                            scope_name: sl.scope_name,
+                            ..base.clone()
+                        };
+                        for (li, log) in sl.records.iter().enumerate() {
+                            summary.received += 1;
+                            let limited;
+                            let log = if log.attributes.len() > self.limits.max_attributes_per_span {
+                                let mut l = log.clone();
+                                l.attributes.truncate(self.limits.max_attributes_per_span);
+                                limited_now(&mut effects, SpanLimit::AttributesPerSpan);
+                                limited = l;
+                                &limited
+                            } else {
+                                log
+                            };
+                            let at = || format!("resourceLogs[{ri}].scopeLogs[{si}].logRecords[{li}]");
+                            match read_event(&ctx, log, &self.opts) {
+                                Outcome::NotGenAi => not_genai += 1,
+                                Outcome::Rejected(reason) => {
+                                    summary.rejected += 1;
+                                    problems.note(format!("{} rejected: {reason}", at()));
+                                }
+                                Outcome::Call(n) => {
+                                    self.take(*n, &at, tenant, &mut effects, &mut summary, &mut problems);
                                 }
                             }
                         }
@@ -483,6 +501,7 @@ impl GenAiProcessor {
             }
         }
         let tally = Tally {
+            logs: matches!(input, Input::Logs(_)),
             received: summary.received,
             rejected: summary.rejected,
             not_genai,
@@ -491,16 +510,87 @@ impl GenAiProcessor {
         match effects {
             Effects::Now => record_tally(&self.metrics, transport, tally),
             Effects::Later(p) => {
+                p.tally.logs = tally.logs;
                 p.tally.received = tally.received;
                 p.tally.rejected = tally.rejected;
                 p.tally.not_genai = tally.not_genai;
             }
         }
-        if more_problems > 0 {
-            problems.push(format!("and {more_problems} more"));
-        }
-        summary.message = problems.join("; ");
+        summary.message = problems.message();
         summary
+    }
+
+    /// Takes one call read from a span or an event: its tenant, its warnings (`at` names where it
+    /// was in the request), deduplication, pricing, and its record.
+    fn take(
+        &self,
+        mut n: Normalized,
+        at: &dyn Fn() -> String,
+        tenant: Option<&str>,
+        effects: &mut Effects<'_>,
+        summary: &mut ExportSummary,
+        problems: &mut Problems,
+    ) {
+        if let Some(t) = tenant {
+            n.call.tenant = Some(t.to_owned());
+        }
+        for w in &n.warnings {
+            problems.note(format!("{}: {w}", at()));
+        }
+        let duplicate = self.dedup.as_ref().and_then(|w| {
+            let mut w = lock(w);
+            match effects {
+                Effects::Now => w.dedup.check(&n.call),
+                Effects::Later(p) => {
+                    let Some((journal, _)) = p.journal.as_mut() else {
+                        return w.dedup.check(&n.call);
+                    };
+                    let before = journal.waits().len();
+                    let found = w.dedup.check_in(&n.call, journal);
+                    // A copy of a call another pending request holds: this request waits for that
+                    // one's outcome.
+                    for owner in &journal.waits()[before..] {
+                        if let Some(rx) = w.pending.get(owner) {
+                            p.waits.push(rx.clone());
+                        }
+                    }
+                    found
+                }
+            }
+        });
+        match effects {
+            Effects::Now => {
+                self.metrics.record_normalization(n.warnings.len(), &n.conflicts);
+                if !n.unmapped.is_empty() {
+                    self.metrics.record_unmapped(n.call.dialect, &n.unmapped);
+                }
+            }
+            Effects::Later(p) => {
+                if !n.warnings.is_empty() || !n.conflicts.is_empty() {
+                    p.tally
+                        .normalization
+                        .push((n.warnings.len(), std::mem::take(&mut n.conflicts)));
+                }
+                if !n.unmapped.is_empty() {
+                    p.tally.unmapped.push((n.call.dialect, std::mem::take(&mut n.unmapped)));
+                }
+            }
+        }
+        match duplicate {
+            Some(reason) => match effects {
+                Effects::Now => self.metrics.record_duplicate(reason, &n.call.service_name),
+                Effects::Later(p) => p.tally.duplicates.push((reason, n.call.service_name.clone())),
+            },
+            None => {
+                price_call(&self.matcher, &mut n.call);
+                if matches!(effects, Effects::Now) {
+                    self.metrics.record_call(&n.call);
+                }
+                if self.collect {
+                    summary.records.push(n.call);
+                }
+            }
+        }
     }
 }
 
@@ -518,8 +608,24 @@ fn record_tally(metrics: &Metrics, transport: Transport, t: Tally) {
     for (reason, service) in &t.duplicates {
         metrics.record_duplicate(*reason, service);
     }
+    if t.logs {
+        let read = t.received - t.rejected - t.not_genai;
+        metrics.record_log_records(transport, LogRecordOutcome::Read, read);
+        metrics.record_log_records(transport, LogRecordOutcome::NotGenAi, t.not_genai);
+        metrics.record_log_records(transport, LogRecordOutcome::Invalid, t.rejected);
+        return;
+    }
     metrics.record_received(transport, t.received);
     metrics.record_accepted(transport, t.received - t.rejected);
     metrics.record_refused(SpanRefusal::InvalidSpan, t.rejected);
     metrics.record_not_genai(t.not_genai);
+}
+
+/// Counts the spans or log records of a request an exporter refused whole.
+fn count_refused(metrics: &Metrics, logs: bool, transport: Transport, e: &PushError, n: u64) {
+    if logs {
+        metrics.record_log_records(transport, LogRecordOutcome::Refused, n);
+    } else {
+        metrics.record_refused(SpanRefusal::Push(e.reason()), n);
+    }
 }

@@ -1,6 +1,8 @@
 //! Borrowed views of decoded OTLP protobuf messages, the input of normalization.
 
+use llmhub_core::log::LogView;
 use llmhub_core::span::{Attribute, EventView, SpanView, StatusCode, Value};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -21,6 +23,57 @@ pub struct ResourceView<'a> {
     pub attributes: Vec<Attribute<'a>>,
     /// Scopes.
     pub scopes: Vec<ScopeView<'a>>,
+}
+
+/// One instrumentation scope's log records.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogScopeView<'a> {
+    /// Scope name.
+    pub scope_name: &'a str,
+    /// Log records.
+    pub records: Vec<LogView<'a>>,
+}
+
+/// One resource's attributes and log scopes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogResourceView<'a> {
+    /// Resource attributes.
+    pub attributes: Vec<Attribute<'a>>,
+    /// Scopes.
+    pub scopes: Vec<LogScopeView<'a>>,
+}
+
+/// Views a decoded logs request.
+pub fn logs_request(req: &ExportLogsServiceRequest) -> Vec<LogResourceView<'_>> {
+    req.resource_logs
+        .iter()
+        .map(|rl| LogResourceView {
+            attributes: attributes(rl.resource.as_ref().map_or(&[][..], |r| &r.attributes[..])),
+            scopes: rl
+                .scope_logs
+                .iter()
+                .map(|sl| LogScopeView {
+                    scope_name: sl.scope.as_ref().map_or("", |s| s.name.as_str()),
+                    records: sl
+                        .log_records
+                        .iter()
+                        .map(|r| LogView {
+                            time_unix_nano: r.time_unix_nano,
+                            observed_time_unix_nano: r.observed_time_unix_nano,
+                            event_name: &r.event_name,
+                            body: match r.body.as_ref().and_then(|b| b.value.as_ref()) {
+                                Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
+                                _ => None,
+                            },
+                            trace_id: &r.trace_id,
+                            span_id: &r.span_id,
+                            attributes: attributes(&r.attributes),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Views a decoded request.

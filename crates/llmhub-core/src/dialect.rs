@@ -20,11 +20,18 @@ pub enum Dialect {
     Langfuse,
     /// pydantic-ai / Logfire: scope `pydantic-ai`, `logfire.*`.
     PydanticAi,
+    /// Claude Code's log events (`claude_code.api_request`), read by [`crate::events`]; never
+    /// detected on a span.
+    ClaudeCode,
+    /// Gemini CLI's log events (`gemini_cli.api_response`), read by [`crate::events`].
+    GeminiCli,
+    /// Codex CLI's log events (`codex.sse_event`), read by [`crate::events`].
+    Codex,
 }
 
 impl Dialect {
     /// All dialects.
-    pub const ALL: [Dialect; 7] = [
+    pub const ALL: [Dialect; 10] = [
         Dialect::OtelGenAi,
         Dialect::OpenInference,
         Dialect::OpenLlmetry,
@@ -32,6 +39,9 @@ impl Dialect {
         Dialect::VercelAi,
         Dialect::Langfuse,
         Dialect::PydanticAi,
+        Dialect::ClaudeCode,
+        Dialect::GeminiCli,
+        Dialect::Codex,
     ];
 
     /// Stable name used in metrics, the database and docs.
@@ -44,6 +54,9 @@ impl Dialect {
             Dialect::VercelAi => "vercel_ai",
             Dialect::Langfuse => "langfuse",
             Dialect::PydanticAi => "pydantic_ai",
+            Dialect::ClaudeCode => "claude_code",
+            Dialect::GeminiCli => "gemini_cli",
+            Dialect::Codex => "codex",
         }
     }
 }

@@ -11,7 +11,9 @@
 pub mod dedup;
 pub mod dialect;
 pub mod error_class;
+pub mod events;
 pub mod keys;
+pub mod log;
 pub mod normalize;
 pub mod provider;
 pub mod record;

@@ -1,16 +1,13 @@
 //! What the OTLP receivers answer, shared by gRPC and HTTP: decode, process, and build the export
 //! response with its partial success.
 
-use crate::metrics::{SpanRefusal, Transport};
-use crate::processors::genai::GenAiProcessor;
+use crate::metrics::{LogRecordOutcome, SpanRefusal, Transport};
+use crate::processors::genai::{GenAiProcessor, Input};
 use llmhub_core::span::{Attribute, SpanView};
 use llmhub_core::LlmCall;
 use llmhub_exporters::forward::Original;
 use llmhub_exporters::queue::{PushError, PushReason};
 use llmhub_server::budget::Reservation;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -20,7 +17,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 
-pub use super::json::Signal;
 use super::malformed::Malformed;
 
 /// Why a trace request was not taken.
@@ -58,9 +54,9 @@ pub async fn traces_protobuf(
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = super::wire::decode_request(body).map_err(|e| TraceError::Invalid(Malformed::Traces(e)))?;
     let shape = Shape::of(&views);
-    check_span_count(p, shape, transport)?;
-    hold_working_set(p, held, shape, body.len())?;
-    p.export(&views, Original::Protobuf(body), transport, tenant)
+    check_count(p, shape, transport)?;
+    hold_working_set(p, held, shape, body.len(), transport)?;
+    p.export(Input::Spans(&views), Some(Original::Protobuf(body)), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)
@@ -69,25 +65,50 @@ pub async fn traces_protobuf(
 /// Heap a record holds beyond its struct: its strings (ids, names, model, service, tenant).
 const RECORD_HEAP_BYTES: usize = 1024;
 
-/// A decoded request's size, counted once: its spans, and the attributes of its resources, spans
-/// and events.
+/// A decoded request's size, counted once: its spans (or log records), and the attributes of its
+/// resources, spans and events.
 #[derive(Clone, Copy)]
-struct Shape {
-    spans: usize,
+pub(super) struct Shape {
+    items: usize,
     attributes: usize,
+    /// Bytes a decoded (owned) message holds beyond the body.
+    decoded: usize,
+    logs: bool,
 }
 
 impl Shape {
     fn of(views: &[crate::processors::view::ResourceView<'_>]) -> Shape {
-        let (mut spans, mut attributes) = (0usize, 0usize);
+        let (mut items, mut attributes) = (0usize, 0usize);
         for r in views {
             attributes += r.attributes.len();
             for s in r.scopes.iter().flat_map(|s| &s.spans) {
-                spans += 1;
+                items += 1;
                 attributes += s.attributes.len() + s.events.iter().map(|e| e.attributes.len()).sum::<usize>();
             }
         }
-        Shape { spans, attributes }
+        Shape {
+            items,
+            attributes,
+            decoded: 0,
+            logs: false,
+        }
+    }
+
+    pub(super) fn of_logs(views: &[crate::processors::view::LogResourceView<'_>], decoded: usize) -> Shape {
+        let (mut items, mut attributes) = (0usize, 0usize);
+        for r in views {
+            attributes += r.attributes.len();
+            for l in r.scopes.iter().flat_map(|s| &s.records) {
+                items += 1;
+                attributes += l.attributes.len();
+            }
+        }
+        Shape {
+            items,
+            attributes,
+            decoded,
+            logs: true,
+        }
     }
 
     /// What processing the request holds beyond its body: the views of its spans and attributes,
@@ -95,37 +116,54 @@ impl Shape {
     /// rows or the enriched request waiting to be written).
     fn working_set(self, body_len: usize, queues: usize) -> u64 {
         let per_span = std::mem::size_of::<SpanView<'_>>() + std::mem::size_of::<LlmCall>() + RECORD_HEAP_BYTES;
-        (self.spans * per_span + self.attributes * std::mem::size_of::<Attribute<'_>>() + queues * body_len) as u64
+        (self.items * per_span
+            + self.attributes * std::mem::size_of::<Attribute<'_>>()
+            + self.decoded
+            + queues * body_len) as u64
+    }
+
+    /// Counts the request's items as refused whole, under `reason` (spans) or as refused log records.
+    fn count_refused(self, p: &GenAiProcessor, transport: Transport, reason: SpanRefusal) {
+        if self.logs {
+            p.metrics()
+                .record_log_records(transport, LogRecordOutcome::Refused, self.items as u64);
+        } else {
+            if reason == SpanRefusal::TooManySpans {
+                p.metrics().record_received(transport, self.items as u64);
+            }
+            p.metrics().record_refused(reason, self.items as u64);
+        }
     }
 }
 
 /// Grows the request's reservation by its [`Shape::working_set`], or refuses it (retryable)
 /// before anything of it is processed.
-fn hold_working_set(
+pub(super) fn hold_working_set(
     p: &GenAiProcessor,
     held: Option<&mut Reservation>,
     shape: Shape,
     body_len: usize,
+    transport: Transport,
 ) -> Result<(), TraceError> {
     let Some(held) = held else { return Ok(()) };
     held.grow(shape.working_set(body_len, p.queues())).map_err(|e| {
-        p.metrics()
-            .record_refused(SpanRefusal::Push(PushReason::MemoryLimit), shape.spans as u64);
+        shape.count_refused(p, transport, SpanRefusal::Push(PushReason::MemoryLimit));
         TraceError::Refused(PushError::OverBudget(e))
     })
 }
 
-/// Refuses a request holding more spans than `receivers.otlp.limits.max_spans_per_request`.
-fn check_span_count(p: &GenAiProcessor, shape: Shape, transport: Transport) -> Result<(), TraceError> {
-    let n = shape.spans;
+/// Refuses a request holding more spans (or log records) than
+/// `receivers.otlp.limits.max_spans_per_request`.
+pub(super) fn check_count(p: &GenAiProcessor, shape: Shape, transport: Transport) -> Result<(), TraceError> {
+    let n = shape.items;
     let max = p.limits().max_spans_per_request;
     if n <= max {
         return Ok(());
     }
-    p.metrics().record_received(transport, n as u64);
-    p.metrics().record_refused(SpanRefusal::TooManySpans, n as u64);
+    shape.count_refused(p, transport, SpanRefusal::TooManySpans);
+    let what = if shape.logs { "log records" } else { "spans" };
     Err(TraceError::TooLarge(format!(
-        "the request holds {n} spans, more than the {max} allowed (receivers.otlp.limits.max_spans_per_request); send smaller batches"
+        "the request holds {n} {what}, more than the {max} allowed (receivers.otlp.limits.max_spans_per_request); send smaller batches"
     )))
 }
 
@@ -141,9 +179,9 @@ pub async fn process(
 ) -> Result<ExportTraceServiceResponse, TraceError> {
     let views = crate::processors::view::request(req);
     let shape = Shape::of(&views);
-    check_span_count(p, shape, transport)?;
-    hold_working_set(p, held, shape, body_len)?;
-    p.export(&views, Original::Message(req), transport, tenant)
+    check_count(p, shape, transport)?;
+    hold_working_set(p, held, shape, body_len, transport)?;
+    p.export(Input::Spans(&views), Some(Original::Message(req)), transport, tenant)
         .await
         .map(response)
         .map_err(TraceError::Refused)
@@ -240,73 +278,42 @@ fn response(s: crate::processors::genai::ExportSummary) -> ExportTraceServiceRes
     ExportTraceServiceResponse { partial_success }
 }
 
-/// Counts the data points (metrics) or log records (logs) of a protobuf request.
-pub fn count_protobuf(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
-    match signal {
-        Signal::Metrics => {
-            let req = ExportMetricsServiceRequest::decode(body).map_err(|error| Malformed::Protobuf {
-                message: "ExportMetricsServiceRequest",
-                error,
-            })?;
-            let mut n = 0usize;
-            for rm in &req.resource_metrics {
-                for sm in &rm.scope_metrics {
-                    for m in &sm.metrics {
-                        n += match &m.data {
-                            Some(Data::Gauge(g)) => g.data_points.len(),
-                            Some(Data::Sum(s)) => s.data_points.len(),
-                            Some(Data::Histogram(h)) => h.data_points.len(),
-                            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
-                            Some(Data::Summary(s)) => s.data_points.len(),
-                            None => 0,
-                        };
-                    }
-                }
+/// Counts the data points of a protobuf metrics request.
+pub fn count_data_points(body: &[u8]) -> Result<i64, Malformed> {
+    let req = ExportMetricsServiceRequest::decode(body).map_err(|error| Malformed::Protobuf {
+        message: "ExportMetricsServiceRequest",
+        error,
+    })?;
+    let mut n = 0usize;
+    for rm in &req.resource_metrics {
+        for sm in &rm.scope_metrics {
+            for m in &sm.metrics {
+                n += match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                };
             }
-            Ok(n as i64)
-        }
-        Signal::Logs => {
-            let req = ExportLogsServiceRequest::decode(body).map_err(|error| Malformed::Protobuf {
-                message: "ExportLogsServiceRequest",
-                error,
-            })?;
-            Ok(req
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len() as i64)
-                .sum())
         }
     }
+    Ok(n as i64)
 }
 
-const NOT_INGESTED: &str =
-    "llmhub ingests traces only; send metrics and logs to a metrics or logs backend (llmhub derives its metrics from spans)";
+const NOT_INGESTED: &str = "llmhub reads traces and GenAI log events, not metrics; send metrics to a metrics backend (llmhub derives its metrics from spans and events)";
 
 /// The metrics response: every data point rejected, with the reason.
 pub fn metrics_response(n: i64) -> ExportMetricsServiceResponse {
     tracing::debug!(
         rejected_data_points = n,
-        "metrics export request not ingested (llmhub ingests traces)"
+        "metrics export request not ingested (llmhub reads traces and log events)"
     );
     ExportMetricsServiceResponse {
         partial_success: (n > 0).then(|| ExportMetricsPartialSuccess {
             rejected_data_points: n,
             error_message: format!("{n} data points not stored: {NOT_INGESTED}"),
-        }),
-    }
-}
-
-/// The logs response: every log record rejected, with the reason.
-pub fn logs_response(n: i64) -> ExportLogsServiceResponse {
-    tracing::debug!(
-        rejected_log_records = n,
-        "logs export request not ingested (llmhub ingests traces)"
-    );
-    ExportLogsServiceResponse {
-        partial_success: (n > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: n,
-            error_message: format!("{n} log records not stored: {NOT_INGESTED}"),
         }),
     }
 }

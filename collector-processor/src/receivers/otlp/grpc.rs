@@ -5,7 +5,8 @@
 //! an oversized one with `RESOURCE_EXHAUSTED` (tonic's `OUT_OF_RANGE` is retryable in OTLP, and a
 //! client would resend the same oversized message forever).
 
-use super::answer::{self, Signal, TraceError};
+use super::answer::{self, TraceError};
+use super::logs;
 use crate::metrics::{RequestOutcome, Transport};
 use crate::processors::genai::GenAiProcessor;
 use bytes::{Buf, Bytes};
@@ -84,7 +85,7 @@ pub trait GrpcSignal: Send + Sync + 'static {
 pub struct Traces;
 /// The metrics service (answered, not ingested).
 pub struct Metrics;
-/// The logs service (answered, not ingested).
+/// The logs service (GenAI events read, every other record accepted and counted).
 pub struct Logs;
 
 impl GrpcSignal for Traces {
@@ -100,23 +101,34 @@ impl GrpcSignal for Traces {
         Box::pin(async move {
             let started = std::time::Instant::now();
             let result = answer::traces_protobuf(&p, &body, Transport::Grpc, tenant.as_deref(), held.as_mut()).await;
-            let outcome = match &result {
-                Ok(r) if r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0) => RequestOutcome::Partial,
-                Ok(_) => RequestOutcome::Ok,
-                Err(TraceError::Invalid(_)) => RequestOutcome::Invalid,
-                Err(TraceError::Refused(PushError::OverBudget(_))) => RequestOutcome::MemoryLimit,
-                Err(TraceError::Refused(_)) => RequestOutcome::Refused,
-                Err(TraceError::TooLarge(_)) => RequestOutcome::TooLarge,
-            };
-            p.metrics()
-                .record_request(Transport::Grpc, outcome, started.elapsed().as_secs_f64());
-            result.map_err(|e| match e {
-                TraceError::Invalid(m) => Status::invalid_argument(m.to_string()),
-                TraceError::TooLarge(m) => Status::resource_exhausted(m),
-                TraceError::Refused(e) => refusal_status(&e),
-            })
+            let partial = |r: &Self::Response| r.partial_success.as_ref().is_some_and(|ps| ps.rejected_spans > 0);
+            finish(&p, started, result, partial)
         })
     }
+}
+
+/// Counts the request by its outcome and turns a refusal into its gRPC status.
+fn finish<R>(
+    p: &GenAiProcessor,
+    started: std::time::Instant,
+    result: Result<R, TraceError>,
+    partial: impl Fn(&R) -> bool,
+) -> Result<R, Status> {
+    let outcome = match &result {
+        Ok(r) if partial(r) => RequestOutcome::Partial,
+        Ok(_) => RequestOutcome::Ok,
+        Err(TraceError::Invalid(_)) => RequestOutcome::Invalid,
+        Err(TraceError::Refused(PushError::OverBudget(_))) => RequestOutcome::MemoryLimit,
+        Err(TraceError::Refused(_)) => RequestOutcome::Refused,
+        Err(TraceError::TooLarge(_)) => RequestOutcome::TooLarge,
+    };
+    p.metrics()
+        .record_request(Transport::Grpc, outcome, started.elapsed().as_secs_f64());
+    result.map_err(|e| match e {
+        TraceError::Invalid(m) => Status::invalid_argument(m.to_string()),
+        TraceError::TooLarge(m) => Status::resource_exhausted(m),
+        TraceError::Refused(e) => refusal_status(&e),
+    })
 }
 
 impl GrpcSignal for Metrics {
@@ -130,8 +142,7 @@ impl GrpcSignal for Metrics {
         _held: Option<Reservation>,
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
-            let n =
-                answer::count_protobuf(&body, Signal::Metrics).map_err(|m| Status::invalid_argument(m.to_string()))?;
+            let n = answer::count_data_points(&body).map_err(|m| Status::invalid_argument(m.to_string()))?;
             p.metrics().record_outcome(Transport::Grpc, RequestOutcome::NotIngested);
             Ok(answer::metrics_response(n))
         })
@@ -145,13 +156,14 @@ impl GrpcSignal for Logs {
     fn handle(
         p: Arc<GenAiProcessor>,
         body: Bytes,
-        _: Option<Arc<str>>,
-        _held: Option<Reservation>,
+        tenant: Option<Arc<str>>,
+        mut held: Option<Reservation>,
     ) -> BoxFuture<Self::Response, Status> {
         Box::pin(async move {
-            let n = answer::count_protobuf(&body, Signal::Logs).map_err(|m| Status::invalid_argument(m.to_string()))?;
-            p.metrics().record_outcome(Transport::Grpc, RequestOutcome::NotIngested);
-            Ok(answer::logs_response(n))
+            let started = std::time::Instant::now();
+            let result = logs::logs_protobuf(&p, &body, Transport::Grpc, tenant.as_deref(), held.as_mut()).await;
+            let partial = |r: &Self::Response| r.partial_success.as_ref().is_some_and(|ps| ps.rejected_log_records > 0);
+            finish(&p, started, result, partial)
         })
     }
 }

@@ -1,13 +1,13 @@
-//! OTLP/HTTP: `POST /v1/traces` (protobuf or JSON, optionally gzip), and `/v1/metrics`,
-//! `/v1/logs` answered as the specification says.
+//! OTLP/HTTP: `POST /v1/traces` and `POST /v1/logs` (protobuf or JSON, optionally gzip), and
+//! `/v1/metrics` answered as the specification says.
 //!
-//! Status codes: 200 with the export response (partial success when spans were rejected); 400 with
-//! a `google.rpc.Status` body for a malformed request; 413 when the body is larger than allowed
-//! before or after decompression; 415 for an unsupported content type or encoding; 405 for a method
-//! other than POST. Error bodies use the request's encoding (JSON or protobuf).
+//! Status codes: 200 with the export response (partial success when spans or log records were
+//! rejected); 400 with a `google.rpc.Status` body for a malformed request; 413 when the body is
+//! larger than allowed before or after decompression; 415 for an unsupported content type or
+//! encoding; 405 for a method other than POST. Error bodies use the request's encoding (JSON or protobuf).
 
-use super::answer::{self, Signal, TraceError};
-use super::json;
+use super::answer::{self, TraceError};
+use super::{json, json_logs, logs};
 use crate::metrics::{RequestOutcome, Transport};
 use crate::processors::genai::GenAiProcessor;
 use axum::body::Body;
@@ -376,16 +376,85 @@ fn admit(st: &HttpState, enc: Encoding) -> Result<Option<Reservation>, BodyRefus
     }
 }
 
+/// The signals read on HTTP.
+#[derive(Clone, Copy)]
+enum Ingest {
+    Traces,
+    Logs,
+}
+
 async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    ingest(&st, headers, body, Ingest::Traces).await
+}
+
+async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    ingest(&st, headers, body, Ingest::Logs).await
+}
+
+async fn ingest(st: &HttpState, headers: HeaderMap, body: Body, kind: Ingest) -> Response {
     let started = Instant::now();
-    let (resp, transport, outcome) = traces_inner(&st, &headers, body).await;
+    let (resp, transport, outcome) = ingest_inner(st, &headers, body, kind).await;
     st.processor
         .metrics()
         .record_request(transport, outcome, started.elapsed().as_secs_f64());
     resp
 }
 
-async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Response, Transport, RequestOutcome) {
+/// Decodes, processes and answers one request of `kind`: the response body in the request's
+/// encoding, and whether part of it was rejected.
+async fn answer(
+    st: &HttpState,
+    kind: Ingest,
+    enc: Encoding,
+    bytes: &[u8],
+    transport: Transport,
+    tenant: Option<&str>,
+    held: &mut Option<Reservation>,
+) -> Result<(Vec<u8>, bool), TraceError> {
+    let p = &st.processor;
+    if enc == Encoding::Json {
+        // The decoded message takes about the body's size again.
+        if let Some(r) = held.as_mut() {
+            r.grow(bytes.len() as u64)
+                .map_err(|e| TraceError::Refused(PushError::OverBudget(e)))?;
+        }
+    }
+    match (kind, enc) {
+        (Ingest::Traces, Encoding::Protobuf) => {
+            let r = answer::traces_protobuf(p, bytes, transport, tenant, held.as_mut()).await?;
+            Ok((r.encode_to_vec(), trace_partial(&r)))
+        }
+        (Ingest::Traces, Encoding::Json) => {
+            let req = json::decode_traces(bytes).map_err(TraceError::Invalid)?;
+            let r = answer::process(p, &req, transport, tenant, held.as_mut(), bytes.len()).await?;
+            Ok((trace_response_json(&r), trace_partial(&r)))
+        }
+        (Ingest::Logs, Encoding::Protobuf) => {
+            let r = logs::logs_protobuf(p, bytes, transport, tenant, held.as_mut()).await?;
+            Ok((r.encode_to_vec(), logs_partial(&r)))
+        }
+        (Ingest::Logs, Encoding::Json) => {
+            let req = json_logs::decode_logs(bytes).map_err(TraceError::Invalid)?;
+            let r = logs::process(p, &req, transport, tenant, held.as_mut(), bytes.len(), 0).await?;
+            Ok((logs::response_json(&r), logs_partial(&r)))
+        }
+    }
+}
+
+fn trace_partial(r: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse) -> bool {
+    r.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0)
+}
+
+fn logs_partial(r: &opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse) -> bool {
+    r.partial_success.as_ref().is_some_and(|p| p.rejected_log_records > 0)
+}
+
+async fn ingest_inner(
+    st: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    kind: Ingest,
+) -> (Response, Transport, RequestOutcome) {
     let tenant = match authenticate(st, headers) {
         Ok(t) => t,
         Err(r) => return (r, Transport::Http, RequestOutcome::Unauthenticated),
@@ -406,48 +475,16 @@ async fn traces_inner(st: &HttpState, headers: &HeaderMap, body: Body) -> (Respo
         Ok(b) => b,
         Err((r, outcome)) => return (r, transport, outcome),
     };
-    let decoded = match enc {
-        Encoding::Protobuf => {
-            answer::traces_protobuf(&st.processor, &bytes, transport, tenant.as_deref(), held.as_mut()).await
-        }
-        Encoding::Json => {
-            // The decoded message takes about the body's size again.
-            if let Err((r, outcome)) = grow(&mut held, bytes.len(), enc) {
-                return (r, transport, outcome);
-            }
-            match json::decode_traces(&bytes) {
-                Ok(req) => {
-                    answer::process(
-                        &st.processor,
-                        &req,
-                        transport,
-                        tenant.as_deref(),
-                        held.as_mut(),
-                        bytes.len(),
-                    )
-                    .await
-                }
-                Err(m) => Err(TraceError::Invalid(m)),
-            }
-        }
-    };
-    match decoded {
-        Ok(resp) => {
-            let outcome = if resp.partial_success.as_ref().is_some_and(|p| p.rejected_spans > 0) {
+    match answer(st, kind, enc, &bytes, transport, tenant.as_deref(), &mut held).await {
+        Ok((body, partial)) => (
+            (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response(),
+            transport,
+            if partial {
                 RequestOutcome::Partial
             } else {
                 RequestOutcome::Ok
-            };
-            let body = match enc {
-                Encoding::Protobuf => resp.encode_to_vec(),
-                Encoding::Json => trace_response_json(&resp),
-            };
-            (
-                (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response(),
-                transport,
-                outcome,
-            )
-        }
+            },
+        ),
         Err(TraceError::Invalid(m)) => (
             error(StatusCode::BAD_REQUEST, enc, INVALID_ARGUMENT, m.to_string()),
             transport,
@@ -480,16 +517,12 @@ fn trace_response_json(r: &opentelemetry_proto::tonic::collector::trace::v1::Exp
 }
 
 async fn metrics(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    not_ingested(&st, &headers, body, Signal::Metrics).await
+    not_ingested(&st, &headers, body).await
 }
 
-async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    not_ingested(&st, &headers, body, Signal::Logs).await
-}
-
-/// Metrics and logs: decoded to check and count them, then answered with every item rejected and
+/// Metrics: decoded to check and count them, then answered with every data point rejected and
 /// the reason, so exporters log a clear message instead of failing on a 404.
-async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body) -> Response {
     if let Err(r) = authenticate(st, headers) {
         st.processor
             .metrics()
@@ -509,8 +542,8 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
         Err((r, _)) => return r,
     };
     let count = match enc {
-        Encoding::Protobuf => answer::count_protobuf(&bytes, signal),
-        Encoding::Json => json::count_items(&bytes, signal),
+        Encoding::Protobuf => answer::count_data_points(&bytes),
+        Encoding::Json => json::count_data_points(&bytes),
     };
     let n = match count {
         Ok(n) => n,
@@ -519,27 +552,15 @@ async fn not_ingested(st: &HttpState, headers: &HeaderMap, body: Body, signal: S
     st.processor
         .metrics()
         .record_outcome(Transport::Http, RequestOutcome::NotIngested);
-    let body = match (signal, enc) {
-        (Signal::Metrics, Encoding::Protobuf) => answer::metrics_response(n).encode_to_vec(),
-        (Signal::Logs, Encoding::Protobuf) => answer::logs_response(n).encode_to_vec(),
-        (Signal::Metrics, Encoding::Json) => {
-            let r = answer::metrics_response(n);
-            match r.partial_success {
-                Some(p) => serde_json::json!({"partialSuccess": {"rejectedDataPoints": p.rejected_data_points.to_string(), "errorMessage": p.error_message}}),
-                None => serde_json::json!({}),
-            }
-            .to_string()
-            .into_bytes()
+    let r = answer::metrics_response(n);
+    let body = match enc {
+        Encoding::Protobuf => r.encode_to_vec(),
+        Encoding::Json => match r.partial_success {
+            Some(p) => serde_json::json!({"partialSuccess": {"rejectedDataPoints": p.rejected_data_points.to_string(), "errorMessage": p.error_message}}),
+            None => serde_json::json!({}),
         }
-        (Signal::Logs, Encoding::Json) => {
-            let r = answer::logs_response(n);
-            match r.partial_success {
-                Some(p) => serde_json::json!({"partialSuccess": {"rejectedLogRecords": p.rejected_log_records.to_string(), "errorMessage": p.error_message}}),
-                None => serde_json::json!({}),
-            }
-            .to_string()
-            .into_bytes()
-        }
+        .to_string()
+        .into_bytes(),
     };
     (StatusCode::OK, [(header::CONTENT_TYPE, enc.content_type())], body).into_response()
 }

@@ -21,16 +21,21 @@ use super::malformed::Malformed;
 
 /// Decodes an OTLP/JSON trace export request.
 pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, Malformed> {
+    decode::<JExport>(body).map(Into::into)
+}
+
+/// Reads `body` as one JSON value of `T`, naming the path of a structural error.
+pub(super) fn decode<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, Malformed> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let req: JExport = serde_path_to_error::deserialize(&mut de).map_err(|e| Malformed::Json {
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| Malformed::Json {
         path: e.path().to_string(),
         error: e.into_inner(),
     })?;
     de.end().map_err(Malformed::TrailingJson)?;
-    Ok(req.into())
+    Ok(value)
 }
 
-fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
     Option::<T>::deserialize(d).map(Option::unwrap_or_default)
 }
 
@@ -72,7 +77,7 @@ impl<'de> Deserialize<'de> for Wide {
 
 /// A 64-bit unsigned integer as a JSON number or decimal string.
 #[derive(Default)]
-struct U64(u64);
+pub(super) struct U64(pub(super) u64);
 
 impl<'de> Deserialize<'de> for U64 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -134,7 +139,7 @@ impl<'de> Deserialize<'de> for F64 {
 
 /// An enum as its integer or its proto name.
 #[derive(Default)]
-struct Enum(i32);
+pub(super) struct Enum(pub(super) i32);
 
 const ENUM_NAMES: &[(&str, i32)] = &[
     ("SPAN_KIND_UNSPECIFIED", 0),
@@ -178,7 +183,7 @@ impl<'de> Deserialize<'de> for Enum {
     }
 }
 
-fn hex_id(s: &str) -> Vec<u8> {
+pub(super) fn hex_id(s: &str) -> Vec<u8> {
     hex::decode(s.trim()).unwrap_or_default()
 }
 
@@ -202,7 +207,7 @@ struct JResourceSpans {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JResource {
+pub(super) struct JResource {
     #[serde(default, deserialize_with = "nullable")]
     attributes: Vec<JKeyValue>,
     #[serde(default, deserialize_with = "nullable", alias = "dropped_attributes_count")]
@@ -222,7 +227,7 @@ struct JScopeSpans {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JScope {
+pub(super) struct JScope {
     #[serde(default, deserialize_with = "nullable")]
     name: String,
     #[serde(default, deserialize_with = "nullable")]
@@ -310,7 +315,7 @@ struct JStatus {
 }
 
 #[derive(Deserialize)]
-struct JKeyValue {
+pub(super) struct JKeyValue {
     #[serde(default, deserialize_with = "nullable")]
     key: String,
     #[serde(default)]
@@ -319,7 +324,7 @@ struct JKeyValue {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JAnyValue {
+pub(super) struct JAnyValue {
     #[serde(default, alias = "string_value")]
     string_value: Option<String>,
     #[serde(default, alias = "bool_value")]
@@ -348,6 +353,27 @@ struct JKvList {
     values: Vec<JKeyValue>,
 }
 
+impl From<JResource> for Resource {
+    fn from(r: JResource) -> Self {
+        Resource {
+            attributes: kvs(r.attributes),
+            dropped_attributes_count: r.dropped_attributes_count,
+            entity_refs: Vec::new(),
+        }
+    }
+}
+
+impl From<JScope> for InstrumentationScope {
+    fn from(s: JScope) -> Self {
+        InstrumentationScope {
+            name: s.name,
+            version: s.version,
+            attributes: kvs(s.attributes),
+            dropped_attributes_count: s.dropped_attributes_count,
+        }
+    }
+}
+
 impl From<JExport> for ExportTraceServiceRequest {
     fn from(j: JExport) -> Self {
         ExportTraceServiceRequest {
@@ -359,11 +385,7 @@ impl From<JExport> for ExportTraceServiceRequest {
 impl From<JResourceSpans> for ResourceSpans {
     fn from(j: JResourceSpans) -> Self {
         ResourceSpans {
-            resource: j.resource.map(|r| Resource {
-                attributes: kvs(r.attributes),
-                dropped_attributes_count: r.dropped_attributes_count,
-                entity_refs: Vec::new(),
-            }),
+            resource: j.resource.map(Into::into),
             scope_spans: j.scope_spans.into_iter().map(Into::into).collect(),
             schema_url: j.schema_url,
         }
@@ -373,12 +395,7 @@ impl From<JResourceSpans> for ResourceSpans {
 impl From<JScopeSpans> for ScopeSpans {
     fn from(j: JScopeSpans) -> Self {
         ScopeSpans {
-            scope: j.scope.map(|s| InstrumentationScope {
-                name: s.name,
-                version: s.version,
-                attributes: kvs(s.attributes),
-                dropped_attributes_count: s.dropped_attributes_count,
-            }),
+            scope: j.scope.map(Into::into),
             spans: j.spans.into_iter().map(Into::into).collect(),
             schema_url: j.schema_url,
         }
@@ -431,7 +448,7 @@ impl From<JSpan> for Span {
     }
 }
 
-fn kvs(list: Vec<JKeyValue>) -> Vec<KeyValue> {
+pub(super) fn kvs(list: Vec<JKeyValue>) -> Vec<KeyValue> {
     list.into_iter()
         .map(|kv| KeyValue {
             key: kv.key,
@@ -441,7 +458,7 @@ fn kvs(list: Vec<JKeyValue>) -> Vec<KeyValue> {
         .collect()
 }
 
-fn any(v: JAnyValue) -> AnyValue {
+pub(super) fn any(v: JAnyValue) -> AnyValue {
     let value = if let Some(s) = v.string_value {
         Some(any_value::Value::StringValue(s))
     } else if let Some(b) = v.bool_value {
@@ -463,9 +480,9 @@ fn any(v: JAnyValue) -> AnyValue {
     AnyValue { value }
 }
 
-/// Counts the data points of an OTLP/JSON metrics request, or the log records of a logs request,
-/// after checking it is a JSON object. Used to answer `/v1/metrics` and `/v1/logs`.
-pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
+/// Counts the data points of an OTLP/JSON metrics request after checking it is a JSON object.
+/// Used to answer `/v1/metrics`.
+pub fn count_data_points(body: &[u8]) -> Result<i64, Malformed> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|error| Malformed::Json {
         path: ".".to_owned(),
         error,
@@ -481,36 +498,16 @@ pub fn count_items(body: &[u8], signal: Signal) -> Result<i64, Malformed> {
             .unwrap_or_default()
     };
     let mut n = 0i64;
-    match signal {
-        Signal::Metrics => {
-            for rm in arr(&v, "resourceMetrics", "resource_metrics") {
-                for sm in arr(&rm, "scopeMetrics", "scope_metrics") {
-                    for m in arr(&sm, "metrics", "metrics") {
-                        for kind in ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] {
-                            if let Some(data) = m.get(kind) {
-                                n += arr(data, "dataPoints", "data_points").len() as i64;
-                            }
-                        }
+    for rm in arr(&v, "resourceMetrics", "resource_metrics") {
+        for sm in arr(&rm, "scopeMetrics", "scope_metrics") {
+            for m in arr(&sm, "metrics", "metrics") {
+                for kind in ["gauge", "sum", "histogram", "exponentialHistogram", "summary"] {
+                    if let Some(data) = m.get(kind) {
+                        n += arr(data, "dataPoints", "data_points").len() as i64;
                     }
-                }
-            }
-        }
-        Signal::Logs => {
-            for rl in arr(&v, "resourceLogs", "resource_logs") {
-                for sl in arr(&rl, "scopeLogs", "scope_logs") {
-                    n += arr(&sl, "logRecords", "log_records").len() as i64;
                 }
             }
         }
     }
     Ok(n)
-}
-
-/// Signals llmhub answers but does not ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// `/v1/metrics`.
-    Metrics,
-    /// `/v1/logs`.
-    Logs,
 }

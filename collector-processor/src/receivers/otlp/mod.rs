@@ -5,5 +5,7 @@ pub mod answer;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod json_logs;
+pub mod logs;
 pub mod malformed;
 pub mod wire;
