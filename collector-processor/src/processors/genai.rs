@@ -455,9 +455,8 @@ impl GenAiProcessor {
                                     problems.note(format!("{} rejected: {reason}", at()));
                                 }
                                 Outcome::Call(n) => {
-                                    let name = llmhub_core::normalize::short(span.name);
-                                    let at = || format!("{} ({name:?})", at());
-                                    self.take(*n, &at, tenant, &mut effects, &mut summary, &mut problems);
+                                    let at = || format!("{} ({:?})", at(), llmhub_core::normalize::short(span.name));
+                                    self.take(n, &at, tenant, &mut effects, &mut summary, &mut problems);
                                 }
                             }
                         }
@@ -492,7 +491,7 @@ impl GenAiProcessor {
                                     problems.note(format!("{} rejected: {reason}", at()));
                                 }
                                 Outcome::Call(n) => {
-                                    self.take(*n, &at, tenant, &mut effects, &mut summary, &mut problems);
+                                    self.take(n, &at, tenant, &mut effects, &mut summary, &mut problems);
                                 }
                             }
                         }
@@ -524,7 +523,7 @@ impl GenAiProcessor {
     /// was in the request), deduplication, pricing, and its record.
     fn take(
         &self,
-        mut n: Normalized,
+        mut n: Box<Normalized>,
         at: &dyn Fn() -> String,
         tenant: Option<&str>,
         effects: &mut Effects<'_>,
