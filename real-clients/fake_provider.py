@@ -14,6 +14,8 @@ Routes (an optional tag prefix `/x/<k=v,k=v,...>` may precede each of them):
     POST /v1/embeddings         (OpenAI embeddings, float or base64)
     POST /v1/responses          (OpenAI Responses API, stream or not, tools)
     POST /v1/messages           (Anthropic Messages, stream or not, tools)
+    POST /v1beta/models/<model>:generateContent and :streamGenerateContent?alt=sse
+                                (Gemini API, text or the JSON its generationConfig's schema asks for)
     GET  /v1/models             (minimal list, for frameworks that probe)
     GET  /_health               (liveness, not logged)
 
@@ -39,6 +41,7 @@ from urllib.parse import unquote
 
 OPENAI_REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 TAG_RE = re.compile(r"^/x/([^/]*)(/.*)$")
+GEMINI_RE = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
 FAIL_RE = re.compile(r"FAKE_FAIL=(\d{3})")
 
 _log_lock = threading.Lock()
@@ -80,6 +83,12 @@ def choose_usage(api: str, model: str, key: str) -> dict:
         if is_reasoning_model(model):
             u["reasoning"] = _rng(key, "rs", 64, 2048)
         u["output"] = visible + u["reasoning"]
+        return u
+    if api == "gemini.generate":
+        u["input_uncached"] = _rng(key, "in", 100, 5000)
+        u["cache_read"] = _rng(key, "cr", 0, 2000)
+        u["reasoning"] = _rng(key, "rs", 0, 512)
+        u["output"] = _rng(key, "out", 10, 1000) + u["reasoning"]
         return u
     # anthropic.messages
     u["input_uncached"] = _rng(key, "in", 5, 1000)
@@ -283,15 +292,16 @@ class Handler(BaseHTTPRequestHandler):
             "/v1/responses": ("openai.responses", self.openai_responses),
             "/v1/messages": ("anthropic.messages", self.anthropic_messages),
         }
-        if path not in routes:
+        gm = GEMINI_RE.match(path)
+        if path not in routes and not gm:
             return self._send_json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error",
                                                    "param": None, "code": None}})
-        api, fn = routes[path]
+        api, fn = routes[path] if not gm else ("gemini.generate", self.gemini_generate)
         client = tags.get("client", "")
         flow = tags.get("flow", "")
         seq = _next_seq(client, flow)
-        model = str(body.get("model", ""))
-        stream = bool(body.get("stream"))
+        model = str(body.get("model", "")) if not gm else gm.group(1)
+        stream = bool(body.get("stream")) if not gm else gm.group(2) == "streamGenerateContent"
         key = f"{client}|{flow}|{seq}|{api}|{model}|{int(stream)}"
         rec = {"api": api, "model": model, "stream": stream, "client": client, "flow": flow, "seq": seq}
         if tags.get("fail"):
@@ -562,6 +572,62 @@ class Handler(BaseHTTPRequestHandler):
             self._end_sse()
         return {"response_id": mid, "usage_reported": True, "finish_reason": stop,
                 "service_tier": "standard", "cache_write_ttl": "5m", "wire_usage": wire_usage}
+
+    def gemini_generate(self, body, model, stream, key, u):
+        gc = body.get("generationConfig") or {}
+        if gc.get("responseMimeType") == "application/json":
+            text = json.dumps(sample_from_schema(gc.get("responseJsonSchema") or gc.get("responseSchema") or {}))
+            pieces = [text]
+        else:
+            text = make_text(key)
+            pieces = split_text(text)
+        # Gemini's counts: the prompt includes the cache; candidates exclude the thoughts.
+        wire_usage = {
+            "promptTokenCount": u["input_uncached"] + u["cache_read"],
+            "cachedContentTokenCount": u["cache_read"],
+            "candidatesTokenCount": u["output"] - u["reasoning"],
+            "thoughtsTokenCount": u["reasoning"],
+            "totalTokenCount": u["input_uncached"] + u["cache_read"] + u["output"],
+        }
+        rid = "resp_" + short_id(key, "resp")
+
+        def response(parts_text, last):
+            r = {"candidates": [{"content": {"role": "model", "parts": [{"text": parts_text}]}, "index": 0}],
+                 "modelVersion": model, "responseId": rid,
+                 "usageMetadata": wire_usage if last else {"promptTokenCount": wire_usage["promptTokenCount"]}}
+            if last:
+                r["candidates"][0]["finishReason"] = "STOP"
+            return r
+
+        if not stream:
+            self._send_json(200, response(text, True))
+        else:
+            self._start_sse()
+            for i, piece in enumerate(pieces):
+                self._sse(response(piece, i == len(pieces) - 1))
+            self._end_sse()
+        return {"response_id": rid, "usage_reported": True, "finish_reason": "STOP", "wire_usage": wire_usage}
+
+
+def sample_from_schema(schema, depth: int = 0):
+    """A value that satisfies a (JSON or OpenAPI) schema's types, enums and minimums."""
+    if not isinstance(schema, dict) or depth > 6:
+        return "fake"
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "string")
+    t = str(t or ("object" if "properties" in schema else "string")).lower()
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if t == "object":
+        return {k: sample_from_schema(v, depth + 1) for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return []
+    if t in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if t == "boolean":
+        return False
+    return "fake"
 
 
 def write_log(rec: dict):

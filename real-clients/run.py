@@ -64,7 +64,7 @@ NODE_RUN = HERE / "node" / "run.sh"
 # rotel's collector binary for collector-processor/tests/rotel.rs.
 TOOL_LOCKS = ["rotel"]
 # npm-installed tools the Rust tests run: the coding-agent CLIs of
-# collector-processor/tests/coding_agents.rs (Claude Code).
+# collector-processor/tests/coding_agents.rs (Claude Code, Gemini CLI, Codex CLI).
 TOOL_NODE = HERE / "coding-agents" / "install.sh"
 
 

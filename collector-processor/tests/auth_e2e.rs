@@ -123,6 +123,24 @@ async fn keys_decide_who_may_send_and_for_which_tenant() {
     emit_over_http(http, "x-api-key", ACME.to_owned(), "svc-http").await;
     // A collector's key names no tenant: the spans' own tenant attribute stands.
     emit_over_http(http, "authorization", format!("Bearer {COLLECTOR}"), "svc-collector").await;
+    // Logs too: Claude Code's export (testdata), its resource claiming tenant globex, sent with
+    // the acme key, counts for acme.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/coding-agents/claude-code-2.1.337-logs.json");
+    let mut logs: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    logs["resourceLogs"][0]["resource"]["attributes"]
+        .as_array_mut()
+        .expect("resource attributes")
+        .push(serde_json::json!({"key": "tenant.id", "value": {"stringValue": "globex"}}));
+    let r = reqwest::Client::new()
+        .post(format!("http://{http}/v1/logs"))
+        .header("content-type", "application/json")
+        .header("x-api-key", ACME)
+        .body(logs.to_string())
+        .send()
+        .await
+        .expect("post logs");
+    assert_eq!(r.status().as_u16(), 200);
 
     // No key, a wrong key: UNAUTHENTICATED over gRPC, 401 over HTTP, on every signal.
     let req = ExportTraceServiceRequest::default();
@@ -200,7 +218,16 @@ async fn keys_decide_who_may_send_and_for_which_tenant() {
         ),
         1.0
     );
-    assert_eq!(sum(&m, "llmhub_requests_total", &[]), 3.0, "nothing else counted");
+    assert_eq!(
+        sum(
+            &m,
+            "llmhub_requests_total",
+            &[("service_name", "claude-code"), ("llmhub_tenant", "acme")]
+        ),
+        1.0,
+        "the key's tenant, not the event's"
+    );
+    assert_eq!(sum(&m, "llmhub_requests_total", &[]), 4.0, "nothing else counted");
     assert_eq!(
         sum(
             &m,

@@ -745,7 +745,7 @@ async fn every_signal_and_json_value_type_is_refused_by_name() {
     assert_eq!(err.code(), Code::Unimplemented, "{err:?}");
     assert_eq!(err.message(), "unknown method; only Export is served");
 
-    // Logs and metrics are counted, not ingested, but a body that does not parse is still refused.
+    // Metrics are counted, not ingested, and logs read; a body that does not parse is refused.
     let (status, ct, body) = post(&format!("{base}/v1/logs"), PROTO, None, vec![0xff, 0xff, 0xff, 0x01]).await;
     assert_eq!((status, ct.as_str()), (400, PROTO));
     let st = RpcStatus::decode(&body[..]).expect("Status body");
@@ -788,5 +788,105 @@ async fn every_signal_and_json_value_type_is_refused_by_name() {
     }
     let m = scrape(running.metrics_addr).await;
     assert_eq!(sum(&m, "llmhub_requests_total", &[]), 0.0);
+    running.stop().await.expect("stop");
+}
+
+/// Claude Code's logs export (testdata), as JSON, with `edit` applied to its one api_request event.
+fn claude_code_export(edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/coding-agents/claude-code-2.1.337-logs.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    for r in v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array_mut()
+        .expect("records")
+    {
+        if r["body"]["stringValue"] == "claude_code.api_request" {
+            edit(r);
+        }
+    }
+    serde_json::to_vec(&v).expect("json")
+}
+
+/// Logs take the traces' rules: one event that cannot be read is rejected by its path while its
+/// neighbours count; a request past the limit is refused whole (413, RESOURCE_EXHAUSTED) and
+/// counted; a JSON value of the wrong type names its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_records_are_rejected_one_by_one_refused_past_the_limit_and_named() {
+    let mut cfg = loopback_config();
+    cfg.receivers.otlp.limits.max_spans_per_request = 9;
+    let running = start(&cfg).await;
+    let url = format!("http://{}/v1/logs", running.http_addr.expect("http"));
+
+    // The export as Claude Code sent it (nine records), plus a copy of its api_request with no time.
+    let mut v: serde_json::Value = serde_json::from_slice(&claude_code_export(|_| {})).expect("json");
+    let records = v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array_mut()
+        .expect("records");
+    assert_eq!(records.len(), 9);
+    let mut untimed = records
+        .iter()
+        .find(|r| r["body"]["stringValue"] == "claude_code.api_request")
+        .expect("api_request")
+        .clone();
+    untimed["timeUnixNano"] = "0".into();
+    untimed["observedTimeUnixNano"] = "0".into();
+    records.push(untimed);
+    // Ten records, nine allowed: refused whole, final.
+    let (status, _, body) = post(&url, JSON, None, serde_json::to_vec(&v).expect("json")).await;
+    assert_eq!(status, 413);
+    let st: serde_json::Value = serde_json::from_slice(&body).expect("status");
+    assert!(
+        st["message"]
+            .as_str()
+            .expect("message")
+            .contains("holds 10 log records, more than the 9 allowed"),
+        "{st}"
+    );
+    // Without one startup record: accepted, the untimed event rejected by its path.
+    v["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array_mut()
+        .expect("records")
+        .remove(0);
+    let (status, _, body) = post(&url, JSON, None, serde_json::to_vec(&v).expect("json")).await;
+    assert_eq!(status, 200);
+    let r: serde_json::Value = serde_json::from_slice(&body).expect("response");
+    assert_eq!(r["partialSuccess"]["rejectedLogRecords"], "1", "{r}");
+    assert_eq!(
+        r["partialSuccess"]["errorMessage"],
+        "resourceLogs[0].scopeLogs[0].logRecords[8] rejected: event \"claude_code.api_request\": neither time_unix_nano nor observed_time_unix_nano is set",
+    );
+
+    // A value of the wrong type: 400 naming where.
+    let (status, _, body) = post(
+        &url,
+        JSON,
+        None,
+        br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":[{"key":"k","value":{"intValue":true}}]}]}]}]}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let st: serde_json::Value = serde_json::from_slice(&body).expect("status");
+    assert!(
+        st["message"]
+            .as_str()
+            .expect("message")
+            .contains("resourceLogs[0].scopeLogs[0].logRecords[0].attributes[0].value.intValue"),
+        "{st}"
+    );
+
+    let m = scrape(running.metrics_addr).await;
+    let by = |outcome| {
+        sum(
+            &m,
+            "llmhub_receiver_log_records_total",
+            &[("llmhub_transport", "http_json"), ("llmhub_outcome", outcome)],
+        )
+    };
+    assert_eq!(by("refused"), 10.0);
+    assert_eq!((by("read"), by("invalid"), by("not_genai")), (1.0, 1.0, 7.0));
+    assert_eq!(
+        sum(&m, "llmhub_requests_total", &[("service_name", "claude-code")]),
+        1.0
+    );
     running.stop().await.expect("stop");
 }

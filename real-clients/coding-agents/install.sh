@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm ci of the pinned coding-agent CLIs (package-lock.json here) into
+# npm ci of the pinned coding-agent CLIs (Claude Code, Gemini CLI, Codex CLI; package-lock.json here) into
 # <repo>/target/real-clients/coding-agents, skipped while the lock's sha256 matches the last
 # successful install. Prints the directory holding node_modules/.bin.
 set -euo pipefail
@@ -11,7 +11,7 @@ mkdir -p "$DIR"
 want="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)"
 have=""
 [ -f "$DIR/.lock-sha256" ] && have="$(cat "$DIR/.lock-sha256")"
-if [ "$want" != "$have" ] || [ ! -x "$DIR/node_modules/.bin/claude" ]; then
+if [ "$want" != "$have" ] || [ ! -x "$DIR/node_modules/.bin/claude" ] || [ ! -x "$DIR/node_modules/.bin/codex" ] || [ ! -x "$DIR/node_modules/.bin/gemini" ]; then
   cp "$HERE/package.json" "$HERE/package-lock.json" "$DIR/"
   rm -f "$DIR/.lock-sha256"
   # --loglevel=error: Claude Code declares engines node>=22 and npm warns on node 20 (it runs a
