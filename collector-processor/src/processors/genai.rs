@@ -36,9 +36,10 @@ const MAX_MESSAGES: usize = 5;
 /// What became of one export request.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ExportSummary {
-    /// Spans in the request.
+    /// Spans (or log records) in the request.
     pub received: u64,
-    /// Spans refused (reported to the client as `rejected_spans`).
+    /// Spans (or log records) refused (reported to the client as `rejected_spans`, or
+    /// `rejected_log_records`).
     pub rejected: u64,
     /// Problems, one sentence each, for the partial-success message; empty when all was clean.
     pub message: String,

@@ -4,7 +4,8 @@
 //! Status codes: 200 with the export response (partial success when spans or log records were
 //! rejected); 400 with a `google.rpc.Status` body for a malformed request; 413 when the body is
 //! larger than allowed before or after decompression; 415 for an unsupported content type or
-//! encoding; 405 for a method other than POST. Error bodies use the request's encoding (JSON or protobuf).
+//! encoding; 405 for a method other than POST. Error bodies use the request's encoding (JSON or
+//! protobuf).
 
 use super::answer::{self, TraceError};
 use super::{json, json_logs, logs};
