@@ -174,3 +174,62 @@ async fn soak_timescale() {
     let _serial = serial().await;
     check(soak(Server::Timescale, cycles()).await);
 }
+
+/// Logs take the traces' durability: a logs request acknowledged while the database is down
+/// (WAL queue) survives a kill -9 of llmhub and is stored, once, when llmhub and the database
+/// are back. The request is Claude Code's export (testdata), as it sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL 15 (scripts/servers.sh); stops it and kills llmhub"]
+async fn an_acknowledged_logs_request_survives_kill_9() {
+    let _serial = serial().await;
+    let mut fx = crate::support::Fixture::new(Server::Pg15, "kill9_logs").await;
+    let cfg = config(&fx);
+    let mut llmhub = start(&fx, &cfg, 0);
+    // The database stops before the request, so nothing of it can be written before the kill.
+    fx.server.control("stop");
+    let body = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/coding-agents/claude-code-2.1.337-logs.json"),
+    )
+    .expect("fixture");
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/logs", llmhub.http))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200, "acknowledged with the database down");
+    llmhub.kill();
+    fx.server.control("start");
+    fx.reconnect().await;
+    let _llmhub = start(&fx, &cfg, 1);
+    let q = format!(
+        "SELECT count(*), sum(input_uncached_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens)
+           FROM {}.llm_calls WHERE dialect = 'claude_code'",
+        fx.schema
+    );
+    crate::support::wait_until(Duration::from_secs(60), "the logged call stored", || {
+        let (admin, q) = (&fx.admin, q.clone());
+        async move {
+            admin
+                .query_one(&q, &[])
+                .await
+                .map(|r| r.get::<_, i64>(0) > 0)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    let row = fx.admin.query_one(&q, &[]).await.expect("row");
+    let n = |i: usize| row.get::<_, Option<rust_decimal::Decimal>>(i).map(|d| d.to_string());
+    assert_eq!(row.get::<_, i64>(0), 1, "once");
+    assert_eq!(
+        (n(1), n(2), n(3), n(4)),
+        (
+            Some("1234".to_owned()),
+            Some("3456".to_owned()),
+            Some("2345".to_owned()),
+            Some("456".to_owned())
+        )
+    );
+    fx.cleanup().await;
+}
