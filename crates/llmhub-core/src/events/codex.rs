@@ -22,12 +22,11 @@
 
 use super::ids::Ids;
 use super::value::{count_at, millis_at};
-use super::{chat_call, tenant_attributes, Synthetic};
+use super::{chat_call, Synthetic};
 use crate::log::LogView;
-use crate::normalize::NormalizeOptions;
 use crate::span::{StatusCode, Value};
 
-pub(super) fn span<'a>(log: &LogView<'a>, opts: &NormalizeOptions) -> Option<Synthetic<'a>> {
+pub(super) fn span<'a>(log: &LogView<'a>) -> Option<Synthetic<'a>> {
     if log.str("event.kind") != Some("response.completed") {
         return None;
     }
@@ -63,12 +62,10 @@ pub(super) fn span<'a>(log: &LogView<'a>, opts: &NormalizeOptions) -> Option<Syn
         a.push(("gen_ai.request.stream", Value::Bool(true)));
         a.push(("gen_ai.response.time_to_first_chunk", Value::Double(t as f64 / 1e9)));
     }
-    tenant_attributes(log, opts, &mut a);
     Some(Synthetic {
         ids,
-        start_unix_nano: time,
         end_unix_nano: time,
-        duration_known: false,
+        duration_ns: None,
         status: StatusCode::Unset,
         attributes: a,
     })

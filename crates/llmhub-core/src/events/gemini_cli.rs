@@ -20,13 +20,12 @@
 
 use super::ids::Ids;
 use super::value::{count, count_at, millis_at};
-use super::{chat_call, tenant_attributes, Synthetic};
+use super::{chat_call, Synthetic};
 use crate::log::LogView;
-use crate::normalize::NormalizeOptions;
 use crate::span::{StatusCode, Value};
 
 /// `api_error`: a `gemini_cli.api_error` event.
-pub(super) fn span<'a>(api_error: bool, log: &LogView<'a>, opts: &NormalizeOptions) -> Synthetic<'a> {
+pub(super) fn span<'a>(api_error: bool, log: &LogView<'a>) -> Synthetic<'a> {
     let n = |key: &str| count_at(log, key);
     let session = log.str("session.id").unwrap_or("");
     let prompt = log.str("prompt_id").unwrap_or("");
@@ -77,12 +76,10 @@ pub(super) fn span<'a>(api_error: bool, log: &LogView<'a>, opts: &NormalizeOptio
             a.push(("error.type", t.clone()));
         }
     }
-    tenant_attributes(log, opts, &mut a);
     Synthetic {
         ids,
-        start_unix_nano: time.saturating_sub(duration_ns.unwrap_or(0)),
         end_unix_nano: time,
-        duration_known: duration_ns.is_some(),
+        duration_ns,
         status: if failed { StatusCode::Error } else { StatusCode::Unset },
         attributes: a,
     }

@@ -78,11 +78,11 @@ impl KnownEvent {
 /// A span made of an event: the ids, times, status and GenAI attributes normalization reads.
 struct Synthetic<'a> {
     ids: ids::Ids,
-    start_unix_nano: u64,
+    /// When the call ended: the event's time.
     end_unix_nano: u64,
-    /// False when the event says when the call ended but not how long it took: the record then
-    /// has no duration (never a duration of 0).
-    duration_known: bool,
+    /// How long it took; `None` when the event does not say (the record then has no duration,
+    /// never a duration of 0).
+    duration_ns: Option<u64>,
     status: StatusCode,
     attributes: Vec<Attribute<'a>>,
 }
@@ -100,22 +100,29 @@ pub fn read_event(ctx: &ContextView<'_>, log: &LogView<'_>, opts: &NormalizeOpti
         ));
     }
     let made = match event {
-        KnownEvent::ClaudeCodeApiRequest => Some(claude_code::span(false, log, opts)),
-        KnownEvent::ClaudeCodeApiError => Some(claude_code::span(true, log, opts)),
-        KnownEvent::GeminiCliApiResponse => Some(gemini_cli::span(false, log, opts)),
-        KnownEvent::GeminiCliApiError => Some(gemini_cli::span(true, log, opts)),
-        KnownEvent::CodexSseEvent => codex::span(log, opts),
+        KnownEvent::ClaudeCodeApiRequest => Some(claude_code::span(false, log)),
+        KnownEvent::ClaudeCodeApiError => Some(claude_code::span(true, log)),
+        KnownEvent::GeminiCliApiResponse => Some(gemini_cli::span(false, log)),
+        KnownEvent::GeminiCliApiError => Some(gemini_cli::span(true, log)),
+        KnownEvent::CodexSseEvent => codex::span(log),
     };
     // An event of a known kind that is not a model call (a Codex stream event without usage).
-    let Some(s) = made else {
+    let Some(mut s) = made else {
         return Outcome::NotGenAi;
     };
+    // The configured tenant keys found on the event (Claude Code copies OTEL_RESOURCE_ATTRIBUTES
+    // onto its events).
+    for (k, v) in &log.attributes {
+        if opts.tenant_keys.iter().any(|t| t == k) {
+            s.attributes.push((k, v.clone()));
+        }
+    }
     let span = SpanView {
         trace_id: &s.ids.trace,
         span_id: &s.ids.span,
         parent_span_id: &[],
         name: event.name(),
-        start_unix_nano: s.start_unix_nano,
+        start_unix_nano: s.end_unix_nano.saturating_sub(s.duration_ns.unwrap_or(0)),
         end_unix_nano: s.end_unix_nano,
         attributes: s.attributes,
         events: Vec::new(),
@@ -125,7 +132,7 @@ pub fn read_event(ctx: &ContextView<'_>, log: &LogView<'_>, opts: &NormalizeOpti
     match normalize(ctx, &span, opts) {
         Outcome::Call(mut n) => {
             n.call.dialect = event.dialect();
-            if !s.duration_known {
+            if s.duration_ns.is_none() {
                 let t = &mut n.call.timings;
                 (t.duration_s, t.tpot_s, t.output_tokens_per_s) = (None, None, None);
             }
@@ -149,15 +156,6 @@ fn chat_call<'a>(provider: &'static str, log: &LogView<'a>, conversation: &'a st
         a.push(("gen_ai.conversation.id", Value::Str(conversation)));
     }
     a
-}
-
-/// The attributes every mapping passes through: the configured tenant keys found on the event.
-fn tenant_attributes<'a>(log: &LogView<'a>, opts: &NormalizeOptions, out: &mut Vec<Attribute<'a>>) {
-    for (k, v) in &log.attributes {
-        if opts.tenant_keys.iter().any(|t| t == k) {
-            out.push((k, v.clone()));
-        }
-    }
 }
 
 #[cfg(test)]
